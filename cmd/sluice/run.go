@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/proxytest"
+	"github.com/sluice-proxy/sluice/wasm"
+)
+
+var readFile = os.ReadFile
+
+// run is main without the exit, for tests.
+func run(args []string, stdout, stderr *os.File) int {
+	o, fs, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fatalf(stderr, "%v", err)
+		return exitConfig
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	cfg, err := buildConfig(o, set)
+	if err != nil {
+		fatalf(stderr, "%v", err)
+		return exitConfig
+	}
+	var demo *demoUpstream
+	if o.demo {
+		if demo, err = startDemo(); err != nil {
+			fatalf(stderr, "demo upstream: %v", err)
+			return exitError
+		}
+		defer demo.close()
+		if len(cfg.Upstreams) == 0 {
+			cfg.Upstreams = []proxy.UpstreamConfig{{Name: "default", Endpoints: []string{demo.url}}}
+		}
+	}
+	resolvePluginPaths(cfg, o.configPath)
+	if err := cfg.Validate(); err != nil {
+		fatalf(stderr, "%v", err)
+		return exitConfig
+	}
+	logger := newLogger(cfg.Log, stderr)
+
+	ctx := context.Background()
+	var host *wasm.Host
+	if len(cfg.Plugins) > 0 || o.validate {
+		pluginMetrics := metrics.NewSet()
+		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics})
+		if err != nil {
+			fatalf(stderr, "%v", err)
+			return exitError
+		}
+		defer host.Close(ctx)
+		if o.validate {
+			for _, pc := range cfg.Plugins {
+				if err := host.Check(ctx, pc); err != nil {
+					fatalf(stderr, "config: plugins: %v", err)
+					return exitConfig
+				}
+			}
+			fmt.Fprintf(stdout, "sluice: config is valid (%d upstreams, %d routes, %d plugins)\n",
+				len(cfg.Upstreams), len(cfg.Routes), len(cfg.Plugins))
+			return exitOK
+		}
+		return serve(ctx, cfg, logger, host, pluginMetrics, demo)
+	}
+	return serve(ctx, cfg, logger, nil, nil, demo)
+}
+
+// serve builds the server, loads plugins, marks ready and runs until a
+// signal, then drains.
+func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wasm.Host, pluginMetrics *metrics.Set, demo *demoUpstream) int {
+	var filters []proxy.Filter
+	var sets []*metrics.Set
+	if host != nil {
+		sets = append(sets, pluginMetrics)
+		for _, pc := range cfg.Plugins {
+			p, err := host.Load(ctx, pc)
+			if err != nil {
+				logger.Error("sluice: cannot start", "error", err)
+				return exitError
+			}
+			defer p.Close()
+			filters = append(filters, p)
+		}
+	}
+	srv, err := proxy.NewServer(cfg, proxy.Options{Filters: filters, Logger: logger, Metrics: sets})
+	if err != nil {
+		logger.Error("sluice: cannot start", "error", err)
+		return exitError
+	}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		logger.Error("sluice: cannot listen", "addr", cfg.Addr(), "error", err)
+		return exitError
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	srv.Router().SetReady(true)
+	logger.Info("sluice: listening", "addr", ln.Addr().String(), "upstreams", len(cfg.Upstreams),
+		"plugins", len(filters), "max_concurrent_requests", cfg.MaxConcurrentRequests)
+	if demo != nil {
+		logger.Info("sluice: demo upstream running", "url", demo.url,
+			"try", "curl http://"+displayAddr(ln.Addr())+"/v1/chat/completions -H 'content-type: application/json' -d '{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'")
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	select {
+	case err := <-serveErr:
+		if err != nil {
+			logger.Error("sluice: server stopped", "error", err)
+			return exitError
+		}
+		return exitOK
+	case s := <-sig:
+		logger.Info("sluice: draining", "signal", s.String(), "shutdown_timeout", time.Duration(cfg.ShutdownTimeout))
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("sluice: shutdown timeout passed with requests still running", "error", err)
+	}
+	<-serveErr
+	logger.Info("sluice: stopped")
+	return exitOK
+}
+
+// resolvePluginPaths makes relative plugin paths relative to the config
+// file's directory, as operators expect of paths written in a file.
+func resolvePluginPaths(cfg *proxy.Config, configPath string) {
+	if configPath == "" {
+		return
+	}
+	dir := filepath.Dir(configPath)
+	for i := range cfg.Plugins {
+		if p := cfg.Plugins[i].Path; p != "" && !filepath.IsAbs(p) {
+			cfg.Plugins[i].Path = filepath.Join(dir, p)
+		}
+	}
+}
+
+func newLogger(lc proxy.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch lc.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// demoUpstream is the embedded proxytest server behind -demo.
+type demoUpstream struct {
+	url string
+	srv *http.Server
+}
+
+func startDemo() (*demoUpstream, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	up := proxytest.NewUnstartedServer(proxytest.Options{TokenDelay: 20 * time.Millisecond, Tokens: 16, Model: "demo"})
+	hs := &http.Server{Handler: up.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return &demoUpstream{url: "http://" + ln.Addr().String(), srv: hs}, nil
+}
+
+func (d *demoUpstream) close() { _ = d.srv.Close() }
+
+func displayAddr(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
+	}
+	return a.String()
+}

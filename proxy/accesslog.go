@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// logAccess writes one access-log line for a finished request.
+func (s *Server) logAccess(rs *requestState, elapsed time.Duration) {
+	upstream := ""
+	if rs.pool != nil {
+		upstream = rs.pool.name
+	}
+	attrs := []slog.Attr{
+		slog.String("method", string(rs.logMethod)),
+		slog.String("path", string(rs.logPath)),
+		slog.Int("status", rs.status),
+		slog.Duration("duration", elapsed),
+		slog.String("upstream", upstream),
+		slog.String("request_id", string(rs.reqID)),
+		slog.Bool("ok", rs.ok),
+	}
+	if rs.upErr != nil {
+		attrs = append(attrs, slog.String("error", rs.upErr.Error()))
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
+}
+
+// logRejected logs a request refused before it took a slot.
+func (s *Server) logRejected(ctx *fasthttp.RequestCtx) {
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("method", string(ctx.Method())),
+		slog.String("path", string(ctx.RequestURI())),
+		slog.Int("status", fasthttp.StatusTooManyRequests),
+		slog.String("reason", "overloaded"),
+	)
+}

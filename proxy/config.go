@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"time"
+)
+
+// Defaults for Config fields left at their zero value. They follow the
+// text-generation-inference router where it has an equivalent.
+const (
+	DefaultHostname              = "0.0.0.0"
+	DefaultPort                  = 8080
+	DefaultMaxConcurrentRequests = 128
+	DefaultMaxBatchSize          = 32
+	DefaultTimeout               = 60 * time.Second
+	DefaultMaxRequestBodySize    = 4 << 20
+	DefaultShutdownTimeout       = 30 * time.Second
+)
+
+// Config is the proxy's configuration: the seed's RouterConfig plus
+// upstream pools, routes and plugins. It loads from YAML (LoadConfig,
+// ParseConfig) with the snake_case keys shown in the field tags, or is
+// built in Go with NewConfig and the With… methods.
+//
+// Build a Config with NewConfig (which fills the defaults) or from YAML;
+// a zero Config is invalid. Validate names the first bad field. A Config is
+// read-only once handed to NewServer.
+type Config struct {
+	// Hostname is the address to listen on. Default "0.0.0.0".
+	Hostname string `yaml:"hostname"`
+	// Port is the TCP port to listen on (1–65535). Default 8080.
+	Port int `yaml:"port"`
+	// MaxConcurrentRequests is the number of admission slots: requests
+	// beyond it are refused with 429 at once, never queued. Default 128.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// MaxBatchSize caps requests in flight to one upstream endpoint.
+	// Default 32.
+	MaxBatchSize int `yaml:"max_batch_size"`
+	// Timeout bounds the wait for upstream response headers and any silence
+	// between streamed chunks (an idle timeout: a stream that keeps
+	// producing is never cut). It also bounds a plugin's pause. Default 60s.
+	Timeout Duration `yaml:"timeout"`
+	// OpenAICompat selects OpenAI-shaped JSON errors (true, the default)
+	// instead of TGI-shaped ones.
+	OpenAICompat bool `yaml:"openai_compat"`
+	// EnableMetrics serves Prometheus metrics on GET /metrics. Default true.
+	EnableMetrics bool `yaml:"enable_metrics"`
+	// MaxRequestBodySize is the largest request body accepted, in bytes;
+	// larger ones get 413. Default 4 MiB.
+	MaxRequestBodySize ByteSize `yaml:"max_request_body_size"`
+	// ShutdownTimeout bounds how long in-flight requests (streams
+	// included) may run after SIGTERM. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// TrustForwardedHeaders keeps a client's X-Forwarded-For and
+	// X-Forwarded-Proto (appending to them) instead of replacing them.
+	// Default false: set it only behind a trusted load balancer.
+	TrustForwardedHeaders bool `yaml:"trust_forwarded_headers"`
+	// Upstreams are the pools requests are forwarded to.
+	Upstreams []UpstreamConfig `yaml:"upstreams"`
+	// Routes choose a pool per request; the first match wins. With no
+	// routes, every request goes to the first upstream; with routes and no
+	// match, the request gets 404.
+	Routes []RouteConfig `yaml:"routes"`
+	// Plugins are Proxy-Wasm plugins, run in list order.
+	Plugins []PluginConfig `yaml:"plugins"`
+	// PluginCacheDir holds compiled plugins so a restart does not
+	// recompile. Default: "sluice" under the user cache directory.
+	PluginCacheDir string `yaml:"plugin_cache_dir"`
+	// Log configures logging.
+	Log LogConfig `yaml:"log"`
+}
+
+// UpstreamConfig is one pool of equivalent upstream endpoints.
+type UpstreamConfig struct {
+	// Name identifies the pool in routes, metrics and plugins.
+	Name string `yaml:"name"`
+	// Endpoints are base URLs, "http://host:port".
+	Endpoints []string `yaml:"endpoints"`
+}
+
+// RouteConfig sends matching requests to an upstream pool.
+type RouteConfig struct {
+	Match    RouteMatch `yaml:"match"`
+	Upstream string     `yaml:"upstream"`
+}
+
+// RouteMatch lists conditions that must all hold; an empty match matches
+// every request.
+type RouteMatch struct {
+	// PathPrefix matches the start of the request path.
+	PathPrefix string `yaml:"path_prefix"`
+	// Host matches the request's authority (Host header) exactly, ignoring
+	// case and any port.
+	Host string `yaml:"host"`
+	// Headers must all be present with exactly these values (names are
+	// case-insensitive).
+	Headers map[string]string `yaml:"headers"`
+}
+
+// PluginConfig configures one Proxy-Wasm plugin. The proxy package only
+// carries it; the wasm package interprets it.
+type PluginConfig struct {
+	// Name identifies the plugin in logs, metrics and errors (required,
+	// unique).
+	Name string `yaml:"name"`
+	// Path is the .wasm file (required).
+	Path string `yaml:"path"`
+	// Config is handed to proxy_on_configure: a YAML mapping or list as
+	// JSON, a string as-is.
+	Config RawConfig `yaml:"config"`
+	// VMConfig is handed to proxy_on_vm_start, encoded like Config.
+	VMConfig RawConfig `yaml:"vm_config"`
+	// VMID groups plugins that share data (Proxy-Wasm vm_id). Default: the
+	// plugin's name.
+	VMID string `yaml:"vm_id"`
+	// Instances is the number of Wasm instances. Default: GOMAXPROCS.
+	Instances int `yaml:"instances"`
+	// FailurePolicy is "fail_closed" (default: a request whose plugin
+	// failed gets 503) or "fail_open" (the plugin is skipped for it).
+	FailurePolicy string `yaml:"failure_policy"`
+	// CallTimeout bounds each callback into the plugin. Default 10ms.
+	CallTimeout Duration `yaml:"call_timeout"`
+	// MemoryLimit caps each instance's memory. Default 64 MiB.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+}
+
+// Failure policies for PluginConfig.FailurePolicy.
+const (
+	FailClosed = "fail_closed"
+	FailOpen   = "fail_open"
+)
+
+// Plugin defaults applied by the wasm package.
+const (
+	DefaultPluginCallTimeout = 10 * time.Millisecond
+	DefaultPluginMemoryLimit = 64 << 20
+)
+
+// LogConfig configures structured logging.
+type LogConfig struct {
+	// Format is "text" (default) or "json".
+	Format string `yaml:"format"`
+	// Level is "debug", "info" (default), "warn" or "error".
+	Level string `yaml:"level"`
+	// Access enables one log line per request. Default true.
+	Access *bool `yaml:"access"`
+}
+
+// NewConfig returns a Config with every default filled in and no
+// upstreams.
+func NewConfig() *Config {
+	return &Config{
+		Hostname:              DefaultHostname,
+		Port:                  DefaultPort,
+		MaxConcurrentRequests: DefaultMaxConcurrentRequests,
+		MaxBatchSize:          DefaultMaxBatchSize,
+		Timeout:               Duration(DefaultTimeout),
+		OpenAICompat:          true,
+		EnableMetrics:         true,
+		MaxRequestBodySize:    DefaultMaxRequestBodySize,
+		ShutdownTimeout:       Duration(DefaultShutdownTimeout),
+	}
+}
+
+// Addr is "hostname:port".
+func (c *Config) Addr() string { return joinHostPort(c.Hostname, c.Port) }
+
+// Upstream returns the named pool's config, or nil.
+func (c *Config) Upstream(name string) *UpstreamConfig {
+	for i := range c.Upstreams {
+		if c.Upstreams[i].Name == name {
+			return &c.Upstreams[i]
+		}
+	}
+	return nil
+}
+
+// AccessLog reports whether access logging is on (default true).
+func (l LogConfig) AccessLog() bool { return l.Access == nil || *l.Access }

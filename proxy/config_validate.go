@@ -1,0 +1,204 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// ConfigError names the configuration field that is wrong.
+type ConfigError struct {
+	Field  string // e.g. "upstreams[1].endpoints[0]"
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "proxy: config: " + e.Field + ": " + e.Reason }
+
+func fieldErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports the first impossible value, as a *ConfigError naming the
+// field.
+func (c *Config) Validate() error {
+	if c.Hostname == "" {
+		return fieldErr("hostname", "must not be empty")
+	}
+	if strings.ContainsAny(c.Hostname, " /") {
+		return fieldErr("hostname", "%q is not a host name or address", c.Hostname)
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return fieldErr("port", "%d is out of range 1-65535", c.Port)
+	}
+	if c.MaxConcurrentRequests < 1 {
+		return fieldErr("max_concurrent_requests", "must be at least 1, got %d", c.MaxConcurrentRequests)
+	}
+	if c.MaxBatchSize < 1 {
+		return fieldErr("max_batch_size", "must be at least 1, got %d", c.MaxBatchSize)
+	}
+	if c.Timeout <= 0 {
+		return fieldErr("timeout", "must be positive, got %s", c.Timeout)
+	}
+	if c.MaxRequestBodySize < 1 {
+		return fieldErr("max_request_body_size", "must be at least 1 byte, got %d", c.MaxRequestBodySize)
+	}
+	if c.ShutdownTimeout < 0 {
+		return fieldErr("shutdown_timeout", "must not be negative, got %s", c.ShutdownTimeout)
+	}
+	if err := c.validateUpstreams(); err != nil {
+		return err
+	}
+	for i, r := range c.Routes {
+		f := "routes[" + strconv.Itoa(i) + "]"
+		if r.Upstream == "" {
+			return fieldErr(f+".upstream", "must name an upstream")
+		}
+		if c.Upstream(r.Upstream) == nil {
+			return fieldErr(f+".upstream", "unknown upstream %q", r.Upstream)
+		}
+		if r.Match.PathPrefix != "" && r.Match.PathPrefix[0] != '/' {
+			return fieldErr(f+".match.path_prefix", "must start with '/', got %q", r.Match.PathPrefix)
+		}
+		for name := range r.Match.Headers {
+			if !validHeaderName(name) {
+				return fieldErr(f+".match.headers", "%q is not a valid header name", name)
+			}
+		}
+	}
+	if err := c.validatePlugins(); err != nil {
+		return err
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return fieldErr("log.format", "must be \"text\" or \"json\", got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fieldErr("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	return nil
+}
+
+func (c *Config) validateUpstreams() error {
+	if len(c.Upstreams) == 0 {
+		return fieldErr("upstreams", "at least one upstream is required")
+	}
+	seen := make(map[string]bool, len(c.Upstreams))
+	for i, u := range c.Upstreams {
+		f := "upstreams[" + strconv.Itoa(i) + "]"
+		if u.Name == "" {
+			return fieldErr(f+".name", "must not be empty")
+		}
+		if seen[u.Name] {
+			return fieldErr(f+".name", "duplicate upstream name %q", u.Name)
+		}
+		seen[u.Name] = true
+		if len(u.Endpoints) == 0 {
+			return fieldErr(f+".endpoints", "at least one endpoint is required")
+		}
+		eps := make(map[string]bool, len(u.Endpoints))
+		for j, e := range u.Endpoints {
+			ef := f + ".endpoints[" + strconv.Itoa(j) + "]"
+			if _, err := ParseEndpoint(e); err != nil {
+				return fieldErr(ef, "%v", err)
+			}
+			if eps[e] {
+				return fieldErr(ef, "duplicate endpoint %q", e)
+			}
+			eps[e] = true
+		}
+	}
+	return nil
+}
+
+func (c *Config) validatePlugins() error {
+	seen := make(map[string]bool, len(c.Plugins))
+	for i, p := range c.Plugins {
+		f := "plugins[" + strconv.Itoa(i) + "]"
+		if p.Name == "" {
+			return fieldErr(f+".name", "must not be empty")
+		}
+		if seen[p.Name] {
+			return fieldErr(f+".name", "duplicate plugin name %q", p.Name)
+		}
+		seen[p.Name] = true
+		if p.Path == "" {
+			return fieldErr(f+".path", "plugin %q needs the path of its .wasm file", p.Name)
+		}
+		if p.Instances < 0 {
+			return fieldErr(f+".instances", "must not be negative, got %d", p.Instances)
+		}
+		switch p.FailurePolicy {
+		case "", FailClosed, FailOpen:
+		default:
+			return fieldErr(f+".failure_policy", "must be %q or %q, got %q", FailClosed, FailOpen, p.FailurePolicy)
+		}
+		if p.CallTimeout < 0 {
+			return fieldErr(f+".call_timeout", "must not be negative, got %s", p.CallTimeout)
+		}
+		if p.MemoryLimit < 0 || (p.MemoryLimit > 0 && p.MemoryLimit < 64<<10) {
+			return fieldErr(f+".memory_limit", "must be at least one 64KiB page, got %d", p.MemoryLimit)
+		}
+		if p.MemoryLimit > 4<<30 {
+			return fieldErr(f+".memory_limit", "must be at most 4GiB (wasm32), got %d", p.MemoryLimit)
+		}
+	}
+	return nil
+}
+
+// Endpoint is a parsed upstream endpoint URL.
+type Endpoint struct {
+	// Addr is "host:port" (port defaulted from the scheme).
+	Addr string
+	// TLS is true for https.
+	TLS bool
+	// URL is the endpoint as configured.
+	URL string
+}
+
+// ParseEndpoint checks an endpoint URL: http or https scheme, a host, an
+// optional port, no path, query or user info.
+func ParseEndpoint(s string) (Endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("malformed endpoint URL %q", s)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return Endpoint{}, fmt.Errorf("endpoint URL %q: scheme must be http or https", s)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return Endpoint{}, fmt.Errorf("endpoint URL %q has no host", s)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return Endpoint{}, fmt.Errorf("endpoint URL %q must be scheme://host[:port] only", s)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return Endpoint{}, fmt.Errorf("endpoint URL %q: port out of range", s)
+	}
+	return Endpoint{Addr: net.JoinHostPort(u.Hostname(), port), TLS: u.Scheme == "https", URL: s}, nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func joinHostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+)
+
+// errorKind is a class of error the proxy answers itself. Bodies are
+// rendered once per server (errorBodies), never per request.
+type errorKind uint8
+
+const (
+	errOverloaded errorKind = iota
+	errNoRoute
+	errTooLarge
+	errBadGateway
+	errTimeout
+	errPluginFailure
+	errShuttingDown
+	errBadRequest
+	numErrorKinds
+)
+
+type errorSpec struct {
+	status  int
+	message string
+	oaType  string // OpenAI "type"
+	oaCode  string // OpenAI "code"
+	tgiType string // TGI "error_type"
+}
+
+var errorSpecs = [numErrorKinds]errorSpec{
+	errOverloaded:    {429, "Model is overloaded: all request slots are in use, retry later", "overloaded_error", "overloaded", "overloaded"},
+	errNoRoute:       {404, "No route matches this request", "invalid_request_error", "route_not_found", "not_found"},
+	errTooLarge:      {413, "Request body is larger than max_request_body_size", "invalid_request_error", "request_too_large", "validation"},
+	errBadGateway:    {502, "Upstream is unreachable or closed the connection", "api_error", "bad_gateway", "bad_gateway"},
+	errTimeout:       {504, "Upstream did not answer within the timeout", "timeout_error", "upstream_timeout", "timeout"},
+	errPluginFailure: {503, "A plugin failed while handling this request", "api_error", "plugin_failure", "plugin_failure"},
+	errShuttingDown:  {503, "Server is shutting down", "api_error", "shutting_down", "unavailable"},
+	errBadRequest:    {400, "Malformed request", "invalid_request_error", "bad_request", "validation"},
+}
+
+// errorBodies holds the JSON body of each errorKind in the configured
+// shape.
+type errorBodies [numErrorKinds][]byte
+
+func newErrorBodies(openAI bool) *errorBodies {
+	var eb errorBodies
+	for k, s := range errorSpecs {
+		eb[k] = errorJSON(openAI, s.message, s.oaType, s.oaCode, s.tgiType)
+	}
+	return &eb
+}
+
+type openAIError struct {
+	Error openAIErrorBody `json:"error"`
+}
+
+type openAIErrorBody struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+type tgiError struct {
+	Error     string `json:"error"`
+	ErrorType string `json:"error_type"`
+}
+
+// errorJSON renders an error body: OpenAI's
+// {"error":{"message","type","param":null,"code"}} or TGI's
+// {"error","error_type"}.
+func errorJSON(openAI bool, message, oaType, oaCode, tgiType string) []byte {
+	var v any = tgiError{Error: message, ErrorType: tgiType}
+	if openAI {
+		v = openAIError{Error: openAIErrorBody{Message: message, Type: oaType, Code: oaCode}}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("proxy: cannot render error body: " + err.Error())
+	}
+	return b
+}
+
+// retryAfterSeconds is what 429 and 503 answers advise clients to wait.
+const retryAfterSeconds = 1
+
+var (
+	strRetryAfter      = []byte("Retry-After")
+	strRetryAfterMs    = []byte("retry-after-ms")
+	strRetryAfterValue = []byte(strconv.Itoa(retryAfterSeconds))
+	strRetryAfterMsVal = []byte(strconv.Itoa(retryAfterSeconds * 1000))
+	strApplicationJSON = []byte("application/json")
+)
+
+// writeError answers the request with kind's status and JSON body.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, kind errorKind) {
+	resp := &ctx.Response
+	resp.ResetBody()
+	resp.SetStatusCode(errorSpecs[kind].status)
+	resp.Header.SetContentTypeBytes(strApplicationJSON)
+	if kind == errOverloaded || kind == errShuttingDown {
+		resp.Header.SetBytesKV(strRetryAfter, strRetryAfterValue)
+		resp.Header.SetBytesKV(strRetryAfterMs, strRetryAfterMsVal)
+	}
+	resp.SetBodyRaw(s.errBodies[kind])
+}

@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// Exchange is one request and its response as filters see them: the
+// extension point through which a Filter reads and changes a request. It is
+// owned by the proxy, pooled, and valid from Filter.NewStream until the
+// Stream's OnDone returns.
+//
+// Phase callbacks run on the request's goroutine and may use every method.
+// A filter that acts on a paused request from another goroutine (a timer, a
+// callout reply) must bracket that work with BeginAsync and EndAsync; all
+// other methods are not safe for concurrent use.
+type Exchange struct {
+	srv *Server
+
+	reqHeaders  Headers
+	reqBody     []byte
+	respHeaders Headers
+	respBody    []byte
+
+	requestID  []byte
+	start      time.Time
+	remoteAddr net.Addr
+	localAddr  net.Addr
+	protocol   string
+	status     int
+	upstream   string
+	endpoint   string
+	props      map[string][]byte
+
+	local     localReply
+	hasLocal  bool
+	closeConn bool
+
+	mu       sync.Mutex
+	paused   bool
+	resumeCh chan struct{}
+}
+
+type localReply struct {
+	status  int
+	details string
+	headers Headers
+	body    []byte
+}
+
+func (ex *Exchange) reset() {
+	ex.reqHeaders.Reset()
+	ex.reqBody = ex.reqBody[:0]
+	ex.respHeaders.Reset()
+	ex.respBody = ex.respBody[:0]
+	ex.requestID = ex.requestID[:0]
+	ex.start = time.Time{}
+	ex.remoteAddr, ex.localAddr = nil, nil
+	ex.protocol = ""
+	ex.status = 0
+	ex.upstream, ex.endpoint = "", ""
+	clear(ex.props)
+	ex.hasLocal, ex.closeConn = false, false
+	ex.local.status, ex.local.details = 0, ""
+	ex.local.headers.Reset()
+	ex.local.body = ex.local.body[:0]
+	ex.paused = false
+	select { // drain a Resume that raced with the end of a pause
+	case <-ex.resumeCh:
+	default:
+	}
+}
+
+// RequestHeaders returns the request's header map, pseudo-headers first.
+// Changes are forwarded upstream and take part in route matching when made
+// in the request phase.
+func (ex *Exchange) RequestHeaders() *Headers { return &ex.reqHeaders }
+
+// ResponseHeaders returns the response's header map, ":status" first. It is
+// empty before the response phase.
+func (ex *Exchange) ResponseHeaders() *Headers { return &ex.respHeaders }
+
+// RequestBody returns the whole request body (a view, valid until
+// SetRequestBody or the end of the request).
+func (ex *Exchange) RequestBody() []byte { return ex.reqBody }
+
+// SetRequestBody replaces the request body; b is copied. The forwarded
+// Content-Length follows the new body.
+func (ex *Exchange) SetRequestBody(b []byte) { ex.reqBody = append(ex.reqBody[:0], b...) }
+
+// ResponseBody returns the response body seen by the current
+// OnResponseBody call: the current chunk, or the whole body when an earlier
+// pause made the proxy buffer it.
+func (ex *Exchange) ResponseBody() []byte { return ex.respBody }
+
+// SetResponseBody replaces what ResponseBody returns; b is copied and is
+// what goes to the client.
+func (ex *Exchange) SetResponseBody(b []byte) { ex.respBody = append(ex.respBody[:0], b...) }
+
+// RequestID is the request's x-request-id (the client's, or generated).
+func (ex *Exchange) RequestID() []byte { return ex.requestID }
+
+// StartTime is when the proxy received the request.
+func (ex *Exchange) StartTime() time.Time { return ex.start }
+
+// RemoteAddr is the client's address (the TCP peer).
+func (ex *Exchange) RemoteAddr() net.Addr { return ex.remoteAddr }
+
+// LocalAddr is the address the request arrived on.
+func (ex *Exchange) LocalAddr() net.Addr { return ex.localAddr }
+
+// Protocol is the request's protocol, such as "HTTP/1.1".
+func (ex *Exchange) Protocol() string { return ex.protocol }
+
+// ResponseCode is the response status, or 0 before the response phase.
+func (ex *Exchange) ResponseCode() int { return ex.status }
+
+// Upstream is the pool the request goes to: the one a filter chose with
+// SetUpstream, else "" until the route is chosen after the request phase.
+func (ex *Exchange) Upstream() string { return ex.upstream }
+
+// SetUpstream sends the request to the named pool, bypassing route
+// matching. It returns ErrUnknownUpstream for a pool that is not configured.
+func (ex *Exchange) SetUpstream(name string) error {
+	if ex.srv.pools.byName(name) == nil {
+		return ErrUnknownUpstream
+	}
+	ex.upstream = name
+	return nil
+}
+
+// ActiveRequests is the number of requests holding a slot now.
+func (ex *Exchange) ActiveRequests() int64 { return ex.srv.router.active.Load() }
+
+// MaxConcurrentRequests is the configured slot count.
+func (ex *Exchange) MaxConcurrentRequests() int64 { return ex.srv.router.max }
+
+// Property returns a value a filter stored with SetProperty, for names the
+// proxy does not define itself.
+func (ex *Exchange) Property(name string) ([]byte, bool) {
+	v, ok := ex.props[name]
+	return v, ok
+}
+
+// SetProperty stores a per-request value under name (copied); filters use
+// it to pass data to each other.
+func (ex *Exchange) SetProperty(name string, value []byte) {
+	if ex.props == nil {
+		ex.props = make(map[string][]byte)
+	}
+	ex.props[name] = append(ex.props[name][:0], value...)
+}
+
+// SendLocalResponse answers the client with status, headers and body
+// instead of forwarding (or instead of the upstream's response, if called
+// in the response phase before anything was sent). The filter chain stops.
+// details names the reason in the access log. headers may be nil.
+func (ex *Exchange) SendLocalResponse(status int, details string, headers *Headers, body []byte) {
+	ex.hasLocal = true
+	ex.local.status = status
+	ex.local.details = details
+	ex.local.headers.Reset()
+	if headers != nil {
+		ex.local.headers.CopyFrom(headers)
+	}
+	ex.local.body = append(ex.local.body[:0], body...)
+	ex.wake()
+}
+
+// CloseStream aborts the request: the client's connection is closed after
+// a 503, and the upstream request (if any) is cancelled.
+func (ex *Exchange) CloseStream() {
+	ex.closeConn = true
+	ex.SendLocalResponse(503, "closed_by_filter", nil, nil)
+}
+
+// Resume continues a request paused by a filter. Calling it when the
+// request is not paused is a no-op.
+func (ex *Exchange) Resume() { ex.wake() }
+
+// BeginAsync must be called before a filter touches the Exchange from a
+// goroutine other than the request's (to deliver a timer or callout reply
+// to a paused request). It reports false when the request is no longer
+// paused (it resumed, timed out, or ended): the filter must then leave the
+// Exchange alone. On true, the caller must call EndAsync when done; the
+// request cannot time out or end in between.
+func (ex *Exchange) BeginAsync() bool {
+	ex.mu.Lock()
+	if !ex.paused {
+		ex.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// EndAsync ends the work begun by a successful BeginAsync.
+func (ex *Exchange) EndAsync() { ex.mu.Unlock() }
+
+func (ex *Exchange) wake() {
+	select {
+	case ex.resumeCh <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,197 @@
+package proxy
+
+// Headers is an ordered multimap of HTTP header fields as filters see them:
+// names lower-cased (as HTTP/2 and Envoy present them), pseudo-headers
+// (":method", ":path", ":authority", ":scheme" on requests, ":status" on
+// responses) first.
+//
+// A Headers reuses its storage across Reset, so a pooled Headers costs no
+// allocation per request once warm. Slices returned by its methods are
+// views into that storage: valid until the next mutation or Reset.
+// A Headers is not safe for concurrent use.
+type Headers struct {
+	kvs   []headerField
+	n     int
+	dirty bool
+}
+
+type headerField struct {
+	key, value []byte
+}
+
+// Len returns the number of fields.
+func (h *Headers) Len() int { return h.n }
+
+// At returns the i-th field. It panics if i is out of range.
+func (h *Headers) At(i int) (key, value []byte) {
+	if i >= h.n {
+		panic("proxy: Headers.At index out of range")
+	}
+	f := &h.kvs[i]
+	return f.key, f.value
+}
+
+// Reset removes every field, keeping the storage, and clears Modified.
+func (h *Headers) Reset() { h.n, h.dirty = 0, false }
+
+// Modified reports whether Add, Set or Del changed h since the last Reset
+// or ClearModified.
+func (h *Headers) Modified() bool { return h.dirty }
+
+// ClearModified resets the flag Modified reports.
+func (h *Headers) ClearModified() { h.dirty = false }
+
+// Get returns the first value of key (compared case-insensitively).
+func (h *Headers) Get(key []byte) ([]byte, bool) {
+	if i := h.index(key, 0); i >= 0 {
+		return h.kvs[i].value, true
+	}
+	return nil, false
+}
+
+// GetString is Get for a string key.
+func (h *Headers) GetString(key string) ([]byte, bool) {
+	for i := 0; i < h.n; i++ {
+		if equalFoldString(h.kvs[i].key, key) {
+			return h.kvs[i].value, true
+		}
+	}
+	return nil, false
+}
+
+// Add appends a field. key is lower-cased; key and value are copied.
+func (h *Headers) Add(key, value []byte) {
+	if h.n == len(h.kvs) {
+		h.kvs = append(h.kvs, headerField{})
+	}
+	f := &h.kvs[h.n]
+	f.key = appendLower(f.key[:0], key)
+	f.value = append(f.value[:0], value...)
+	h.n++
+	h.dirty = true
+}
+
+// AddString is Add for string arguments.
+func (h *Headers) AddString(key, value string) {
+	if h.n == len(h.kvs) {
+		h.kvs = append(h.kvs, headerField{})
+	}
+	f := &h.kvs[h.n]
+	f.key = appendLowerString(f.key[:0], key)
+	f.value = append(f.value[:0], value...)
+	h.n++
+	h.dirty = true
+}
+
+// Set replaces the first field named key with value and removes the others;
+// with no such field it appends one. Pseudo-headers keep their position.
+func (h *Headers) Set(key, value []byte) {
+	i := h.index(key, 0)
+	if i < 0 {
+		h.Add(key, value)
+		return
+	}
+	h.kvs[i].value = append(h.kvs[i].value[:0], value...)
+	h.dirty = true
+	h.delFrom(key, i+1)
+}
+
+// Del removes every field named key.
+func (h *Headers) Del(key []byte) { h.delFrom(key, 0) }
+
+// DelString is Del for a string key.
+func (h *Headers) DelString(key string) {
+	j := 0
+	for i := 0; i < h.n; i++ {
+		if equalFoldString(h.kvs[i].key, key) {
+			continue
+		}
+		if i != j {
+			h.kvs[i], h.kvs[j] = h.kvs[j], h.kvs[i]
+		}
+		j++
+	}
+	if j != h.n {
+		h.n, h.dirty = j, true
+	}
+}
+
+// CopyFrom makes h a copy of src.
+func (h *Headers) CopyFrom(src *Headers) {
+	h.Reset()
+	for i := 0; i < src.n; i++ {
+		h.Add(src.kvs[i].key, src.kvs[i].value)
+	}
+}
+
+func (h *Headers) index(key []byte, from int) int {
+	for i := from; i < h.n; i++ {
+		if equalFold(h.kvs[i].key, key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// delFrom removes fields named key at index from and after, keeping order
+// and the removed fields' storage for reuse.
+func (h *Headers) delFrom(key []byte, from int) {
+	j := from
+	for i := from; i < h.n; i++ {
+		if equalFold(h.kvs[i].key, key) {
+			continue
+		}
+		if i != j {
+			h.kvs[i], h.kvs[j] = h.kvs[j], h.kvs[i]
+		}
+		j++
+	}
+	if j != h.n {
+		h.n, h.dirty = j, true
+	}
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
+}
+
+func appendLower(dst, src []byte) []byte {
+	for _, c := range src {
+		dst = append(dst, lowerASCII(c))
+	}
+	return dst
+}
+
+func appendLowerString(dst []byte, src string) []byte {
+	for i := 0; i < len(src); i++ {
+		dst = append(dst, lowerASCII(src[i]))
+	}
+	return dst
+}
+
+func equalFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalFoldString(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// ErrResourceExhausted is returned by Router.TryAcquire when every
+// admission slot is taken. The server answers it with 429.
+var ErrResourceExhausted = errors.New("proxy: resource exhausted: all request slots are in use")
+
+// Router owns the admission slots and the readiness flag: the Go shape of
+// the text-generation-inference router's semaphore. Slots are a lock-free
+// counter: TryAcquire never waits and never queues.
+//
+// A Router is safe for concurrent use.
+type Router struct {
+	max    int64
+	active atomic.Int64
+	ready  atomic.Bool
+	drain  atomic.Bool
+
+	set       *metrics.Set
+	total     *metrics.Counter
+	completed *metrics.Counter
+	failed    *metrics.Counter
+	rejected  *metrics.Counter // reason="overloaded"
+	byPlugin  *metrics.Counter // reason="plugin"
+}
+
+// NewRouter returns a Router with cfg.MaxConcurrentRequests slots (the
+// default when cfg is nil or the field is not positive), not ready.
+func NewRouter(cfg *Config) *Router {
+	n := DefaultMaxConcurrentRequests
+	if cfg != nil && cfg.MaxConcurrentRequests > 0 {
+		n = cfg.MaxConcurrentRequests
+	}
+	r := &Router{max: int64(n), set: metrics.NewSet()}
+	r.total = r.set.NewCounter("sluice_requests_total")
+	r.completed = r.set.NewCounter("sluice_requests_completed_total")
+	r.failed = r.set.NewCounter("sluice_requests_failed_total")
+	r.rejected = r.set.NewCounter(`sluice_requests_rejected_total{reason="overloaded"}`)
+	r.byPlugin = r.set.NewCounter(`sluice_requests_rejected_total{reason="plugin"}`)
+	r.set.NewGauge("sluice_active_requests", func() float64 { return float64(r.active.Load()) })
+	r.set.NewGauge("sluice_max_concurrent_requests", func() float64 { return float64(r.max) })
+	r.set.NewGauge("sluice_utilization", func() float64 { return r.Metrics().Utilization() })
+	r.set.NewGauge("sluice_success_rate", func() float64 { return r.Metrics().SuccessRate() })
+	return r
+}
+
+// SetReady marks the router ready (or not) to take traffic; /ready follows
+// it.
+func (r *Router) SetReady(ready bool) { r.ready.Store(ready) }
+
+// IsReady reports whether the router is ready and not draining.
+func (r *Router) IsReady() bool { return r.ready.Load() && !r.drain.Load() }
+
+// StartDrain marks the router as shutting down: IsReady turns false at
+// once and Health reports "unhealthy".
+func (r *Router) StartDrain() { r.drain.Store(true) }
+
+// TryAcquire takes a slot, or returns ErrResourceExhausted at capacity.
+// The returned Guard releases the slot exactly once: call Complete or Fail
+// when the outcome is known, and defer Release so that every path
+// (including a panic) gives the slot back.
+//
+// TryAcquire allocates the Guard (a few words) so that a late or repeated
+// Release can never touch another request's slot; the server embeds its
+// guards in pooled request state instead (see acquireInto).
+func (r *Router) TryAcquire() (*Guard, error) {
+	g := new(Guard)
+	if err := r.acquireInto(g); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// acquireInto takes a slot into g, which must not hold one.
+func (r *Router) acquireInto(g *Guard) error {
+	for {
+		cur := r.active.Load()
+		if cur >= r.max {
+			r.rejected.Inc()
+			return ErrResourceExhausted
+		}
+		if r.active.CompareAndSwap(cur, cur+1) {
+			break
+		}
+	}
+	r.total.Inc()
+	g.r = r
+	g.state.Store(guardHeld)
+	return nil
+}
+
+// MetricsSet returns the set holding the router's Prometheus metrics.
+func (r *Router) MetricsSet() *metrics.Set { return r.set }
+
+// Health is the router's state as /health reports it.
+type Health struct {
+	// Status is "healthy" (ready), "starting" (not ready yet) or
+	// "unhealthy" (draining, or no upstream can take traffic).
+	Status                string `json:"status"`
+	ActiveRequests        int64  `json:"active_requests"`
+	MaxConcurrentRequests int64  `json:"max_concurrent_requests"`
+}
+
+// Health statuses.
+const (
+	StatusHealthy   = "healthy"
+	StatusStarting  = "starting"
+	StatusUnhealthy = "unhealthy"
+)
+
+// Health returns the current health.
+func (r *Router) Health() Health {
+	h := Health{Status: StatusStarting, ActiveRequests: r.active.Load(), MaxConcurrentRequests: r.max}
+	switch {
+	case r.drain.Load():
+		h.Status = StatusUnhealthy
+	case r.ready.Load():
+		h.Status = StatusHealthy
+	}
+	return h
+}
+
+// Metrics is a snapshot of the router's counters.
+type Metrics struct {
+	Total, Completed, Failed, Rejected, RejectedByPlugin uint64
+	Active, Max                                         int64
+}
+
+// Metrics returns a snapshot of the counters. Counters are read one by one,
+// so a snapshot taken under load may be off by the requests in flight.
+func (r *Router) Metrics() Metrics {
+	return Metrics{
+		Total:            r.total.Get(),
+		Completed:        r.completed.Get(),
+		Failed:           r.failed.Get(),
+		Rejected:         r.rejected.Get(),
+		RejectedByPlugin: r.byPlugin.Get(),
+		Active:           r.active.Load(),
+		Max:              r.max,
+	}
+}
+
+// SuccessRate is completed / (completed + failed), or 1 with no finished
+// request.
+func (m Metrics) SuccessRate() float64 {
+	done := m.Completed + m.Failed
+	if done == 0 {
+		return 1
+	}
+	return float64(m.Completed) / float64(done)
+}
+
+// Utilization is active / max slots, in [0, 1].
+func (m Metrics) Utilization() float64 {
+	if m.Max == 0 {
+		return 0
+	}
+	return float64(m.Active) / float64(m.Max)
+}

@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+)
+
+// Options carries what a Server needs besides its Config.
+type Options struct {
+	// Filters run on every proxied request, in order. The Server does not
+	// close them.
+	Filters []Filter
+	// Logger receives server and access logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Metrics are extra metric sets written on /metrics after the
+	// server's own (for example the plugin host's).
+	Metrics []*metrics.Set
+}
+
+// Server is the Sluice proxy: probes, metrics, and the proxied request path
+// on fasthttp. Build it with NewServer, run it with Serve or
+// ListenAndServe, stop it with Shutdown. A Server is safe for concurrent
+// use.
+type Server struct {
+	cfg       *Config
+	router    *Router
+	pools     *pools
+	routes    []route
+	filters   []Filter
+	log       *slog.Logger
+	accessLog bool
+	timeout   time.Duration
+	bodyLimit int
+	errBodies *errorBodies
+	ids       requestIDs
+
+	set         *metrics.Set
+	extraSets   []*metrics.Set
+	duration    *metrics.Histogram
+	upstreamMet map[*pool]*upstreamCodes
+
+	fs       *fasthttp.Server
+	statePool sync.Pool
+	shutdown chan struct{}
+	once     sync.Once
+}
+
+// NewServer validates cfg and builds a Server. The router starts not
+// ready: call Router().SetReady(true) once everything the server depends
+// on (plugins) is loaded.
+func NewServer(cfg *Config, opts Options) (*Server, error) {
+	if cfg == nil {
+		return nil, errors.New("proxy: nil config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ps, err := newPools(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	s := &Server{
+		cfg:       cfg,
+		router:    NewRouter(cfg),
+		pools:     ps,
+		filters:   opts.Filters,
+		log:       opts.Logger,
+		accessLog: cfg.Log.AccessLog(),
+		timeout:   time.Duration(cfg.Timeout),
+		bodyLimit: int(cfg.MaxRequestBodySize),
+		errBodies: newErrorBodies(cfg.OpenAICompat),
+		set:       metrics.NewSet(),
+		extraSets: opts.Metrics,
+		shutdown:  make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.ids.init()
+	s.routes = compileRoutes(cfg, ps)
+	s.duration = s.set.NewHistogram("sluice_request_duration_seconds")
+	s.upstreamMet = make(map[*pool]*upstreamCodes, len(ps.list))
+	for _, p := range ps.list {
+		s.upstreamMet[p] = newUpstreamCodes(s.set, p.name)
+	}
+	s.statePool.New = func() any { return newRequestState(s) }
+	s.fs = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "sluice",
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            s.bodyLimit,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: true,
+		ReadTimeout:                   0,
+		IdleTimeout:                   90 * time.Second,
+		ErrorHandler:                  s.handleParseError,
+		Logger:                        fasthttpLogger{s.log},
+		CloseOnShutdown:               true,
+	}
+	return s, nil
+}
+
+// Router returns the server's router (slots, readiness, health).
+func (s *Server) Router() *Router { return s.router }
+
+// Config returns the server's configuration (read-only).
+func (s *Server) Config() *Config { return s.cfg }
+
+// Handler returns the server's request handler, for tests and embedding.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// ListenAndServe listens on the configured address and serves until
+// Shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("proxy: listen: %w", err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown; it returns nil after a shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.fs.Serve(ln)
+	select {
+	case <-s.shutdown:
+		return nil
+	default:
+		return err
+	}
+}
+
+// Shutdown drains the server: /ready answers 503 at once, listeners stop
+// accepting, and in-flight requests (streams included) run until they end
+// or ctx is done. It then closes idle upstream connections. It returns
+// ctx.Err() when requests were still running at the deadline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.router.StartDrain()
+	s.once.Do(func() { close(s.shutdown) })
+	err := s.fs.ShutdownWithContext(ctx)
+	s.pools.closeIdle()
+	return err
+}
+
+// WriteMetrics writes every metric in Prometheus text format.
+func (s *Server) WriteMetrics(w io.Writer) {
+	s.router.set.WritePrometheus(w)
+	s.set.WritePrometheus(w)
+	for _, set := range s.extraSets {
+		set.WritePrometheus(w)
+	}
+}
+
+// handleParseError answers requests fasthttp could not parse.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		s.writeError(ctx, errTooLarge)
+	} else {
+		s.writeError(ctx, errBadRequest)
+	}
+	ctx.SetConnectionClose()
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}

@@ -221,7 +221,6 @@ func storeRequestHeaders(req *fasthttp.Request, h *Headers) {
 		authority = append(authority, req.Header.Host()...)
 	}
 	req.Header.Reset()
-	req.Header.DisableNormalizing()
 	req.Header.SetMethodBytes(method)
 	req.SetRequestURIBytes(path)
 	req.Header.SetHostBytes(authority)
@@ -263,7 +262,6 @@ func (rs *requestState) responseHeaderPhase(ctx *fasthttp.RequestCtx) bool {
 			}
 		}
 		out.Header.Reset()
-		out.Header.DisableNormalizing()
 		out.Header.SetStatusCode(status)
 		for i := 0; i < h.Len(); i++ {
 			k, v := h.At(i)

@@ -261,6 +261,9 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 	}
 	rs.handedOff = true
 	rs.status = out.StatusCode()
+	// A stream's headers go out at once, as the upstream sent them, so the
+	// client sees the answer start before the first event.
+	out.ImmediateHeaderFlush = size < 0
 	out.SetBodyStream(rs, size)
 }
 

@@ -70,15 +70,25 @@ func (r *Router) StartDrain() { r.drain.Store(true) }
 // Release can never touch another request's slot; the server embeds its
 // guards in pooled request state instead (see acquireInto).
 func (r *Router) TryAcquire() (*Guard, error) {
-	g := new(Guard)
-	if err := r.acquireInto(g); err != nil {
+	if err := r.takeSlot(); err != nil {
 		return nil, err
 	}
+	g := &Guard{r: r}
+	g.state.Store(guardHeld)
 	return g, nil
 }
 
 // acquireInto takes a slot into g, which must not hold one.
 func (r *Router) acquireInto(g *Guard) error {
+	if err := r.takeSlot(); err != nil {
+		return err
+	}
+	g.r = r
+	g.state.Store(guardHeld)
+	return nil
+}
+
+func (r *Router) takeSlot() error {
 	for {
 		cur := r.active.Load()
 		if cur >= r.max {
@@ -90,8 +100,6 @@ func (r *Router) acquireInto(g *Guard) error {
 		}
 	}
 	r.total.Inc()
-	g.r = r
-	g.state.Store(guardHeld)
 	return nil
 }
 
@@ -129,7 +137,7 @@ func (r *Router) Health() Health {
 // Metrics is a snapshot of the router's counters.
 type Metrics struct {
 	Total, Completed, Failed, Rejected, RejectedByPlugin uint64
-	Active, Max                                         int64
+	Active, Max                                          int64
 }
 
 // Metrics returns a snapshot of the counters. Counters are read one by one,

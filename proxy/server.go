@@ -48,10 +48,10 @@ type Server struct {
 	duration    *metrics.Histogram
 	upstreamMet map[*pool]*upstreamCodes
 
-	fs       *fasthttp.Server
+	fs        *fasthttp.Server
 	statePool sync.Pool
-	shutdown chan struct{}
-	once     sync.Once
+	shutdown  chan struct{}
+	once      sync.Once
 }
 
 // NewServer validates cfg and builds a Server. The router starts not
@@ -94,18 +94,17 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.statePool.New = func() any { return newRequestState(s) }
 	s.fs = &fasthttp.Server{
-		Handler:                       s.handle,
-		Name:                          "sluice",
-		StreamRequestBody:             true,
-		MaxRequestBodySize:            s.bodyLimit,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: true,
-		ReadTimeout:                   0,
-		IdleTimeout:                   90 * time.Second,
-		ErrorHandler:                  s.handleParseError,
-		Logger:                        fasthttpLogger{s.log},
-		CloseOnShutdown:               true,
+		Handler:               s.handle,
+		Name:                  "sluice",
+		StreamRequestBody:     true,
+		MaxRequestBodySize:    s.bodyLimit,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		ReadTimeout:           0,
+		IdleTimeout:           90 * time.Second,
+		ErrorHandler:          s.handleParseError,
+		Logger:                fasthttpLogger{s.log},
+		CloseOnShutdown:       true,
 	}
 	return s, nil
 }

@@ -71,13 +71,12 @@ func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.Ho
 		Dial:  d.dial,
 		// Enough connections for every slot: a request never waits for a
 		// connection behind other requests.
-		MaxConns:                      cfg.MaxConcurrentRequests + 16,
-		MaxIdleConnDuration:           90 * time.Second,
-		WriteTimeout:                  timeout,
-		StreamResponseBody:            true,
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
+		MaxConns:                 cfg.MaxConcurrentRequests + 16,
+		MaxIdleConnDuration:      90 * time.Second,
+		WriteTimeout:             timeout,
+		StreamResponseBody:       true,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
 	}
 }
 

@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/proxytest"
+)
+
+// testProxy is a Server running on a random loopback port.
+type testProxy struct {
+	*Server
+	URL  string
+	Addr string
+}
+
+// startProxy starts a ready Server for cfg; it is shut down when the test
+// ends.
+func startProxy(t testing.TB, cfg *Config, opts Options) *testProxy {
+	t.Helper()
+	cfg = cfg.WithHostname("127.0.0.1")
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv, err := NewServer(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	srv.Router().SetReady(true)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	})
+	return &testProxy{Server: srv, URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String()}
+}
+
+// startUpstream starts a proxytest server closed when the test ends.
+func startUpstream(t testing.TB, opts proxytest.Options) *proxytest.Server {
+	t.Helper()
+	up := proxytest.NewServer(opts)
+	t.Cleanup(up.Close)
+	return up
+}
+
+// baseConfig is a config with one pool "default" of the given upstreams.
+func baseConfig(urls ...string) *Config {
+	return NewConfig().WithUpstream("default", urls...)
+}
+
+// newClient returns an HTTP client with no keep-alive reuse between tests.
+func newClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+}
+
+func doRequest(t testing.TB, c *http.Client, method, url, body string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if strings.EqualFold(k, "host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return resp, string(b)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkSlotsFree asserts the slot invariant once traffic has stopped.
+func checkSlotsFree(t testing.TB, r *Router) {
+	t.Helper()
+	waitFor(t, "all slots released", func() bool { return r.Metrics().Active == 0 })
+	m := r.Metrics()
+	if m.Total != m.Completed+m.Failed {
+		t.Fatalf("total %d != completed %d + failed %d", m.Total, m.Completed, m.Failed)
+	}
+}
+
+// sseEvents reads "data:" events from r, calling fn with each.
+func sseEvents(r io.Reader, fn func(data string)) error {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "data:") {
+			fn(strings.TrimSpace(strings.TrimPrefix(line, "data:")))
+		}
+	}
+	return sc.Err()
+}
+
+const chatStreamBody = `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`
+const chatBody = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`

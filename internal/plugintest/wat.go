@@ -1,0 +1,79 @@
+package plugintest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// fixtureRel is the hostile fixture directory relative to the module root.
+const fixtureRel = "wasm/testdata/hostile"
+
+// Fixture returns the absolute path of the committed hostile guest
+// wasm/testdata/hostile/<name>.wasm (see the README there for what each one
+// does), found by walking up from the working directory to go.mod. name is a
+// bare fixture name such as "oob_log" or "trap_configure". Fixture fails tb
+// when the name is malformed or no such fixture exists, listing the known
+// names. The file is shared: callers must not modify it.
+func Fixture(tb testing.TB, name string) string {
+	tb.Helper()
+	if name == "" || strings.ContainsAny(name, `/\.`) {
+		tb.Fatalf("plugintest: Fixture(%q): want a bare fixture name such as \"oob_log\" (no directory, no extension)", name)
+	}
+	dir := FixtureDir(tb)
+	path := filepath.Join(dir, name+".wasm")
+	if !fileExists(path) {
+		names, _ := FixtureNames(dir)
+		tb.Fatalf("plugintest: Fixture(%q): no %s; known fixtures: %s", name, path, strings.Join(names, ", "))
+	}
+	return path
+}
+
+// FixtureDir returns the absolute path of wasm/testdata/hostile, found by
+// walking up from the working directory to go.mod; it fails tb if there is
+// none.
+func FixtureDir(tb testing.TB) string {
+	tb.Helper()
+	root, err := moduleRootFrom(".")
+	if err != nil {
+		tb.Fatalf("plugintest: %v", err)
+	}
+	return filepath.Join(root, filepath.FromSlash(fixtureRel))
+}
+
+// FixtureNames lists the fixtures in dir: the names of its .wat files without
+// the extension, sorted.
+func FixtureNames(dir string) ([]string, error) {
+	matches, err := filepath.Glob(filepath.Join(dir, "*.wat"))
+	if err != nil {
+		return nil, fmt.Errorf("plugintest: listing fixtures: %w", err)
+	}
+	names := make([]string, 0, len(matches))
+	for _, m := range matches {
+		names = append(names, strings.TrimSuffix(filepath.Base(m), ".wat"))
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// moduleRootFrom walks up from start to the first directory holding go.mod.
+func moduleRootFrom(start string) (string, error) {
+	dir, err := filepath.Abs(start)
+	if err != nil {
+		return "", fmt.Errorf("finding go.mod: %w", err)
+	}
+	for {
+		if fileExists(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			wd, _ := os.Getwd()
+			return "", fmt.Errorf("no go.mod in %s or any parent directory", wd)
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,119 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/wasm"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func loadHeaders(t *testing.T, cfg string) (*wasm.Plugin, *syncBuffer, error) {
+	t.Helper()
+	ctx := context.Background()
+	logs := &syncBuffer{}
+	host, err := wasm.NewHost(ctx, wasm.HostConfig{
+		// Shared on disk: compiling the 3.5 MB guest takes tens of seconds
+		// under -race, loading it from the cache milliseconds.
+		CacheDir: filepath.Join(os.TempDir(), "sluice-plugintest", "wazero-cache"),
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(context.Background()) })
+	p, err := host.Load(ctx, proxy.PluginConfig{
+		Name:        "headers",
+		Path:        plugintest.BuildGo(t, "plugins/headers"),
+		Config:      proxy.RawConfig(cfg),
+		Instances:   1,
+		CallTimeout: proxy.Duration(time.Second), // generous: -race slows the guest
+	})
+	return p, logs, err
+}
+
+// TestEndToEnd runs the built plugin in the real host (wasm/) on one
+// request and response.
+func TestEndToEnd(t *testing.T) {
+	p, logs, err := loadHeaders(t, `{"request": {"set": {"x-model": "m", ":path": "/v2"}, "add": {"x-extra": "1"}, "remove": ["cookie"]},
+		"response": {"set": {"server": "sluice"}, "remove": ["x-internal"]}}`)
+	if err != nil {
+		t.Fatalf("load: %v\nlogs: %s", err, logs)
+	}
+	ex := new(proxy.Exchange)
+	req := ex.RequestHeaders()
+	for _, kv := range [][2]string{{":method", "POST"}, {":path", "/v1"}, {":authority", "llm"}, {":scheme", "http"},
+		{"cookie", "secret"}, {"x-model", "old"}, {"x-extra", "0"}} {
+		req.AddString(kv[0], kv[1])
+	}
+	st, err := p.NewStream(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.OnDone()
+	if act, err := st.OnRequestHeaders(false); err != nil || act != proxy.ActionContinue {
+		t.Fatalf("OnRequestHeaders = %v, %v\nlogs: %s", act, err, logs)
+	}
+	got := map[string][]string{}
+	for i := 0; i < req.Len(); i++ {
+		k, v := req.At(i)
+		got[string(k)] = append(got[string(k)], string(v))
+	}
+	for name, want := range map[string]string{":path": "/v2", "x-model": "m", "x-extra": "0,1", "cookie": ""} {
+		if g := strings.Join(got[name], ","); g != want {
+			t.Errorf("request header %s = %q, want %q (all: %q)", name, g, want, got)
+		}
+	}
+	resp := ex.ResponseHeaders()
+	resp.AddString(":status", "200")
+	resp.AddString("x-internal", "1")
+	resp.AddString("server", "upstream")
+	if act, err := st.OnResponseHeaders(false); err != nil || act != proxy.ActionContinue {
+		t.Fatalf("OnResponseHeaders = %v, %v\nlogs: %s", act, err, logs)
+	}
+	if _, ok := resp.GetString("x-internal"); ok {
+		t.Error("response header x-internal was not removed")
+	}
+	if v, _ := resp.GetString("server"); string(v) != "sluice" {
+		t.Errorf("response header server = %q, want sluice", v)
+	}
+}
+
+func TestEndToEndBadConfig(t *testing.T) {
+	_, logs, err := loadHeaders(t, `{"request": {"add": {"bad name": "1"}}}`)
+	if err == nil {
+		t.Fatal("loading with an invalid configuration succeeded")
+	}
+	if !strings.Contains(logs.String(), `header name \"bad name\" is not a valid token`) &&
+		!strings.Contains(logs.String(), `header name "bad name" is not a valid token`) {
+		t.Errorf("load error %v; logs do not name the bad header:\n%s", err, logs)
+	}
+}

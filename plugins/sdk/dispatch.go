@@ -1,0 +1,217 @@
+package sdk
+
+import "fmt"
+
+// dispatcher routes the proxy_on_* callbacks to the registered contexts. It
+// holds no Wasm-specific code so it is unit tested on the host; the wasip1
+// exports are one-line calls into it.
+//
+// Not safe for concurrent use: a Wasm instance runs one callback at a time.
+type dispatcher struct {
+	vm       VMContext
+	plugins  map[uint32]PluginContext
+	streams  map[uint32]*stream
+	callouts map[uint32]func(numHeaders, bodySize, numTrailers int)
+	// log reports SDK-level problems (unknown context IDs, a missing
+	// VMContext). The wasip1 build sends them to proxy_log.
+	log func(level LogLevel, msg string)
+}
+
+type stream struct {
+	ctx      HttpContext
+	pluginID uint32
+	done     bool // OnHttpStreamDone was called
+}
+
+func newDispatcher() *dispatcher {
+	return &dispatcher{
+		plugins:  make(map[uint32]PluginContext),
+		streams:  make(map[uint32]*stream),
+		callouts: make(map[uint32]func(int, int, int)),
+		log:      func(LogLevel, string) {},
+	}
+}
+
+// dispatch is the instance's dispatcher.
+var dispatch = newDispatcher()
+
+// SetVMContext registers the plugin's VMContext. Call it from init (the host
+// runs init through the module's _initialize export; main is never called).
+// A later call replaces the context for contexts created afterwards. A nil
+// ctx is a programmer error and panics.
+func SetVMContext(ctx VMContext) {
+	if ctx == nil {
+		panic("sdk: SetVMContext called with a nil VMContext")
+	}
+	dispatch.vm = ctx
+}
+
+func (d *dispatcher) logf(level LogLevel, format string, args ...any) {
+	d.log(level, fmt.Sprintf(format, args...))
+}
+
+func (d *dispatcher) onContextCreate(id, parentID uint32) {
+	if parentID == 0 {
+		if d.vm == nil {
+			d.logf(LogLevelCritical, "sdk: plugin context %d created but no VMContext is registered; call sdk.SetVMContext from init()", id)
+			return
+		}
+		pc := d.vm.NewPluginContext(id)
+		if pc == nil {
+			d.logf(LogLevelError, "sdk: NewPluginContext(%d) returned nil", id)
+			return
+		}
+		d.plugins[id] = pc
+		return
+	}
+	pc, ok := d.plugins[parentID]
+	if !ok {
+		d.logf(LogLevelError, "sdk: HTTP context %d created under unknown plugin context %d", id, parentID)
+		return
+	}
+	hc := pc.NewHttpContext(id)
+	if hc == nil {
+		return // the plugin does not handle HTTP traffic
+	}
+	d.streams[id] = &stream{ctx: hc, pluginID: parentID}
+}
+
+func (d *dispatcher) onVMStart(pluginID uint32, vmConfigSize uint32) bool {
+	if d.vm == nil {
+		d.logf(LogLevelCritical, "sdk: VM start for plugin context %d but no VMContext is registered; call sdk.SetVMContext from init()", pluginID)
+		return false
+	}
+	return d.vm.OnVMStart(int(vmConfigSize))
+}
+
+func (d *dispatcher) onConfigure(pluginID uint32, pluginConfigSize uint32) bool {
+	pc, ok := d.plugins[pluginID]
+	if !ok {
+		d.logf(LogLevelError, "sdk: configure for unknown plugin context %d", pluginID)
+		return false
+	}
+	return pc.OnPluginStart(int(pluginConfigSize))
+}
+
+func (d *dispatcher) onRequestHeaders(id, numHeaders uint32, endOfStream bool) Action {
+	if s, ok := d.streams[id]; ok {
+		return s.ctx.OnHttpRequestHeaders(int(numHeaders), endOfStream)
+	}
+	return ActionContinue
+}
+
+func (d *dispatcher) onRequestBody(id, bodySize uint32, endOfStream bool) Action {
+	if s, ok := d.streams[id]; ok {
+		return s.ctx.OnHttpRequestBody(int(bodySize), endOfStream)
+	}
+	return ActionContinue
+}
+
+func (d *dispatcher) onRequestTrailers(id, numTrailers uint32) Action {
+	if s, ok := d.streams[id]; ok {
+		if h, ok := s.ctx.(RequestTrailersHandler); ok {
+			return h.OnHttpRequestTrailers(int(numTrailers))
+		}
+	}
+	return ActionContinue
+}
+
+func (d *dispatcher) onResponseHeaders(id, numHeaders uint32, endOfStream bool) Action {
+	if s, ok := d.streams[id]; ok {
+		return s.ctx.OnHttpResponseHeaders(int(numHeaders), endOfStream)
+	}
+	return ActionContinue
+}
+
+func (d *dispatcher) onResponseBody(id, bodySize uint32, endOfStream bool) Action {
+	if s, ok := d.streams[id]; ok {
+		return s.ctx.OnHttpResponseBody(int(bodySize), endOfStream)
+	}
+	return ActionContinue
+}
+
+func (d *dispatcher) onResponseTrailers(id, numTrailers uint32) Action {
+	if s, ok := d.streams[id]; ok {
+		if h, ok := s.ctx.(ResponseTrailersHandler); ok {
+			return h.OnHttpResponseTrailers(int(numTrailers))
+		}
+	}
+	return ActionContinue
+}
+
+// onLog ends an HTTP context's stream (OnHttpStreamDone). Plugin contexts
+// have no log callback.
+func (d *dispatcher) onLog(id uint32) {
+	if s, ok := d.streams[id]; ok && !s.done {
+		s.done = true
+		s.ctx.OnHttpStreamDone()
+	}
+}
+
+func (d *dispatcher) onDone(id uint32) bool {
+	if pc, ok := d.plugins[id]; ok {
+		return pc.OnPluginDone()
+	}
+	return true
+}
+
+// onDelete forgets a context. An HTTP context whose proxy_on_log never came
+// still gets OnHttpStreamDone, so plugins can rely on it being called once.
+func (d *dispatcher) onDelete(id uint32) {
+	if s, ok := d.streams[id]; ok {
+		delete(d.streams, id)
+		if !s.done {
+			s.done = true
+			s.ctx.OnHttpStreamDone()
+		}
+		return
+	}
+	delete(d.plugins, id)
+}
+
+func (d *dispatcher) onTick(pluginID uint32) {
+	if pc, ok := d.plugins[pluginID]; ok {
+		pc.OnTick()
+		return
+	}
+	d.logf(LogLevelError, "sdk: tick for unknown plugin context %d", pluginID)
+}
+
+func (d *dispatcher) onQueueReady(pluginID, queueID uint32) {
+	if pc, ok := d.plugins[pluginID]; ok {
+		pc.OnQueueReady(queueID)
+		return
+	}
+	d.logf(LogLevelError, "sdk: queue %d ready for unknown plugin context %d", queueID, pluginID)
+}
+
+// registerCallout remembers the callback of a dispatched HTTP call until its
+// response arrives.
+func (d *dispatcher) registerCallout(calloutID uint32, cb func(numHeaders, bodySize, numTrailers int)) {
+	d.callouts[calloutID] = cb
+}
+
+func (d *dispatcher) onHttpCallResponse(pluginID, calloutID, numHeaders, bodySize, numTrailers uint32) {
+	if cb, ok := d.callouts[calloutID]; ok {
+		delete(d.callouts, calloutID)
+		cb(int(numHeaders), int(bodySize), int(numTrailers))
+		return
+	}
+	if pc, ok := d.plugins[pluginID]; ok {
+		if h, ok := pc.(HttpCallResponseHandler); ok {
+			h.OnHttpCallResponse(calloutID, int(numHeaders), int(bodySize), int(numTrailers))
+			return
+		}
+	}
+	d.logf(LogLevelWarn, "sdk: response to HTTP call %d for plugin context %d has no callback and no HttpCallResponseHandler", calloutID, pluginID)
+}
+
+func (d *dispatcher) onForeignFunction(pluginID, functionID, argsSize uint32) {
+	if pc, ok := d.plugins[pluginID]; ok {
+		if h, ok := pc.(ForeignFunctionHandler); ok {
+			h.OnForeignFunction(functionID, int(argsSize))
+			return
+		}
+	}
+	d.logf(LogLevelWarn, "sdk: foreign function %d called on plugin context %d, which has no ForeignFunctionHandler", functionID, pluginID)
+}

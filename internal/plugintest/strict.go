@@ -1,11 +1,3 @@
-// Package plugintest builds and locates guest plugins for tests: C and
-// AssemblyScript plugins compiled on demand into a shared cache, and the
-// hand-written hostile fixtures under wasm/testdata/hostile.
-//
-// A missing toolchain skips the calling test with a message that names what to
-// install, unless SLUICE_TEST_STRICT=1 (as in CI), where it fails instead.
-// Everything here is safe for concurrent use by parallel tests and by
-// concurrent `go test` processes.
 package plugintest
 
 import (

@@ -1,0 +1,361 @@
+package wasm
+
+import (
+	"context"
+
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Host functions on HTTP fields, bodies and the stream. They act on the
+// effective context (normally the HTTP context whose callback runs).
+
+// headerMap returns the map mt of the effective context. A nil map with
+// statusOK means the map type is valid but not available here (the root
+// context, trailers, response headers before the response): reads see an
+// empty map, writes fail with BAD_ARGUMENT, as in Envoy.
+func (in *instance) headerMap(mt mapType) (h *proxy.Headers, writable bool, st status) {
+	if mt > mapHTTPCallResponseTrailer {
+		return nil, false, statusBadArgument
+	}
+	s := in.eff
+	if s == nil {
+		return nil, false, statusOK
+	}
+	switch mt {
+	case mapRequestHeaders:
+		return s.ex.RequestHeaders(), s.phase <= cbRequestBody, statusOK
+	case mapResponseHeaders:
+		if !s.responseSeen {
+			return nil, false, statusOK
+		}
+		w := s.phase == cbResponseHeaders || s.phase == cbResponseBody
+		return s.ex.ResponseHeaders(), w, statusOK
+	}
+	return nil, false, statusOK
+}
+
+func hostGetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	h, _, st := in.headerMap(mapType(u32(stack[0])))
+	if st == statusOK {
+		st = in.returnPairs(ctx, mod, h, u32(stack[1]), u32(stack[2]))
+	}
+	stack[0] = uint64(st)
+}
+
+func hostGetHeaderMapSize(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	h, _, st := in.headerMap(mapType(u32(stack[0])))
+	if st == statusOK {
+		var n uint32
+		if h != nil && h.Len() > 0 {
+			var ok bool
+			if n, ok = pairsSize(h); !ok {
+				st = statusSerializationFailed
+			}
+		}
+		if st == statusOK && !writeGuestU32(in.memOf(mod), u32(stack[1]), n) {
+			st = statusInvalidMemoryAccess
+		}
+	}
+	stack[0] = uint64(st)
+}
+
+func hostGetHeaderMapValue(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	key, ok := readGuest(mem, u32(stack[1]), u32(stack[2]))
+	retPtr, retSize := u32(stack[3]), u32(stack[4])
+	if !ok || !checkRetPair(mem, retPtr, retSize) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	h, _, st := in.headerMap(mapType(u32(stack[0])))
+	if st == statusOK {
+		var v []byte
+		if h != nil {
+			v, ok = h.Get(key)
+		}
+		if h == nil || !ok {
+			st = statusNotFound
+		} else {
+			st = in.returnBytes(ctx, mod, v, retPtr, retSize)
+		}
+	}
+	stack[0] = uint64(st)
+}
+
+// writableMap reads a key (and a value, if valPtr/valSize are given) from
+// guest memory and returns the writable map mt.
+func (in *instance) writableMap(mod api.Module, mt, keyPtr, keySize uint32) (*proxy.Headers, []byte, status) {
+	key, ok := readGuest(in.memOf(mod), keyPtr, keySize)
+	if !ok {
+		return nil, nil, statusInvalidMemoryAccess
+	}
+	h, w, st := in.headerMap(mapType(mt))
+	if st != statusOK {
+		return nil, nil, st
+	}
+	if h == nil || !w {
+		return nil, nil, statusBadArgument
+	}
+	return h, key, statusOK
+}
+
+func hostAddHeaderMapValue(ctx context.Context, mod api.Module, stack []uint64) {
+	setHeaderValue(ctx, mod, stack, false)
+}
+
+func hostReplaceHeaderMapValue(ctx context.Context, mod api.Module, stack []uint64) {
+	setHeaderValue(ctx, mod, stack, true)
+}
+
+func setHeaderValue(ctx context.Context, mod api.Module, stack []uint64, replace bool) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	val, ok := readGuest(in.memOf(mod), u32(stack[3]), u32(stack[4]))
+	if !ok {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	h, key, st := in.writableMap(mod, u32(stack[0]), u32(stack[1]), u32(stack[2]))
+	if st == statusOK {
+		if replace {
+			h.Set(key, val)
+		} else {
+			h.Add(key, val)
+		}
+	}
+	stack[0] = uint64(st)
+}
+
+func hostRemoveHeaderMapValue(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	h, key, st := in.writableMap(mod, u32(stack[0]), u32(stack[1]), u32(stack[2]))
+	if st == statusOK {
+		h.Del(key)
+	}
+	stack[0] = uint64(st)
+}
+
+func hostSetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	data, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
+	if !ok {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	h, w, st := in.headerMap(mapType(u32(stack[0])))
+	switch {
+	case st != statusOK:
+	case h == nil || !w:
+		st = statusBadArgument
+	case !decodePairsInto(h, data):
+		st = statusBadArgument
+	}
+	stack[0] = uint64(st)
+}
+
+// buffer returns buffer bt of the effective context. Bodies are available
+// from their own callback (or while the stream stays paused there); the
+// VM and plugin configurations always, read-only.
+func (in *instance) buffer(bt bufferType) (data []byte, writable bool, st status) {
+	s := in.eff
+	switch bt {
+	case bufferVMConfig:
+		return in.p.vmConfig, false, statusOK
+	case bufferPluginConfig:
+		return in.p.config, false, statusOK
+	case bufferRequestBody:
+		if s != nil && s.phase == cbRequestBody {
+			return s.ex.RequestBody(), true, statusOK
+		}
+	case bufferResponseBody:
+		if s != nil && s.phase == cbResponseBody {
+			return s.ex.ResponseBody(), true, statusOK
+		}
+	}
+	if bt > bufferForeignArgs {
+		return nil, false, statusBadArgument
+	}
+	return nil, false, statusNotFound
+}
+
+func hostGetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	start, maxSize := uint64(u32(stack[1])), uint64(u32(stack[2]))
+	retPtr, retSize := u32(stack[3]), u32(stack[4])
+	if !checkRetPair(in.memOf(mod), retPtr, retSize) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	data, _, st := in.buffer(bufferType(u32(stack[0])))
+	if st == statusOK {
+		if start > uint64(len(data)) {
+			st = statusBadArgument
+		} else {
+			end := min(start+maxSize, uint64(len(data)))
+			st = in.returnBytes(ctx, mod, data[start:end], retPtr, retSize)
+		}
+	}
+	stack[0] = uint64(st)
+}
+
+func hostGetBufferStatus(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	retLen, retFlags := u32(stack[1]), u32(stack[2])
+	if !checkRetPair(mem, retLen, retFlags) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	data, _, st := in.buffer(bufferType(u32(stack[0])))
+	if st == statusOK {
+		st = writeRetPair(mem, retLen, retFlags, uint32(len(data)), 0)
+	}
+	stack[0] = uint64(st)
+}
+
+// maxScratchKeep bounds the splice buffer an instance keeps between calls.
+const maxScratchKeep = 1 << 20
+
+func hostSetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	bt := bufferType(u32(stack[0]))
+	start, size := uint64(u32(stack[1])), uint64(u32(stack[2]))
+	val, ok := readGuest(in.memOf(mod), u32(stack[3]), u32(stack[4]))
+	if !ok {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	body, w, st := in.buffer(bt)
+	if st != statusOK || !w {
+		if st == statusOK {
+			st = statusBadArgument
+		}
+		stack[0] = uint64(st)
+		return
+	}
+	// Replace body[start:start+size] with val; a start past the end
+	// appends.
+	start = min(start, uint64(len(body)))
+	end := min(start+size, uint64(len(body)))
+	buf := append(in.scratch[:0], body[:start]...)
+	buf = append(buf, val...)
+	buf = append(buf, body[end:]...)
+	if bt == bufferRequestBody {
+		in.eff.ex.SetRequestBody(buf)
+	} else {
+		in.eff.ex.SetResponseBody(buf)
+	}
+	if cap(buf) <= maxScratchKeep {
+		in.scratch = buf[:0]
+	}
+	stack[0] = uint64(statusOK)
+}
+
+func hostSendLocalResponse(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	code := u32(stack[0])
+	details, ok1 := readGuest(mem, u32(stack[1]), u32(stack[2]))
+	body, ok2 := readGuest(mem, u32(stack[3]), u32(stack[4]))
+	hdrs, ok3 := readGuest(mem, u32(stack[5]), u32(stack[6]))
+	if !ok1 || !ok2 || !ok3 {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	s := in.eff
+	if s == nil || code < 100 || code > 999 || !decodePairsInto(&in.localHeaders, hdrs) {
+		stack[0] = uint64(statusBadArgument)
+		return
+	}
+	// grpc_status (stack[7]) is ignored: Sluice sends the reply as plain
+	// HTTP.
+	s.ex.SendLocalResponse(int(code), string(details), &in.localHeaders, body)
+	in.p.metrics.localResponses.Inc()
+	stack[0] = uint64(statusOK)
+}
+
+// streamOp is proxy_continue_stream / proxy_close_stream on the effective
+// context. TCP streams (DOWNSTREAM, UPSTREAM) do not exist here.
+func (in *instance) streamOp(streamType uint32, closeStream bool) status {
+	s := in.eff
+	switch {
+	case streamType == streamDownstream || streamType == streamUpstream:
+		return statusUnimplemented
+	case streamType > streamUpstream || s == nil:
+		return statusBadArgument
+	}
+	if closeStream {
+		s.ex.CloseStream()
+	} else {
+		s.ex.Resume()
+	}
+	return statusOK
+}
+
+func hostContinueStream(ctx context.Context, _ api.Module, stack []uint64) {
+	streamCall(ctx, stack, u32(stack[0]), false)
+}
+
+func hostCloseStream(ctx context.Context, _ api.Module, stack []uint64) {
+	streamCall(ctx, stack, u32(stack[0]), true)
+}
+
+func hostContinueRequest(ctx context.Context, _ api.Module, stack []uint64) {
+	streamCall(ctx, stack, streamHTTPRequest, false)
+}
+
+func hostContinueResponse(ctx context.Context, _ api.Module, stack []uint64) {
+	streamCall(ctx, stack, streamHTTPResponse, false)
+}
+
+func streamCall(ctx context.Context, stack []uint64, streamType uint32, closeStream bool) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	stack[0] = uint64(in.streamOp(streamType, closeStream))
+}

@@ -1,0 +1,254 @@
+package wasm
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Host functions for logging, time, contexts, properties and shared data.
+
+// levelOf maps a proxy_log_level_t to a slog level: trace is below debug,
+// critical above error.
+func levelOf(l uint32) slog.Level {
+	switch l {
+	case logTrace:
+		return slog.LevelDebug - 4
+	case logDebug:
+		return slog.LevelDebug
+	case logInfo:
+		return slog.LevelInfo
+	case logWarn:
+		return slog.LevelWarn
+	case logError:
+		return slog.LevelError
+	}
+	return slog.LevelError + 4
+}
+
+func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	level := u32(stack[0])
+	msg, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
+	switch {
+	case !ok:
+		stack[0] = uint64(statusInvalidMemoryAccess)
+	case level > logCritical:
+		stack[0] = uint64(statusBadArgument)
+	default:
+		in.logMessage(levelOf(level), msg)
+		stack[0] = uint64(statusOK)
+	}
+}
+
+// logMessage logs a guest message with the plugin name and context id.
+func (in *instance) logMessage(level slog.Level, msg []byte) {
+	lg := in.p.log
+	if !lg.Enabled(context.Background(), level) {
+		return
+	}
+	id := uint64(rootContextID)
+	if in.eff != nil {
+		id = uint64(in.eff.id)
+	}
+	lg.LogAttrs(context.Background(), level, string(msg), slog.Uint64("context_id", id))
+}
+
+func hostGetLogLevel(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	level := uint32(logCritical)
+	for l := uint32(logTrace); l < logCritical; l++ {
+		if in.p.log.Enabled(context.Background(), levelOf(l)) {
+			level = l
+			break
+		}
+	}
+	if !writeGuestU32(in.memOf(mod), u32(stack[0]), level) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	stack[0] = uint64(statusOK)
+}
+
+func hostGetCurrentTime(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	if !writeGuestU64(in.memOf(mod), u32(stack[0]), uint64(time.Now().UnixNano())) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	stack[0] = uint64(statusOK)
+}
+
+func hostSetTickPeriod(ctx context.Context, _ api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	in.setTickPeriod(time.Duration(u32(stack[0])) * time.Millisecond)
+	stack[0] = uint64(statusOK)
+}
+
+// setEffective implements proxy_set_effective_context. Switching to
+// another HTTP context on this instance is allowed only while that request
+// is paused (Exchange.BeginAsync); it is undone when the callback returns.
+func (in *instance) setEffective(id uint32) status {
+	if id == rootContextID {
+		in.endEffective()
+		in.eff = nil
+		return statusOK
+	}
+	if in.cur != nil && in.cur.id == id {
+		in.endEffective()
+		in.eff = in.cur
+		return statusOK
+	}
+	s, ok := in.streams[id]
+	if !ok {
+		return statusBadArgument
+	}
+	if in.eff == s {
+		return statusOK
+	}
+	in.endEffective()
+	if !s.ex.BeginAsync() {
+		in.eff = in.cur
+		return statusBadArgument
+	}
+	in.eff, in.effAsync = s, true
+	return statusOK
+}
+
+// endEffective releases a paused request borrowed by setEffective.
+func (in *instance) endEffective() {
+	if in.effAsync {
+		in.eff.ex.EndAsync()
+		in.effAsync = false
+		in.eff = in.cur
+	}
+}
+
+func hostSetEffectiveContext(ctx context.Context, _ api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	stack[0] = uint64(in.setEffective(u32(stack[0])))
+}
+
+// hostDone is proxy_done. The host never waits for a context after
+// proxy_on_done (it finishes contexts at once), so nothing is ever pending.
+func hostDone(_ context.Context, _ api.Module, stack []uint64) {
+	stack[0] = uint64(statusNotFound)
+}
+
+func hostGetProperty(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	path, ok := readGuest(mem, u32(stack[0]), u32(stack[1]))
+	retPtr, retSize := u32(stack[2]), u32(stack[3])
+	if !ok || !checkRetPair(mem, retPtr, retSize) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	name, ok := normalizePropertyPath(in.pathBuf[:0], path)
+	in.pathBuf = name[:0]
+	if !ok {
+		stack[0] = uint64(statusNotFound)
+		return
+	}
+	v, st := in.p.getProperty(in.eff, lookupProperty(name), name, in.scratch[:0])
+	if st == statusOK {
+		if v.headers != nil {
+			st = in.returnPairs(ctx, mod, v.headers, retPtr, retSize)
+		} else {
+			st = in.returnBytes(ctx, mod, v.data, retPtr, retSize)
+		}
+	}
+	stack[0] = uint64(st)
+}
+
+func hostSetProperty(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	path, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
+	value, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
+	if !ok1 || !ok2 {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	name, ok := normalizePropertyPath(in.pathBuf[:0], path)
+	in.pathBuf = name[:0]
+	if !ok {
+		stack[0] = uint64(statusNotFound)
+		return
+	}
+	stack[0] = uint64(in.p.setProperty(in.eff, lookupProperty(name), name, value))
+}
+
+func hostSetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	key, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
+	value, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
+	if !ok1 || !ok2 {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	stack[0] = uint64(in.p.shared.set(key, value, u32(stack[4])))
+}
+
+func hostGetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	key, ok := readGuest(mem, u32(stack[0]), u32(stack[1]))
+	retPtr, retSize, retCAS := u32(stack[2]), u32(stack[3]), u32(stack[4])
+	if !ok || !checkRetPair(mem, retPtr, retSize) || !checkRetPair(mem, retCAS, retCAS) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	// Copy the value out under the store's lock: another instance may
+	// replace it while the guest allocator runs.
+	var cas uint32
+	in.scratch, cas, ok = in.p.shared.get(in.scratch[:0], key)
+	if !ok {
+		stack[0] = uint64(statusNotFound)
+		return
+	}
+	st := in.returnBytes(ctx, mod, in.scratch, retPtr, retSize)
+	if st == statusOK && !writeGuestU32(mem, retCAS, cas) {
+		st = statusInvalidMemoryAccess
+	}
+	stack[0] = uint64(st)
+}

@@ -1,0 +1,124 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
+)
+
+// upstream is a plain HTTP server that reports what reached it: its name
+// in x-upstream-name, and a text body "name method path host body".
+func newUpstream(t testing.TB, name string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("x-upstream-name", name)
+		w.Header().Set("x-seen-content-length", fmt.Sprint(r.ContentLength))
+		for _, h := range []string{"x-added", "x-removed", "x-wat", "x-set"} {
+			if v := r.Header.Get(h); v != "" {
+				w.Header().Set("x-seen-"+h, v)
+			}
+		}
+		fmt.Fprintf(w, "%s %s %s %s %s", name, r.Method, r.URL.RequestURI(), r.Host, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// e2e is a Sluice proxy on 127.0.0.1 with two upstream pools: "a" (the
+// default route) and "b" (path prefix /b/, or host b.test).
+type e2e struct {
+	base string
+	srv  *proxy.Server
+	cli  *http.Client
+}
+
+func startProxy(t testing.TB, filters ...proxy.Filter) *e2e {
+	t.Helper()
+	a, b := newUpstream(t, "a"), newUpstream(t, "b")
+	cfg := proxy.NewConfig().
+		WithHostname("127.0.0.1").
+		WithTimeout(5*time.Second).
+		WithUpstream("a", a.URL).
+		WithUpstream("b", b.URL).
+		WithRoute(proxy.RouteMatch{PathPrefix: "/b/"}, "b").
+		WithRoute(proxy.RouteMatch{Host: "b.test"}, "b").
+		WithRoute(proxy.RouteMatch{PathPrefix: "/"}, "a")
+	srv, err := proxy.NewServer(cfg, proxy.Options{
+		Filters: filters,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Router().SetReady(true)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	})
+	return &e2e{
+		base: "http://" + ln.Addr().String(),
+		srv:  srv,
+		cli:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a request; headers alternate name, value ("host" sets Host).
+func (e *e2e) do(t testing.TB, method, path, body string, headers ...string) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if strings.EqualFold(headers[i], "host") {
+			req.Host = headers[i+1]
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := e.cli.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (e *e2e) metrics(t testing.TB) string {
+	t.Helper()
+	var b strings.Builder
+	e.srv.WriteMetrics(&b)
+	return b.String()
+}

@@ -1,0 +1,37 @@
+package wasm
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// CallError is the error a Stream callback returns when the plugin failed
+// on that request: the proxy then applies the plugin's failure policy.
+type CallError struct {
+	// Plugin is the plugin's configured name.
+	Plugin string
+	// Callback is the guest export that failed (proxy_on_request_headers…).
+	Callback string
+	// Kind classifies the failure: KindTrap, KindTimeout, KindMemory,
+	// KindExit, KindBadAction or KindUnavailable.
+	Kind string
+	// Err is the underlying error.
+	Err error
+}
+
+func (e *CallError) Error() string {
+	return "wasm: plugin " + strconv.Quote(e.Plugin) + ": " + e.Callback + ": " + e.Kind + ": " + e.Err.Error()
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+// ErrInstanceDiscarded is wrapped by the CallError of a request whose
+// instance was discarded after another failure, and of a new request when
+// no instance is alive.
+var ErrInstanceDiscarded = errors.New("wasm: plugin instance discarded after a failure")
+
+// pluginError prefixes an error with the plugin's name.
+func pluginError(name string, err error) error {
+	return fmt.Errorf("wasm: plugin %q: %w", name, err)
+}

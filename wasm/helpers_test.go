@@ -1,0 +1,128 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/proxy"
+)
+
+// logBuffer collects log output for assertions; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+type testHost struct {
+	*Host
+	logs *logBuffer
+	set  *metrics.Set
+}
+
+// testCacheDir is a compilation cache shared by the tests (and by test
+// runs): compiling a Go guest under the race detector takes many seconds.
+var testCacheDir = filepath.Join(os.TempDir(), "sluice-wasm-test-cache")
+
+// newTestHost returns a Host with the shared test cache, a captured debug log
+// and a private metrics set, closed at the end of the test.
+func newTestHost(t testing.TB) *testHost {
+	t.Helper()
+	logs := &logBuffer{}
+	set := metrics.NewSet()
+	h, err := NewHost(context.Background(), HostConfig{
+		CacheDir:     testCacheDir,
+		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug - 4})),
+		Metrics:      set,
+		StartTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h.Close(context.Background()); err != nil {
+			t.Errorf("Host.Close: %v", err)
+		}
+	})
+	return &testHost{Host: h, logs: logs, set: set}
+}
+
+// fixtureConfig is a plugin config for a hostile fixture: one instance, a
+// generous call timeout (the race detector is slow), 1 MiB of memory.
+func fixtureConfig(t testing.TB, name string) proxy.PluginConfig {
+	return proxy.PluginConfig{
+		Name:        name,
+		Path:        plugintest.Fixture(t, name),
+		Instances:   1,
+		CallTimeout: proxy.Duration(time.Second),
+		MemoryLimit: 1 << 20,
+	}
+}
+
+func (h *testHost) mustLoad(t testing.TB, pc proxy.PluginConfig) *Plugin {
+	t.Helper()
+	p, err := h.Load(context.Background(), pc)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", pc.Name, err)
+	}
+	return p
+}
+
+// metric returns the current value of one metric line in h's set, or "".
+func (h *testHost) metric(name string) string {
+	var b bytes.Buffer
+	h.set.WritePrometheus(&b)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// newExchange returns an Exchange (no server behind it) carrying a GET
+// request for path.
+func newExchange(path string, headers ...string) *proxy.Exchange {
+	ex := new(proxy.Exchange)
+	h := ex.RequestHeaders()
+	h.AddString(":method", "GET")
+	h.AddString(":path", path)
+	h.AddString(":authority", "example.test")
+	h.AddString(":scheme", "http")
+	for i := 0; i+1 < len(headers); i += 2 {
+		h.AddString(headers[i], headers[i+1])
+	}
+	return ex
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

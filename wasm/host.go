@@ -1,0 +1,265 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// InMemoryCache as HostConfig.CacheDir keeps compiled plugins in memory
+// only: nothing is written to disk and every process start recompiles.
+const InMemoryCache = "-"
+
+// DefaultStartTimeout bounds each start-up call into a new instance
+// (_initialize, proxy_on_context_create of the root context,
+// proxy_on_vm_start, proxy_on_configure) when HostConfig.StartTimeout is 0.
+// Start-up runs off the request path (at load, or when a discarded
+// instance is replaced), and a Go guest's _initialize takes milliseconds.
+const DefaultStartTimeout = 5 * time.Second
+
+// HostConfig configures a Host. The zero value is usable.
+type HostConfig struct {
+	// CacheDir holds compiled plugins across restarts. "" (the default)
+	// is "sluice/wasm" under os.UserCacheDir (in-memory when there is no
+	// user cache directory); InMemoryCache ("-") keeps them in memory only.
+	CacheDir string
+	// Logger receives plugin logs (proxy_log, stdout/stderr) and host
+	// errors, with a "plugin" attribute. Default: slog.Default().
+	Logger *slog.Logger
+	// Metrics receives the plugins' metrics. Default: a private set.
+	Metrics *metrics.Set
+	// StartTimeout bounds each start-up call into a new instance.
+	// Default DefaultStartTimeout.
+	StartTimeout time.Duration
+}
+
+// Host runs Proxy-Wasm plugins: one wazero runtime and one compilation
+// cache for the process, shared by every plugin. A Host is safe for
+// concurrent use; Close it when done (it closes the plugins still loaded).
+type Host struct {
+	rt           wazero.Runtime
+	cache        wazero.CompilationCache
+	log          *slog.Logger
+	metrics      *metrics.Set
+	startTimeout time.Duration
+
+	mu      sync.Mutex
+	closed  bool
+	plugins map[*Plugin]struct{}
+	shared  map[string]*sharedData // by vm_id
+}
+
+// NewHost creates the runtime with the host modules every guest may
+// import: "env" (Proxy-Wasm v0.2.1), "wasi_snapshot_preview1" and
+// "wasi_unstable" (the same WASI functions, for AssemblyScript guests).
+// Guests get no filesystem, environment, arguments or network; their
+// stdout and stderr go to the logger.
+func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
+	h := &Host{
+		log:          cfg.Logger,
+		metrics:      cfg.Metrics,
+		startTimeout: cfg.StartTimeout,
+		plugins:      make(map[*Plugin]struct{}),
+		shared:       make(map[string]*sharedData),
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.metrics == nil {
+		h.metrics = metrics.NewSet()
+	}
+	if h.startTimeout <= 0 {
+		h.startTimeout = DefaultStartTimeout
+	}
+	cache, err := newCache(cfg.CacheDir, h.log)
+	if err != nil {
+		return nil, err
+	}
+	h.cache = cache
+	// Memory is limited per instance by a custom allocator (see
+	// limitedMemory), so the runtime keeps wazero's maximum.
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true).
+		WithCompilationCache(cache)
+	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if err := h.instantiateHostModules(ctx); err != nil {
+		_ = h.rt.Close(ctx)
+		_ = cache.Close(ctx)
+		return nil, fmt.Errorf("wasm: host modules: %w", err)
+	}
+	return h, nil
+}
+
+func newCache(dir string, log *slog.Logger) (wazero.CompilationCache, error) {
+	if dir == InMemoryCache {
+		return wazero.NewCompilationCache(), nil
+	}
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			log.Warn("wasm: no user cache directory, compiling plugins in memory only", "error", err)
+			return wazero.NewCompilationCache(), nil
+		}
+		dir = filepath.Join(base, "sluice", "wasm")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wasm: cache dir: %w", err)
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: cache dir %q: %w", dir, err)
+	}
+	return c, nil
+}
+
+func (h *Host) instantiateHostModules(ctx context.Context) error {
+	if err := instantiateEnv(ctx, h.rt); err != nil {
+		return err
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
+		return err
+	}
+	// AssemblyScript's runtime imports proc_exit (and, when used, other
+	// WASI functions) from "wasi_unstable"; the functions guests use have
+	// the same signatures and meaning as in preview1.
+	compiled, err := wasi_snapshot_preview1.NewBuilder(h.rt).Compile(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = h.rt.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithName("wasi_unstable"))
+	return err
+}
+
+// Close closes every plugin still loaded, then the runtime and the cache.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	plugins := make([]*Plugin, 0, len(h.plugins))
+	for p := range h.plugins {
+		plugins = append(plugins, p)
+	}
+	h.mu.Unlock()
+	var errs []error
+	for _, p := range plugins {
+		errs = append(errs, p.Close())
+	}
+	errs = append(errs, h.rt.Close(ctx), h.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+func (h *Host) forget(p *Plugin) {
+	h.mu.Lock()
+	delete(h.plugins, p)
+	h.mu.Unlock()
+}
+
+// Check reads and compiles the plugin and checks its exports and imports,
+// without running it (for `sluice -validate`). Errors name the plugin:
+// `wasm: plugin "auth": ...`.
+func (h *Host) Check(ctx context.Context, pc proxy.PluginConfig) error {
+	compiled, _, err := h.compile(ctx, pc)
+	if err != nil {
+		return err
+	}
+	if err := compiled.Close(ctx); err != nil {
+		return pluginError(pc.Name, err)
+	}
+	return nil
+}
+
+// Load compiles and checks the plugin, then creates its instances
+// (PluginConfig.Instances, default GOMAXPROCS). On each it calls
+// _initialize, creates the root context, then proxy_on_vm_start with the
+// VM config and proxy_on_configure with the plugin config; a false result
+// fails the load.
+func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error) {
+	compiled, info, err := h.compile(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	vmID := pc.VMID
+	if vmID == "" {
+		vmID = pc.Name
+	}
+	p := &Plugin{
+		host:        h,
+		name:        pc.Name,
+		log:         h.log.With("plugin", pc.Name),
+		config:      append([]byte(nil), pc.Config...),
+		vmConfig:    append([]byte(nil), pc.VMConfig...),
+		nameBytes:   []byte(pc.Name),
+		rootIDBytes: nil, // no root_id setting: "" as in Envoy without one
+		vmIDBytes:   []byte(vmID),
+		failOpen:    pc.FailurePolicy == proxy.FailOpen,
+		callTimeout: time.Duration(pc.CallTimeout),
+		memLimit:    memoryLimit(pc),
+		compiled:    compiled,
+		info:        info,
+		metrics:     newPluginMetrics(h.metrics, pc.Name),
+	}
+	if p.callTimeout == 0 {
+		p.callTimeout = proxy.DefaultPluginCallTimeout
+	}
+	n := pc.Instances
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		_ = compiled.Close(ctx)
+		return nil, pluginError(pc.Name, errors.New("host is closed"))
+	}
+	p.shared = h.shared[vmID]
+	if p.shared == nil {
+		p.shared = newSharedData()
+		h.shared[vmID] = p.shared
+	}
+	h.mu.Unlock()
+	if err := p.load(ctx, n); err != nil {
+		_ = compiled.Close(ctx)
+		return nil, pluginError(pc.Name, err)
+	}
+	h.mu.Lock()
+	closed := h.closed
+	if !closed {
+		h.plugins[p] = struct{}{}
+	}
+	h.mu.Unlock()
+	if closed {
+		_ = p.Close()
+		return nil, pluginError(pc.Name, errors.New("host is closed"))
+	}
+	return p, nil
+}
+
+// memoryLimit is the plugin's per-instance memory cap in bytes, rounded
+// down to whole 64 KiB pages.
+func memoryLimit(pc proxy.PluginConfig) uint64 {
+	l := uint64(pc.MemoryLimit)
+	if l == 0 {
+		l = proxy.DefaultPluginMemoryLimit
+	}
+	l = min(l, maxMemoryBytes)
+	return l &^ (pageSize - 1)
+}
+
+const (
+	pageSize       = 1 << 16
+	maxMemoryBytes = 1 << 32
+)

@@ -1,0 +1,458 @@
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// rootContextID is the root (plugin) context of every instance; HTTP
+// contexts count up from rootContextID+1.
+const rootContextID = 1
+
+// instance is one instantiated guest module. It runs one callback at a
+// time (mu); a request's HTTP context stays on one instance for its whole
+// life. An instance that traps, times out or runs out of memory is marked
+// dead, never called again, and replaced in the background.
+type instance struct {
+	p     *Plugin
+	slot  int
+	mod   api.Module
+	mem   api.Memory
+	fns   [numCallbacks]api.Function
+	alloc api.Function
+
+	// mu serialises calls into the guest. Fields below it are guarded by
+	// mu (host functions run on the goroutine holding it).
+	mu   sync.Mutex
+	dead atomic.Bool
+
+	cc     callCtx
+	timer  *time.Timer
+	limit  *limitedMemory
+	stack  []uint64
+	astack []uint64
+
+	nextID  uint32
+	streams map[uint32]*stream // live HTTP contexts by id
+
+	phase     callback // callback running (or last run)
+	cur       *stream  // HTTP context whose callback runs; nil: root context
+	eff       *stream  // effective context (proxy_set_effective_context)
+	effAsync  bool     // eff != cur and eff.ex.BeginAsync succeeded
+	allocBusy bool     // inside the guest allocator: no nested allocation
+	nestedErr error    // a call into the guest from a host function failed
+	expired   bool     // the deadline fired after a call completed
+	starting  bool     // newInstance is running the start-up calls
+	tickStop  chan struct{}
+
+	scratch      []byte
+	pathBuf      []byte
+	localHeaders proxy.Headers
+	out, errOut  logWriter
+}
+
+// callCtx is the context.Context of every call into one instance, reused
+// across calls so a call allocates no context. Its Done channel closes when
+// the instance's deadline timer fires, which makes wazero (configured with
+// WithCloseOnContextDone) stop the guest; the instance is then discarded,
+// so the channel never needs re-arming. Host functions find their instance
+// through it.
+type callCtx struct {
+	inst  *instance
+	done  chan struct{}
+	fired atomic.Bool
+}
+
+type callCtxKey struct{}
+
+func (c *callCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *callCtx) Done() <-chan struct{}       { return c.done }
+func (c *callCtx) Err() error {
+	if c.fired.Load() {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+func (c *callCtx) Value(key any) any {
+	if key == (callCtxKey{}) {
+		return c
+	}
+	return nil
+}
+
+// fire is the deadline timer's function.
+func (c *callCtx) fire() {
+	if c.fired.CompareAndSwap(false, true) {
+		close(c.done)
+	}
+}
+
+// instanceOf returns the instance a host function was called from.
+func instanceOf(ctx context.Context) *instance {
+	if cc, ok := ctx.(*callCtx); ok {
+		return cc.inst
+	}
+	if cc, ok := ctx.Value(callCtxKey{}).(*callCtx); ok {
+		return cc.inst
+	}
+	return nil
+}
+
+// limitedMemory backs an instance's linear memory and enforces the
+// plugin's memory limit: growing past it fails (memory.grow returns -1)
+// and is recorded, so a crash that follows is reported as kind "memory".
+type limitedMemory struct {
+	buf       []byte
+	limit     uint64
+	exhausted atomic.Bool
+}
+
+func (m *limitedMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.exhausted.Store(true)
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	newCap := max(size, min(2*uint64(cap(m.buf)), m.limit))
+	nb := make([]byte, size, newCap)
+	copy(nb, m.buf)
+	m.buf = nb
+	return nb
+}
+
+func (m *limitedMemory) Free() { m.buf = nil }
+
+// newInstance instantiates the plugin's module, runs its start function and
+// creates the root context (proxy_on_context_create, proxy_on_vm_start,
+// proxy_on_configure). Each step is bounded by the host's start timeout.
+func (p *Plugin) newInstance(ctx context.Context, slot int) (*instance, error) {
+	in := &instance{
+		p:       p,
+		slot:    slot,
+		stack:   make([]uint64, 5),
+		astack:  make([]uint64, 1),
+		nextID:  rootContextID,
+		streams: make(map[uint32]*stream),
+		limit:   &limitedMemory{limit: p.memLimit},
+		scratch: make([]byte, 0, 256),
+		pathBuf: make([]byte, 0, 64),
+	}
+	in.cc.inst = in
+	in.cc.done = make(chan struct{})
+	in.timer = time.AfterFunc(time.Hour, in.cc.fire)
+	in.timer.Stop()
+	in.out = logWriter{log: p.log, level: levelOf(logInfo), stream: "stdout"}
+	in.errOut = logWriter{log: p.log, level: levelOf(logError), stream: "stderr"}
+
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithStdout(&in.out).
+		WithStderr(&in.errOut).
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime()
+	ictx := experimental.WithMemoryAllocator(&in.cc, experimental.MemoryAllocatorFunc(
+		func(capacity, _ uint64) experimental.LinearMemory {
+			in.limit.buf = make([]byte, 0, min(capacity, in.limit.limit))
+			return in.limit
+		}))
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.timer.Reset(p.host.startTimeout)
+	mod, err := p.host.rt.InstantiateModule(ictx, p.compiled, cfg)
+	if !in.timer.Stop() {
+		in.expired = true
+	}
+	if err == nil && in.expired {
+		_ = mod.Close(context.Background())
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", in.describe(err))
+	}
+	in.mod = mod
+	in.mem = mod.Memory()
+	for cb := range numCallbacks {
+		in.fns[cb] = mod.ExportedFunction(callbackSpecs[cb].name)
+	}
+	in.alloc = mod.ExportedFunction(p.info.alloc)
+	in.starting = true
+	err = in.start()
+	in.starting = false
+	if err != nil {
+		in.dead.Store(true)
+		in.stopTick()
+		in.close()
+		var ce *CallError
+		if errors.As(err, &ce) {
+			err = fmt.Errorf("%s: %s: %w", ce.Callback, ce.Kind, ce.Err)
+		}
+		return nil, err
+	}
+	return in, nil
+}
+
+// start runs the module's start function and the root context's lifecycle.
+func (in *instance) start() error {
+	p := in.p
+	if p.info.initialize {
+		if err := in.callExport(exportInitialize); err != nil {
+			return err
+		}
+		if p.info.main {
+			if err := in.callExport(exportMain); err != nil {
+				return err
+			}
+		}
+	} else if p.info.start {
+		if err := in.callExport(exportStart); err != nil {
+			return err
+		}
+	}
+	if _, err := in.call(cbContextCreate, nil, rootContextID, 0, 0, p.host.startTimeout); err != nil {
+		return err
+	}
+	if in.fns[cbVMStart] != nil {
+		ok, err := in.call(cbVMStart, nil, rootContextID, uint64(len(p.vmConfig)), 0, p.host.startTimeout)
+		if err != nil {
+			return err
+		}
+		if uint32(ok) == 0 {
+			return errors.New("proxy_on_vm_start returned false: the plugin rejected its vm_config")
+		}
+	}
+	if in.fns[cbConfigure] != nil {
+		ok, err := in.call(cbConfigure, nil, rootContextID, uint64(len(p.config)), 0, p.host.startTimeout)
+		if err != nil {
+			return err
+		}
+		if uint32(ok) == 0 {
+			return errors.New("proxy_on_configure returned false: the plugin rejected its configuration")
+		}
+	}
+	return nil
+}
+
+// callExport calls a start-up export by name with zero arguments (main
+// gets argc = 0, argv = 0) and ignores its result.
+func (in *instance) callExport(name string) error {
+	fn := in.mod.ExportedFunction(name)
+	clear(in.stack)
+	err := in.invoke(fn, in.p.host.startTimeout)
+	if err == nil && in.nestedErr != nil {
+		err = in.nestedErr
+	}
+	if err != nil {
+		var ee *sys.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 0 && !in.cc.fired.Load() {
+			return fmt.Errorf("%s exited: the module is a command, not a reactor (build Go guests with -buildmode=c-shared)", name)
+		}
+		return fmt.Errorf("%s: %w", name, in.describe(err))
+	}
+	return nil
+}
+
+// invoke calls fn with in.stack under the deadline. in.mu must be held.
+func (in *instance) invoke(fn api.Function, timeout time.Duration) error {
+	in.nestedErr = nil
+	in.timer.Reset(timeout)
+	err := fn.CallWithStack(&in.cc, in.stack)
+	if !in.timer.Stop() {
+		// The deadline fired: either it stopped the guest (err != nil) or it
+		// raced with a call that had just finished. Either way the context
+		// is spent and the instance must go.
+		in.expired = true
+	}
+	return err
+}
+
+// call runs callback cb for the context cur (nil: the root context) with
+// up to three arguments. in.mu must be held. It returns the callback's
+// result (0 when it returns nothing or is not exported). On failure the
+// instance is retired and the error is a *CallError.
+func (in *instance) call(cb callback, cur *stream, a0, a1, a2 uint64, timeout time.Duration) (uint64, error) {
+	fn := in.fns[cb]
+	if fn == nil {
+		return 0, nil
+	}
+	in.phase, in.cur, in.eff = cb, cur, cur
+	if cur != nil {
+		cur.phase = cb
+	}
+	st := in.stack
+	st[0], st[1], st[2] = a0, a1, a2
+	start := time.Now()
+	err := in.invoke(fn, timeout)
+	in.p.metrics.duration.Update(time.Since(start).Seconds())
+	in.endEffective()
+	in.cur, in.eff = nil, nil
+	if err == nil && in.nestedErr != nil {
+		err = in.nestedErr
+	}
+	if err != nil {
+		kind := in.kindOf(err)
+		in.p.metrics.errorsOf(kind).Inc()
+		in.retire()
+		return 0, &CallError{Plugin: in.p.name, Callback: cb.String(), Kind: kind, Err: in.describe(err)}
+	}
+	if in.expired {
+		in.retire()
+	}
+	return st[0], nil
+}
+
+// kindOf classifies a failed call.
+func (in *instance) kindOf(err error) string {
+	switch {
+	case in.cc.fired.Load():
+		return KindTimeout
+	case in.limit.exhausted.Load():
+		return KindMemory
+	}
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		return KindExit
+	}
+	return KindTrap
+}
+
+// describe turns wazero's error for a failed call into a readable one.
+func (in *instance) describe(err error) error {
+	switch {
+	case in.cc.fired.Load():
+		return fmt.Errorf("call exceeded its deadline: %w", context.DeadlineExceeded)
+	case in.limit.exhausted.Load():
+		return fmt.Errorf("guest ran out of memory (limit %d bytes): %w", in.limit.limit, err)
+	}
+	return err
+}
+
+// retire marks the instance dead and, unless it is still starting (then
+// its creator reports the failure), asks the plugin for a replacement.
+// in.mu must be held.
+func (in *instance) retire() {
+	if in.dead.Swap(true) {
+		return
+	}
+	in.stopTick()
+	if !in.starting {
+		in.p.replace(in)
+	}
+}
+
+// close releases the module. The instance must be dead or never published.
+func (in *instance) close() {
+	in.timer.Stop()
+	if in.mod != nil {
+		_ = in.mod.Close(context.Background())
+	}
+}
+
+// memOf returns the guest memory a host function works on.
+func (in *instance) memOf(mod api.Module) guestMemory {
+	if in.mem != nil {
+		return in.mem
+	}
+	if m := mod.Memory(); m != nil {
+		return m
+	}
+	return nil
+}
+
+// allocate reserves size bytes in guest memory with the guest's allocator
+// (proxy_on_memory_allocate, else malloc).
+func (in *instance) allocate(ctx context.Context, mod api.Module, size uint32) (uint32, status) {
+	fn := in.alloc
+	if fn == nil && in.mod == nil {
+		fn = mod.ExportedFunction(in.p.info.alloc)
+	}
+	if fn == nil || in.allocBusy {
+		return 0, statusInternalFailure
+	}
+	in.allocBusy = true
+	in.astack[0] = uint64(size)
+	err := fn.CallWithStack(ctx, in.astack)
+	in.allocBusy = false
+	if err != nil {
+		if in.nestedErr == nil {
+			in.nestedErr = fmt.Errorf("%s: %w", in.p.info.alloc, err)
+		}
+		return 0, statusInternalFailure
+	}
+	ptr := uint32(in.astack[0])
+	if ptr == 0 {
+		return 0, statusInternalFailure
+	}
+	mem := in.memOf(mod)
+	if mem == nil || !inBounds(mem.Size(), ptr, size) {
+		return 0, statusInvalidMemoryAccess
+	}
+	return ptr, statusOK
+}
+
+// returnBytes copies data into newly allocated guest memory and stores its
+// address and size at retPtr and retSize. data must not point into guest
+// memory (the allocation may move it).
+func (in *instance) returnBytes(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint32) status {
+	mem := in.memOf(mod)
+	if !checkRetPair(mem, retPtr, retSize) {
+		return statusInvalidMemoryAccess
+	}
+	if len(data) == 0 {
+		return writeRetPair(mem, retPtr, retSize, 0, 0)
+	}
+	if uint64(len(data)) > maxPairsSize {
+		return statusInternalFailure
+	}
+	n := uint32(len(data))
+	ptr, st := in.allocate(ctx, mod, n)
+	if st != statusOK {
+		return st
+	}
+	buf, ok := readGuest(mem, ptr, n)
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	copy(buf, data)
+	return writeRetPair(mem, retPtr, retSize, ptr, n)
+}
+
+// returnPairs serialises h into newly allocated guest memory.
+func (in *instance) returnPairs(ctx context.Context, mod api.Module, h *proxy.Headers, retPtr, retSize uint32) status {
+	mem := in.memOf(mod)
+	if !checkRetPair(mem, retPtr, retSize) {
+		return statusInvalidMemoryAccess
+	}
+	if h == nil || h.Len() == 0 {
+		return writeRetPair(mem, retPtr, retSize, 0, 0)
+	}
+	n, ok := pairsSize(h)
+	if !ok {
+		return statusSerializationFailed
+	}
+	ptr, st := in.allocate(ctx, mod, n)
+	if st != statusOK {
+		return st
+	}
+	buf, ok := readGuest(mem, ptr, n)
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	encodePairs(buf, h)
+	return writeRetPair(mem, retPtr, retSize, ptr, n)
+}

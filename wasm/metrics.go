@@ -1,0 +1,78 @@
+package wasm
+
+import (
+	"strconv"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Error kinds: the "kind" label of sluice_plugin_errors_total and
+// CallError.Kind.
+const (
+	// KindTrap: the guest trapped (unreachable, out-of-bounds access, a Go
+	// panic, a failing allocator called from a host function).
+	KindTrap = "trap"
+	// KindTimeout: a callback ran past PluginConfig.CallTimeout (or a
+	// start-up call past HostConfig.StartTimeout).
+	KindTimeout = "timeout"
+	// KindMemory: the guest failed after its memory hit
+	// PluginConfig.MemoryLimit.
+	KindMemory = "memory"
+	// KindExit: the guest called proc_exit.
+	KindExit = "exit"
+	// KindBadAction: a callback returned an action outside 0–4.
+	KindBadAction = "bad_action"
+	// KindUnavailable: the request's instance had been discarded, or no
+	// instance was alive to take a new request.
+	KindUnavailable = "unavailable"
+)
+
+var errorKinds = [...]string{KindTrap, KindTimeout, KindMemory, KindExit, KindBadAction, KindUnavailable}
+
+// durationBuckets are the upper bounds (seconds) of
+// sluice_plugin_call_duration_seconds: callbacks take microseconds.
+var durationBuckets = []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1}
+
+// pluginMetrics are one plugin's metrics, created when it loads; the hot
+// path only updates them.
+type pluginMetrics struct {
+	errors         [len(errorKinds)]*metrics.Counter
+	duration       *metrics.PrometheusHistogram
+	localResponses *metrics.Counter
+	restarts       *metrics.Counter
+}
+
+// newPluginMetrics creates (or finds, when a plugin of the same name is
+// reloaded) the plugin's metrics in set:
+//
+//	sluice_plugin_errors_total{plugin,kind}
+//	sluice_plugin_call_duration_seconds{plugin} (histogram)
+//	sluice_plugin_local_responses_total{plugin}
+//	sluice_plugin_instance_restarts_total{plugin}
+func newPluginMetrics(set *metrics.Set, plugin string) pluginMetrics {
+	l := `plugin="` + escapeLabel(plugin) + `"`
+	var m pluginMetrics
+	for i, k := range errorKinds {
+		m.errors[i] = set.GetOrCreateCounter(`sluice_plugin_errors_total{` + l + `,kind="` + k + `"}`)
+	}
+	m.duration = set.GetOrCreatePrometheusHistogramExt(`sluice_plugin_call_duration_seconds{`+l+`}`, durationBuckets)
+	m.localResponses = set.GetOrCreateCounter(`sluice_plugin_local_responses_total{` + l + `}`)
+	m.restarts = set.GetOrCreateCounter(`sluice_plugin_instance_restarts_total{` + l + `}`)
+	return m
+}
+
+// errorsOf returns the error counter of kind.
+func (m *pluginMetrics) errorsOf(kind string) *metrics.Counter {
+	for i, k := range errorKinds {
+		if k == kind {
+			return m.errors[i]
+		}
+	}
+	return m.errors[0]
+}
+
+// escapeLabel escapes a Prometheus label value.
+func escapeLabel(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}

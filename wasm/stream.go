@@ -1,0 +1,106 @@
+package wasm
+
+import (
+	"fmt"
+
+	"github.com/sluice-proxy/sluice/proxy"
+)
+
+// stream is one request's HTTP context on one instance: the proxy.Stream a
+// Plugin hands out. Streams are pooled; the proxy calls one method at a
+// time, and OnDone exactly once, after which the stream is reused.
+type stream struct {
+	p    *Plugin
+	inst *instance
+	slot *slot
+	ex   *proxy.Exchange
+	id   uint32
+
+	// Guarded by inst.mu (read by host functions).
+	phase        callback // the last callback run on this context
+	responseSeen bool     // OnResponseHeaders was called
+}
+
+func (s *stream) OnRequestHeaders(eos bool) (proxy.Action, error) {
+	return s.run(cbRequestHeaders, uint64(s.ex.RequestHeaders().Len()), eos)
+}
+
+func (s *stream) OnRequestBody(eos bool) (proxy.Action, error) {
+	return s.run(cbRequestBody, uint64(len(s.ex.RequestBody())), eos)
+}
+
+func (s *stream) OnResponseHeaders(eos bool) (proxy.Action, error) {
+	return s.run(cbResponseHeaders, uint64(s.ex.ResponseHeaders().Len()), eos)
+}
+
+func (s *stream) OnResponseBody(eos bool) (proxy.Action, error) {
+	return s.run(cbResponseBody, uint64(len(s.ex.ResponseBody())), eos)
+}
+
+// run calls one phase callback and decodes its action.
+func (s *stream) run(cb callback, size uint64, eos bool) (proxy.Action, error) {
+	in := s.inst
+	in.mu.Lock()
+	if cb == cbResponseHeaders {
+		s.responseSeen = true
+	}
+	if in.dead.Load() {
+		in.mu.Unlock()
+		s.p.metrics.errorsOf(KindUnavailable).Inc()
+		return proxy.ActionContinue, &CallError{Plugin: s.p.name, Callback: cb.String(), Kind: KindUnavailable, Err: ErrInstanceDiscarded}
+	}
+	if in.fns[cb] == nil {
+		in.mu.Unlock()
+		return proxy.ActionContinue, nil
+	}
+	var e uint64
+	if eos {
+		e = 1
+	}
+	res, err := in.call(cb, s, uint64(s.id), size, e, s.p.callTimeout)
+	in.mu.Unlock()
+	if err != nil {
+		return proxy.ActionContinue, err
+	}
+	switch a := uint32(res); {
+	case a == actionContinue:
+		return proxy.ActionContinue, nil
+	case a <= actionMaxPause:
+		return proxy.ActionPause, nil
+	default:
+		s.p.metrics.errorsOf(KindBadAction).Inc()
+		return proxy.ActionContinue, &CallError{Plugin: s.p.name, Callback: cb.String(), Kind: KindBadAction,
+			Err: fmt.Errorf("returned action %d (want 0 CONTINUE or 1 PAUSE)", a)}
+	}
+}
+
+// OnDone ends the HTTP context: proxy_on_log, proxy_on_done and
+// proxy_on_delete, unless the instance was discarded. The stream goes back
+// to the pool.
+func (s *stream) OnDone() {
+	in := s.inst
+	in.mu.Lock()
+	delete(in.streams, s.id)
+	id := uint64(s.id)
+	for _, cb := range [...]callback{cbLog, cbDone, cbDelete} {
+		if in.dead.Load() {
+			break
+		}
+		if _, err := in.call(cb, s, id, 0, 0, s.p.callTimeout); err != nil {
+			s.p.log.Warn("wasm: plugin failed while finishing a request", "error", err)
+			break
+		}
+	}
+	in.mu.Unlock()
+	s.release()
+}
+
+// release unpins the stream and returns it to the pool.
+func (s *stream) release() {
+	s.slot.pinned.Add(-1)
+	p := s.p
+	*s = stream{}
+	p.pool.Put(s)
+}
+
+var _ proxy.Stream = (*stream)(nil)

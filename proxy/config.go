@@ -32,8 +32,8 @@ type Config struct {
 	// MaxConcurrentRequests is the number of admission slots: requests
 	// beyond it are refused with 429 at once, never queued. Default 128.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
-	// MaxBatchSize caps requests in flight to one upstream endpoint.
-	// Default 32.
+	// MaxBatchSize caps requests in flight to one upstream endpoint; a
+	// pool may override it. Default 32.
 	MaxBatchSize int `yaml:"max_batch_size"`
 	// Timeout bounds the wait for upstream response headers and any silence
 	// between streamed chunks (an idle timeout: a stream that keeps
@@ -56,9 +56,12 @@ type Config struct {
 	TrustForwardedHeaders bool `yaml:"trust_forwarded_headers"`
 	// Upstreams are the pools requests are forwarded to.
 	Upstreams []UpstreamConfig `yaml:"upstreams"`
-	// Routes choose a pool per request; the first match wins. With no
-	// routes, every request goes to the first upstream; with routes and no
-	// match, the request gets 404.
+	// Routes choose a pool per request; the first match wins. A route
+	// whose pool does not serve the request's model (UpstreamConfig.Models)
+	// is skipped. With no routes, every request goes to the first upstream
+	// (with a model: the first upstream that serves it); with routes and no
+	// match, the request gets 404 (code model_not_found when a route
+	// matched all but the model, route_not_found otherwise).
 	Routes []RouteConfig `yaml:"routes"`
 	// Plugins are Proxy-Wasm plugins, run in list order.
 	Plugins []PluginConfig `yaml:"plugins"`
@@ -67,14 +70,6 @@ type Config struct {
 	PluginCacheDir string `yaml:"plugin_cache_dir"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
-}
-
-// UpstreamConfig is one pool of equivalent upstream endpoints.
-type UpstreamConfig struct {
-	// Name identifies the pool in routes, metrics and plugins.
-	Name string `yaml:"name"`
-	// Endpoints are base URLs, "http://host:port".
-	Endpoints []string `yaml:"endpoints"`
 }
 
 // RouteConfig sends matching requests to an upstream pool.
@@ -94,6 +89,11 @@ type RouteMatch struct {
 	// Headers must all be present with exactly these values (names are
 	// case-insensitive).
 	Headers map[string]string `yaml:"headers"`
+	// Model matches the "model" field of an OpenAI request body: exactly,
+	// or by prefix when it ends in '*' ("llama-*"; "*" alone matches any
+	// request that names a model). A request without a model never matches
+	// a route that sets Model. Needs OpenAICompat.
+	Model string `yaml:"model"`
 }
 
 // PluginConfig configures one Proxy-Wasm plugin. The proxy package only

@@ -58,6 +58,14 @@ func (c *Config) WithUpstream(name string, endpoints ...string) *Config {
 	return &n
 }
 
+// WithUpstreamConfig appends a pool with every setting (policy, weights,
+// health checks, models…). u's slices and maps are shared, not copied.
+func (c *Config) WithUpstreamConfig(u UpstreamConfig) *Config {
+	n := *c
+	n.Upstreams = append(append([]UpstreamConfig(nil), c.Upstreams...), u)
+	return &n
+}
+
 // WithRoute appends a route.
 func (c *Config) WithRoute(match RouteMatch, upstream string) *Config {
 	n := *c

@@ -66,6 +66,14 @@ func (c *Config) Validate() error {
 				return fieldErr(f+".match.headers", "%q is not a valid header name", name)
 			}
 		}
+		if m := r.Match.Model; m != "" {
+			if !c.OpenAICompat {
+				return fieldErr(f+".match.model", "matching on the model reads OpenAI request bodies: it needs openai_compat: true")
+			}
+			if !validModelPattern(m) {
+				return fieldErr(f+".match.model", "%q: '*' may only end a prefix (\"llama-*\")", m)
+			}
+		}
 	}
 	if err := c.validatePlugins(); err != nil {
 		return err
@@ -88,7 +96,8 @@ func (c *Config) validateUpstreams() error {
 		return fieldErr("upstreams", "at least one upstream is required")
 	}
 	seen := make(map[string]bool, len(c.Upstreams))
-	for i, u := range c.Upstreams {
+	for i := range c.Upstreams {
+		u := &c.Upstreams[i]
 		f := "upstreams[" + strconv.Itoa(i) + "]"
 		if u.Name == "" {
 			return fieldErr(f+".name", "must not be empty")
@@ -110,6 +119,9 @@ func (c *Config) validateUpstreams() error {
 				return fieldErr(ef, "duplicate endpoint %q", e)
 			}
 			eps[e] = true
+		}
+		if err := c.validateUpstream(f, &c.Upstreams[i]); err != nil {
+			return err
 		}
 	}
 	return nil

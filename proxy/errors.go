@@ -20,6 +20,10 @@ const (
 	errPluginFailure
 	errShuttingDown
 	errBadRequest
+	errPoolSaturated
+	errQueueTimeout
+	errNoEndpoint
+	errModelNotFound
 	numErrorKinds
 )
 
@@ -40,6 +44,12 @@ var errorSpecs = [numErrorKinds]errorSpec{
 	errPluginFailure: {503, "A plugin failed while handling this request", "api_error", "plugin_failure", "plugin_failure"},
 	errShuttingDown:  {503, "Server is shutting down", "api_error", "shutting_down", "unavailable"},
 	errBadRequest:    {400, "Malformed request", "invalid_request_error", "bad_request", "validation"},
+	// The pool variants name the pool (poolErrorBodies); the model one
+	// names the model (writeModelNotFound).
+	errPoolSaturated: {429, "All endpoints of the upstream pool are at capacity, retry later", "overloaded_error", "overloaded", "overloaded"},
+	errQueueTimeout:  {429, "No endpoint of the upstream pool became free within queue_timeout, retry later", "overloaded_error", "overloaded", "overloaded"},
+	errNoEndpoint:    {503, "No endpoint the plugin chose can take the request", "api_error", "no_endpoint", "unavailable"},
+	errModelNotFound: {404, "The requested model is not served here", "invalid_request_error", "model_not_found", "not_found"},
 }
 
 // errorBodies holds the JSON body of each errorKind in the configured
@@ -96,13 +106,22 @@ var (
 	strApplicationJSON = []byte("application/json")
 )
 
+// retryAdvised reports whether kind's answer carries Retry-After.
+func retryAdvised(kind errorKind) bool {
+	switch kind {
+	case errOverloaded, errShuttingDown, errPoolSaturated, errQueueTimeout, errNoEndpoint:
+		return true
+	}
+	return false
+}
+
 // writeError answers the request with kind's status and JSON body.
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, kind errorKind) {
 	resp := &ctx.Response
 	resp.ResetBody()
 	resp.SetStatusCode(errorSpecs[kind].status)
 	resp.Header.SetContentTypeBytes(strApplicationJSON)
-	if kind == errOverloaded || kind == errShuttingDown {
+	if retryAdvised(kind) {
 		resp.Header.SetBytesKV(strRetryAfter, strRetryAfterValue)
 		resp.Header.SetBytesKV(strRetryAfterMs, strRetryAfterMsVal)
 	}

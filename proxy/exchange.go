@@ -23,15 +23,18 @@ type Exchange struct {
 	respHeaders Headers
 	respBody    []byte
 
-	requestID  []byte
-	start      time.Time
-	remoteAddr net.Addr
-	localAddr  net.Addr
-	protocol   string
-	status     int
-	upstream   string
-	endpoint   string
-	props      map[string][]byte
+	requestID   []byte
+	start       time.Time
+	remoteAddr  net.Addr
+	localAddr   net.Addr
+	protocol    string
+	status      int
+	upstream    string
+	endpoint    string  // chosen endpoint's "host:port", after selection
+	pinned      []int32 // endpoints a filter chose (SetEndpoint), in order
+	pinPool     *pool   // the pool pinned indexes into
+	impliedPool bool    // upstream was set by SetEndpoint, not SetUpstream
+	props       map[string][]byte
 
 	local     localReply
 	hasLocal  bool
@@ -60,6 +63,7 @@ func (ex *Exchange) reset() {
 	ex.protocol = ""
 	ex.status = 0
 	ex.upstream, ex.endpoint = "", ""
+	ex.pinned, ex.pinPool, ex.impliedPool = ex.pinned[:0], nil, false
 	clear(ex.props)
 	ex.hasLocal, ex.closeConn = false, false
 	ex.local.status, ex.local.details = 0, ""
@@ -117,16 +121,21 @@ func (ex *Exchange) Protocol() string { return ex.protocol }
 func (ex *Exchange) ResponseCode() int { return ex.status }
 
 // Upstream is the pool the request goes to: the one a filter chose with
-// SetUpstream, else "" until the route is chosen after the request phase.
+// SetUpstream (or implied with SetEndpoint), else "" until the route is
+// chosen after the request phase.
 func (ex *Exchange) Upstream() string { return ex.upstream }
 
 // SetUpstream sends the request to the named pool, bypassing route
 // matching. It returns ErrUnknownUpstream for a pool that is not configured.
 func (ex *Exchange) SetUpstream(name string) error {
-	if ex.srv.pools.byName(name) == nil {
+	p := ex.srv.pools.byName(name)
+	if p == nil {
 		return ErrUnknownUpstream
 	}
-	ex.upstream = name
+	if ex.pinPool != nil && ex.pinPool != p { // endpoints of another pool
+		ex.pinned, ex.pinPool = ex.pinned[:0], nil
+	}
+	ex.upstream, ex.impliedPool = name, false
 	return nil
 }
 

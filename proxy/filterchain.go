@@ -279,8 +279,9 @@ func (rs *requestState) responseHeaderPhase(ctx *fasthttp.RequestCtx) bool {
 func (rs *requestState) bufferedResponseBody(ctx *fasthttp.RequestCtx) {
 	b, err := readLimited(rs.ex.respBody[:0], rs.upBody, maxBufferedResponse)
 	rs.ex.respBody = b
+	rs.usage.observe(b)
 	if err != nil {
-		rs.upErr = err
+		rs.upstreamBodyFailed(err)
 		kind := errBadGateway
 		if isTimeout(err) {
 			kind = errTimeout
@@ -290,6 +291,7 @@ func (rs *requestState) bufferedResponseBody(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rs.upEOF = true
+	rs.usage.eof()
 	for i := range rs.streams {
 		if _, ok := rs.callFilter(ctx, i, phaseResponseBody, true); !ok {
 			return
@@ -313,6 +315,7 @@ func (rs *requestState) readFiltered(p []byte) (int, error) {
 			rs.chunk = make([]byte, 16<<10)
 		}
 		n, err := rs.upBody.Read(rs.chunk[:cap(rs.chunk)])
+		rs.usage.observe(rs.chunk[:n])
 		if n > 0 {
 			if !rs.filterChunk(rs.chunk[:n], false) {
 				return 0, errFilterStopped
@@ -320,12 +323,13 @@ func (rs *requestState) readFiltered(p []byte) (int, error) {
 		}
 		if err == io.EOF {
 			rs.upEOF = true
+			rs.usage.eof()
 			if !rs.filterChunk(nil, true) {
 				return 0, errFilterStopped
 			}
 			rs.eosSent = true
 		} else if err != nil {
-			rs.upErr = err
+			rs.upstreamBodyFailed(err)
 			return 0, err
 		}
 	}

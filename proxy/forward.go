@@ -83,44 +83,43 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 	if !rs.readBody(ctx) {
 		return
 	}
-	var p *pool
-	if len(s.filters) > 0 {
-		if !rs.requestPhase(ctx) {
-			return
-		}
-		if rs.ex.upstream != "" {
-			p = s.pools.byName(rs.ex.upstream)
-		} else {
-			p = s.selectRoute(ctx.Path(), req.Header.Host(), (*exchangeHeaders)(&rs.ex.reqHeaders))
-		}
-	} else {
-		p = s.selectRoute(ctx.Path(), req.Header.Host(), (*fasthttpHeaders)(&req.Header))
+	if len(s.filters) > 0 && !rs.requestPhase(ctx) {
+		return
 	}
+	rs.findModel(req)
+	if s.models.enabled && rs.ex.upstream == "" && isModelsList(req) {
+		rs.ok = true
+		s.serveModels(ctx)
+		return
+	}
+	p, kind := rs.choosePool(ctx)
 	if p == nil {
-		rs.ok = true // the proxy did its job: nothing serves this path
-		s.writeError(ctx, errNoRoute)
+		rs.ok = true // the proxy did its job: nothing serves this request
+		if kind == errModelNotFound {
+			s.writeModelNotFound(ctx, rs.model.name)
+		} else {
+			s.writeError(ctx, kind)
+		}
 		return
 	}
 	rs.pool = p
+	rs.ex.upstream = p.name
 	rs.prepareUpstreamRequest(ctx)
-	ep := p.pick()
-	rs.ep = ep
-	ep.inFlight.Add(1)
-	err := ep.hc.Do(req, &rs.resp)
-	req.ResetBody() // rs.body backs it; rs outlives nothing of ctx
-	if err != nil {
-		s.upstreamMet[p].inc(0)
-		kind := errBadGateway
-		if isTimeout(err) {
-			kind = errTimeout
-		}
-		rs.upErr = err
-		s.writeError(ctx, kind)
-		return
+	rs.applyAlias(req, p)
+	rs.send(ctx)
+}
+
+// choosePool returns the pool a filter chose, or the route's.
+func (rs *requestState) choosePool(ctx *fasthttp.RequestCtx) (*pool, errorKind) {
+	s := rs.srv
+	req := &ctx.Request
+	if len(s.filters) == 0 {
+		return s.selectPool(req.URI().Path(), req.Header.Host(), (*fasthttpHeaders)(&req.Header), &rs.model)
 	}
-	rs.status = rs.resp.StatusCode()
-	s.upstreamMet[p].inc(rs.status)
-	rs.respond(ctx)
+	if rs.ex.upstream != "" {
+		return s.pools.byName(rs.ex.upstream), 0
+	}
+	return s.selectPool(req.URI().Path(), req.Header.Host(), (*exchangeHeaders)(&rs.ex.reqHeaders), &rs.model)
 }
 
 // setRequestID keeps a sane client x-request-id or generates one.
@@ -239,6 +238,9 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 	}
 	if len(s.filters) > 0 && !rs.responseHeaderPhase(ctx) {
 		return
+	}
+	if rs.model.has && rs.status >= 200 && rs.status < 300 && len(up.Header.ContentEncoding()) == 0 {
+		rs.usage.begin(s.modelMet.lookup(rs.model.name), rs.start, sse)
 	}
 	stream := up.BodyStream()
 	if stream == nil { // no body: HEAD, 204, 304

@@ -31,17 +31,40 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // readiness.
 func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
-	ctx.SetBody(appendHealthJSON(nil, s.router.Health()))
+	ctx.SetBody(s.appendHealthJSON(nil))
 }
 
-// serveReady answers 200 when the router is ready and not draining, else
-// 503, with the health JSON either way.
+// serveReady answers 200 when the router is ready, not draining and has
+// an upstream endpoint in rotation, else 503, with the health JSON either
+// way.
 func (s *Server) serveReady(ctx *fasthttp.RequestCtx) {
 	if !s.router.IsReady() {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
-	ctx.SetBody(appendHealthJSON(nil, s.router.Health()))
+	ctx.SetBody(s.appendHealthJSON(nil))
+}
+
+// appendHealthJSON appends the router's health and, per pool, its
+// endpoints in rotation:
+//
+//	{"status":"healthy","active_requests":0,"max_concurrent_requests":128,
+//	 "upstreams":{"a":{"healthy":2,"total":3}}}
+func (s *Server) appendHealthJSON(b []byte) []byte {
+	b = appendHealthJSON(b, s.router.Health())
+	b = append(b[:len(b)-1], `,"upstreams":{`...)
+	for i, p := range s.pools.list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, p.name)
+		b = append(b, `:{"healthy":`...)
+		b = strconv.AppendInt(b, int64(p.upCount.Load()), 10)
+		b = append(b, `,"total":`...)
+		b = strconv.AppendInt(b, int64(len(p.endpoints)), 10)
+		b = append(b, '}')
+	}
+	return append(b, "}}"...)
 }
 
 func appendHealthJSON(b []byte, h Health) []byte {

@@ -23,9 +23,14 @@ type requestState struct {
 
 	start       time.Time
 	pool        *pool
-	ep          *endpoint
+	ep          *endpoint   // holds a slot of ep until finish
+	tried       []*endpoint // endpoints this request was sent to
+	waiter      waiter      // this request's place in a pool's queue
+	model       requestModel
+	usage       usageTracker
 	reqID       []byte
 	body        []byte // request body
+	bodyAlt     []byte // spare body buffer, for rewrites
 	scratch     []byte // X-Forwarded-For and similar
 	status      int
 	ok          bool // outcome for the guard
@@ -49,7 +54,7 @@ type requestState struct {
 }
 
 func newRequestState(s *Server) *requestState {
-	rs := &requestState{srv: s}
+	rs := &requestState{srv: s, waiter: newWaiter()}
 	rs.ex.srv = s
 	rs.ex.resumeCh = make(chan struct{}, 1)
 	rs.resp.StreamBody = true
@@ -67,6 +72,11 @@ func (rs *requestState) reset() {
 	clear(rs.streams)
 	rs.created = 0
 	rs.pool, rs.ep = nil, nil
+	clear(rs.tried)
+	rs.tried = rs.tried[:0]
+	rs.waiter.ep = nil
+	rs.model.reset()
+	rs.usage.reset()
 	rs.reqID = rs.reqID[:0]
 	rs.body = rs.body[:0]
 	rs.scratch = rs.scratch[:0]
@@ -82,8 +92,8 @@ func (rs *requestState) reset() {
 
 // finish ends the request exactly once: filters' OnDone, the upstream body
 // closed (which cancels an unfinished upstream request), the endpoint's
-// in-flight count, the slot, metrics, the access log; then rs goes back to
-// the pool.
+// slot (handed to a queued request if any), the admission slot, metrics
+// (tokens included), the access log; then rs goes back to the pool.
 func (rs *requestState) finish() {
 	if rs.finished {
 		return
@@ -101,8 +111,9 @@ func (rs *requestState) finish() {
 	}
 	_ = rs.resp.CloseBodyStream()
 	if rs.ep != nil {
-		rs.ep.inFlight.Add(-1)
+		rs.pool.release(rs.ep)
 	}
+	rs.usage.finish()
 	if rs.ok {
 		rs.guard.Complete()
 	} else {
@@ -121,14 +132,25 @@ func (rs *requestState) finish() {
 func (rs *requestState) Read(p []byte) (int, error) {
 	if !rs.filtered {
 		n, err := rs.upBody.Read(p)
+		rs.usage.observe(p[:n])
 		if err == io.EOF {
 			rs.upEOF = true
+			rs.usage.eof()
 		} else if err != nil {
-			rs.upErr = err
+			rs.upstreamBodyFailed(err)
 		}
 		return n, err
 	}
 	return rs.readFiltered(p)
+}
+
+// upstreamBodyFailed records an error reading the upstream's body (a
+// reset or idle timeout mid-response): a failure for passive ejection.
+func (rs *requestState) upstreamBodyFailed(err error) {
+	rs.upErr = err
+	if rs.ep != nil {
+		rs.ep.recordFailure()
+	}
 }
 
 // Close implements io.Closer: fasthttp calls it when the response is

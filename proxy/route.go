@@ -4,10 +4,13 @@ import "bytes"
 
 // route is a compiled RouteConfig.
 type route struct {
-	pathPrefix []byte
-	host       []byte // lower-cased, no port
-	headers    []routeHeader
-	pool       *pool
+	pathPrefix  []byte
+	host        []byte // lower-cased, no port
+	headers     []routeHeader
+	model       []byte // exact name, or prefix when modelPrefix
+	modelPrefix bool
+	hasModel    bool // the route matches on the model
+	pool        *pool
 }
 
 type routeHeader struct{ name, value []byte }
@@ -22,18 +25,48 @@ func compileRoutes(cfg *Config, ps *pools) []route {
 		for name, value := range rc.Match.Headers {
 			r.headers = append(r.headers, routeHeader{name: []byte(name), value: []byte(value)})
 		}
+		if m := rc.Match.Model; m != "" {
+			r.hasModel = true
+			r.model = []byte(m)
+			if m[len(m)-1] == '*' {
+				r.model, r.modelPrefix = r.model[:len(m)-1], true
+			}
+		}
 		rs = append(rs, r)
 	}
 	return rs
 }
 
-// selectRoute returns the pool for a request: the first matching route's,
-// the first pool when no routes are configured, or nil (404).
+// selectRoute returns the pool for a request that names no model, or nil
+// (404).
 func (s *Server) selectRoute(path, authority []byte, hdr headerGetter) *pool {
+	var none requestModel
+	p, _ := s.selectPool(path, authority, hdr, &none)
+	return p
+}
+
+// selectPool returns the pool for a request, or nil and the error to
+// answer (404 errNoRoute or errModelNotFound).
+//
+// With routes, the first route whose conditions hold and whose pool
+// serves the request's model wins. With none, a request without a model
+// goes to the first pool, one with a model to the first pool serving it.
+// When every route that matched failed only on the model, the answer is
+// model_not_found rather than route_not_found.
+func (s *Server) selectPool(path, authority []byte, hdr headerGetter, m *requestModel) (*pool, errorKind) {
 	if len(s.routes) == 0 {
-		return s.pools.list[0]
+		if !m.has {
+			return s.pools.list[0], 0
+		}
+		for _, p := range s.pools.list {
+			if p.serves(m.name) {
+				return p, 0
+			}
+		}
+		return nil, errModelNotFound
 	}
 	host := stripPort(authority)
+	modelMiss := false
 	for i := range s.routes {
 		r := &s.routes[i]
 		if len(r.pathPrefix) > 0 && !bytes.HasPrefix(path, r.pathPrefix) {
@@ -45,9 +78,30 @@ func (s *Server) selectRoute(path, authority []byte, hdr headerGetter) *pool {
 		if !r.headersMatch(hdr) {
 			continue
 		}
-		return r.pool
+		if r.hasModel && !r.modelMatch(m) {
+			modelMiss = modelMiss || m.has
+			continue
+		}
+		if m.has && !r.pool.serves(m.name) {
+			modelMiss = true
+			continue
+		}
+		return r.pool, 0
 	}
-	return nil
+	if modelMiss {
+		return nil, errModelNotFound
+	}
+	return nil, errNoRoute
+}
+
+func (r *route) modelMatch(m *requestModel) bool {
+	if !m.has {
+		return false
+	}
+	if r.modelPrefix {
+		return bytes.HasPrefix(m.name, r.model)
+	}
+	return bytes.Equal(m.name, r.model)
 }
 
 func (r *route) headersMatch(hdr headerGetter) bool {

@@ -21,6 +21,7 @@ type Router struct {
 	active atomic.Int64
 	ready  atomic.Bool
 	drain  atomic.Bool
+	noUp   atomic.Bool // no upstream endpoint is in rotation
 
 	set       *metrics.Set
 	total     *metrics.Counter
@@ -54,8 +55,13 @@ func NewRouter(cfg *Config) *Router {
 // it.
 func (r *Router) SetReady(ready bool) { r.ready.Store(ready) }
 
-// IsReady reports whether the router is ready and not draining.
-func (r *Router) IsReady() bool { return r.ready.Load() && !r.drain.Load() }
+// IsReady reports whether the router is ready, not draining, and has an
+// upstream endpoint in rotation.
+func (r *Router) IsReady() bool { return r.ready.Load() && !r.drain.Load() && !r.noUp.Load() }
+
+// setUpstreamsDown records whether every upstream endpoint is out of
+// rotation (the Server's pools call it).
+func (r *Router) setUpstreamsDown(down bool) { r.noUp.Store(down) }
 
 // StartDrain marks the router as shutting down: IsReady turns false at
 // once and Health reports "unhealthy".
@@ -126,7 +132,7 @@ const (
 func (r *Router) Health() Health {
 	h := Health{Status: StatusStarting, ActiveRequests: r.active.Load(), MaxConcurrentRequests: r.max}
 	switch {
-	case r.drain.Load():
+	case r.drain.Load(), r.noUp.Load():
 		h.Status = StatusUnhealthy
 	case r.ready.Load():
 		h.Status = StatusHealthy

@@ -47,6 +47,8 @@ type Server struct {
 	extraSets   []*metrics.Set
 	duration    *metrics.Histogram
 	upstreamMet map[*pool]*upstreamCodes
+	modelMet    *modelMetricSet
+	models      *modelsCache
 
 	fs        *fasthttp.Server
 	statePool sync.Pool
@@ -85,6 +87,12 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	ps.log = s.log
+	ps.routerMu.Lock()
+	ps.router = s.router
+	ps.routerMu.Unlock()
+	s.modelMet = newModelMetricSet(s.set, cfg)
+	s.models = newModelsCache(cfg)
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)
 	s.duration = s.set.NewHistogram("sluice_request_duration_seconds")
@@ -128,8 +136,11 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(ln)
 }
 
-// Serve serves on ln until Shutdown; it returns nil after a shutdown.
+// Serve serves on ln until Shutdown; it returns nil after a shutdown. The
+// first call starts the upstreams' health checks and metrics scrapes,
+// which run until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
+	s.pools.start()
 	err := s.fs.Serve(ln)
 	select {
 	case <-s.shutdown:
@@ -141,20 +152,32 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown drains the server: /ready answers 503 at once, listeners stop
 // accepting, and in-flight requests (streams included) run until they end
-// or ctx is done. It then closes idle upstream connections. It returns
-// ctx.Err() when requests were still running at the deadline.
+// or ctx is done. It then stops the health checks and scrapes and closes
+// idle upstream connections (Close). It returns ctx.Err() when requests
+// were still running at the deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.router.StartDrain()
 	s.once.Do(func() { close(s.shutdown) })
 	err := s.fs.ShutdownWithContext(ctx)
-	s.pools.closeIdle()
+	s.Close()
 	return err
+}
+
+// Close stops the server's background work — health checks, metrics
+// scrapes, ejection timers — waiting for it to end, and closes idle
+// upstream connections. It does not stop listeners or drain requests
+// (Shutdown does, then calls Close). Close is idempotent and safe for
+// concurrent use; after it, health checks never start again.
+func (s *Server) Close() error {
+	s.pools.close()
+	return nil
 }
 
 // WriteMetrics writes every metric in Prometheus text format.
 func (s *Server) WriteMetrics(w io.Writer) {
 	s.router.set.WritePrometheus(w)
 	s.set.WritePrometheus(w)
+	s.pools.set.WritePrometheus(w)
 	for _, set := range s.extraSets {
 		set.WritePrometheus(w)
 	}

@@ -1,66 +1,326 @@
 package proxy
 
 import (
+	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
+// lbPolicy is a compiled UpstreamConfig.LBPolicy.
+type lbPolicy uint8
+
+const (
+	lbRoundRobin lbPolicy = iota
+	lbLeastRequest
+	lbRandom
+	lbLeastQueue
+)
+
+var lbPolicyNames = [...]string{LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue}
+
+// upstreamIdleConnTimeout closes idle upstream connections before the
+// upstream does: uvicorn (vLLM, SGLang) drops idle keep-alive connections
+// after 5s, and a POST written to such a connection fails with
+// fasthttp.ErrConnectionClosed, which fasthttp never retries for
+// non-idempotent requests.
+const upstreamIdleConnTimeout = 4 * time.Second
+
 // pool is a configured upstream pool: equivalent endpoints that requests
-// are balanced over.
+// are balanced over. Its configuration fields are read-only after
+// newPools; the counters are atomics; the wait queue has its own lock.
 type pool struct {
-	name      string
-	endpoints []*endpoint
-	next      atomic.Uint64 // round-robin cursor
+	ps           *pools
+	name         string
+	idx          int
+	endpoints    []*endpoint
+	policy       lbPolicy
+	maxBatch     int64
+	retries      int
+	queueTimeout time.Duration
+
+	sched       []uint32 // round-robin schedule of endpoint indices
+	cum         []uint64 // cumulative weights, for random
+	totalWeight uint64
+	next        atomic.Uint64 // round-robin cursor and scan offset
+
+	upCount atomic.Int32 // endpoints in rotation
+	queue   waitQueue
+
+	declared bool // lists models or aliases
+	anyModel bool // serves any model
+	models   map[string]struct{}
+	aliases  map[string][]byte // alias → JSON-quoted name sent upstream
+
+	ejection       PassiveEjectionConfig // effective; ConsecutiveFailures 0 = off
+	health         *HealthCheckConfig    // effective; nil = no active checks
+	metricsPath    string
+	scrapeInterval time.Duration
+
+	met       poolMetrics
+	errBodies poolErrorBodies
 }
 
-// endpoint is one upstream server and its keep-alive connection pool.
+// endpoint is one upstream server: its connection pools, its in-flight
+// count and health, and the load its engine last reported. Safe for
+// concurrent use.
 type endpoint struct {
 	Endpoint
-	hc       *fasthttp.HostClient
-	inFlight atomic.Int64
+	pool   *pool
+	idx    int
+	weight int64
+	hc     *fasthttp.HostClient // proxied requests, streaming
+	probe  *fasthttp.HostClient // health checks, scrapes, /v1/models
+
+	inFlight  atomic.Int64
+	up        atomic.Bool // in rotation: not failed by active checks, not ejected
+	ejected   atomic.Bool
+	fails     atomic.Int32 // consecutive failures (passive)
+	ejections atomic.Int32 // consecutive ejections (backoff exponent)
+
+	mu         sync.Mutex // orders state transitions; guards the fields below
+	activeDown bool
+	ejectTimer *time.Timer
+	closed     bool
+
+	// engine signals, float64 bits
+	waiting  atomic.Uint64
+	running  atomic.Uint64
+	kvUsage  atomic.Uint64
+	scrapeOK atomic.Bool
+
+	ejectTotal   *metrics.Counter
+	scrapeErrors *metrics.Counter
 }
 
-// pools indexes the configured pools. It is built once and read-only.
+// pools indexes the configured pools and owns their background work
+// (health checks, scrapes). It is built once; start and close are
+// idempotent.
 type pools struct {
 	list []*pool
 	m    map[string]*pool
+	log  *slog.Logger
+	set  *metrics.Set // the pools' and endpoints' metrics
+
+	routerMu sync.Mutex
+	router   *Router // told when no endpoint at all is in rotation
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	startOnce sync.Once
+	closeOnce sync.Once
 }
 
 func newPools(cfg *Config) (*pools, error) {
-	ps := &pools{m: make(map[string]*pool, len(cfg.Upstreams))}
+	ps := &pools{m: make(map[string]*pool, len(cfg.Upstreams)), stop: make(chan struct{}), log: slog.Default()}
 	timeout := time.Duration(cfg.Timeout)
-	for _, uc := range cfg.Upstreams {
-		p := &pool{name: uc.Name}
-		for _, raw := range uc.Endpoints {
+	for pi := range cfg.Upstreams {
+		uc := &cfg.Upstreams[pi]
+		p := &pool{
+			ps:           ps,
+			name:         uc.Name,
+			idx:          pi,
+			maxBatch:     int64(cfg.MaxBatchSize),
+			retries:      uc.retries(),
+			queueTimeout: time.Duration(uc.QueueTimeout),
+			declared:     uc.declaresModels(),
+			anyModel:     len(uc.Models) == 0,
+			ejection:     uc.PassiveEjection.withDefaults(),
+			metricsPath:  uc.MetricsPath,
+			errBodies:    newPoolErrorBodies(cfg.OpenAICompat, uc.Name),
+		}
+		if uc.MaxBatchSize > 0 {
+			p.maxBatch = int64(uc.MaxBatchSize)
+		}
+		if p.maxBatch < 1 {
+			p.maxBatch = DefaultMaxBatchSize
+		}
+		for i, name := range lbPolicyNames {
+			if uc.LBPolicy == name {
+				p.policy = lbPolicy(i)
+			}
+		}
+		if uc.PassiveEjection.Disabled {
+			p.ejection.ConsecutiveFailures = 0
+		}
+		if uc.HealthCheck != nil {
+			h := uc.HealthCheck.withDefaults()
+			p.health = &h
+		}
+		if p.metricsPath != "" {
+			p.scrapeInterval = time.Duration(uc.ScrapeInterval)
+			if p.scrapeInterval == 0 {
+				p.scrapeInterval = DefaultScrapeInterval
+			}
+		}
+		p.models = make(map[string]struct{}, len(uc.Models))
+		for _, m := range uc.Models {
+			if m == "*" {
+				p.anyModel = true
+			}
+			p.models[m] = struct{}{}
+		}
+		p.aliases = make(map[string][]byte, len(uc.ModelAliases))
+		for alias, target := range uc.ModelAliases {
+			p.aliases[alias] = appendJSONString(nil, target)
+			p.models[target] = struct{}{} // a name the endpoints answer to
+		}
+		if len(uc.Models) == 0 && len(uc.ModelAliases) > 0 {
+			// Aliases alone name what the pool serves: the aliases and
+			// their targets.
+			p.anyModel = false
+		}
+		weights := make([]int, len(uc.Endpoints))
+		for i, raw := range uc.Endpoints {
 			ep, err := ParseEndpoint(raw)
 			if err != nil {
 				return nil, err
 			}
-			p.endpoints = append(p.endpoints, &endpoint{Endpoint: ep, hc: newHostClient(ep, cfg, timeout)})
+			weights[i] = uc.weight(i)
+			e := &endpoint{
+				Endpoint: ep,
+				pool:     p,
+				idx:      i,
+				weight:   int64(weights[i]),
+				hc:       newHostClient(ep, cfg, timeout),
+				probe:    newProbeClient(ep),
+			}
+			e.up.Store(true)
+			p.endpoints = append(p.endpoints, e)
+		}
+		p.upCount.Store(int32(len(p.endpoints)))
+		p.sched = buildSchedule(weights)
+		p.cum = make([]uint64, len(weights))
+		for i, w := range weights {
+			p.totalWeight += uint64(w)
+			p.cum[i] = p.totalWeight
 		}
 		ps.list = append(ps.list, p)
 		ps.m[p.name] = p
 	}
+	ps.set = metrics.NewSet()
+	ps.registerMetrics(ps.set)
 	return ps, nil
 }
 
 func (ps *pools) byName(name string) *pool { return ps.m[name] }
 
+// start launches the health checks and scrapes; the first call wins.
+func (ps *pools) start() {
+	ps.startOnce.Do(func() {
+		select {
+		case <-ps.stop: // closed before it started
+			return
+		default:
+		}
+		for _, p := range ps.list {
+			for _, ep := range p.endpoints {
+				if p.health != nil {
+					ps.wg.Add(1)
+					go ep.healthLoop(ps.stop, &ps.wg)
+				}
+				if p.metricsPath != "" {
+					ps.wg.Add(1)
+					go ep.scrapeLoop(ps.stop, &ps.wg)
+				}
+			}
+		}
+	})
+}
+
+// close stops the background work, waits for it, cancels pending
+// ejection timers and closes idle connections. It is idempotent.
+func (ps *pools) close() {
+	ps.closeOnce.Do(func() {
+		ps.startOnce.Do(func() {}) // a later start does nothing
+		close(ps.stop)
+		ps.wg.Wait()
+		for _, p := range ps.list {
+			for _, ep := range p.endpoints {
+				ep.mu.Lock()
+				ep.closed = true
+				if ep.ejectTimer != nil {
+					ep.ejectTimer.Stop()
+				}
+				ep.mu.Unlock()
+			}
+		}
+	})
+	ps.closeIdle()
+}
+
 func (ps *pools) closeIdle() {
 	for _, p := range ps.list {
 		for _, ep := range p.endpoints {
 			ep.hc.CloseIdleConnections()
+			ep.probe.CloseIdleConnections()
 		}
 	}
 }
 
-// pick returns the next endpoint in round-robin order.
-func (p *pool) pick() *endpoint {
-	n := p.next.Add(1)
-	return p.endpoints[n%uint64(len(p.endpoints))]
+// serves reports whether the pool serves model.
+func (p *pool) serves(model []byte) bool {
+	if p.anyModel {
+		return true
+	}
+	if _, ok := p.models[string(model)]; ok {
+		return true
+	}
+	_, ok := p.aliases[string(model)]
+	return ok
+}
+
+// endpointIndex returns the index of the endpoint whose address
+// ("host:port") or URL is s, or -1.
+func (p *pool) endpointIndex(s string) int {
+	for i, ep := range p.endpoints {
+		if ep.Addr == s || ep.URL == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// buildSchedule interleaves endpoint indices in proportion to their
+// weights (nginx's smooth weighted round robin, unrolled once), so a
+// lock-free cursor over it is weighted round robin.
+func buildSchedule(weights []int) []uint32 {
+	g := 0
+	for _, w := range weights {
+		g = gcd(g, w)
+	}
+	if g == 0 {
+		g = 1
+	}
+	total := 0
+	for _, w := range weights {
+		total += w / g
+	}
+	cur := make([]int, len(weights))
+	sched := make([]uint32, 0, total)
+	for range total {
+		best := -1
+		for i, w := range weights {
+			cur[i] += w / g
+			if best < 0 || cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		sched = append(sched, uint32(best))
+	}
+	return sched
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.HostClient {
@@ -72,13 +332,59 @@ func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.Ho
 		// Enough connections for every slot: a request never waits for a
 		// connection behind other requests.
 		MaxConns:                 cfg.MaxConcurrentRequests + 16,
-		MaxIdleConnDuration:      90 * time.Second,
+		MaxIdleConnDuration:      upstreamIdleConnTimeout,
 		WriteTimeout:             timeout,
 		StreamResponseBody:       true,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 	}
 }
+
+// maxProbeBody bounds a health, metrics or models answer.
+const maxProbeBody = 8 << 20
+
+// newProbeClient returns the client for Sluice's own requests to an
+// endpoint; they never share connections with proxied requests.
+func newProbeClient(ep Endpoint) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                ep.Addr,
+		IsTLS:               ep.TLS,
+		Name:                "sluice",
+		MaxConns:            4,
+		MaxIdleConnDuration: upstreamIdleConnTimeout,
+		MaxResponseBodySize: maxProbeBody,
+		// With no free connection a probe fails at once (fasthttp's default
+		// without MaxConnWaitTimeout); it is tried again at its next tick.
+		DisablePathNormalizing: true,
+	}
+}
+
+// probeGet sends GET path to ep with Sluice's probe client and returns
+// the status and body (a copy).
+func (ep *endpoint) probeGet(path string, timeout time.Duration) (int, []byte, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	scheme := "http://"
+	if ep.TLS {
+		scheme = "https://"
+	}
+	req.SetRequestURI(scheme + ep.Addr + path)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	if err := ep.probe.DoTimeout(req, resp, timeout); err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
+}
+
+// label is the endpoint's metric labels: upstream="…",endpoint="…".
+func (ep *endpoint) label() string {
+	return `upstream="` + escapeLabel(ep.pool.name) + `",endpoint="` + escapeLabel(ep.Addr) + `"`
+}
+
+// String names the endpoint in logs.
+func (ep *endpoint) String() string { return ep.pool.name + "/" + ep.Addr }
 
 // idleTimeoutDialer dials connections whose every Read has its own
 // deadline: the wait for response headers and each silence between body

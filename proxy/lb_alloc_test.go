@@ -1,0 +1,107 @@
+//go:build !race
+
+package proxy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// TestAllocsPick asserts that endpoint selection and release allocate
+// nothing, for every policy, with retries' exclusions and plugin pins.
+func TestAllocsPick(t *testing.T) {
+	for _, policy := range []string{LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue} {
+		p := testPool(t, policy, []int{1, 2, 3}, 4, 3)
+		excl := []*endpoint{p.endpoints[0]}
+		pins := []int32{2, 1}
+		var w waiter = newWaiter()
+		if n := testing.AllocsPerRun(1000, func() {
+			ep, _ := p.acquire(&w)
+			p.release(ep)
+			ep = p.pick(excl)
+			p.release(ep)
+			ep, _ = p.pickPinned(pins, excl)
+			p.release(ep)
+		}); n != 0 {
+			t.Errorf("%s: %v allocs per selection", policy, n)
+		}
+	}
+}
+
+// TestAllocsUpstreamsJSON asserts that the plugins' snapshot allocates
+// nothing when dst has room, and that reading a request's model does not
+// either.
+func TestAllocsUpstreamsJSON(t *testing.T) {
+	p := testPool(t, LBLeastQueue, nil, 4, 3)
+	buf := make([]byte, 0, 4096)
+	if n := testing.AllocsPerRun(1000, func() { buf = p.ps.appendJSON(buf[:0]) }); n != 0 {
+		t.Fatalf("appendJSON: %v allocs", n)
+	}
+	body := []byte(`{"messages":[{"role":"user","content":"a \"quoted\" word"}],"mod\u0065l":"ll\u0061ma","stream":true}`)
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, _, ok := scanModel(body); !ok {
+			t.Fatal("no model")
+		}
+	}); n != 0 {
+		t.Fatalf("scanModel: %v allocs", n)
+	}
+}
+
+// TestAllocsModelHotPath is TestAllocsProxyHotPath for an OpenAI request:
+// reading the model, choosing the pool by it, selecting the endpoint and
+// following the answer for usage add no allocation to fasthttp's own.
+func TestAllocsModelHotPath(t *testing.T) {
+	h := newHotPath(t)
+	h.req.Header.SetMethod("POST")
+	h.req.SetRequestURI("/v1/chat/completions")
+	h.req.Header.SetContentType("application/json")
+	h.req.SetBodyString(`{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}`)
+	body := append([]byte(nil), h.req.Body()...)
+	reset := func() {
+		h.req.SetBody(body)
+		h.req.Header.SetContentLength(len(body)) // as a parsed request has
+	}
+	reset()
+	for i := 0; i < 10; i++ {
+		h.do(t)
+		reset()
+	}
+	got := testing.AllocsPerRun(500, func() { h.do(t); reset() })
+	hc := h.srv.pools.list[0].endpoints[0].hc
+	var resp fasthttp.Response
+	buf := make([]byte, 4096)
+	baseline := func() {
+		h.ctx.Init(&h.req, h.addr, nil)
+		resp.StreamBody = true
+		if err := hc.Do(&h.ctx.Request, &resp); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := resp.BodyStream().Read(buf); err != nil {
+				break
+			}
+		}
+		_ = resp.CloseBodyStream()
+		resp.Reset()
+		h.ctx.Request.Reset()
+		reset()
+	}
+	for i := 0; i < 10; i++ {
+		baseline()
+	}
+	base := testing.AllocsPerRun(500, baseline)
+	if got > base {
+		t.Fatalf("OpenAI request: %v allocs/op, fasthttp alone %v", got, base)
+	}
+	if !strings.Contains(metricsOf(h.srv), `sluice_responses_without_usage_total{model="m"}`) {
+		t.Fatal("the model's metrics were not used")
+	}
+}
+
+func metricsOf(s *Server) string {
+	var b strings.Builder
+	s.WriteMetrics(&b)
+	return b.String()
+}

@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// GET /v1/models. When a pool lists models or aliases (and OpenAICompat
+// is on), Sluice answers /v1/models itself, after the plugins' request
+// phase (so an authenticating plugin still guards it) unless a plugin
+// chose a pool or an endpoint, in which case the request is forwarded.
+// The answer is OpenAI's list: the configured names (pools' models
+// except "*", aliases and their targets) then the models the endpoints in
+// rotation report on their own /v1/models, each id once.
+//
+// The endpoints' lists are cached for modelsTTL and refreshed by the
+// first request after that, which waits for the refresh (at most
+// modelsFetchTimeout); concurrent requests wait for the same refresh. An
+// endpoint that fails to answer keeps its last list.
+
+const (
+	modelsTTL          = 30 * time.Second
+	modelsFetchTimeout = 2 * time.Second
+	pathV1Models       = "/v1/models"
+)
+
+// modelEntry is one model of an OpenAI list.
+type modelEntry struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+type modelList struct {
+	Object string       `json:"object"`
+	Data   []modelEntry `json:"data"`
+}
+
+// modelsCache holds the rendered /v1/models answer.
+type modelsCache struct {
+	enabled bool
+	created int64 // for configured models: the server's start
+	mu      sync.Mutex
+	fetched time.Time
+	lists   map[*endpoint][]modelEntry
+	body    []byte
+}
+
+func newModelsCache(cfg *Config) *modelsCache {
+	mc := &modelsCache{created: time.Now().Unix()}
+	for i := range cfg.Upstreams {
+		mc.enabled = mc.enabled || (cfg.OpenAICompat && cfg.Upstreams[i].declaresModels())
+	}
+	return mc
+}
+
+// isModelsList reports whether the request is GET (or HEAD) /v1/models.
+func isModelsList(req *fasthttp.Request) bool {
+	return (req.Header.IsGet() || req.Header.IsHead()) && string(req.URI().Path()) == pathV1Models
+}
+
+// serveModels answers /v1/models from the cache.
+func (s *Server) serveModels(ctx *fasthttp.RequestCtx) {
+	body := s.models.get(s)
+	ctx.Response.SetStatusCode(fasthttp.StatusOK)
+	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
+	ctx.Response.SetBody(body)
+}
+
+// get returns the current answer, refreshing it when stale.
+func (mc *modelsCache) get(s *Server) []byte {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if mc.body == nil || time.Since(mc.fetched) > modelsTTL {
+		mc.refresh(s)
+	}
+	return mc.body
+}
+
+// refresh fetches every endpoint's list concurrently; mc.mu is held.
+func (mc *modelsCache) refresh(s *Server) {
+	if mc.lists == nil {
+		mc.lists = make(map[*endpoint][]modelEntry)
+	}
+	timeout := min(modelsFetchTimeout, s.timeout)
+	type result struct {
+		ep   *endpoint
+		list []modelEntry
+		ok   bool
+	}
+	var eps []*endpoint
+	for _, p := range s.pools.list {
+		pm := p.inPanic()
+		for _, ep := range p.endpoints {
+			if pm || ep.up.Load() {
+				eps = append(eps, ep)
+			}
+		}
+	}
+	results := make([]result, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			list, ok := fetchModels(ep, timeout)
+			results[i] = result{ep, list, ok}
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.ok {
+			mc.lists[r.ep] = r.list
+		}
+	}
+	mc.fetched = time.Now()
+	mc.body = mc.render(s)
+}
+
+// fetchModels reads an endpoint's /v1/models.
+func fetchModels(ep *endpoint, timeout time.Duration) ([]modelEntry, bool) {
+	status, body, err := ep.probeGet(pathV1Models, timeout)
+	if err != nil || status != fasthttp.StatusOK {
+		return nil, false
+	}
+	var l modelList
+	if err := json.Unmarshal(body, &l); err != nil {
+		return nil, false
+	}
+	out := l.Data[:0]
+	for _, m := range l.Data {
+		if m.ID != "" {
+			m.Object = "model"
+			out = append(out, m)
+		}
+	}
+	return out, true
+}
+
+// render builds the union list; mc.mu is held.
+func (mc *modelsCache) render(s *Server) []byte {
+	l := modelList{Object: "list", Data: []modelEntry{}}
+	seen := map[string]bool{}
+	add := func(m modelEntry) {
+		if !seen[m.ID] {
+			seen[m.ID] = true
+			l.Data = append(l.Data, m)
+		}
+	}
+	for i := range s.cfg.Upstreams {
+		u := &s.cfg.Upstreams[i]
+		names := make([]string, 0, len(u.Models)+2*len(u.ModelAliases))
+		for _, m := range u.Models {
+			if m != "*" {
+				names = append(names, m)
+			}
+		}
+		var aliases []string
+		for alias, target := range u.ModelAliases {
+			aliases = append(aliases, alias, target)
+		}
+		sort.Strings(aliases)
+		names = append(names, aliases...)
+		for _, n := range names {
+			add(modelEntry{ID: n, Object: "model", Created: mc.created, OwnedBy: u.Name})
+		}
+	}
+	for _, p := range s.pools.list {
+		for _, ep := range p.endpoints {
+			for _, m := range mc.lists[ep] {
+				add(m)
+			}
+		}
+	}
+	b, err := json.Marshal(l)
+	if err != nil { // plain strings and numbers: cannot happen
+		return []byte(`{"object":"list","data":[]}`)
+	}
+	return b
+}

@@ -177,7 +177,9 @@ func TestParseConfigRejects(t *testing.T) {
 	tests := []struct{ name, yaml, want string }{
 		{"unknown key", "portt: 1\n", "portt"},
 		{"unknown nested key", "upstreams: [{name: a, endpoint: x}]\n", "endpoint"},
-		{"bad duration", "timeout: soon\n", "duration"},
+		{"bad duration", "timeout: soon\n", `field "timeout"`},
+		{"nested bad duration", "upstreams:\n  - name: a\n    queue_timeout: soon\n", `field "queue_timeout"`},
+		{"bad size names field", "max_request_body_size: lots\n", `field "max_request_body_size"`},
 		{"bad duration type", "timeout: [1]\n", "duration"},
 		{"bad size", "max_request_body_size: lots\n", "size"},
 		{"negative size", "max_request_body_size: -1\n", "size"},

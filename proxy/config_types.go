@@ -17,11 +17,11 @@ type Duration time.Duration
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a duration such as \"60s\"")
+		return nodeError(n, "want a duration such as \"60s\"")
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("want a duration such as \"60s\", got %q", n.Value)
+		return nodeError(n, "want a duration such as \"60s\", got %q", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -40,11 +40,11 @@ type ByteSize int64
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a size such as 4194304 or \"4MiB\"")
+		return nodeError(n, "want a size such as 4194304 or \"4MiB\"")
 	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return err
+		return nodeError(n, "%v", err)
 	}
 	*b = ByteSize(v)
 	return nil
@@ -123,4 +123,10 @@ func jsonable(v any) any {
 		return t
 	}
 	return v
+}
+
+// nodeError reports a bad value as a yaml.TypeError carrying its line, so
+// that ParseConfig names the key it belongs to, however deeply nested.
+func nodeError(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
 }

@@ -66,7 +66,8 @@ type Config struct {
 	// Plugins are Proxy-Wasm plugins, run in list order.
 	Plugins []PluginConfig `yaml:"plugins"`
 	// PluginCacheDir holds compiled plugins so a restart does not
-	// recompile. Default: "sluice" under the user cache directory.
+	// recompile. Default: "sluice/wasm" under the user cache directory; "-"
+	// keeps compiled code in memory only.
 	PluginCacheDir string `yaml:"plugin_cache_dir"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
@@ -117,7 +118,11 @@ type PluginConfig struct {
 	// FailurePolicy is "fail_closed" (default: a request whose plugin
 	// failed gets 503) or "fail_open" (the plugin is skipped for it).
 	FailurePolicy string `yaml:"failure_policy"`
-	// CallTimeout bounds each callback into the plugin. Default 10ms.
+	// CallTimeout is each callback's CPU-time budget: a guest that spends
+	// more CPU than this in one callback is stopped and its instance
+	// replaced. A callback that is merely waiting for a CPU (an overloaded
+	// machine) is not counted against it, up to a wall-clock cap of
+	// max(1s, 100×CallTimeout). Default 10ms.
 	CallTimeout Duration `yaml:"call_timeout"`
 	// MemoryLimit caps each instance's memory. Default 64 MiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`

@@ -103,6 +103,8 @@ const (
 	cbDone
 	cbDelete
 	cbTick
+	cbHttpCallResponse
+	cbQueueReady
 	numCallbacks
 )
 
@@ -113,17 +115,19 @@ var callbackSpecs = [numCallbacks]struct {
 	params  int
 	returns bool
 }{
-	cbContextCreate:   {exportContextCreate, 2, false},
-	cbVMStart:         {"proxy_on_vm_start", 2, true},
-	cbConfigure:       {"proxy_on_configure", 2, true},
-	cbRequestHeaders:  {"proxy_on_request_headers", 3, true},
-	cbRequestBody:     {"proxy_on_request_body", 3, true},
-	cbResponseHeaders: {"proxy_on_response_headers", 3, true},
-	cbResponseBody:    {"proxy_on_response_body", 3, true},
-	cbLog:             {"proxy_on_log", 1, false},
-	cbDone:            {"proxy_on_done", 1, true},
-	cbDelete:          {"proxy_on_delete", 1, false},
-	cbTick:            {"proxy_on_tick", 1, false},
+	cbContextCreate:    {exportContextCreate, 2, false},
+	cbVMStart:          {"proxy_on_vm_start", 2, true},
+	cbConfigure:        {"proxy_on_configure", 2, true},
+	cbRequestHeaders:   {"proxy_on_request_headers", 3, true},
+	cbRequestBody:      {"proxy_on_request_body", 3, true},
+	cbResponseHeaders:  {"proxy_on_response_headers", 3, true},
+	cbResponseBody:     {"proxy_on_response_body", 3, true},
+	cbLog:              {"proxy_on_log", 1, false},
+	cbDone:             {"proxy_on_done", 1, true},
+	cbDelete:           {"proxy_on_delete", 1, false},
+	cbTick:             {"proxy_on_tick", 1, false},
+	cbHttpCallResponse: {"proxy_on_http_call_response", 5, false},
+	cbQueueReady:       {"proxy_on_queue_ready", 2, false},
 }
 
 func (c callback) String() string { return callbackSpecs[c].name }

@@ -17,7 +17,8 @@ type hostFunc struct {
 
 // envFuncs lists every host function of Proxy-Wasm ABI v0.2.1, plus the
 // older names some SDKs still import, with their exact signatures. Those
-// not implemented return UNIMPLEMENTED, so any guest links.
+// not implemented (the gRPC calls) return UNIMPLEMENTED, so any guest
+// links.
 var envFuncs = []hostFunc{
 	// Logging, clocks, timers.
 	{"proxy_log", "iii", hostLog},
@@ -46,9 +47,9 @@ var envFuncs = []hostFunc{
 	{"proxy_send_local_response", "iiiiiiii", hostSendLocalResponse},
 	{"proxy_continue_stream", "i", hostContinueStream},
 	{"proxy_close_stream", "i", hostCloseStream},
-	{"proxy_get_status", "iii", hostUnimplemented},
+	{"proxy_get_status", "iii", hostGetStatus},
 	// HTTP and gRPC callouts.
-	{"proxy_http_call", "iiiiiiiiii", hostUnimplemented},
+	{"proxy_http_call", "iiiiiiiiii", hostHttpCall},
 	{"proxy_grpc_call", "iiiiiiiiiiii", hostUnimplemented},
 	{"proxy_grpc_stream", "iiiiiiiii", hostUnimplemented},
 	{"proxy_grpc_send", "iiii", hostUnimplemented},
@@ -57,17 +58,17 @@ var envFuncs = []hostFunc{
 	// Shared data and queues.
 	{"proxy_set_shared_data", "iiiii", hostSetSharedData},
 	{"proxy_get_shared_data", "iiiii", hostGetSharedData},
-	{"proxy_register_shared_queue", "iii", hostUnimplemented},
-	{"proxy_resolve_shared_queue", "iiiii", hostUnimplemented},
-	{"proxy_enqueue_shared_queue", "iii", hostUnimplemented},
-	{"proxy_dequeue_shared_queue", "iii", hostUnimplemented},
+	{"proxy_register_shared_queue", "iii", hostRegisterSharedQueue},
+	{"proxy_resolve_shared_queue", "iiiii", hostResolveSharedQueue},
+	{"proxy_enqueue_shared_queue", "iii", hostEnqueueSharedQueue},
+	{"proxy_dequeue_shared_queue", "iii", hostDequeueSharedQueue},
 	// Metrics.
-	{"proxy_define_metric", "iiii", hostUnimplemented},
-	{"proxy_record_metric", "iI", hostUnimplemented},
-	{"proxy_increment_metric", "iI", hostUnimplemented},
-	{"proxy_get_metric", "ii", hostUnimplemented},
+	{"proxy_define_metric", "iiii", hostDefineMetric},
+	{"proxy_record_metric", "iI", hostRecordMetric},
+	{"proxy_increment_metric", "iI", hostIncrementMetric},
+	{"proxy_get_metric", "ii", hostGetMetric},
 	// Foreign functions.
-	{"proxy_call_foreign_function", "iiiiii", hostUnimplemented},
+	{"proxy_call_foreign_function", "iiiiii", hostCallForeignFunction},
 	// Older names still imported by some SDKs (Envoy keeps them).
 	{"proxy_continue_request", "", hostContinueRequest},
 	{"proxy_continue_response", "", hostContinueResponse},

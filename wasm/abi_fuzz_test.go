@@ -17,10 +17,12 @@ func knownStatus(s status) bool {
 
 // FuzzHostFunctions calls every env host function with arbitrary arguments
 // against a real one-page guest memory (the "ok" fixture, whose allocator
-// refuses what does not fit), in every phase and in the root context. No
-// input may panic or return an unknown status.
+// refuses what does not fit), in every phase, in the root context and in
+// an HTTP call response callback (maps 6/7, buffer 4, proxy_get_status).
+// No input may panic or return an unknown status. HTTP calls go to pool
+// "up" of a fake transport that answers at once.
 func FuzzHostFunctions(f *testing.F) {
-	h := newTestHost(f)
+	h := newTestHostWith(f, func(c *HostConfig) { c.Callouts = fakeCallouts{} })
 	p := h.mustLoad(f, fixtureConfig(f, "ok"))
 	in := p.slots[0].inst.Load()
 	ex := newExchange("/x?y=z", "x-wat", "v", "user-agent", "fuzz")
@@ -28,7 +30,11 @@ func FuzzHostFunctions(f *testing.F) {
 	ex.ResponseHeaders().AddString(":status", "200")
 	ex.SetResponseBody([]byte("response body"))
 	s := &stream{p: p, inst: in, ex: ex, id: 2}
-	phases := [...]callback{cbRequestHeaders, cbRequestBody, cbResponseHeaders, cbResponseBody, cbLog, cbConfigure}
+	phases := [...]callback{cbRequestHeaders, cbRequestBody, cbResponseHeaders, cbResponseBody, cbLog, cbConfigure, cbHttpCallResponse}
+	reply := &callout{id: 7, code: 200, message: []byte("OK"), body: []byte("reply body")}
+	reply.headers.AddString(":status", "200")
+	reply.headers.AddString("x-reply", "1")
+	reply.trailers.AddString("x-trailer", "t")
 
 	seed := func(fn int, data []byte, args ...uint32) {
 		var a [8]uint32
@@ -37,15 +43,22 @@ func FuzzHostFunctions(f *testing.F) {
 			f.Add(uint8(fn), uint8(ph), data, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
 		}
 	}
+	// proxy_http_call: upstream "up" at 1024, headers right after it; the
+	// timeout (10th param) reuses a0 and ret_call_id a1.
+	call := append([]byte("up"), pairs(":method", "GET", ":path", "/", ":authority", "a", "x", "y")...)
 	for i, hf := range envFuncs {
 		seed(i, nil, 0, 16, 5, 512, 516, 48, 5, 0)
 		seed(i, []byte("request\x00path"), 0, 1024, 12, 512, 516, 520, 524, 528)
 		seed(i, nil, 0xFFFFFFF0, 0x100, 0xFFFFFFFF, 65532, 65535, 0, 0xFFFFFFFF, 1)
-		_ = hf
+		seed(i, []byte("wasmcustom.a_tag=v"), 1, 1024, 18, 512, 516, 520, 524, 528)
+		if hf.name == "proxy_http_call" {
+			seed(i, call, 1024, 2, 1026, uint32(len(call)-2), 0, 0, 1026, uint32(len(call)-2))
+		}
 	}
 	f.Fuzz(func(t *testing.T, fn, phase uint8, data []byte, a0, a1, a2, a3, a4, a5, a6, a7 uint32) {
 		if bytes.Contains(data, []byte("sluice")) {
-			// sluice.* properties need a proxy.Server behind the Exchange.
+			// sluice.* properties and foreign functions need a proxy.Server
+			// behind the Exchange.
 			return
 		}
 		hf := envFuncs[int(fn)%len(envFuncs)]
@@ -61,8 +74,11 @@ func FuzzHostFunctions(f *testing.F) {
 		ph := phases[int(phase)%len(phases)]
 		s.phase, s.responseSeen = ph, ph >= cbResponseHeaders && ph <= cbLog
 		in.cur, in.eff = s, s
-		if ph == cbConfigure {
+		if ph == cbConfigure || ph == cbHttpCallResponse {
 			in.cur, in.eff = nil, nil
+		}
+		if ph == cbHttpCallResponse {
+			in.callout = reply
 		}
 		in.phase = ph
 		args := [8]uint32{a0, a1, a2, a3, a4, a5, a6, a7}
@@ -72,7 +88,7 @@ func FuzzHostFunctions(f *testing.F) {
 		}
 		hf.fn(&in.cc, in.mod, stack)
 		in.endEffective()
-		in.cur, in.eff = nil, nil
+		in.cur, in.eff, in.callout = nil, nil, nil
 		if st := status(stack[0]); !knownStatus(st) {
 			t.Fatalf("%s returned %d", hf.name, st)
 		}

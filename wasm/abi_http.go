@@ -15,8 +15,13 @@ import (
 // context, trailers, response headers before the response): reads see an
 // empty map, writes fail with BAD_ARGUMENT, as in Envoy.
 func (in *instance) headerMap(mt mapType) (h *proxy.Headers, writable bool, st status) {
-	if mt > mapHTTPCallResponseTrailer {
+	switch {
+	case mt > mapHTTPCallResponseTrailer:
 		return nil, false, statusBadArgument
+	case mt == mapHTTPCallResponseHeaders && in.callout != nil:
+		return &in.callout.headers, false, statusOK
+	case mt == mapHTTPCallResponseTrailer && in.callout != nil:
+		return &in.callout.trailers, false, statusOK
 	}
 	s := in.eff
 	if s == nil {
@@ -182,10 +187,15 @@ func hostSetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) 
 
 // buffer returns buffer bt of the effective context. Bodies are available
 // from their own callback (or while the stream stays paused there); the
-// VM and plugin configurations always, read-only.
+// HTTP call response body in proxy_on_http_call_response; the VM and
+// plugin configurations always. All but the bodies are read-only.
 func (in *instance) buffer(bt bufferType) (data []byte, writable bool, st status) {
 	s := in.eff
 	switch bt {
+	case bufferHTTPCallResponse:
+		if in.callout != nil {
+			return in.callout.body, false, statusOK
+		}
 	case bufferVMConfig:
 		return in.p.vmConfig, false, statusOK
 	case bufferPluginConfig:
@@ -313,6 +323,7 @@ func hostSendLocalResponse(ctx context.Context, mod api.Module, stack []uint64) 
 	// grpc_status (stack[7]) is ignored: Sluice sends the reply as plain
 	// HTTP.
 	s.ex.SendLocalResponse(int(code), string(details), &in.localHeaders, body)
+	s.awaiting, s.resolved = false, true
 	in.p.metrics.localResponses.Inc()
 	stack[0] = uint64(statusOK)
 }
@@ -332,6 +343,7 @@ func (in *instance) streamOp(streamType uint32, closeStream bool) status {
 	} else {
 		s.ex.Resume()
 	}
+	s.awaiting, s.resolved = false, true
 	return statusOK
 }
 

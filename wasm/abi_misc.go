@@ -176,13 +176,17 @@ func hostGetProperty(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = uint64(statusNotFound)
 		return
 	}
-	v, st := in.p.getProperty(in.eff, lookupProperty(name), name, in.scratch[:0])
+	prop := lookupProperty(name)
+	v, st := in.p.getProperty(in.eff, prop, name, in.scratch[:0])
 	if st == statusOK {
 		if v.headers != nil {
 			st = in.returnPairs(ctx, mod, v.headers, retPtr, retSize)
 		} else {
 			st = in.returnBytes(ctx, mod, v.data, retPtr, retSize)
 		}
+	}
+	if prop == propUpstreams && cap(v.data) > cap(in.scratch) && cap(v.data) <= maxScratchKeep {
+		in.scratch = v.data[:0] // keep the grown buffer: the snapshot is read per request
 	}
 	stack[0] = uint64(st)
 }

@@ -2,7 +2,7 @@
 // v0.2.0 are accepted too) on wazero and exposes each as a proxy.Filter.
 // It is the only Sluice package that imports wazero.
 //
-//	h, err := wasm.NewHost(ctx, wasm.HostConfig{Logger: log, Metrics: set})
+//	h, err := wasm.NewHost(ctx, wasm.HostConfig{Logger: log, Metrics: set, Upstreams: cfg.Upstreams})
 //	p, err := h.Load(ctx, pluginConfig) // *wasm.Plugin, a proxy.Filter
 //	...
 //	p.Close(); h.Close(ctx)
@@ -54,13 +54,18 @@
 // reads crypto/rand; clocks are real; sleeping returns at once.
 //
 // Each callback runs under a deadline (PluginConfig.CallTimeout, default
-// 10ms; start-up calls use HostConfig.StartTimeout, default 5s). The
-// runtime is built with WithCloseOnContextDone, and every call into an
-// instance uses that instance's own reusable context.Context, whose Done
-// channel is closed by a per-instance time.AfterFunc timer that is Reset
-// before and stopped after each call: no context, timer or closure is
-// allocated per call. (wazero itself still starts one goroutine per call
-// to watch the context; that is its cost of interruptibility.)
+// 10ms; start-up calls use HostConfig.StartTimeout, default 5s). On Linux
+// the deadline is a budget of CPU time of the thread running the call
+// (the goroutine is locked to its thread for the call), so a callback that
+// merely waits for the CPU under load is not stopped; a call is stopped in
+// any case after max(1s, 100×budget) of wall time (at most budget+1min).
+// Elsewhere it is wall time. The runtime is built with
+// WithCloseOnContextDone, and every call into an instance uses that
+// instance's own reusable context.Context, whose Done channel is closed by
+// a per-instance time.AfterFunc timer that is Reset before and stopped
+// after each call: no context, timer or closure is allocated per call.
+// (wazero itself still starts one goroutine per call to watch the context;
+// that is its cost of interruptibility.)
 //
 // Memory is capped per instance (PluginConfig.MemoryLimit, default 64 MiB)
 // by a custom linear-memory allocator (wazero's experimental
@@ -85,19 +90,24 @@
 // plugin routes by rewriting ":path" or ":authority", or with
 // sluice.upstream). Map 2 (response headers) is readable from
 // proxy_on_response_headers on and writable in the response callbacks.
-// A map that is not available (trailers 1 and 3, gRPC and callout maps
-// 4–7, response headers before the response, any map in the root context)
-// reads as empty (get_header_map_pairs OK with size 0, get_header_map_size
-// 0, get_header_map_value NOT_FOUND) and refuses writes with BAD_ARGUMENT,
-// as Envoy does. Map types above 7 are BAD_ARGUMENT.
+// Maps 6 and 7 (the HTTP call response's headers, with ":status" first,
+// and trailers) are readable during proxy_on_http_call_response, whatever
+// the effective context. A map that is not available (trailers 1 and 3,
+// gRPC maps 4 and 5, maps 6 and 7 outside that callback, response headers
+// before the response, any of maps 0–3 in the root context) reads as empty
+// (get_header_map_pairs OK with size 0, get_header_map_size 0,
+// get_header_map_value NOT_FOUND) and refuses writes with BAD_ARGUMENT, as
+// Envoy does. Map types above 7 are BAD_ARGUMENT.
 //
 // Buffer 0 (request body, whole) is available in proxy_on_request_body,
 // buffer 1 (response body: the chunk, or the whole body after the plugin
 // paused earlier chunks) in proxy_on_response_body; both are writable with
 // proxy_set_buffer_bytes (replace [start, start+size) with the data; a
-// start past the end appends), and the proxy fixes Content-Length. Buffers
-// 6 (VM config) and 7 (plugin config) are readable anywhere and read-only
-// (BAD_ARGUMENT). Other buffers are NOT_FOUND, unknown types BAD_ARGUMENT.
+// start past the end appends), and the proxy fixes Content-Length. Buffer 4
+// (the HTTP call response body) is readable during
+// proxy_on_http_call_response. Buffers 6 (VM config) and 7 (plugin config)
+// are readable anywhere. Buffers 4, 6 and 7 are read-only (BAD_ARGUMENT).
+// Other buffers are NOT_FOUND, unknown types BAD_ARGUMENT.
 //
 // # Properties
 //
@@ -129,39 +139,166 @@
 //	sluice.upstream                 chosen pool; settable (below)       HTTP
 //	sluice.active_requests          requests holding a slot, int64      HTTP
 //	sluice.max_concurrent_requests  slot count, int64                   HTTP
+//	sluice.upstreams                JSON snapshot of the pools (below)  HTTP
+//	sluice.endpoint                 chosen "host:port"; settable        HTTP
 //
 // Unknown names are NOT_FOUND, and every request property is NOT_FOUND in
 // the root context. proxy_set_property on sluice.upstream sends the request
 // to that pool (Exchange.SetUpstream; an unknown pool is BAD_ARGUMENT); on
-// other host-defined names it is BAD_ARGUMENT (read-only); on any other name
-// it stores a per-request value (Exchange.SetProperty) that get_property
-// reads back, also from other plugins. In the root context set_property is
-// NOT_FOUND.
+// sluice.endpoint it pins the request to an endpoint, or a comma-separated
+// fallback list, of its pool (Exchange.SetEndpoint; an endpoint of no pool,
+// or a call after the endpoint was chosen, is BAD_ARGUMENT); on other
+// host-defined names it is BAD_ARGUMENT (read-only); on any other name it
+// stores a per-request value (Exchange.SetProperty) that get_property reads
+// back, also from other plugins. In the root context set_property is
+// NOT_FOUND. sluice.upstreams is Exchange.AppendUpstreamsJSON:
+//
+//	{"pools":{"a":{"policy":"least_queue","healthy":2,"total":3,
+//	  "max_in_flight":32,"queued":0,"endpoints":{"127.0.0.1:8001":
+//	  {"healthy":true,"ejected":false,"weight":1,"in_flight":0,
+//	  "queue_depth":0,"running":0,"kv_cache_usage":0.1},…}},…}}
+//
+// # Shared data
+//
+// proxy_get_shared_data / proxy_set_shared_data use one store per vm_id
+// (PluginConfig.VMID, default the plugin's name), shared by every
+// instance of every plugin with that vm_id and kept for the Host's life
+// (a reloaded plugin finds its data). Keys and values are copied in and
+// out. Every successful set gives the key a new CAS value (never 0); a set
+// with cas 0 is unconditional, one with another cas fails with
+// CAS_MISMATCH unless it equals the key's current CAS (as in Envoy, a set
+// of a key that does not exist yet succeeds whatever its cas: create
+// counters in proxy_on_configure, or accept that two first writers race).
+// The store holds at most 16384 keys and 64 MiB; a set that would exceed
+// that is INTERNAL_FAILURE. Get of a missing key is NOT_FOUND.
+//
+// # Shared queues
+//
+// A queue is named by (vm_id, name): proxy_register_shared_queue creates
+// or opens it in the caller's vm_id and makes the caller's instance its
+// most recent registrant; proxy_resolve_shared_queue finds one by vm_id
+// ("" is the caller's own) and name (NOT_FOUND if none). Queue ids are
+// Host-wide, so any plugin may enqueue to or dequeue from a resolved id
+// (unknown ids are NOT_FOUND; dequeue of an empty queue is EMPTY). Each
+// enqueue (a copy; at most 16384 items and 16 MiB per queue, 1024 queues
+// per Host, beyond that INTERNAL_FAILURE) owes one proxy_on_queue_ready
+// (root context, queue id) to the queue's most recent live registrant:
+// one instance, one callback at a time, called from a goroutine of that
+// plugin; calls owed while the queue is already empty are skipped. Queues
+// live as long as the Host.
+//
+// # Ticks
+//
+// proxy_set_tick_period_milliseconds sets the calling instance's period
+// (0 stops it). One driver per plugin calls proxy_on_tick on the root
+// context once per period (the shortest period asked for), each time on
+// the next live instance that asked for ticks: a tick-driven plugin acts
+// once per period, not once per instance, and every such instance still
+// gets a tick every N periods (N instances), so each can resume the
+// requests pinned to it. A replacement instance gets ticks again when its
+// start-up asks for them.
+//
+// # HTTP calls
+//
+// proxy_http_call(upstream, headers, body, trailers, timeout_ms,
+// ret_call_id) sends a request to an upstream pool through
+// HostConfig.Callouts (by default an HTTPCallouts over
+// HostConfig.Upstreams: net/http, an endpoint of the pool round-robin,
+// Host from ":authority", no redirects followed, response bodies over
+// 1 MiB fail the call). The headers must hold ":method", ":path" (starting
+// with '/') and ":authority"; ":scheme" is optional. It returns
+// BAD_ARGUMENT for an unknown pool (or none configured), a missing or
+// invalid pseudo-header, an invalid header or trailer, or a body over
+// MaxCalloutRequestBody (1 MiB); INTERNAL_FAILURE with 1024 calls in
+// flight on the instance. timeout_ms 0 means DefaultCalloutTimeout (10 s);
+// longer than MaxCalloutTimeout (1 min) is cut to it. Several calls may
+// be in flight at once, from any context.
+//
+// Every accepted call gets exactly one proxy_on_http_call_response(root
+// context 1, call id, num_headers, body_size, num_trailers) on the
+// instance that made it (unless that instance is discarded or the plugin
+// closes first): num_headers counts ":status", and is 0 when the call
+// failed, timed out, or was cancelled because the request that made it
+// ended. During that callback maps 6 and 7 and buffer 4 hold the reply,
+// and proxy_get_status returns the HTTP status code and reason phrase
+// ("200", "OK"), or code 0 and "timeout", "cancelled" or the error for a
+// failed call (outside the callback it is NOT_FOUND). A request that
+// returned PAUSE stays paused until the plugin calls
+// proxy_set_effective_context(its context id) then proxy_continue_stream
+// (or sends a local response) from the callback, or until the proxy's
+// timeout; a reply that arrives before the proxy has started holding the
+// request is delivered once it does, so the resume is not lost. Once the
+// request has ended, proxy_set_effective_context to it is BAD_ARGUMENT.
+//
+// # Plugin metrics
+//
+// proxy_define_metric (counter 0, gauge 1, histogram 2) creates a series
+// in HostConfig.Metrics, exported on /metrics; defining the same name and
+// type again, from any instance of the plugin, returns the same id (ids
+// count from 1 per plugin; other types are BAD_ARGUMENT). Names map as
+// follows (metricSeries):
+//
+//	plugin name                                              series
+//	requests_total                                           sluice_wasm_requests_total{plugin="p"}
+//	wasmcustom.my_counter                                    sluice_wasm_my_counter{plugin="p"}
+//	a.b.c                                                    sluice_wasm_a_b_c{plugin="p"}
+//	custom_header_value_counts_value=foo_reporter=wasmgosdk  sluice_wasm_custom_header_value_counts{plugin="p",reporter="wasmgosdk",value="foo"}
+//
+// That is: Envoy's "wasmcustom." namespace is dropped; tags written in
+// Envoy's tag-extraction form "<name>_<tag>=<value>_<tag>=<value>" become
+// labels (a tag name runs from the last '_' before an '=' to it; a value
+// to the '_' before the next tag name), sorted by name after the
+// reserved label plugin; in the base name and tag names every byte other
+// than an ASCII letter, digit or '_' becomes '_'; the result is prefixed
+// with UserMetricPrefix ("sluice_wasm_"), so plugin metrics never collide
+// with Sluice's own. An empty name, one over 256 bytes or not UTF-8, a
+// base or tag name without a letter or digit, a tag name starting with a
+// digit or "__", a tag named "plugin", a repeated tag, more than 16 tags,
+// a control character in a value, or a name defined before with another
+// type is BAD_ARGUMENT; more than 1024 series per plugin is
+// INTERNAL_FAILURE. Counters take proxy_increment_metric deltas >= 0
+// (negative: BAD_ARGUMENT) and proxy_record_metric adds (as Envoy); gauges
+// take any delta and record sets them (values are int64); histograms
+// (VictoriaMetrics histograms: _bucket{vmrange}, _sum, _count) take
+// record only. proxy_get_metric returns a counter's value, a gauge's (as
+// int64 bits) or a histogram's observation count. Unknown ids are
+// NOT_FOUND. Increment, record and get allocate nothing.
+//
+// # Foreign functions
+//
+// proxy_call_foreign_function(name, args, ret_results) runs one of these
+// host functions (other names are NOT_FOUND; wrong arguments BAD_ARGUMENT):
+//
+//	name                   arguments                 result
+//	sluice.upstream_stats  none; HTTP context only   the sluice.upstreams JSON
+//	sluice.now_unix_nano   none                      8 bytes, little-endian Unix ns
+//	sluice.sha256          the bytes to hash         32-byte SHA-256 digest
+//	sluice.random_bytes    n, u32 little-endian      n random bytes (1–4096)
 //
 // # Implemented and not
 //
 // Implemented: logging (trace…critical to slog, trace below Debug and
-// critical above Error), get_log_level, current time, tick periods
-// (proxy_on_tick on the root context of the instance that set it),
+// critical above Error), get_log_level, current time, ticks,
 // set_effective_context (the root context, the current HTTP context, or
-// another HTTP context of the same instance while that request is paused),
-// done (always NOT_FOUND: nothing is ever pending), every header-map
-// function, buffers, properties, send_local_response (grpc_status is
-// ignored), continue_stream/close_stream on HTTP_REQUEST and HTTP_RESPONSE
+// another HTTP context of the same instance while that request is
+// paused), done
+// (always NOT_FOUND: nothing is ever pending), every header-map function,
+// buffers, properties, send_local_response (grpc_status is ignored),
+// continue_stream/close_stream on HTTP_REQUEST and HTTP_RESPONSE
 // (DOWNSTREAM and UPSTREAM are UNIMPLEMENTED; outside an HTTP context
-// BAD_ARGUMENT), shared data (per vm_id, at most 16384 keys and 64 MiB; a
-// full store answers INTERNAL_FAILURE), and the older names
-// proxy_continue_request, proxy_continue_response and
-// proxy_clear_route_cache (OK: routes are matched after the request phase).
+// BAD_ARGUMENT), shared data, shared queues, HTTP calls and get_status,
+// metrics, foreign functions, and the older names proxy_continue_request,
+// proxy_continue_response and proxy_clear_route_cache (OK: routes are
+// matched after the request phase).
 //
 // UNIMPLEMENTED (registered with their exact signatures so any guest
-// links, but answering 12): proxy_http_call, proxy_grpc_call,
-// proxy_grpc_stream, proxy_grpc_send, proxy_grpc_cancel, proxy_grpc_close,
-// proxy_get_status, the shared queues (proxy_register_shared_queue,
-// proxy_resolve_shared_queue, proxy_enqueue_shared_queue,
-// proxy_dequeue_shared_queue), the metrics functions (proxy_define_metric,
-// proxy_record_metric, proxy_increment_metric, proxy_get_metric) and
-// proxy_call_foreign_function.
+// links, but answering 12): the gRPC calls (proxy_grpc_call,
+// proxy_grpc_stream, proxy_grpc_send, proxy_grpc_cancel,
+// proxy_grpc_close). Sluice has no TCP (L4) filter chain: the stream
+// callbacks (proxy_on_new_connection, proxy_on_downstream_data, …) are
+// never called, and the host never calls proxy_on_foreign_function,
+// proxy_on_request_trailers or proxy_on_response_trailers (requests and
+// responses reach plugins without trailers; maps 1 and 3 read as empty).
 //
 // # Metrics
 //
@@ -171,6 +308,7 @@
 //	sluice_plugin_call_duration_seconds{plugin}    histogram of every callback
 //	sluice_plugin_local_responses_total{plugin}    proxy_send_local_response calls
 //	sluice_plugin_instance_restarts_total{plugin}  discarded instances replaced
+//	sluice_plugin_http_calls_total{plugin,result}  proxy_http_call outcomes: ok, timeout, cancelled, error
 //
 // Rust guests are not built or tested here (no wasm32 Rust toolchain);
 // guests from the Go, C and AssemblyScript SDKs are.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -44,10 +45,24 @@ type e2e struct {
 
 func startProxy(t testing.TB, filters ...proxy.Filter) *e2e {
 	t.Helper()
+	return startProxyWith(t, proxyOptions{}, filters...)
+}
+
+// proxyOptions adjusts the proxy startProxyWith builds.
+type proxyOptions struct {
+	timeout time.Duration  // request (and pause) timeout; default 5 s
+	sets    []*metrics.Set // extra sets on /metrics (the plugin host's)
+}
+
+func startProxyWith(t testing.TB, o proxyOptions, filters ...proxy.Filter) *e2e {
+	t.Helper()
+	if o.timeout == 0 {
+		o.timeout = 5 * time.Second
+	}
 	a, b := newUpstream(t, "a"), newUpstream(t, "b")
 	cfg := proxy.NewConfig().
 		WithHostname("127.0.0.1").
-		WithTimeout(5*time.Second).
+		WithTimeout(o.timeout).
 		WithUpstream("a", a.URL).
 		WithUpstream("b", b.URL).
 		WithRoute(proxy.RouteMatch{PathPrefix: "/b/"}, "b").
@@ -56,6 +71,7 @@ func startProxy(t testing.TB, filters ...proxy.Filter) *e2e {
 	srv, err := proxy.NewServer(cfg, proxy.Options{
 		Filters: filters,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: o.sets,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -223,5 +224,39 @@ func TestE2EProbeLocalResponse(t *testing.T) {
 	}
 	if m := e.metrics(t); !strings.Contains(m, `sluice_requests_rejected_total{reason="plugin"} 1`) {
 		t.Errorf("proxy did not count the local reply:\n%s", grep(m, "rejected"))
+	}
+}
+
+// TestE2EProbeUpstreamsAndEndpoint: sluice.upstreams is the proxy's JSON
+// snapshot of the pools; setting sluice.endpoint to an endpoint of pool b
+// sends the request there, and sluice.endpoint then reads it back.
+func TestE2EProbeUpstreamsAndEndpoint(t *testing.T) {
+	h := newTestHost(t)
+	p := loadGo(t, h, probePkg, "probe", "")
+	e := startProxy(t, p)
+	r := e.do(t, "GET", "/x", "", "x-probe-props", "sluice.upstreams")
+	var snap struct {
+		Pools map[string]struct {
+			Endpoints map[string]json.RawMessage `json:"endpoints"`
+		} `json:"pools"`
+	}
+	if err := json.Unmarshal([]byte(r.header.Get("x-prop-sluice.upstreams")), &snap); err != nil || len(snap.Pools["b"].Endpoints) != 1 {
+		t.Fatalf("sluice.upstreams = %q: %v", r.header.Get("x-prop-sluice.upstreams"), err)
+	}
+	var bAddr string
+	for addr := range snap.Pools["b"].Endpoints {
+		bAddr = addr
+	}
+	r = e.do(t, "GET", "/x", "", "x-probe-setprop", "sluice.endpoint="+bAddr, "x-probe-props", "sluice.endpoint,sluice.upstream")
+	if r.header.Get("x-upstream-name") != "b" || r.header.Get("x-prop-sluice.endpoint") != bAddr || r.header.Get("x-prop-sluice.upstream") != "b" {
+		t.Fatalf("pinned to %s: upstream %q, sluice.endpoint %q, sluice.upstream %q", bAddr,
+			r.header.Get("x-upstream-name"), r.header.Get("x-prop-sluice.endpoint"), r.header.Get("x-prop-sluice.upstream"))
+	}
+	r = e.do(t, "GET", "/x", "", "x-probe-setprop", "sluice.endpoint=10.9.9.9:1")
+	if r.status != 200 || r.header.Get("x-upstream-name") != "a" {
+		t.Fatalf("unknown endpoint: %d from %q", r.status, r.header.Get("x-upstream-name"))
+	}
+	if !strings.Contains(h.logs.String(), "probe: sdk: proxy_set_property: BAD_ARGUMENT") {
+		t.Error("setting an unknown endpoint was not refused with BAD_ARGUMENT")
 	}
 }

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -56,4 +57,105 @@ func TestHammerPauseResume(t *testing.T) {
 			t.Errorf("errors of kind %s: %s", kind, got)
 		}
 	}
+}
+
+// TestHammerSharedDataCAS increments shared counters with get/CAS-set
+// retry loops from many goroutines: directly on a store, and through the
+// host functions of several instances of plugins sharing a vm_id. No
+// update may be lost.
+func TestHammerSharedDataCAS(t *testing.T) {
+	incr := func(get func() ([]byte, uint32, bool), set func([]byte, uint32) status) {
+		for {
+			v, cas, _ := get()
+			n, _ := strconv.Atoi(string(v))
+			switch st := set([]byte(strconv.Itoa(n+1)), cas); st {
+			case statusOK:
+				return
+			case statusCASMismatch:
+			default:
+				panic(fmt.Sprintf("set: status %d", st))
+			}
+		}
+	}
+	t.Run("store", func(t *testing.T) {
+		d := newSharedData()
+		const goroutines, perG, keys = 16, 500, 4
+		// Create the keys first: creation with cas 0 is unconditional.
+		for k := range keys {
+			d.set([]byte(fmt.Sprint("k", k)), []byte("0"), 0)
+		}
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				key := []byte(fmt.Sprint("k", g%keys))
+				for range perG {
+					incr(func() ([]byte, uint32, bool) { return d.get(nil, key) },
+						func(v []byte, cas uint32) status { return d.set(key, v, cas) })
+				}
+			}()
+		}
+		wg.Wait()
+		for k := range keys {
+			v, _, _ := d.get(nil, []byte(fmt.Sprint("k", k)))
+			if want := strconv.Itoa(goroutines / keys * perG); string(v) != want {
+				t.Errorf("k%d = %s, want %s", k, v, want)
+			}
+		}
+	})
+	t.Run("instances", func(t *testing.T) {
+		h := newTestHost(t)
+		var ins []*instance
+		for i := range 3 {
+			pc := fixtureConfig(t, "ok")
+			pc.Name, pc.VMID, pc.Instances = fmt.Sprint("p", i), "hammer", 2
+			p := h.mustLoad(t, pc)
+			for j := range p.slots {
+				ins = append(ins, p.slots[j].inst.Load())
+			}
+		}
+		const perG = 200
+		key := []byte("ctr")
+		var wg sync.WaitGroup
+		for g := range 2 * len(ins) {
+			in := ins[g%len(ins)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stack := make([]uint64, 5)
+				for range perG {
+					in.mu.Lock()
+					// A new HTTP context resets the fixture's bump allocator.
+					if _, err := in.call(cbContextCreate, nil, 2, rootContextID, 0, time.Second); err != nil {
+						panic(err)
+					}
+					in.mem.Write(1024, key)
+					incr(func() ([]byte, uint32, bool) {
+						copy(stack, []uint64{1024, uint64(len(key)), 512, 516, 520})
+						hostGetSharedData(&in.cc, in.mod, stack)
+						if status(stack[0]) != statusOK {
+							return nil, 0, false
+						}
+						ptr, _ := in.mem.ReadUint32Le(512)
+						size, _ := in.mem.ReadUint32Le(516)
+						cas, _ := in.mem.ReadUint32Le(520)
+						v, _ := in.mem.Read(ptr, size)
+						return append([]byte(nil), v...), cas, true
+					}, func(v []byte, cas uint32) status {
+						in.mem.Write(2048, v)
+						copy(stack, []uint64{1024, uint64(len(key)), 2048, uint64(len(v)), uint64(cas)})
+						hostSetSharedData(&in.cc, in.mod, stack)
+						return status(stack[0])
+					})
+					in.mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		v, _, _ := ins[0].p.shared.get(nil, key)
+		if want := strconv.Itoa(2 * len(ins) * perG); string(v) != want {
+			t.Errorf("ctr = %s, want %s", v, want)
+		}
+	})
 }

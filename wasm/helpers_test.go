@@ -48,14 +48,24 @@ var testCacheDir = filepath.Join(os.TempDir(), "sluice-wasm-test-cache")
 // and a private metrics set, closed at the end of the test.
 func newTestHost(t testing.TB) *testHost {
 	t.Helper()
+	return newTestHostWith(t, nil)
+}
+
+// newTestHostWith is newTestHost with mod applied to the HostConfig.
+func newTestHostWith(t testing.TB, mod func(*HostConfig)) *testHost {
+	t.Helper()
 	logs := &logBuffer{}
 	set := metrics.NewSet()
-	h, err := NewHost(context.Background(), HostConfig{
+	cfg := HostConfig{
 		CacheDir:     testCacheDir,
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug - 4})),
 		Metrics:      set,
 		StartTimeout: 2 * time.Second,
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h, err := NewHost(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

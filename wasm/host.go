@@ -42,6 +42,15 @@ type HostConfig struct {
 	// StartTimeout bounds each start-up call into a new instance.
 	// Default DefaultStartTimeout.
 	StartTimeout time.Duration
+	// Upstreams are the pools proxy_http_call can reach by name when
+	// Callouts is nil: the Host then sends callouts itself with an
+	// HTTPCallouts over their endpoints (round-robin, 1 MiB response
+	// cap). Pass the proxy configuration's Upstreams. Default none: every
+	// proxy_http_call fails with BAD_ARGUMENT (unknown pool).
+	Upstreams []proxy.UpstreamConfig
+	// Callouts, when set, sends proxy_http_call requests instead of the
+	// HTTPCallouts built from Upstreams. The Host does not close it.
+	Callouts Callouts
 }
 
 // Host runs Proxy-Wasm plugins: one wazero runtime and one compilation
@@ -53,6 +62,11 @@ type Host struct {
 	log          *slog.Logger
 	metrics      *metrics.Set
 	startTimeout time.Duration
+
+	callouts    Callouts      // nil: no callouts
+	ownCallouts *HTTPCallouts // built from HostConfig.Upstreams; closed by Close
+	queues      queueRegistry
+	userMetrics metricRegistry
 
 	mu      sync.Mutex
 	closed  bool
@@ -82,6 +96,16 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if h.startTimeout <= 0 {
 		h.startTimeout = DefaultStartTimeout
 	}
+	h.callouts = cfg.Callouts
+	if h.callouts == nil && len(cfg.Upstreams) > 0 {
+		c, err := NewHTTPCallouts(cfg.Upstreams, HTTPCalloutsConfig{})
+		if err != nil {
+			return nil, err
+		}
+		h.callouts, h.ownCallouts = c, c
+	}
+	h.queues.init()
+	h.userMetrics.init(h.metrics)
 	cache, err := newCache(cfg.CacheDir, h.log)
 	if err != nil {
 		return nil, err
@@ -159,6 +183,9 @@ func (h *Host) Close(ctx context.Context) error {
 		errs = append(errs, p.Close())
 	}
 	errs = append(errs, h.rt.Close(ctx), h.cache.Close(ctx))
+	if h.ownCallouts != nil {
+		h.ownCallouts.Close()
+	}
 	return errors.Join(errs...)
 }
 

@@ -159,7 +159,7 @@ func TestHostileMemoryAccess(t *testing.T) {
 		{"oob_send_local_response", statusInvalidMemoryAccess},
 		{"oob_get_shared_data", statusInvalidMemoryAccess},
 		{"oob_set_shared_data", statusInvalidMemoryAccess},
-		{"oob_http_call", statusUnimplemented},
+		{"oob_http_call", statusInvalidMemoryAccess},
 		{"alloc_oob", statusInvalidMemoryAccess},
 		{"alloc_zero", statusInternalFailure},
 		{"bad_pairs_count", statusBadArgument},

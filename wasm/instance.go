@@ -38,7 +38,7 @@ type instance struct {
 	dead atomic.Bool
 
 	cc     callCtx
-	timer  *time.Timer
+	dl     deadline // bounds each call (CPU time; see deadline)
 	limit  *limitedMemory
 	stack  []uint64
 	astack []uint64
@@ -54,7 +54,15 @@ type instance struct {
 	nestedErr error    // a call into the guest from a host function failed
 	expired   bool     // the deadline fired after a call completed
 	starting  bool     // newInstance is running the start-up calls
-	tickStop  chan struct{}
+
+	// tickPeriod is the period this instance asked for with
+	// proxy_set_tick_period_milliseconds (0: none). Written under mu,
+	// read by the plugin's tick driver without it.
+	tickPeriod atomic.Int64
+
+	callouts   map[uint32]*callout // HTTP calls in flight, by call id
+	nextCallID uint32
+	callout    *callout // the call whose proxy_on_http_call_response runs
 
 	scratch      []byte
 	pathBuf      []byte
@@ -64,10 +72,10 @@ type instance struct {
 
 // callCtx is the context.Context of every call into one instance, reused
 // across calls so a call allocates no context. Its Done channel closes when
-// the instance's deadline timer fires, which makes wazero (configured with
-// WithCloseOnContextDone) stop the guest; the instance is then discarded,
-// so the channel never needs re-arming. Host functions find their instance
-// through it.
+// the instance's deadline stops a call that used up its budget, which makes
+// wazero (configured with WithCloseOnContextDone) stop the guest; the
+// instance is then discarded, so the channel never needs re-arming. Host
+// functions find their instance through it.
 type callCtx struct {
 	inst  *instance
 	done  chan struct{}
@@ -91,7 +99,7 @@ func (c *callCtx) Value(key any) any {
 	return nil
 }
 
-// fire is the deadline timer's function.
+// fire stops the running call (called by the deadline).
 func (c *callCtx) fire() {
 	if c.fired.CompareAndSwap(false, true) {
 		close(c.done)
@@ -141,20 +149,20 @@ func (m *limitedMemory) Free() { m.buf = nil }
 // proxy_on_configure). Each step is bounded by the host's start timeout.
 func (p *Plugin) newInstance(ctx context.Context, slot int) (*instance, error) {
 	in := &instance{
-		p:       p,
-		slot:    slot,
-		stack:   make([]uint64, 5),
-		astack:  make([]uint64, 1),
-		nextID:  rootContextID,
-		streams: make(map[uint32]*stream),
-		limit:   &limitedMemory{limit: p.memLimit},
-		scratch: make([]byte, 0, 256),
-		pathBuf: make([]byte, 0, 64),
+		p:        p,
+		slot:     slot,
+		stack:    make([]uint64, 5),
+		astack:   make([]uint64, 1),
+		nextID:   rootContextID,
+		streams:  make(map[uint32]*stream),
+		callouts: make(map[uint32]*callout),
+		limit:    &limitedMemory{limit: p.memLimit},
+		scratch:  make([]byte, 0, 256),
+		pathBuf:  make([]byte, 0, 64),
 	}
 	in.cc.inst = in
 	in.cc.done = make(chan struct{})
-	in.timer = time.AfterFunc(time.Hour, in.cc.fire)
-	in.timer.Stop()
+	in.dl.init(&in.cc)
 	in.out = logWriter{log: p.log, level: levelOf(logInfo), stream: "stdout"}
 	in.errOut = logWriter{log: p.log, level: levelOf(logError), stream: "stderr"}
 
@@ -173,9 +181,10 @@ func (p *Plugin) newInstance(ctx context.Context, slot int) (*instance, error) {
 		}))
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.timer.Reset(p.host.startTimeout)
+	in.dl.begin(p.host.startTimeout)
 	mod, err := p.host.rt.InstantiateModule(ictx, p.compiled, cfg)
-	if !in.timer.Stop() {
+	in.dl.end()
+	if in.cc.fired.Load() {
 		in.expired = true
 	}
 	if err == nil && in.expired {
@@ -196,7 +205,7 @@ func (p *Plugin) newInstance(ctx context.Context, slot int) (*instance, error) {
 	in.starting = false
 	if err != nil {
 		in.dead.Store(true)
-		in.stopTick()
+		in.stopAsync()
 		in.close()
 		var ce *CallError
 		if errors.As(err, &ce) {
@@ -267,15 +276,17 @@ func (in *instance) callExport(name string) error {
 	return nil
 }
 
-// invoke calls fn with in.stack under the deadline. in.mu must be held.
+// invoke calls fn with in.stack under the deadline: timeout is its CPU
+// budget (see deadline). in.mu must be held.
 func (in *instance) invoke(fn api.Function, timeout time.Duration) error {
 	in.nestedErr = nil
-	in.timer.Reset(timeout)
+	in.dl.begin(timeout)
 	err := fn.CallWithStack(&in.cc, in.stack)
-	if !in.timer.Stop() {
-		// The deadline fired: either it stopped the guest (err != nil) or it
-		// raced with a call that had just finished. Either way the context
-		// is spent and the instance must go.
+	in.dl.end()
+	if in.cc.fired.Load() {
+		// The deadline stopped the guest, or fired just as the call
+		// returned: the context is spent (and wazero may have closed the
+		// module), so the instance must go.
 		in.expired = true
 	}
 	return err
@@ -286,6 +297,12 @@ func (in *instance) invoke(fn api.Function, timeout time.Duration) error {
 // result (0 when it returns nothing or is not exported). On failure the
 // instance is retired and the error is a *CallError.
 func (in *instance) call(cb callback, cur *stream, a0, a1, a2 uint64, timeout time.Duration) (uint64, error) {
+	return in.callArgs(cb, cur, [5]uint64{a0, a1, a2}, timeout)
+}
+
+// callArgs is call with up to five arguments (proxy_on_http_call_response
+// takes five).
+func (in *instance) callArgs(cb callback, cur *stream, args [5]uint64, timeout time.Duration) (uint64, error) {
 	fn := in.fns[cb]
 	if fn == nil {
 		return 0, nil
@@ -295,7 +312,7 @@ func (in *instance) call(cb callback, cur *stream, a0, a1, a2 uint64, timeout ti
 		cur.phase = cb
 	}
 	st := in.stack
-	st[0], st[1], st[2] = a0, a1, a2
+	copy(st, args[:])
 	start := time.Now()
 	err := in.invoke(fn, timeout)
 	in.p.metrics.duration.Update(time.Since(start).Seconds())
@@ -342,6 +359,16 @@ func (in *instance) describe(err error) error {
 	return err
 }
 
+// stopAsync ends the instance's asynchronous work: it leaves the tick
+// rotation and its HTTP calls in flight are cancelled (their goroutines
+// then find it dead and drop the replies). in.mu must be held.
+func (in *instance) stopAsync() {
+	in.tickPeriod.Store(0)
+	for _, c := range in.callouts {
+		c.cancel()
+	}
+}
+
 // retire marks the instance dead and, unless it is still starting (then
 // its creator reports the failure), asks the plugin for a replacement.
 // in.mu must be held.
@@ -349,7 +376,7 @@ func (in *instance) retire() {
 	if in.dead.Swap(true) {
 		return
 	}
-	in.stopTick()
+	in.stopAsync()
 	if !in.starting {
 		in.p.replace(in)
 	}
@@ -357,7 +384,7 @@ func (in *instance) retire() {
 
 // close releases the module. The instance must be dead or never published.
 func (in *instance) close() {
-	in.timer.Stop()
+	in.dl.timer.Stop()
 	if in.mod != nil {
 		_ = in.mod.Close(context.Background())
 	}

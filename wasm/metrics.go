@@ -40,6 +40,7 @@ type pluginMetrics struct {
 	duration       *metrics.PrometheusHistogram
 	localResponses *metrics.Counter
 	restarts       *metrics.Counter
+	callouts       [len(calloutResults)]*metrics.Counter
 }
 
 // newPluginMetrics creates (or finds, when a plugin of the same name is
@@ -49,6 +50,7 @@ type pluginMetrics struct {
 //	sluice_plugin_call_duration_seconds{plugin} (histogram)
 //	sluice_plugin_local_responses_total{plugin}
 //	sluice_plugin_instance_restarts_total{plugin}
+//	sluice_plugin_http_calls_total{plugin,result} (ok, timeout, cancelled, error)
 func newPluginMetrics(set *metrics.Set, plugin string) pluginMetrics {
 	l := `plugin="` + escapeLabel(plugin) + `"`
 	var m pluginMetrics
@@ -58,6 +60,9 @@ func newPluginMetrics(set *metrics.Set, plugin string) pluginMetrics {
 	m.duration = set.GetOrCreatePrometheusHistogramExt(`sluice_plugin_call_duration_seconds{`+l+`}`, durationBuckets)
 	m.localResponses = set.GetOrCreateCounter(`sluice_plugin_local_responses_total{` + l + `}`)
 	m.restarts = set.GetOrCreateCounter(`sluice_plugin_instance_restarts_total{` + l + `}`)
+	for i, r := range calloutResults {
+		m.callouts[i] = set.GetOrCreateCounter(`sluice_plugin_http_calls_total{` + l + `,result="` + r + `"}`)
+	}
 	return m
 }
 
@@ -69,6 +74,16 @@ func (m *pluginMetrics) errorsOf(kind string) *metrics.Counter {
 		}
 	}
 	return m.errors[0]
+}
+
+// calloutsOf returns the HTTP call counter of result.
+func (m *pluginMetrics) calloutsOf(result string) *metrics.Counter {
+	for i, r := range calloutResults {
+		if r == result {
+			return m.callouts[i]
+		}
+	}
+	return m.callouts[len(m.callouts)-1]
 }
 
 // escapeLabel escapes a Prometheus label value.

@@ -36,10 +36,19 @@ type Plugin struct {
 	rr    atomic.Uint32
 	pool  sync.Pool
 
+	// ctx is the parent of every HTTP call's context; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	tickMu sync.Mutex
+	tick   tickState
+
+	userMetrics pluginMetricTable
+
 	mu     sync.Mutex // guards closed and wg.Add
 	closed bool
 	done   chan struct{}
-	wg     sync.WaitGroup // replacement and tick goroutines
+	wg     sync.WaitGroup // replacement, tick, callout and queue goroutines
 }
 
 // slot holds one instance position; a discarded instance is replaced in
@@ -60,14 +69,24 @@ func (p *Plugin) FailOpen() bool { return p.failOpen }
 func (p *Plugin) load(ctx context.Context, n int) error {
 	p.slots = make([]slot, n)
 	p.done = make(chan struct{})
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.tick.wake = make(chan struct{}, 1)
 	p.pool.New = func() any { return new(stream) }
 	for i := range p.slots {
 		in, err := p.newInstance(ctx, i)
 		if err != nil {
+			// Stop what the instances already started (ticks, calls).
+			p.mu.Lock()
+			p.closed = true
+			p.mu.Unlock()
+			close(p.done)
+			p.cancel()
+			p.wg.Wait()
 			p.closeInstances()
 			return err
 		}
 		p.slots[i].inst.Store(in)
+		in.published()
 	}
 	return nil
 }
@@ -175,7 +194,13 @@ func (p *Plugin) replaceLoop(old *instance) {
 			}
 			p.mu.Unlock()
 			if closed {
+				in.mu.Lock()
+				in.dead.Store(true)
+				in.stopAsync()
+				in.mu.Unlock()
 				in.close()
+			} else {
+				in.published()
 			}
 			p.metrics.restarts.Inc()
 			return
@@ -190,9 +215,11 @@ func (p *Plugin) replaceLoop(old *instance) {
 	}
 }
 
-// Close stops the plugin: it waits for background replacements and
+// Close stops the plugin: it stops its ticks, cancels its HTTP calls
+// (their replies are dropped), waits for its background goroutines and
 // releases every instance and the compiled module. Requests still using
-// the plugin fail on their next callback. Close is idempotent.
+// the plugin fail on their next callback. Its metrics stay registered and
+// its shared data and queues stay in the Host. Close is idempotent.
 func (p *Plugin) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -202,6 +229,7 @@ func (p *Plugin) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	close(p.done)
+	p.cancel()
 	p.wg.Wait()
 	p.closeInstances()
 	err := p.compiled.Close(context.Background())
@@ -221,7 +249,7 @@ func (p *Plugin) closeInstances() {
 		}
 		in.mu.Lock()
 		in.dead.Store(true)
-		in.stopTick()
+		in.stopAsync()
 		in.mu.Unlock()
 		in.close()
 	}
@@ -236,58 +264,6 @@ func (p *Plugin) liveInstances() int {
 		}
 	}
 	return n
-}
-
-// setTickPeriod implements proxy_set_tick_period_milliseconds for this
-// instance: proxy_on_tick runs on the root context every d (0 stops it).
-// in.mu must be held.
-func (in *instance) setTickPeriod(d time.Duration) {
-	in.stopTick()
-	if d <= 0 || in.fns[cbTick] == nil {
-		return
-	}
-	stop := make(chan struct{})
-	in.tickStop = stop
-	in.p.goTracked(func() { in.tickLoop(d, stop) })
-}
-
-// stopTick stops the tick goroutine. in.mu must be held.
-func (in *instance) stopTick() {
-	if in.tickStop != nil {
-		close(in.tickStop)
-		in.tickStop = nil
-	}
-}
-
-func (in *instance) tickLoop(d time.Duration, stop chan struct{}) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-in.p.done:
-			return
-		case <-t.C:
-		}
-		in.mu.Lock()
-		select {
-		case <-stop:
-			in.mu.Unlock()
-			return
-		default:
-		}
-		if in.dead.Load() {
-			in.mu.Unlock()
-			return
-		}
-		_, err := in.call(cbTick, nil, rootContextID, 0, 0, in.p.callTimeout)
-		in.mu.Unlock()
-		if err != nil {
-			in.p.log.Warn("wasm: proxy_on_tick failed", "error", err)
-			return
-		}
-	}
 }
 
 var _ proxy.Filter = (*Plugin)(nil)

@@ -43,6 +43,8 @@ const (
 	propUpstream
 	propActiveRequests
 	propMaxConcurrentRequests
+	propUpstreams
+	propEndpoint
 )
 
 // normalizePropertyPath appends path to dst in dotted form: NUL separators
@@ -124,6 +126,10 @@ func lookupProperty(name []byte) property {
 		return propActiveRequests
 	case "sluice.max_concurrent_requests":
 		return propMaxConcurrentRequests
+	case "sluice.upstreams":
+		return propUpstreams
+	case "sluice.endpoint":
+		return propEndpoint
 	}
 	return propUnknown
 }
@@ -209,6 +215,10 @@ func (p *Plugin) getProperty(s *stream, prop property, name, buf []byte) (proper
 		return int64Property(buf, ex.ActiveRequests())
 	case propMaxConcurrentRequests:
 		return int64Property(buf, ex.MaxConcurrentRequests())
+	case propUpstreams:
+		return propertyValue{data: ex.AppendUpstreamsJSON(buf)}, statusOK
+	case propEndpoint:
+		return propertyValue{data: append(buf, ex.Endpoint()...)}, statusOK
 	}
 	if v, ok := ex.Property(string(name)); ok {
 		return propertyValue{data: v}, statusOK
@@ -252,8 +262,8 @@ func addrProperty(buf []byte, addr net.Addr, port bool) (propertyValue, status) 
 
 // setProperty writes a property for stream s (nil: the root context, where
 // nothing is writable). Host-defined properties other than sluice.upstream
-// are read-only (BAD_ARGUMENT); any other name is stored on the Exchange
-// and reads back with get_property.
+// and sluice.endpoint are read-only (BAD_ARGUMENT); any other name is
+// stored on the Exchange and reads back with get_property.
 func (p *Plugin) setProperty(s *stream, prop property, name, value []byte) status {
 	if s == nil {
 		return statusNotFound
@@ -265,6 +275,14 @@ func (p *Plugin) setProperty(s *stream, prop property, name, value []byte) statu
 	case propUpstream:
 		if err := s.ex.SetUpstream(string(value)); err != nil {
 			if errors.Is(err, proxy.ErrUnknownUpstream) {
+				return statusBadArgument
+			}
+			return statusInternalFailure
+		}
+		return statusOK
+	case propEndpoint:
+		if err := s.ex.SetEndpoint(string(value)); err != nil {
+			if errors.Is(err, proxy.ErrUnknownEndpoint) || errors.Is(err, proxy.ErrEndpointChosen) {
 				return statusBadArgument
 			}
 			return statusInternalFailure

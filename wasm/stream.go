@@ -19,6 +19,13 @@ type stream struct {
 	// Guarded by inst.mu (read by host functions).
 	phase        callback // the last callback run on this context
 	responseSeen bool     // OnResponseHeaders was called
+	// awaiting is set when the last phase callback returned PAUSE in a
+	// phase where the proxy waits (request headers and body, response
+	// headers), until the plugin resumes, answers or closes the request.
+	// A reply to an HTTP call from this context is held back while the
+	// proxy has not started waiting yet (see instance.deliverCallout).
+	awaiting bool
+	resolved bool // continue/close/local response during the callback
 }
 
 func (s *stream) OnRequestHeaders(eos bool) (proxy.Action, error) {
@@ -57,12 +64,17 @@ func (s *stream) run(cb callback, size uint64, eos bool) (proxy.Action, error) {
 	if eos {
 		e = 1
 	}
+	s.awaiting, s.resolved = false, false
 	res, err := in.call(cb, s, uint64(s.id), size, e, s.p.callTimeout)
+	a := uint32(res)
+	if err == nil && a != actionContinue && a <= actionMaxPause && cb != cbResponseBody && !s.resolved {
+		s.awaiting = true
+	}
 	in.mu.Unlock()
 	if err != nil {
 		return proxy.ActionContinue, err
 	}
-	switch a := uint32(res); {
+	switch {
 	case a == actionContinue:
 		return proxy.ActionContinue, nil
 	case a <= actionMaxPause:
@@ -75,12 +87,19 @@ func (s *stream) run(cb callback, size uint64, eos bool) (proxy.Action, error) {
 }
 
 // OnDone ends the HTTP context: proxy_on_log, proxy_on_done and
-// proxy_on_delete, unless the instance was discarded. The stream goes back
-// to the pool.
+// proxy_on_delete, unless the instance was discarded. HTTP calls the
+// context made that are still in flight are cancelled (their callbacks
+// still come, as failures, on the root context). The stream goes back to
+// the pool.
 func (s *stream) OnDone() {
 	in := s.inst
 	in.mu.Lock()
 	delete(in.streams, s.id)
+	for _, c := range in.callouts {
+		if c.streamID == s.id {
+			c.cancel()
+		}
+	}
 	id := uint64(s.id)
 	for _, cb := range [...]callback{cbLog, cbDone, cbDelete} {
 		if in.dead.Load() {

@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	var host *wasm.Host
 	if len(cfg.Plugins) > 0 || o.validate {
 		pluginMetrics := metrics.NewSet()
-		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics})
+		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics, Upstreams: cfg.Upstreams})
 		if err != nil {
 			fatalf(stderr, "%v", err)
 			return exitError

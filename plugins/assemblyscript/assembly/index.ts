@@ -9,12 +9,18 @@
 //                    response gets "x-sluice-guest: assemblyscript".
 //   "headers-only"   every request gets one added header "x-bench: 1"
 //                    (for benchmarks); nothing else.
+//   "shared-data"    every request adds 1 to the shared-data counter
+//                    "as-counter" (get, then CAS set, retried on
+//                    CAS_MISMATCH); the response gets "x-as-counter: <n>".
+//   "callout"        every request pauses while the plugin calls pool
+//                    "auth" (GET /as-callout); the response gets
+//                    "x-as-callout: <status> <x-upstream-name> <body>", or
+//                    "failed" / "refused <status>".
 //
 // Any other configuration makes proxy_on_configure return false.
 //
-// To add a mode (planned: shared data, HTTP callout), add a constant to Mode,
-// a case in parseMode and a Context subclass in its own file, then return it
-// from SluiceRoot.createContext.
+// To add a mode, add a constant to Mode, a case in parseMode and a Context
+// subclass in its own file, then return it from SluiceRoot.createContext.
 
 // Re-export the SDK's ABI entry points (proxy_on_*, malloc, free,
 // proxy_abi_version_0_2_0) so the host can call them.
@@ -31,6 +37,8 @@ import { get_buffer_bytes, BufferTypeValues } from "@solo-io/proxy-runtime/runti
 import { Mode, parseMode } from "./mode";
 import { PolicyContext } from "./policy";
 import { BenchContext } from "./bench";
+import { SharedDataContext } from "./shared";
+import { CalloutContext } from "./callout";
 
 // ROOT_ID is the plugin_root_id this plugin registers under. The SDK reads the
 // property "plugin_root_id" when the root context is created and aborts if no
@@ -51,7 +59,7 @@ class SluiceRoot extends RootContext {
     }
     const mode = parseMode(config);
     if (mode == Mode.Invalid) {
-      log(LogLevelValues.error, "sluice-assemblyscript: unknown configuration \"" + config + "\"; want \"\", \"policy\" or \"headers-only\"");
+      log(LogLevelValues.error, "sluice-assemblyscript: unknown configuration \"" + config + "\"; want \"\", \"policy\", \"headers-only\", \"shared-data\" or \"callout\"");
       return false;
     }
     this.mode = mode;
@@ -61,6 +69,12 @@ class SluiceRoot extends RootContext {
   createContext(context_id: u32): Context {
     if (this.mode == Mode.HeadersOnly) {
       return new BenchContext(context_id, this);
+    }
+    if (this.mode == Mode.SharedData) {
+      return new SharedDataContext(context_id, this);
+    }
+    if (this.mode == Mode.Callout) {
+      return new CalloutContext(context_id, this);
     }
     return new PolicyContext(context_id, this);
   }

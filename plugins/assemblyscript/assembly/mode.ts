@@ -3,6 +3,8 @@ export enum Mode {
   Invalid = 0,
   Policy = 1,
   HeadersOnly = 2,
+  SharedData = 3,
+  Callout = 4,
 }
 
 // parseMode maps a plugin configuration string to a Mode; surrounding
@@ -14,6 +16,12 @@ export function parseMode(config: string): Mode {
   }
   if (c == "headers-only") {
     return Mode.HeadersOnly;
+  }
+  if (c == "shared-data") {
+    return Mode.SharedData;
+  }
+  if (c == "callout") {
+    return Mode.Callout;
   }
   return Mode.Invalid;
 }

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package wasm
+
+// threadClock is unavailable on this OS: deadlines are wall-clock.
+type threadClock struct{}
+
+func currentThreadClock() (threadClock, bool) { return threadClock{}, false }
+
+func (threadClock) read() (int64, bool) { return 0, false }

@@ -1,0 +1,190 @@
+package wasm
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
+)
+
+// needThreadClock skips the test where deadlines are wall-clock.
+func needThreadClock(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	c, ok := currentThreadClock()
+	if ok {
+		_, ok = c.read()
+	}
+	runtime.UnlockOSThread()
+	if !ok {
+		t.Skip("no per-thread CPU clock on this OS: deadlines are wall-clock")
+	}
+}
+
+func newTestDeadline() (*deadline, *callCtx) {
+	cc := &callCtx{done: make(chan struct{})}
+	d := new(deadline)
+	d.init(cc)
+	return d, cc
+}
+
+// spinFor burns CPU on the calling goroutine for about d of wall time.
+func spinFor(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
+
+// TestDeadlineCountsCPUNotWall: a call that waits (here: sleeps with its
+// thread locked, using no CPU) for several budgets is not stopped; one that
+// then burns its budget of CPU is.
+func TestDeadlineCountsCPUNotWall(t *testing.T) {
+	needThreadClock(t)
+	d, cc := newTestDeadline()
+	const budget = 20 * time.Millisecond
+	d.begin(budget)
+	time.Sleep(5 * budget)
+	if cc.fired.Load() {
+		d.end()
+		t.Fatalf("deadline fired after %v of wall time but almost no CPU time", 5*budget)
+	}
+	start := time.Now()
+	for !cc.fired.Load() && time.Since(start) < 2*time.Second {
+	}
+	d.end()
+	if !cc.fired.Load() {
+		t.Fatalf("deadline did not fire after %v of CPU time (budget %v)", time.Since(start), budget)
+	}
+	select {
+	case <-cc.done:
+	default:
+		t.Fatal("fired, but the call context's Done channel is open")
+	}
+}
+
+// TestDeadlineWallCap: a call that never uses its CPU budget is still
+// stopped after hardWallCap.
+func TestDeadlineWallCap(t *testing.T) {
+	needThreadClock(t)
+	d, cc := newTestDeadline()
+	const budget = time.Millisecond
+	if got := hardWallCap(budget); got != time.Second {
+		t.Fatalf("hardWallCap(%v) = %v, want 1s", budget, got)
+	}
+	d.begin(budget)
+	start := time.Now()
+	select { // blocks the locked thread: no CPU used while waiting
+	case <-cc.done:
+	case <-time.After(3 * time.Second):
+	}
+	d.end()
+	if !cc.fired.Load() {
+		t.Fatalf("deadline did not fire after %v of wall time (cap %v)", time.Since(start), hardWallCap(budget))
+	}
+	if el := time.Since(start); el < 900*time.Millisecond {
+		t.Fatalf("deadline fired after %v, before the 1s wall-clock cap", el)
+	}
+}
+
+// TestDeadlineEndDisarms: once end returns, neither the timer nor a
+// re-arm left by it can stop a later call.
+func TestDeadlineEndDisarms(t *testing.T) {
+	d, cc := newTestDeadline()
+	const budget = 2 * time.Millisecond
+	for range 50 {
+		d.begin(budget)
+		spinFor(budget / 2)
+		d.end()
+	}
+	time.Sleep(10 * budget)
+	if cc.fired.Load() {
+		t.Fatal("deadline fired after its calls had ended within budget")
+	}
+}
+
+func TestHardWallCap(t *testing.T) {
+	for _, c := range []struct{ budget, want time.Duration }{
+		{time.Millisecond, time.Second},
+		{10 * time.Millisecond, time.Second},
+		{50 * time.Millisecond, 5 * time.Second},
+		{5 * time.Second, 5*time.Second + time.Minute},
+	} {
+		if got := hardWallCap(c.budget); got != c.want {
+			t.Errorf("hardWallCap(%v) = %v, want %v", c.budget, got, c.want)
+		}
+	}
+}
+
+// TestCallsWaitingForCPUAreNotDiscarded reproduces the benchmark failure:
+// with GOMAXPROCS=1 and a goroutine hogging the CPU, a callback that is
+// preempted mid-call waits ~10 ms (the scheduler's time slice) for the CPU
+// again. Its wall time then exceeds a 10 ms CallTimeout although it used a
+// fraction of that in CPU; the instance must not be discarded.
+func TestCallsWaitingForCPUAreNotDiscarded(t *testing.T) {
+	needThreadClock(t)
+	if testing.Short() {
+		t.Skip("runs for about a second")
+	}
+	h := newTestHost(t)
+	p := h.mustLoad(t, proxy.PluginConfig{
+		Name:        "spin",
+		Path:        "testdata/cpu/spin.wasm",
+		Instances:   1,
+		CallTimeout: proxy.Duration(10 * time.Millisecond),
+	})
+	defer p.Close()
+
+	// Calibrate: the spin guest loops 2000 times per request header; aim
+	// at ~1 ms of CPU per proxy_on_request_headers (race detector or not),
+	// well under the 10 ms budget.
+	hdrs := 1
+	for ; hdrs < 512; hdrs *= 2 {
+		ex := spinExchange(hdrs)
+		start := time.Now()
+		if err := runRequest(p, ex); err != nil {
+			t.Fatalf("calibration request: %v", err)
+		}
+		if time.Since(start) >= 500*time.Microsecond {
+			break
+		}
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the CPU hog: preempted only by the scheduler's 10 ms slices
+		defer wg.Done()
+		for !stop.Load() {
+		}
+	}()
+	var calls int
+	var firstErr error
+	for start := time.Now(); time.Since(start) < time.Second && firstErr == nil; calls++ {
+		firstErr = runRequest(p, spinExchange(hdrs))
+	}
+	stop.Store(true)
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("request %d failed: %v", calls, firstErr)
+	}
+	if r := h.metric(`sluice_plugin_instance_restarts_total{plugin="spin"}`); r != "0" {
+		t.Fatalf("instance restarts = %s after %d requests, want 0", r, calls)
+	}
+	if n := h.metric(`sluice_plugin_errors_total{plugin="spin",kind="timeout"}`); n != "0" {
+		t.Fatalf("timeouts = %s after %d requests, want 0", n, calls)
+	}
+	t.Logf("%d requests of %d spin headers each, none stopped", calls, hdrs)
+}
+
+// spinExchange is a request with n headers in all (pseudo-headers
+// included), so the spin guest loops n×2000 times in
+// proxy_on_request_headers.
+func spinExchange(n int) *proxy.Exchange {
+	ex := newExchange("/spin")
+	for i := ex.RequestHeaders().Len(); i < n; i++ {
+		ex.RequestHeaders().AddString("x-pad", "1")
+	}
+	return ex
+}

@@ -1,0 +1,103 @@
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Foreign functions: proxy_call_foreign_function(name, args, ret_results)
+// runs a host function from a fixed registry (the table is in doc.go).
+// Each writes its result into dst (host memory, reused by the instance)
+// and returns it; args is a view into guest memory, valid until the result
+// is copied into the guest.
+
+// foreignFunc computes a foreign function's result for the effective
+// context s (nil: the root context). It must not keep args or dst.
+type foreignFunc func(s *stream, args, dst []byte) ([]byte, status)
+
+// maxRandomBytes caps sluice.random_bytes.
+const maxRandomBytes = 4096
+
+var foreignFuncs = map[string]foreignFunc{
+	"sluice.upstream_stats": foreignUpstreamStats,
+	"sluice.now_unix_nano":  foreignNowUnixNano,
+	"sluice.sha256":         foreignSHA256,
+	"sluice.random_bytes":   foreignRandomBytes,
+}
+
+// foreignUpstreamStats returns the proxy's JSON snapshot of the upstream
+// pools (Exchange.AppendUpstreamsJSON): the same value as the property
+// sluice.upstreams. It needs an HTTP context (BAD_ARGUMENT in the root
+// context) and takes no arguments.
+func foreignUpstreamStats(s *stream, args, dst []byte) ([]byte, status) {
+	if s == nil || len(args) != 0 {
+		return nil, statusBadArgument
+	}
+	return s.ex.AppendUpstreamsJSON(dst), statusOK
+}
+
+// foreignNowUnixNano returns the wall clock as 8 bytes little-endian Unix
+// nanoseconds. It takes no arguments.
+func foreignNowUnixNano(_ *stream, args, dst []byte) ([]byte, status) {
+	if len(args) != 0 {
+		return nil, statusBadArgument
+	}
+	return binary.LittleEndian.AppendUint64(dst, uint64(time.Now().UnixNano())), statusOK
+}
+
+// foreignSHA256 returns the 32-byte SHA-256 digest of its arguments.
+func foreignSHA256(_ *stream, args, dst []byte) ([]byte, status) {
+	sum := sha256.Sum256(args)
+	return append(dst, sum[:]...), statusOK
+}
+
+// foreignRandomBytes returns n cryptographically random bytes, n given as
+// a 4-byte little-endian argument (1 to 4096).
+func foreignRandomBytes(_ *stream, args, dst []byte) ([]byte, status) {
+	if len(args) != 4 {
+		return nil, statusBadArgument
+	}
+	n := binary.LittleEndian.Uint32(args)
+	if n == 0 || n > maxRandomBytes {
+		return nil, statusBadArgument
+	}
+	dst = append(dst, make([]byte, n)...)
+	if _, err := rand.Read(dst[len(dst)-int(n):]); err != nil {
+		return nil, statusInternalFailure
+	}
+	return dst, statusOK
+}
+
+func hostCallForeignFunction(ctx context.Context, mod api.Module, stack []uint64) {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+		return
+	}
+	mem := in.memOf(mod)
+	name, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
+	args, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
+	retPtr, retSize := u32(stack[4]), u32(stack[5])
+	if !ok1 || !ok2 || !checkRetPair(mem, retPtr, retSize) {
+		stack[0] = uint64(statusInvalidMemoryAccess)
+		return
+	}
+	fn := foreignFuncs[string(name)] // no allocation: the map lookup converts in place
+	if fn == nil {
+		stack[0] = uint64(statusNotFound)
+		return
+	}
+	res, st := fn(in.eff, args, in.scratch[:0])
+	if st == statusOK {
+		st = in.returnBytes(ctx, mod, res, retPtr, retSize)
+	}
+	if res != nil && cap(res) <= maxScratchKeep {
+		in.scratch = res[:0]
+	}
+	stack[0] = uint64(st)
+}

@@ -118,11 +118,11 @@ type PluginConfig struct {
 	// FailurePolicy is "fail_closed" (default: a request whose plugin
 	// failed gets 503) or "fail_open" (the plugin is skipped for it).
 	FailurePolicy string `yaml:"failure_policy"`
-	// CallTimeout is each callback's CPU-time budget: a guest that spends
-	// more CPU than this in one callback is stopped and its instance
-	// replaced. A callback that is merely waiting for a CPU (an overloaded
-	// machine) is not counted against it, up to a wall-clock cap of
-	// max(1s, 100×CallTimeout). Default 10ms.
+	// CallTimeout is each callback's CPU budget. A callback that runs past
+	// it in wall time and then spends another CallTimeout of CPU (a runaway
+	// guest) is stopped and its instance replaced; one that is merely
+	// waiting for a CPU on an overloaded machine is not, up to a wall-clock
+	// cap of max(1s, 100×CallTimeout). Default 10ms.
 	CallTimeout Duration `yaml:"call_timeout"`
 	// MemoryLimit caps each instance's memory. Default 64 MiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`

@@ -5,8 +5,11 @@ package proxy
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 )
 
 // TestAllocsPick asserts that endpoint selection and release allocate
@@ -31,8 +34,8 @@ func TestAllocsPick(t *testing.T) {
 }
 
 // TestAllocsUpstreamsJSON asserts that the plugins' snapshot allocates
-// nothing when dst has room, and that reading a request's model does not
-// either.
+// nothing when dst has room, and that reading a request's model (escapes
+// decoded by the pooled fastjson parser) does not either.
 func TestAllocsUpstreamsJSON(t *testing.T) {
 	p := testPool(t, LBLeastQueue, nil, 4, 3)
 	buf := make([]byte, 0, 4096)
@@ -40,12 +43,46 @@ func TestAllocsUpstreamsJSON(t *testing.T) {
 		t.Fatalf("appendJSON: %v allocs", n)
 	}
 	body := []byte(`{"messages":[{"role":"user","content":"a \"quoted\" word"}],"mod\u0065l":"ll\u0061ma","stream":true}`)
+	var dec fastjson.Parser
 	if n := testing.AllocsPerRun(1000, func() {
-		if _, _, ok := scanModel(body); !ok {
+		start, end, ok := scanModel(&dec, body)
+		if !ok {
 			t.Fatal("no model")
+		}
+		if name, _ := decodeString(&dec, body[start:end]); string(name) != "llama" {
+			t.Fatalf("model %q", name)
 		}
 	}); n != 0 {
 		t.Fatalf("scanModel: %v allocs", n)
+	}
+}
+
+// TestAllocsUsage asserts that reading usage from SSE events and from a
+// JSON body's tail allocates nothing once the tracker's parser is warm.
+func TestAllocsUsage(t *testing.T) {
+	set := newModelMetricSet(metrics.NewSet(), NewConfig())
+	sse := []byte("data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34}}\n\n" +
+		"data: {\"choices\":[],\"us\\u0061ge\":{\"prompt_tokens\":13,\"completion_tokens\":35},\"x\":\"\\\"usage\"}\n\ndata: [DONE]\n\n")
+	body := []byte(`{"choices":[{"message":{"content":"hi \"usage\": {}"}}],"usage":{"prompt_tokens":5,"completion_tokens":7}}`)
+	var u usageTracker
+	for _, tc := range []struct {
+		sse  bool
+		in   []byte
+		want uint64
+	}{{true, sse, 13}, {false, body, 5}} {
+		run := func() {
+			u.reset()
+			u.begin(set.other, time.Time{}, tc.sse)
+			u.observe(tc.in)
+			u.eof()
+			if !u.haveUsage || u.prompt != tc.want {
+				t.Fatalf("usage %v %d", u.haveUsage, u.prompt)
+			}
+		}
+		run()
+		if n := testing.AllocsPerRun(1000, run); n != 0 {
+			t.Fatalf("sse=%v: %v allocs", tc.sse, n)
+		}
 	}
 }
 

@@ -4,22 +4,30 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 )
 
 // Model-aware routing. With OpenAICompat, the "model" member of a /v1/…
 // request's JSON body is read after the plugins' request phase (so a
-// plugin may rewrite it), without decoding the rest of the body and
-// without allocating (jsonscan.go). Duplicate "model" members resolve to
-// the last, as Python's json module and Go's encoding/json do, so Sluice
-// routes on the name the engine will read.
+// plugin may rewrite it), by walking the body's top-level members without
+// decoding the rest and without allocating (jsonspan.go); its escapes are
+// decoded by fastjson. Duplicate "model" members resolve to the last, as
+// Python's json module and Go's encoding/json do, so Sluice routes on the
+// name the engine will read. A body that is not a JSON object, or whose
+// top level is malformed, has no model: the request goes on without one.
 
 var strV1Prefix = []byte("/v1/")
 
-// requestModel is what findModel learnt about the request's model.
+// requestModel is what findModel learnt about the request's model. It
+// lives in the pooled requestState, and so does its parser.
 type requestModel struct {
 	name       []byte // decoded; valid while the request lives
 	has        bool
 	start, end int // the model string token's bounds in rs.body
+
+	// dec decodes escaped keys and names. It only ever parses one string
+	// token, never the body: jsonspan.go says why.
+	dec fastjson.Parser
 }
 
 func (m *requestModel) reset() {
@@ -35,33 +43,33 @@ func (rs *requestState) findModel(req *fasthttp.Request) {
 	if !rs.srv.cfg.OpenAICompat || len(rs.body) == 0 || !bytes.HasPrefix(req.URI().Path(), strV1Prefix) {
 		return
 	}
-	start, end, ok := scanModel(rs.body)
+	start, end, ok := scanModel(&m.dec, rs.body)
 	if !ok {
 		return
 	}
-	raw := rs.body[start+1 : end-1]
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		m.name = appendUnescaped(m.name[:0], raw)
-	} else {
-		m.name = append(m.name[:0], raw...)
+	name, ok := decodeString(&m.dec, rs.body[start:end])
+	if !ok {
+		return
 	}
+	m.name = append(m.name[:0], name...)
 	m.has, m.start, m.end = true, start, end
 }
 
 // scanModel returns the bounds of the string token that is the value of
 // body's last top-level "model" member; false when body is not a JSON
-// object, is malformed, or its last "model" is not a string.
-func scanModel(body []byte) (start, end int, ok bool) {
-	o, isObj := openObject(body)
+// object, is malformed, or its last "model" is not a string. dec decodes
+// escaped keys.
+func scanModel(dec *fastjson.Parser, body []byte) (start, end int, ok bool) {
+	o, isObj := openMembers(body)
 	if !isObj {
 		return 0, 0, false
 	}
 	for o.next() {
-		if !o.keyIs("model") {
+		if !o.keyIs(dec, "model") {
 			continue
 		}
-		ok = o.val[0] == '"'
-		start, end = o.valStart, o.valStart+len(o.val)
+		ok = body[o.valStart] == '"'
+		start, end = o.valStart, o.valEnd
 	}
 	if !o.ok() {
 		return 0, 0, false
@@ -70,7 +78,14 @@ func scanModel(body []byte) (start, end int, ok bool) {
 }
 
 // applyAlias rewrites the body's model when the pool maps the client's
-// name to another. fasthttp writes Content-Length from the new body.
+// name to another, by splicing the new name's JSON string over the old
+// token: every other byte of the body is kept, field order, unknown fields,
+// numbers and escapes included. (fastjson's Object.Set and MarshalTo would
+// re-serialize the whole document instead, dropping its spacing and
+// re-quoting any string it decoded with strconv.AppendQuote, whose \x00
+// is not JSON; and Set replaces the first of duplicate "model" members
+// where the engine reads the last.) fasthttp writes Content-Length from
+// the new body.
 func (rs *requestState) applyAlias(req *fasthttp.Request, p *pool) {
 	m := &rs.model
 	if !m.has || len(p.aliases) == 0 {

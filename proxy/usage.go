@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fastjson"
 )
 
 // Token usage and stream latency per model, read from responses as they
@@ -16,12 +18,14 @@ import (
 //   - an OpenAI JSON answer's usage.prompt_tokens and
 //     usage.completion_tokens are read, at the end of the body, from its
 //     last maxUsageTail bytes (OpenAI, vLLM, SGLang and TGI put usage
-//     after the choices);
+//     after the choices): the last "usage": {…} there that parses
+//     (fastjson) with both counts;
 //   - an SSE stream is scanned line by line as chunks go by; a line split
 //     across chunks is carried over (at most maxSSELine bytes; a longer
-//     line is skipped, and a usage chunk is never that long). The last
-//     event with a usage object wins (vLLM's continuous usage stats
-//     repeat a running total in every chunk).
+//     line is skipped, and a usage chunk is never that long). A data line
+//     that mentions "usage" is parsed with fastjson, and its top-level
+//     usage read. The last event with a usage object wins (vLLM's
+//     continuous usage stats repeat a running total in every chunk).
 //
 // Sluice does not add stream_options.include_usage to requests: a stream
 // whose client did not ask for usage has none, and counts in
@@ -150,6 +154,10 @@ type usageTracker struct {
 	skipLine  bool   // dropping an over-long line up to its end
 	tail      []byte // the last bytes of a JSON body
 
+	// parser parses an SSE line or a usage object found in the tail: at
+	// most maxSSELine bytes, so what it keeps between requests is bounded.
+	parser fastjson.Parser
+
 	prompt, completion uint64
 	haveUsage          bool
 }
@@ -238,40 +246,52 @@ func (u *usageTracker) sseLine(l []byte, now time.Time) {
 		u.mm.interval.Update(now.Sub(u.lastEvent).Seconds())
 	}
 	u.lastEvent = now
-	if !bytes.Contains(d, strUsage) {
+	if len(d) > maxSSELine || !bytes.Contains(d, strUsage) {
+		return // a line within one chunk is not bounded by carryOver
+	}
+	v, err := u.parser.ParseBytes(d)
+	if err != nil {
 		return
 	}
-	o, ok := openObject(d)
-	if !ok {
-		return
-	}
-	for o.next() {
-		if o.keyIs("usage") {
-			u.readUsage(o.val)
-		}
-	}
+	u.readUsage(lastMember(v, "usage"))
 }
 
 // readUsage reads prompt_tokens and completion_tokens from a usage
 // object; null or anything without both leaves the last usage in place.
-func (u *usageTracker) readUsage(v []byte) {
-	o, ok := openObject(v)
-	if !ok {
-		return
-	}
-	var p, c uint64
-	var hasP, hasC bool
-	for o.next() {
-		switch {
-		case o.keyIs("prompt_tokens"):
-			p, hasP = parseUint(o.val)
-		case o.keyIs("completion_tokens"):
-			c, hasC = parseUint(o.val)
-		}
-	}
-	if hasP && hasC {
+func (u *usageTracker) readUsage(usage *fastjson.Value) {
+	p, okP := tokenCount(lastMember(usage, "prompt_tokens"))
+	c, okC := tokenCount(lastMember(usage, "completion_tokens"))
+	if okP && okC {
 		u.prompt, u.completion, u.haveUsage = p, c, true
 	}
+}
+
+// tokenCount reads a count: a JSON integer from 0 to MaxInt64 (the
+// counters take an int); nothing else (a fraction, an exponent, a sign).
+func tokenCount(v *fastjson.Value) (uint64, bool) {
+	if v == nil || v.Type() != fastjson.TypeNumber {
+		return 0, false
+	}
+	n, err := v.Uint64() // allocates its error, for a count that is not one
+	return n, err == nil && n <= math.MaxInt64
+}
+
+// lastMember returns the value of v's last member named key, or nil when
+// v is not an object or has none. The last, as Python's json and Go's
+// encoding/json read duplicates; fastjson's Object.Get returns the first,
+// so this visits every member. The visitor does not escape (Visit only
+// calls it), so it costs no allocation (TestAllocsUsage).
+func lastMember(v *fastjson.Value, key string) *fastjson.Value {
+	if v == nil || v.Type() != fastjson.TypeObject {
+		return nil
+	}
+	var last *fastjson.Value
+	v.GetObject().Visit(func(k []byte, m *fastjson.Value) {
+		if string(k) == key {
+			last = m
+		}
+	})
+	return last
 }
 
 // keepTail keeps the last maxUsageTail bytes of a JSON body.
@@ -318,8 +338,12 @@ func (u *usageTracker) eof() {
 		if j >= len(t) || t[j] != '{' {
 			continue
 		}
-		if k, ok := skipValue(t, j); ok {
-			u.readUsage(t[j:k])
+		k, ok := skipValue(t, j)
+		if !ok {
+			continue
+		}
+		if v, err := u.parser.ParseBytes(t[j:k]); err == nil {
+			u.readUsage(v)
 			if u.haveUsage {
 				return
 			}

@@ -21,9 +21,10 @@ const ModulePath = "github.com/sluice-proxy/sluice"
 // library for wasip1, which takes a minute or more on a busy 2-core machine.
 const goBuildTimeout = 10 * time.Minute
 
-// goSDKDir is the guest SDK, relative to the module root; its sources are
-// part of every Go plugin's cache key.
-const goSDKDir = "plugins/sdk"
+// goSharedDirs hold the packages guest plugins share (the SDK and the
+// helpers under plugins/internal); every .go file in them is part of each
+// plugin's cache key.
+var goSharedDirs = []string{"plugins/sdk", "plugins/internal"}
 
 var (
 	// goBuildMu serialises BuildGo within a process: concurrent tests asking
@@ -44,7 +45,7 @@ var (
 // Results are cached across tests and across test binaries under
 // os.TempDir()/sluice-plugintest/<hash>.wasm, where the hash covers
 // `go version`, GOFLAGS, go.mod, go.sum, the package's .go files and every
-// .go file under plugins/sdk. The file is written to a temporary name and
+// .go file under plugins/sdk and plugins/internal. The file is written to a temporary name and
 // renamed into place, so concurrent `go test` processes never see a partial
 // module; within a process builds are serialised. The returned file is
 // shared: callers must not modify it.
@@ -108,12 +109,6 @@ func goBuildKey(root, pkg, goVersion string) (string, error) {
 	if len(pkgFiles) == 0 {
 		return "", fmt.Errorf("no .go files in %s", pkg)
 	}
-	sdkFiles, err := collectSources(filepath.Join(root, goSDKDir), func(rel string) bool {
-		return strings.HasSuffix(rel, ".go")
-	})
-	if err != nil {
-		return "", err
-	}
 	files := []string{"go.mod"}
 	if fileExists(filepath.Join(root, "go.sum")) {
 		files = append(files, "go.sum")
@@ -121,8 +116,19 @@ func goBuildKey(root, pkg, goVersion string) (string, error) {
 	for _, f := range pkgFiles {
 		files = append(files, pkg+"/"+f)
 	}
-	for _, f := range sdkFiles { // may repeat pkg's files when pkg is under the SDK: harmless
-		files = append(files, goSDKDir+"/"+f)
+	for _, dir := range goSharedDirs {
+		if st, err := os.Stat(filepath.Join(root, filepath.FromSlash(dir))); err != nil || !st.IsDir() {
+			continue
+		}
+		shared, err := collectSources(filepath.Join(root, filepath.FromSlash(dir)), func(rel string) bool {
+			return strings.HasSuffix(rel, ".go")
+		})
+		if err != nil {
+			return "", err
+		}
+		for _, f := range shared { // may repeat pkg's files when pkg is shared: harmless
+			files = append(files, dir+"/"+f)
+		}
 	}
 	return hashInputs(root, files, "go", "wasip1/wasm c-shared", goVersion, "GOFLAGS="+os.Getenv("GOFLAGS"))
 }

@@ -219,6 +219,7 @@ func TestGoBuildKey(t *testing.T) {
 	write("go.mod", "module example.com/m\n")
 	write("plugins/sdk/sdk.go", "package sdk\n")
 	write("plugins/sdk/inner/x.go", "package inner\n")
+	write("plugins/internal/shared/s.go", "package shared\n")
 	write("plugins/p/main.go", "package main\n")
 	write("plugins/p/README.md", "docs")
 	write("plugins/p/sub/ignored.go", "package sub\n")
@@ -244,6 +245,7 @@ func TestGoBuildKey(t *testing.T) {
 		{"plugin source", "plugins/p/main.go", "package main // changed\n", true},
 		{"SDK source", "plugins/sdk/sdk.go", "package sdk // changed\n", true},
 		{"nested SDK source", "plugins/sdk/inner/x.go", "package inner // changed\n", true},
+		{"shared guest package", "plugins/internal/shared/s.go", "package shared // changed\n", true},
 		{"go.mod", "go.mod", "module example.com/m\n\ngo 1.26\n", true},
 		{"go.sum appearing", "go.sum", "x v1 h1:y\n", true},
 	}

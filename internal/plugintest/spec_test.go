@@ -37,6 +37,7 @@ var hostFuncs = map[string]hostFunc{
 	"proxy_get_shared_data":              {5, [][2]int{{0, 1}}, [][2]int{{2, 4}, {3, 4}, {4, 4}}},
 	"proxy_set_shared_data":              {5, [][2]int{{0, 1}, {2, 3}}, nil},
 	"proxy_http_call":                    {10, [][2]int{{0, 1}, {2, 3}, {4, 5}, {6, 7}}, [][2]int{{9, 4}}},
+	"proxy_continue_stream":              {1, nil, nil},
 }
 
 // callbackSig is an exported guest function's (parameter count, result

@@ -1,0 +1,150 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/proxytest"
+)
+
+const pluginPkg = "plugins/modelrouter"
+
+const routerConfig = `{"aliases": {"gpt-4o": "llama-3"},
+	"routes": [{"model": "llama-3*", "pools": [{"pool": "stable", "weight": 50}, {"pool": "canary", "weight": 50}], "fallback": "backup"}],
+	"reject_unknown_models": true}`
+
+// pools starts one named proxytest upstream per pool; "other" is first,
+// so the proxy's own routing (no routes: the first pool) is told apart
+// from the plugin's. Pools other than "other" are health-checked every
+// 20ms.
+func pools(t *testing.T) (*proxy.Config, map[string]*proxytest.Server) {
+	t.Helper()
+	cfg := proxy.NewConfig()
+	ups := map[string]*proxytest.Server{}
+	for _, name := range []string{"other", "stable", "canary", "backup"} {
+		up := proxytest.NewServer(proxytest.Options{Name: name})
+		t.Cleanup(up.Close)
+		ups[name] = up
+		cfg = cfg.WithUpstream(name, up.URL)
+	}
+	for i := range cfg.Upstreams {
+		if cfg.Upstreams[i].Name != "other" {
+			cfg.Upstreams[i].HealthCheck = &proxy.HealthCheckConfig{Interval: proxy.Duration(20 * time.Millisecond),
+				Timeout: proxy.Duration(20 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1}
+		}
+	}
+	return cfg, ups
+}
+
+func chatFor(model string) string {
+	return `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]}`
+}
+
+// TestEndToEndRouting rewrites an alias, splits a route between two pools
+// by weight and refuses unknown models.
+func TestEndToEndRouting(t *testing.T) {
+	cfg, _ := pools(t)
+	e := start(t, cfg, pluginConfig(t, routerConfig))
+	seen := map[string]int{}
+	for range 40 {
+		resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("gpt-4o"))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s\nlogs: %s", resp.StatusCode, body, e.logs)
+		}
+		var c struct {
+			Model string `json:"model"`
+		}
+		if err := json.Unmarshal([]byte(body), &c); err != nil || c.Model != "llama-3" {
+			t.Fatalf("the upstream saw model %q (%v), want the alias target llama-3: %s", c.Model, err, body)
+		}
+		seen[resp.Header.Get("x-upstream-name")]++
+	}
+	if seen["stable"] == 0 || seen["canary"] == 0 || seen["stable"]+seen["canary"] != 40 {
+		t.Errorf("pools chosen %v, want a split between stable and canary", seen)
+	}
+	resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3-70b"))
+	if up := resp.Header.Get("x-upstream-name"); resp.StatusCode != 200 || (up != "stable" && up != "canary") {
+		t.Errorf("llama-3-70b: %d via %q: %s", resp.StatusCode, up, body)
+	}
+	resp, body = e.do(t, "POST", "/v1/chat/completions", chatFor("mistral"))
+	if resp.StatusCode != 404 || !strings.Contains(body, `"code":"model_not_found"`) || !strings.Contains(body, "`mistral`") {
+		t.Errorf("unknown model: %d %s", resp.StatusCode, body)
+	}
+	// A request without a model is left to the proxy's routes.
+	if resp, _ := e.do(t, "GET", "/v1/models", ""); resp.StatusCode != 200 || resp.Header.Get("x-upstream-name") != "other" {
+		t.Errorf("GET /v1/models: %d via %q, want the first pool", resp.StatusCode, resp.Header.Get("x-upstream-name"))
+	}
+	e.checkMetric(t, `sluice_wasm_modelrouter_alias_rewrites_total{plugin="modelrouter"}`, "40")
+	e.checkMetric(t, `sluice_wasm_modelrouter_unknown_models_total{plugin="modelrouter"}`, "1")
+	e.checkMetric(t, `sluice_wasm_modelrouter_routed_total{plugin="modelrouter",pool="backup"}`, "0")
+	e.checkMetric(t, `sluice_wasm_modelrouter_diverted_total{plugin="modelrouter"}`, "0")
+}
+
+// TestEndToEndFallback takes the route's pools out of rotation: requests
+// move to the fallback pool, as sluice.upstreams reports.
+func TestEndToEndFallback(t *testing.T) {
+	cfg, ups := pools(t)
+	e := start(t, cfg, pluginConfig(t, routerConfig))
+	if resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3")); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(e.logs.String(), "the host has no sluice.upstreams property") {
+		t.Skip("the wasm host does not provide the sluice.upstreams property yet; health-aware fallback cannot run")
+	}
+	ups["canary"].SetHealthy(false)
+	// Canary out of rotation: every request goes to stable.
+	waitFor(t, e, "stable", 20)
+	ups["stable"].SetHealthy(false)
+	waitFor(t, e, "backup", 10)
+	if m := e.metric(`sluice_wasm_modelrouter_diverted_total{plugin="modelrouter"} `); m == "" || strings.HasSuffix(m, " 0") {
+		t.Errorf("diverted requests were not counted: %q", m)
+	}
+	ups["stable"].SetHealthy(true)
+	ups["canary"].SetHealthy(true)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3"))
+		if up := resp.Header.Get("x-upstream-name"); up == "stable" || up == "canary" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("requests did not return to the route's pools after they recovered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFor sends requests until n in a row went to pool.
+func waitFor(t *testing.T, e *env, pool string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	var last string
+	for run := 0; run < n; {
+		resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3"))
+		last = resp.Header.Get("x-upstream-name")
+		if resp.StatusCode == 200 && last == pool {
+			run++
+			continue
+		}
+		run = 0
+		if time.Now().After(deadline) {
+			t.Fatalf("requests still reach %q (%d %s), want %d in a row to %q\nlogs: %s", last, resp.StatusCode, body, n, pool, e.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEndToEndBadConfig(t *testing.T) {
+	_, logs, err := load(t, `{"routes": [{"model": "m", "pools": [{"pool": "p", "weight": -5}]}]}`)
+	if err == nil {
+		t.Fatal("loading with an invalid configuration succeeded")
+	}
+	if !strings.Contains(logs.String(), "modelrouter: routes[0].pools[0].weight: -5 is not in 0..1000000") {
+		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
+	}
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Config is the plugin configuration (JSON); every field is optional:
+//
+//	{"pool": "vllm",
+//	 "weights": {"queue_depth": 1, "in_flight": 1, "kv_cache_usage": 10},
+//	 "max_endpoints": 3}
+type Config struct {
+	// Pool is the upstream pool to pick in when no earlier plugin chose
+	// one (sluice.upstream). Default "": the pool chosen earlier, or the
+	// only pool when there is exactly one.
+	Pool string `json:"pool"`
+	// Weights of the score; the endpoint with the lowest score wins.
+	Weights Weights `json:"weights"`
+	// MaxEndpoints is how many endpoints, best first, go into
+	// sluice.endpoint: the proxy tries the next one when the first is at
+	// its cap or fails before responding. 1–16, default 3.
+	MaxEndpoints int `json:"max_endpoints"`
+}
+
+// Weights of score = queue_depth·w_q + in_flight·w_i + kv_cache_usage·w_kv.
+// An omitted weight takes its default; weights are 0–1000000.
+type Weights struct {
+	// QueueDepth weighs requests waiting in the engine's queue (scraped
+	// from its metrics). Default 1.
+	QueueDepth *float64 `json:"queue_depth"`
+	// InFlight weighs requests the proxy has outstanding at the endpoint.
+	// Default 1.
+	InFlight *float64 `json:"in_flight"`
+	// KVCacheUsage weighs the engine's KV-cache use, a fraction 0–1.
+	// Default 10: a full cache counts like ten waiting requests, since
+	// the engine must preempt or queue new work.
+	KVCacheUsage *float64 `json:"kv_cache_usage"`
+}
+
+// Defaults applied by parseConfig.
+const (
+	DefaultQueueWeight    = 1.0
+	DefaultInFlightWeight = 1.0
+	DefaultKVWeight       = 10.0
+	DefaultMaxEndpoints   = 3
+	maxEndpointsLimit     = 16
+	maxWeightValue        = 1_000_000
+)
+
+// picker is a validated configuration.
+type picker struct {
+	pool         string
+	wq, wi, wkv  float64
+	maxEndpoints int
+}
+
+// parseConfig decodes and validates a configuration; empty data is the
+// default configuration. Errors name the field at fault.
+func parseConfig(data []byte) (*picker, error) {
+	var cfg Config
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return nil, fmt.Errorf("queuepicker: invalid JSON configuration: %w", err)
+		}
+		if dec.More() {
+			return nil, errors.New("queuepicker: invalid JSON configuration: unexpected data after the top-level object")
+		}
+	}
+	p := &picker{pool: cfg.Pool, wq: DefaultQueueWeight, wi: DefaultInFlightWeight, wkv: DefaultKVWeight, maxEndpoints: DefaultMaxEndpoints}
+	for _, w := range []struct {
+		name string
+		in   *float64
+		out  *float64
+	}{{"queue_depth", cfg.Weights.QueueDepth, &p.wq}, {"in_flight", cfg.Weights.InFlight, &p.wi}, {"kv_cache_usage", cfg.Weights.KVCacheUsage, &p.wkv}} {
+		if w.in == nil {
+			continue
+		}
+		if !(*w.in >= 0 && *w.in <= maxWeightValue) {
+			return nil, fmt.Errorf("queuepicker: weights.%s: %v is not in 0..%d", w.name, *w.in, maxWeightValue)
+		}
+		*w.out = *w.in
+	}
+	switch {
+	case cfg.MaxEndpoints < 0 || cfg.MaxEndpoints > maxEndpointsLimit:
+		return nil, fmt.Errorf("queuepicker: max_endpoints: %d is not in 1..%d", cfg.MaxEndpoints, maxEndpointsLimit)
+	case cfg.MaxEndpoints > 0:
+		p.maxEndpoints = cfg.MaxEndpoints
+	}
+	if strings.ContainsAny(cfg.Pool, "\x00\r\n") {
+		return nil, fmt.Errorf("queuepicker: pool: %q has control bytes", cfg.Pool)
+	}
+	return p, nil
+}
+
+// endpoint is one endpoint of the sluice.upstreams snapshot.
+type endpoint struct {
+	Healthy      bool    `json:"healthy"`
+	InFlight     float64 `json:"in_flight"`
+	QueueDepth   float64 `json:"queue_depth"`
+	KVCacheUsage float64 `json:"kv_cache_usage"`
+}
+
+// snapshot is the part of the host's sluice.upstreams property this plugin
+// reads:
+//
+//	{"pools":{"vllm":{"endpoints":{"10.0.0.1:8000":{"healthy":true,"in_flight":2,
+//	  "queue_depth":0,"kv_cache_usage":0.31,…},…},…},…}}
+type snapshot struct {
+	Pools map[string]struct {
+		Endpoints map[string]endpoint `json:"endpoints"`
+	} `json:"pools"`
+}
+
+func parseSnapshot(data []byte) (*snapshot, error) {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("queuepicker: sluice.upstreams: %w", err)
+	}
+	if s.Pools == nil {
+		return nil, errors.New(`queuepicker: sluice.upstreams: no "pools" object`)
+	}
+	return &s, nil
+}
+
+// poolFor resolves the pool to pick in: the one chosen earlier, else the
+// configured one, else the only pool of the snapshot. "" when it cannot
+// tell.
+func (p *picker) poolFor(chosen string, s *snapshot) string {
+	switch {
+	case chosen != "":
+		return chosen
+	case p.pool != "":
+		return p.pool
+	case len(s.Pools) == 1:
+		for name := range s.Pools {
+			return name
+		}
+	}
+	return ""
+}
+
+// score is the endpoint's load; lower is better. Negative or non-finite
+// inputs (which a host should not send) count as 0.
+func (p *picker) score(e endpoint) float64 {
+	return p.wq*clean(e.QueueDepth) + p.wi*clean(e.InFlight) + p.wkv*clean(e.KVCacheUsage)
+}
+
+func clean(v float64) float64 {
+	if v > 0 && !math.IsInf(v, 1) {
+		return v
+	}
+	return 0
+}
+
+// pick returns up to maxEndpoints healthy endpoints of the pool, lowest
+// score first, as a sluice.endpoint list ("a:1,b:2"); "" when the pool is
+// unknown or has no healthy endpoint. rnd breaks ties, so equally loaded
+// endpoints share the traffic.
+func (p *picker) pick(s *snapshot, pool string, rnd uint64) string {
+	eps := s.Pools[pool].Endpoints
+	type cand struct {
+		addr  string
+		score float64
+		tie   uint64
+	}
+	cands := make([]cand, 0, len(eps))
+	for addr, e := range eps {
+		if !e.Healthy || addr == "" || strings.ContainsAny(addr, ", ") {
+			continue
+		}
+		cands = append(cands, cand{addr: addr, score: p.score(e), tie: mix(rnd, addr)})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].score != cands[j].score {
+			return cands[i].score < cands[j].score
+		}
+		if cands[i].tie != cands[j].tie {
+			return cands[i].tie < cands[j].tie
+		}
+		return cands[i].addr < cands[j].addr
+	})
+	var b strings.Builder
+	for i := 0; i < len(cands) && i < p.maxEndpoints; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(cands[i].addr)
+	}
+	return b.String()
+}
+
+// mix hashes rnd and addr (FNV-1a) into a tie-breaking key.
+func mix(rnd uint64, addr string) uint64 {
+	h := uint64(14695981039346656037) ^ rnd
+	for i := 0; i < len(addr); i++ {
+		h ^= uint64(addr[i])
+		h *= 1099511628211
+	}
+	return h
+}

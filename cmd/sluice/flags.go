@@ -22,6 +22,7 @@ type options struct {
 	timeout     time.Duration
 	logFormat   string
 	logLevel    string
+	pprofAddr   string
 }
 
 type stringList []string
@@ -43,6 +44,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.DurationVar(&o.timeout, "timeout", 0, "upstream idle timeout (overrides the file; default 60s)")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: text or json (overrides the file)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides the file)")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060) for profiling; off by default")
 	if err := fs.Parse(args); err != nil {
 		return nil, fs, err
 	}

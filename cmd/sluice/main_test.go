@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
 )
 
 // runCLI runs the command in-process and returns its exit code and output.
@@ -179,4 +181,14 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestPprofListener(t *testing.T) {
+	logger := newLogger(proxy.LogConfig{}, io.Discard)
+	if err := startPprof("127.0.0.1:0", logger); err != nil {
+		t.Fatal(err)
+	}
+	if err := startPprof("not an address", logger); err == nil {
+		t.Fatal("a bad pprof address was accepted")
+	}
 }

@@ -59,6 +59,12 @@ func run(args []string, stdout, stderr *os.File) int {
 		return exitConfig
 	}
 	logger := newLogger(cfg.Log, stderr)
+	if o.pprofAddr != "" {
+		if err := startPprof(o.pprofAddr, logger); err != nil {
+			fatalf(stderr, "pprof: %v", err)
+			return exitError
+		}
+	}
 
 	ctx := context.Background()
 	var host *wasm.Host

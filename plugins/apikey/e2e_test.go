@@ -25,7 +25,7 @@ func TestEndToEnd(t *testing.T) {
 	const chat = "/v1/chat/completions"
 	post := func(t *testing.T, path, body string, headers ...string) (*http.Response, string) {
 		t.Helper()
-		return e.do(t, "POST", path, body, headers...)
+		return e.Do(t, "POST", path, body, headers...)
 	}
 	const body = `{"model":"llama-3-8b","messages":[{"role":"user","content":"hi"}]}`
 
@@ -47,7 +47,7 @@ func TestEndToEnd(t *testing.T) {
 
 	resp, got := post(t, chat, body, "authorization", "Bearer sk-acme", "x-sluice-tenant", "spoofed")
 	if resp.StatusCode != 200 {
-		t.Fatalf("accepted key: %d %s\nlogs: %s", resp.StatusCode, got, e.logs)
+		t.Fatalf("accepted key: %d %s\nlogs: %s", resp.StatusCode, got, e.Logs)
 	}
 	last := up.LastRequest()
 	if v := last.Header.Get("x-sluice-tenant"); v != "acme" {
@@ -82,7 +82,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("upstream saw %d requests, want the 2 accepted ones", n)
 	}
 	for result, n := range map[string]string{"accepted": "2", "unauthorized": "3", "model_not_allowed": "1", "invalid_body": "1", "error": "0"} {
-		e.checkMetric(t, `sluice_wasm_apikey_requests_total{plugin="apikey",result="`+result+`"}`, n)
+		e.CheckMetric(t, `sluice_wasm_apikey_requests_total{plugin="apikey",result="`+result+`"}`, n)
 	}
 }
 
@@ -110,9 +110,9 @@ func TestEndToEndLargeBody(t *testing.T) {
 	line := "The quick brown fox jumps over the lazy dog, again and again, until the line ends.\\n"
 	body := `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat(line, (1<<20)/len(line)) + `"}]}`
 	for i := range 3 {
-		resp, got := e.do(t, "POST", "/v1/chat/completions", body, "x-api-key", "sk-1")
+		resp, got := e.Do(t, "POST", "/v1/chat/completions", body, "x-api-key", "sk-1")
 		if resp.StatusCode != 200 {
-			t.Fatalf("request %d with a %d-byte body: %d %.200s\nlogs: %.2000s", i, len(body), resp.StatusCode, got, e.logs)
+			t.Fatalf("request %d with a %d-byte body: %d %.200s\nlogs: %.2000s", i, len(body), resp.StatusCode, got, e.Logs)
 		}
 	}
 }

@@ -56,12 +56,12 @@ func TestEndToEnd(t *testing.T) {
 	e := start(t, cfg, pluginConfig(t, `{"pool": "auth", "path": "/check", "copy_headers": ["x-user-id"], "cache_ttl": "1m"}`))
 	const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 
-	resp, body := e.do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer good", "x-user-id", "spoofed")
-	if strings.Contains(e.logs.String(), "does not support HTTP callouts") {
+	resp, body := e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer good", "x-user-id", "spoofed")
+	if strings.Contains(e.Logs.String(), "does not support HTTP callouts") {
 		t.Skip("the wasm host does not implement proxy_http_call yet; extauth cannot run")
 	}
 	if resp.StatusCode != 200 {
-		t.Fatalf("admitted: %d %s\nlogs: %s", resp.StatusCode, body, e.logs)
+		t.Fatalf("admitted: %d %s\nlogs: %s", resp.StatusCode, body, e.Logs)
 	}
 	last := up.LastRequest()
 	if got := last.Header.Values("x-user-id"); len(got) != 1 || got[0] != "u1" {
@@ -75,7 +75,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// Cached: the same credentials do not call the service again.
 	calls := auth.calls.Load()
-	if resp, _ := e.do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer good"); resp.StatusCode != 200 {
+	if resp, _ := e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer good"); resp.StatusCode != 200 {
 		t.Errorf("cached admission: %d", resp.StatusCode)
 	}
 	if auth.calls.Load() != calls {
@@ -86,22 +86,22 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	n := up.Requests()
-	resp, body = e.do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer bad")
+	resp, body = e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer bad")
 	if resp.StatusCode != 403 || !strings.Contains(body, `"code":"bad_token"`) || resp.Header.Get("www-authenticate") == "" {
 		t.Errorf("refused: %d %q %s", resp.StatusCode, resp.Header.Get("www-authenticate"), body)
 	}
 	// A refusal is cached too.
 	calls = auth.calls.Load()
-	if resp, _ := e.do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer bad"); resp.StatusCode != 403 || auth.calls.Load() != calls {
+	if resp, _ := e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer bad"); resp.StatusCode != 403 || auth.calls.Load() != calls {
 		t.Errorf("cached refusal: %d, %d calls (want %d)", resp.StatusCode, auth.calls.Load(), calls)
 	}
 	// A 5xx is a failure: 503, not cached.
-	resp, body = e.do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer boom")
+	resp, body = e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer boom")
 	if resp.StatusCode != 503 || !strings.Contains(body, "auth_unavailable") {
 		t.Errorf("auth failure: %d %s", resp.StatusCode, body)
 	}
 	calls = auth.calls.Load()
-	e.do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer boom")
+	e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer boom")
 	if auth.calls.Load() != calls+1 {
 		t.Error("a failed decision was cached")
 	}
@@ -110,14 +110,14 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// The service gone: fail closed.
 	auth.Close()
-	resp, _ = e.do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer other")
+	resp, _ = e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer other")
 	if resp.StatusCode != 503 {
 		t.Errorf("service down: %d, want 503", resp.StatusCode)
 	}
 	for result, n := range map[string]string{"allowed": "2", "denied": "2", "failed": "3"} {
-		e.checkMetric(t, `sluice_wasm_extauth_decisions_total{plugin="extauth",result="`+result+`"}`, n)
+		e.CheckMetric(t, `sluice_wasm_extauth_decisions_total{plugin="extauth",result="`+result+`"}`, n)
 	}
-	e.checkMetric(t, `sluice_wasm_extauth_cache_hits_total{plugin="extauth"}`, "2")
+	e.CheckMetric(t, `sluice_wasm_extauth_cache_hits_total{plugin="extauth"}`, "2")
 }
 
 func TestEndToEndBadConfig(t *testing.T) {

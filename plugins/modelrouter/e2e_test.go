@@ -52,9 +52,9 @@ func TestEndToEndRouting(t *testing.T) {
 	e := start(t, cfg, pluginConfig(t, routerConfig))
 	seen := map[string]int{}
 	for range 40 {
-		resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("gpt-4o"))
+		resp, body := e.Do(t, "POST", "/v1/chat/completions", chatFor("gpt-4o"))
 		if resp.StatusCode != 200 {
-			t.Fatalf("%d %s\nlogs: %s", resp.StatusCode, body, e.logs)
+			t.Fatalf("%d %s\nlogs: %s", resp.StatusCode, body, e.Logs)
 		}
 		var c struct {
 			Model string `json:"model"`
@@ -67,22 +67,22 @@ func TestEndToEndRouting(t *testing.T) {
 	if seen["stable"] == 0 || seen["canary"] == 0 || seen["stable"]+seen["canary"] != 40 {
 		t.Errorf("pools chosen %v, want a split between stable and canary", seen)
 	}
-	resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3-70b"))
+	resp, body := e.Do(t, "POST", "/v1/chat/completions", chatFor("llama-3-70b"))
 	if up := resp.Header.Get("x-upstream-name"); resp.StatusCode != 200 || (up != "stable" && up != "canary") {
 		t.Errorf("llama-3-70b: %d via %q: %s", resp.StatusCode, up, body)
 	}
-	resp, body = e.do(t, "POST", "/v1/chat/completions", chatFor("mistral"))
+	resp, body = e.Do(t, "POST", "/v1/chat/completions", chatFor("mistral"))
 	if resp.StatusCode != 404 || !strings.Contains(body, `"code":"model_not_found"`) || !strings.Contains(body, "`mistral`") {
 		t.Errorf("unknown model: %d %s", resp.StatusCode, body)
 	}
 	// A request without a model is left to the proxy's routes.
-	if resp, _ := e.do(t, "GET", "/v1/models", ""); resp.StatusCode != 200 || resp.Header.Get("x-upstream-name") != "other" {
+	if resp, _ := e.Do(t, "GET", "/v1/models", ""); resp.StatusCode != 200 || resp.Header.Get("x-upstream-name") != "other" {
 		t.Errorf("GET /v1/models: %d via %q, want the first pool", resp.StatusCode, resp.Header.Get("x-upstream-name"))
 	}
-	e.checkMetric(t, `sluice_wasm_modelrouter_alias_rewrites_total{plugin="modelrouter"}`, "40")
-	e.checkMetric(t, `sluice_wasm_modelrouter_unknown_models_total{plugin="modelrouter"}`, "1")
-	e.checkMetric(t, `sluice_wasm_modelrouter_routed_total{plugin="modelrouter",pool="backup"}`, "0")
-	e.checkMetric(t, `sluice_wasm_modelrouter_diverted_total{plugin="modelrouter"}`, "0")
+	e.CheckMetric(t, `sluice_wasm_modelrouter_alias_rewrites_total{plugin="modelrouter"}`, "40")
+	e.CheckMetric(t, `sluice_wasm_modelrouter_unknown_models_total{plugin="modelrouter"}`, "1")
+	e.CheckMetric(t, `sluice_wasm_modelrouter_routed_total{plugin="modelrouter",pool="backup"}`, "0")
+	e.CheckMetric(t, `sluice_wasm_modelrouter_diverted_total{plugin="modelrouter"}`, "0")
 }
 
 // TestEndToEndFallback takes the route's pools out of rotation: requests
@@ -90,10 +90,10 @@ func TestEndToEndRouting(t *testing.T) {
 func TestEndToEndFallback(t *testing.T) {
 	cfg, ups := pools(t)
 	e := start(t, cfg, pluginConfig(t, routerConfig))
-	if resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3")); resp.StatusCode != 200 {
+	if resp, body := e.Do(t, "POST", "/v1/chat/completions", chatFor("llama-3")); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	if strings.Contains(e.logs.String(), "the host has no sluice.upstreams property") {
+	if strings.Contains(e.Logs.String(), "the host has no sluice.upstreams property") {
 		t.Skip("the wasm host does not provide the sluice.upstreams property yet; health-aware fallback cannot run")
 	}
 	ups["canary"].SetHealthy(false)
@@ -101,14 +101,14 @@ func TestEndToEndFallback(t *testing.T) {
 	waitFor(t, e, "stable", 20)
 	ups["stable"].SetHealthy(false)
 	waitFor(t, e, "backup", 10)
-	if m := e.metric(`sluice_wasm_modelrouter_diverted_total{plugin="modelrouter"} `); m == "" || strings.HasSuffix(m, " 0") {
+	if m := e.Metric(`sluice_wasm_modelrouter_diverted_total{plugin="modelrouter"} `); m == "" || strings.HasSuffix(m, " 0") {
 		t.Errorf("diverted requests were not counted: %q", m)
 	}
 	ups["stable"].SetHealthy(true)
 	ups["canary"].SetHealthy(true)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, _ := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3"))
+		resp, _ := e.Do(t, "POST", "/v1/chat/completions", chatFor("llama-3"))
 		if up := resp.Header.Get("x-upstream-name"); up == "stable" || up == "canary" {
 			break
 		}
@@ -125,7 +125,7 @@ func waitFor(t *testing.T, e *env, pool string, n int) {
 	deadline := time.Now().Add(5 * time.Second)
 	var last string
 	for run := 0; run < n; {
-		resp, body := e.do(t, "POST", "/v1/chat/completions", chatFor("llama-3"))
+		resp, body := e.Do(t, "POST", "/v1/chat/completions", chatFor("llama-3"))
 		last = resp.Header.Get("x-upstream-name")
 		if resp.StatusCode == 200 && last == pool {
 			run++
@@ -133,7 +133,7 @@ func waitFor(t *testing.T, e *env, pool string, n int) {
 		}
 		run = 0
 		if time.Now().After(deadline) {
-			t.Fatalf("requests still reach %q (%d %s), want %d in a row to %q\nlogs: %s", last, resp.StatusCode, body, n, pool, e.logs)
+			t.Fatalf("requests still reach %q (%d %s), want %d in a row to %q\nlogs: %s", last, resp.StatusCode, body, n, pool, e.Logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -36,11 +36,11 @@ func TestEndToEndPick(t *testing.T) {
 	cfg.Upstreams[0].ScrapeInterval = proxy.Duration(20 * time.Millisecond)
 	e := start(t, cfg, pluginConfig(t, `{"max_endpoints": 2}`))
 
-	resp, body := e.do(t, "POST", "/v1/chat/completions", chat)
+	resp, body := e.Do(t, "POST", "/v1/chat/completions", chat)
 	if resp.StatusCode != 200 {
-		t.Fatalf("%d %s\nlogs: %s", resp.StatusCode, body, e.logs)
+		t.Fatalf("%d %s\nlogs: %s", resp.StatusCode, body, e.Logs)
 	}
-	if strings.Contains(e.logs.String(), "queuepicker: cannot read sluice.upstreams") {
+	if strings.Contains(e.Logs.String(), "queuepicker: cannot read sluice.upstreams") {
 		t.Skip("the wasm host does not provide the sluice.upstreams property yet; the picker cannot run")
 	}
 	expectRun(t, e, "e2", 10)
@@ -49,7 +49,7 @@ func TestEndToEndPick(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRun(t, e, "e1", 10)
-	if m := e.metric(`sluice_wasm_queuepicker_picked_total{plugin="queuepicker"} `); m == "" || strings.HasSuffix(m, " 0") {
+	if m := e.Metric(`sluice_wasm_queuepicker_picked_total{plugin="queuepicker"} `); m == "" || strings.HasSuffix(m, " 0") {
 		t.Errorf("picks were not counted: %q", m)
 	}
 }
@@ -60,7 +60,7 @@ func expectRun(t *testing.T, e *env, name string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for run := 0; run < n; {
-		resp, body := e.do(t, "POST", "/v1/chat/completions", chat)
+		resp, body := e.Do(t, "POST", "/v1/chat/completions", chat)
 		if resp.StatusCode == 200 && resp.Header.Get("x-upstream-name") == name {
 			run++
 			continue
@@ -68,7 +68,7 @@ func expectRun(t *testing.T, e *env, name string, n int) {
 		run = 0
 		if time.Now().After(deadline) {
 			t.Fatalf("requests reach %q (%d %s), want %d in a row to %q\nlogs: %s",
-				resp.Header.Get("x-upstream-name"), resp.StatusCode, body, n, name, e.logs)
+				resp.Header.Get("x-upstream-name"), resp.StatusCode, body, n, name, e.Logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -35,9 +35,9 @@ func TestEndToEndRequests(t *testing.T) {
 	e := start(t, proxy.NewConfig().WithUpstream("default", up.URL),
 		pluginConfig(t, `{"requests_per_minute": 3, "overrides": {"vip": {"requests_per_minute": 5}}}`))
 	for i := range 3 {
-		resp, body := e.do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "acme")
+		resp, body := e.Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "acme")
 		if resp.StatusCode != 200 {
-			t.Fatalf("request %d: %d %s\nlogs: %s", i, resp.StatusCode, body, e.logs)
+			t.Fatalf("request %d: %d %s\nlogs: %s", i, resp.StatusCode, body, e.Logs)
 		}
 		for name, want := range map[string]string{"x-ratelimit-limit-requests": "3",
 			"x-ratelimit-remaining-requests": strconv.Itoa(2 - i)} {
@@ -52,7 +52,7 @@ func TestEndToEndRequests(t *testing.T) {
 			t.Errorf("request %d: token headers without a token limit", i)
 		}
 	}
-	resp, body := e.do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "acme")
+	resp, body := e.Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "acme")
 	if resp.StatusCode != 429 {
 		t.Fatalf("4th request: %d %s", resp.StatusCode, body)
 	}
@@ -61,23 +61,23 @@ func TestEndToEndRequests(t *testing.T) {
 		t.Errorf("upstream saw %d requests, want 3", up.Requests())
 	}
 	// Another tenant, an override, and the client IP have their own buckets.
-	if resp, body := e.do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "beta"); resp.StatusCode != 200 {
+	if resp, body := e.Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "beta"); resp.StatusCode != 200 {
 		t.Errorf("other tenant: %d %s", resp.StatusCode, body)
 	}
-	resp, _ = e.do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "vip")
+	resp, _ = e.Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "vip")
 	if resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-limit-requests") != "5" {
 		t.Errorf("override: %d, limit %q", resp.StatusCode, resp.Header.Get("x-ratelimit-limit-requests"))
 	}
 	for i := range 4 {
-		resp, _ := e.do(t, "GET", "/v1/models", "")
+		resp, _ := e.Do(t, "GET", "/v1/models", "")
 		if want := map[bool]int{true: 200, false: 429}[i < 3]; resp.StatusCode != want {
 			t.Errorf("IP-keyed request %d: %d, want %d", i, resp.StatusCode, want)
 		}
 	}
-	e.checkMetric(t, `sluice_wasm_ratelimit_admitted_total{plugin="ratelimit"}`, "8")
-	e.checkMetric(t, `sluice_wasm_ratelimit_limited_total{plugin="ratelimit",type="requests"}`, "2")
-	e.checkMetric(t, `sluice_wasm_ratelimit_limited_total{plugin="ratelimit",type="tokens"}`, "0")
-	e.checkMetric(t, `sluice_wasm_ratelimit_state_failures_total{plugin="ratelimit"}`, "0")
+	e.CheckMetric(t, `sluice_wasm_ratelimit_admitted_total{plugin="ratelimit"}`, "8")
+	e.CheckMetric(t, `sluice_wasm_ratelimit_limited_total{plugin="ratelimit",type="requests"}`, "2")
+	e.CheckMetric(t, `sluice_wasm_ratelimit_limited_total{plugin="ratelimit",type="tokens"}`, "0")
+	e.CheckMetric(t, `sluice_wasm_ratelimit_state_failures_total{plugin="ratelimit"}`, "0")
 }
 
 func checkRateLimited(t *testing.T, resp *http.Response, body, typ string) {
@@ -115,7 +115,7 @@ func remainingTokens(t *testing.T, e *env, tenant string, want int) int {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, body := e.do(t, "GET", "/v1/models", "", "x-sluice-tenant", tenant)
+		resp, body := e.Do(t, "GET", "/v1/models", "", "x-sluice-tenant", tenant)
 		if resp.StatusCode != 200 {
 			t.Fatalf("GET /v1/models: %d %s", resp.StatusCode, body)
 		}
@@ -141,11 +141,11 @@ func TestEndToEndTokens(t *testing.T) {
 		if stream {
 			body += `,"stream":true,"stream_options":{"include_usage":true}`
 		}
-		return e.do(t, "POST", "/v1/chat/completions", body+"}", "x-sluice-tenant", "acme")
+		return e.Do(t, "POST", "/v1/chat/completions", body+"}", "x-sluice-tenant", "acme")
 	}
 	resp, body := req(60, false)
 	if resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-remaining-tokens") != "40" || resp.Header.Get("x-ratelimit-limit-tokens") != "100" {
-		t.Fatalf("first: %d remaining %q: %s\nlogs: %s", resp.StatusCode, resp.Header.Get("x-ratelimit-remaining-tokens"), body, e.logs)
+		t.Fatalf("first: %d remaining %q: %s\nlogs: %s", resp.StatusCode, resp.Header.Get("x-ratelimit-remaining-tokens"), body, e.Logs)
 	}
 	// Settled to 9 used: about 91 left (plus refill), so 80 fits.
 	if n := remainingTokens(t, e, "acme", 91); n < 91 {
@@ -163,7 +163,7 @@ func TestEndToEndTokens(t *testing.T) {
 		t.Fatalf("after the stream %d tokens remain, want >= 82 (SSE usage not settled)", n)
 	}
 	// A stream without usage keeps its estimate.
-	resp, _ = e.do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true}`,
+	resp, _ = e.Do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true}`,
 		"x-sluice-tenant", "acme")
 	if resp.StatusCode != 200 {
 		t.Fatalf("stream without usage: %d", resp.StatusCode)
@@ -177,7 +177,7 @@ func TestEndToEndTokens(t *testing.T) {
 	}
 	checkRateLimited(t, resp, body, "tokens")
 	// More than the limit can never fit: no retry.
-	resp, body = e.do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"max_tokens":1000}`, "x-sluice-tenant", "other")
+	resp, body = e.Do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[],"max_tokens":1000}`, "x-sluice-tenant", "other")
 	if resp.StatusCode != 429 || resp.Header.Get("x-should-retry") != "false" || !strings.Contains(body, "Request too large") {
 		t.Errorf("too large: %d %q %s", resp.StatusCode, resp.Header.Get("x-should-retry"), body)
 	}
@@ -196,8 +196,8 @@ func TestEndToEndTokens(t *testing.T) {
 		t.Errorf("after a failed request %d tokens remain, want >= 30 (refunded)", n)
 	}
 	// Usage settled: 9 tokens from the JSON reply, 9 from the stream.
-	e.checkMetric(t, `sluice_wasm_ratelimit_usage_tokens_total{plugin="ratelimit"}`, "18")
-	e.checkMetric(t, `sluice_wasm_ratelimit_limited_total{plugin="ratelimit",type="tokens"}`, "2")
+	e.CheckMetric(t, `sluice_wasm_ratelimit_usage_tokens_total{plugin="ratelimit"}`, "18")
+	e.CheckMetric(t, `sluice_wasm_ratelimit_limited_total{plugin="ratelimit",type="tokens"}`, "2")
 }
 
 // TestEndToEndHammer sends concurrent requests for one tenant through two
@@ -214,9 +214,9 @@ func TestEndToEndHammer(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader(chat))
+			req, _ := http.NewRequest("POST", e.URL+"/v1/chat/completions", strings.NewReader(chat))
 			req.Header.Set("x-sluice-tenant", "hammer")
-			resp, err := e.cli.Do(req)
+			resp, err := e.Client.Do(req)
 			if err != nil {
 				other.Add(1)
 				return
@@ -237,7 +237,7 @@ func TestEndToEndHammer(t *testing.T) {
 	refilled := int64(time.Since(begin).Seconds()*limit/60) + 1
 	if other.Load() != 0 || ok.Load() < limit || ok.Load() > limit+refilled || ok.Load()+limited.Load() != total {
 		t.Fatalf("%d admitted, %d limited, %d other; want %d admitted (+ up to %d refilled)\nlogs: %s",
-			ok.Load(), limited.Load(), other.Load(), limit, refilled, e.logs)
+			ok.Load(), limited.Load(), other.Load(), limit, refilled, e.Logs)
 	}
 }
 

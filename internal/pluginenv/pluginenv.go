@@ -1,0 +1,201 @@
+// Package pluginenv runs a guest plugin end to end for tests: built from
+// source (internal/plugintest.BuildGo), loaded into the real wasm host, in
+// front of upstreams through the real proxy. Only tests import it.
+package pluginenv
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/wasm"
+)
+
+// LogBuffer is a goroutine-safe log sink.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var built struct {
+	mu    sync.Mutex
+	paths map[string]string
+}
+
+// PluginPath returns the built plugin pkg (such as "plugins/apikey"),
+// building it once per test binary.
+func PluginPath(t *testing.T, pkg string) string {
+	t.Helper()
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if built.paths[pkg] == "" {
+		if built.paths == nil {
+			built.paths = make(map[string]string)
+		}
+		built.paths[pkg] = plugintest.BuildGo(t, pkg)
+	}
+	return built.paths[pkg]
+}
+
+// NewHost returns a wasm host logging to logs and exporting plugin
+// metrics to set (nil: a private set), closed when the test ends.
+// upstreams are the pools its HTTP callouts can reach.
+func NewHost(t *testing.T, logs io.Writer, upstreams []proxy.UpstreamConfig, set *metrics.Set) *wasm.Host {
+	t.Helper()
+	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{
+		// Shared on disk: compiling a Go guest takes seconds under -race,
+		// loading it from the cache milliseconds.
+		CacheDir:  filepath.Join(os.TempDir(), "sluice-plugintest", "wazero-cache"),
+		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Upstreams: upstreams,
+		Metrics:   set,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(context.Background()) })
+	return host
+}
+
+// Load loads plugin pkg with config into a new host.
+func Load(t *testing.T, pkg, config string) (*wasm.Plugin, *LogBuffer, error) {
+	t.Helper()
+	logs := &LogBuffer{}
+	p, err := NewHost(t, logs, nil, nil).Load(context.Background(), PluginConfig(t, pkg, config))
+	return p, logs, err
+}
+
+// PluginConfig is plugin pkg with config, two instances (so shared state
+// is really shared) and a call timeout generous enough for -race.
+func PluginConfig(t *testing.T, pkg, config string) proxy.PluginConfig {
+	return proxy.PluginConfig{
+		Name:        filepath.Base(pkg),
+		Path:        PluginPath(t, pkg),
+		Config:      proxy.RawConfig(config),
+		Instances:   2,
+		CallTimeout: proxy.Duration(2 * time.Second),
+	}
+}
+
+// Env is a proxy on 127.0.0.1 running plugins in front of upstreams.
+type Env struct {
+	URL     string
+	Server  *proxy.Server
+	Client  *http.Client
+	Logs    *LogBuffer
+	Metrics *metrics.Set // the plugins' metrics
+}
+
+// Start serves cfg (hostname and timeout are set here) with the plugins,
+// all loaded into one host.
+func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
+	t.Helper()
+	logs := &LogBuffer{}
+	set := metrics.NewSet()
+	host := NewHost(t, logs, cfg.Upstreams, set)
+	var filters []proxy.Filter
+	for _, pc := range plugins {
+		p, err := host.Load(context.Background(), pc)
+		if err != nil {
+			t.Fatalf("load %s: %v\nlogs: %s", pc.Name, err, logs)
+		}
+		filters = append(filters, p)
+	}
+	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
+	srv, err := proxy.NewServer(cfg, proxy.Options{Filters: filters, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Router().SetReady(true)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	})
+	return &Env{URL: "http://" + ln.Addr().String(), Server: srv, Logs: logs, Metrics: set,
+		Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+}
+
+// Metric returns the line of the plugin metrics that starts with series
+// (e.g. `sluice_wasm_x_total{plugin="p"} `), or "".
+func (e *Env) Metric(series string) string {
+	var b strings.Builder
+	e.Metrics.WritePrometheus(&b)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(line, series) {
+			return line
+		}
+	}
+	return ""
+}
+
+// CheckMetric fails the test unless the plugin metric series (name and
+// labels) has the value want.
+func (e *Env) CheckMetric(t *testing.T, series, want string) {
+	t.Helper()
+	if got := e.Metric(series + " "); got != series+" "+want {
+		t.Errorf("metric %s: got line %q, want value %s", series, got, want)
+	}
+}
+
+// Do sends a request; headers alternate name, value. A non-empty body is
+// sent as JSON.
+func (e *Env) Do(t *testing.T, method, path, body string, headers ...string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("content-type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	return resp, string(b)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/glob"
 	"strings"
 )
 
@@ -162,7 +163,7 @@ func (e *keyEntry) allows(model string) bool {
 		return true
 	}
 	for _, pat := range e.models {
-		if globMatch(pat, model) {
+		if glob.Match(pat, model) {
 			return true
 		}
 	}
@@ -171,35 +172,6 @@ func (e *keyEntry) allows(model string) bool {
 
 // restricted reports whether the key has a model allow-list.
 func (e *keyEntry) restricted() bool { return e.models != nil }
-
-// globMatch matches s against pattern, where '*' matches any run of bytes
-// (including none) and every other byte matches itself.
-func globMatch(pattern, s string) bool {
-	// Iterative matching with one backtrack point: linear in practice and
-	// never exponential.
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case p < len(pattern) && pattern[p] == s[i]:
-			p++
-			i++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
 
 // validToken reports whether name is a non-empty RFC 9110 token.
 func validToken(name string) bool {

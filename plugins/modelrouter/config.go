@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/glob"
 	"sort"
 )
 
@@ -154,7 +155,7 @@ func compileRoute(in Route) (route, error) {
 // match returns the first route for model, or nil.
 func (r *router) match(model string) *route {
 	for i := range r.routes {
-		if globMatch(r.routes[i].model, model) {
+		if glob.Match(r.routes[i].model, model) {
 			return &r.routes[i]
 		}
 	}
@@ -226,33 +227,6 @@ func pickWeighted(weights []int, total int, rnd uint64) int {
 		x -= w
 	}
 	return len(weights) - 1 // unreachable when total is the sum
-}
-
-// globMatch matches s against pattern, where '*' matches any run of bytes
-// (including none) and every other byte matches itself.
-func globMatch(pattern, s string) bool {
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case p < len(pattern) && pattern[p] == s[i]:
-			p++
-			i++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
 }
 
 // rewriteModel returns body with the value at [start, end) (the "model"

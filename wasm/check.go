@@ -19,6 +19,9 @@ type moduleInfo struct {
 	initialize bool   // exports _initialize (a reactor)
 	main       bool   // exports main(i32, i32) -> i32, called after _initialize
 	start      bool   // exports _start (called when there is no _initialize)
+	// startSection: the module had a start section, which addStopChecks
+	// turned into the startExport export; it runs first.
+	startSection bool
 }
 
 // validatePluginConfig checks the fields the wasm package interprets.
@@ -42,7 +45,8 @@ func validatePluginConfig(pc proxy.PluginConfig) error {
 	return nil
 }
 
-// compile reads, compiles and checks the plugin's module.
+// compile reads, compiles and checks the plugin's module. The module is
+// compiled with stop checks (addStopChecks).
 func (h *Host) compile(ctx context.Context, pc proxy.PluginConfig) (wazero.CompiledModule, moduleInfo, error) {
 	if err := validatePluginConfig(pc); err != nil {
 		return nil, moduleInfo{}, pluginError(pc.Name, err)
@@ -51,7 +55,7 @@ func (h *Host) compile(ctx context.Context, pc proxy.PluginConfig) (wazero.Compi
 	if err != nil {
 		return nil, moduleInfo{}, pluginError(pc.Name, err)
 	}
-	compiled, err := h.rt.CompileModule(ctx, code)
+	compiled, err := h.compileWithStopChecks(ctx, code)
 	if err != nil {
 		return nil, moduleInfo{}, pluginError(pc.Name, fmt.Errorf("%s: %w", pc.Path, err))
 	}
@@ -61,6 +65,31 @@ func (h *Host) compile(ctx context.Context, pc proxy.PluginConfig) (wazero.Compi
 		return nil, moduleInfo{}, pluginError(pc.Name, fmt.Errorf("%s: %w", pc.Path, err))
 	}
 	return compiled, info, nil
+}
+
+// compileWithStopChecks adds stop checks to code and compiles the result.
+// A module the rewrite refuses (malformed, beyond WebAssembly 2.0, over a
+// limit) gets the rewrite's error, which names the section, function and
+// offset; the original is not handed to the compiler, which trusts vector
+// counts and can allocate gigabytes for a malformed one (see scanModule).
+// When the rewritten module does not compile, the compiler's error for the
+// module as written is returned, in the module's own terms (the rewrite
+// shifts function indices and offsets).
+func (h *Host) compileWithStopChecks(ctx context.Context, code []byte) (wazero.CompiledModule, error) {
+	checked, err := addStopChecks(code)
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := h.rt.CompileModule(ctx, checked)
+	if err == nil {
+		return compiled, nil
+	}
+	orig, oerr := h.rt.CompileModule(ctx, code)
+	if oerr != nil {
+		return nil, oerr
+	}
+	_ = orig.Close(ctx)
+	return nil, fmt.Errorf("the module with stop checks does not compile (a host bug): %w", err)
 }
 
 // checkModule checks the module's ABI marker, callbacks, memory and
@@ -111,6 +140,7 @@ func (h *Host) checkModule(m wazero.CompiledModule, memLimit uint64) (moduleInfo
 	}
 	info.initialize = exports[exportInitialize] != nil
 	info.start = exports[exportStart] != nil
+	info.startSection = exports[startExport] != nil
 	if info.initialize && exports[exportMain] != nil {
 		if err := checkExport(exports, exportMain, i32s(2), i32s(1)); err != nil {
 			return info, err

@@ -2,6 +2,9 @@ package wasm
 
 import "golang.org/x/sys/unix"
 
+// haveThreadClock: deadlines count the calling thread's CPU time.
+const haveThreadClock = true
+
 // threadClock is the CPU-time clock of one OS thread, readable from any
 // thread of the process: MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED), that
 // is (^tid << 3) | 6 (see clock_getcpuclockid(3) and the kernel's

@@ -2,6 +2,9 @@
 
 package wasm
 
+// haveThreadClock: no per-thread CPU clock here; deadlines are wall-clock.
+const haveThreadClock = false
+
 // threadClock is unavailable on this OS: deadlines are wall-clock.
 type threadClock struct{}
 

@@ -25,7 +25,7 @@ func needThreadClock(t *testing.T) {
 }
 
 func newTestDeadline() (*deadline, *callCtx) {
-	cc := &callCtx{done: make(chan struct{})}
+	cc := new(callCtx)
 	d := new(deadline)
 	d.init(cc)
 	return d, cc
@@ -37,30 +37,108 @@ func spinFor(d time.Duration) {
 	}
 }
 
-// TestDeadlineCountsCPUNotWall: a call that waits (here: sleeps with its
-// thread locked, using no CPU) for several budgets is not stopped; one that
-// then burns its budget of CPU is.
+// TestDeadlineCountsCPUNotWall: a call that has started counting (it
+// yielded after the budget passed in wall time) and then waits for several
+// budgets with its thread locked, using no CPU, is not stopped; once it
+// burns its budget of CPU it is.
 func TestDeadlineCountsCPUNotWall(t *testing.T) {
 	needThreadClock(t)
 	d, cc := newTestDeadline()
 	const budget = 20 * time.Millisecond
-	d.begin(budget)
+	d.begin(monoNow(), budget)
+	waitFor(t, "the deadline to ask for the thread's clock", d.wantClock.Load)
+	d.yield()
+	d.mu.Lock()
+	counted, locked := d.counted, d.locked
+	d.mu.Unlock()
+	if !counted || !locked {
+		d.end()
+		t.Fatalf("after yield: counted %v, locked %v; want both", counted, locked)
+	}
 	time.Sleep(5 * budget)
 	if cc.fired.Load() {
 		d.end()
-		t.Fatalf("deadline fired after %v of wall time but almost no CPU time", 5*budget)
+		t.Fatalf("deadline fired after %v of wall time but almost no CPU time", 6*budget)
 	}
+	// Burn CPU, yielding as the stop checks make a guest do: the first
+	// yield starts the CPU count, so the deadline fires after about one
+	// budget of CPU, long before the 1 s wall-clock cap.
 	start := time.Now()
 	for !cc.fired.Load() && time.Since(start) < 2*time.Second {
+		d.yield()
+		spinFor(10 * time.Microsecond)
 	}
+	el := time.Since(start)
 	d.end()
 	if !cc.fired.Load() {
-		t.Fatalf("deadline did not fire after %v of CPU time (budget %v)", time.Since(start), budget)
+		t.Fatalf("deadline did not fire after %v of CPU time (budget %v)", el, budget)
 	}
-	select {
-	case <-cc.done:
-	default:
-		t.Fatal("fired, but the call context's Done channel is open")
+	if el >= hardWallCap(budget)-5*budget {
+		t.Fatalf("deadline fired after %v, at the wall-clock cap rather than after its CPU budget %v", el, budget)
+	}
+}
+
+// TestDeadlineArmedForEarlierCall: the timer, armed by a call that ended
+// early, re-arms for the next call's own budget instead of judging it by
+// the earlier call's start; that call is then stopped after its budget.
+func TestDeadlineArmedForEarlierCall(t *testing.T) {
+	needThreadClock(t)
+	d, cc := newTestDeadline()
+	const budget = 20 * time.Millisecond
+	d.begin(monoNow(), budget)
+	d.end()
+	time.Sleep(budget * 3 / 4)
+	start := monoNow()
+	d.begin(start, budget)
+	for !cc.fired.Load() && monoNow()-start < 2*time.Second {
+		d.yield()
+		spinFor(10 * time.Microsecond)
+	}
+	el := monoNow() - start
+	d.end()
+	if !cc.fired.Load() {
+		t.Fatalf("deadline did not fire after %v of CPU time (budget %v)", el, budget)
+	}
+	if el < 2*budget {
+		t.Fatalf("deadline fired %v after the call began, before its budget of wall time and then of CPU (2×%v)", el, budget)
+	}
+}
+
+// TestDeadlineShorterBudgetRearms: after a call with a long budget (a
+// start-up call), a call with a short one is judged by its own budget, not
+// by the timer still set for the long one.
+func TestDeadlineShorterBudgetRearms(t *testing.T) {
+	needThreadClock(t)
+	d, cc := newTestDeadline()
+	d.begin(monoNow(), 10*time.Second)
+	d.end()
+	const budget = 20 * time.Millisecond
+	start := monoNow()
+	d.begin(start, budget)
+	for !cc.fired.Load() && monoNow()-start < 5*time.Second {
+		d.yield()
+		spinFor(10 * time.Microsecond)
+	}
+	el := monoNow() - start
+	d.end()
+	if !cc.fired.Load() || el > time.Second {
+		t.Fatalf("fired %v after %v; want a stop after about 2×%v", cc.fired.Load(), el, budget)
+	}
+}
+
+// TestDeadlineNoYieldNoCount: a call that burns CPU without ever yielding
+// (a guest stuck in a host function) is not counted, and is stopped at the
+// wall-clock cap only.
+func TestDeadlineNoYieldNoCount(t *testing.T) {
+	needThreadClock(t)
+	d, cc := newTestDeadline()
+	const budget = 5 * time.Millisecond
+	d.begin(monoNow(), budget)
+	spinFor(20 * budget)
+	fired := cc.fired.Load()
+	d.end()
+	if fired {
+		t.Fatal("deadline fired for a call that never yielded, before the wall-clock cap")
 	}
 }
 
@@ -73,11 +151,10 @@ func TestDeadlineWallCap(t *testing.T) {
 	if got := hardWallCap(budget); got != time.Second {
 		t.Fatalf("hardWallCap(%v) = %v, want 1s", budget, got)
 	}
-	d.begin(budget)
+	d.begin(monoNow(), budget)
 	start := time.Now()
-	select { // blocks the locked thread: no CPU used while waiting
-	case <-cc.done:
-	case <-time.After(3 * time.Second):
+	for !cc.fired.Load() && time.Since(start) < 3*time.Second {
+		time.Sleep(time.Millisecond) // no yield: as a guest in a host call
 	}
 	d.end()
 	if !cc.fired.Load() {
@@ -94,7 +171,7 @@ func TestDeadlineEndDisarms(t *testing.T) {
 	d, cc := newTestDeadline()
 	const budget = 2 * time.Millisecond
 	for range 50 {
-		d.begin(budget)
+		d.begin(monoNow(), budget)
 		spinFor(budget / 2)
 		d.end()
 	}

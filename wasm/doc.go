@@ -29,7 +29,8 @@
 // a request's HTTP context is created on the live instance with the fewest
 // pinned requests (ties rotate) and stays there for its whole life, as in
 // Envoy where a context lives in one worker's VM. Every instance gets root
-// context 1: _initialize (or _start), proxy_on_context_create(1, 0),
+// context 1: its start function (a start section, run by the host after
+// instantiation), _initialize (or _start), proxy_on_context_create(1, 0),
 // proxy_on_vm_start(vm_config) and proxy_on_configure(config); a false
 // result or a failure there fails Load. Per request: NewStream calls
 // proxy_on_context_create(id, 1), the phase callbacks follow, and OnDone
@@ -56,16 +57,19 @@
 // Each callback runs under a deadline (PluginConfig.CallTimeout, default
 // 10ms; start-up calls use HostConfig.StartTimeout, default 5s). On Linux
 // the deadline is a budget of CPU time of the thread running the call
-// (the goroutine is locked to its thread for the call), so a callback that
+// (counted once the budget has passed in wall time; the goroutine is then
+// locked to its thread for the rest of the call), so a callback that
 // merely waits for the CPU under load is not stopped; a call is stopped in
 // any case after max(1s, 100×budget) of wall time (at most budget+1min).
-// Elsewhere it is wall time. The runtime is built with
-// WithCloseOnContextDone, and every call into an instance uses that
-// instance's own reusable context.Context, whose Done channel is closed by
-// a per-instance time.AfterFunc timer that is Reset before and stopped
-// after each call: no context, timer or closure is allocated per call.
-// (wazero itself still starts one goroutine per call to watch the context;
-// that is its cost of interruptibility.)
+// Elsewhere it is wall time. The host stops a call through checks it adds
+// to every plugin at load: a countdown at the top of each loop body that
+// calls the host function sluice.yield every 1000 iterations, where a call
+// whose deadline fired ends (and where the Go scheduler can preempt a
+// long-running guest). A module's start section is turned into an export,
+// "sluice:start", that the host calls first, under the start-up deadline.
+// A call allocates nothing: every call into an instance uses that
+// instance's own reusable context.Context, and one timer per instance,
+// re-armed lazily, serves all its calls.
 //
 // Memory is capped per instance (PluginConfig.MemoryLimit, default 64 MiB)
 // by a custom linear-memory allocator (wazero's experimental

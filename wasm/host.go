@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -112,9 +113,11 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	}
 	h.cache = cache
 	// Memory is limited per instance by a custom allocator (see
-	// limitedMemory), so the runtime keeps wazero's maximum.
+	// limitedMemory), so the runtime keeps wazero's maximum. Runaway
+	// guests are stopped by the stop checks added to every plugin
+	// (addStopChecks), not by WithCloseOnContextDone, which costs a
+	// goroutine per call and an exit to Go at every loop iteration.
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
 		WithCompilationCache(cache)
 	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	if err := h.instantiateHostModules(ctx); err != nil {
@@ -149,6 +152,15 @@ func newCache(dir string, log *slog.Logger) (wazero.CompilationCache, error) {
 
 func (h *Host) instantiateHostModules(ctx context.Context) error {
 	if err := instantiateEnv(ctx, h.rt); err != nil {
+		return err
+	}
+	// sluice.yield: imported by every plugin through addStopChecks.
+	_, err := h.rt.NewHostModuleBuilder(yieldModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(hostYield), nil, nil).
+		Export(yieldName).
+		Instantiate(ctx)
+	if err != nil {
 		return err
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {

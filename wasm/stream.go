@@ -100,12 +100,14 @@ func (s *stream) OnDone() {
 			c.cancel()
 		}
 	}
-	id := uint64(s.id)
+	args := [5]uint64{uint64(s.id)}
+	t := monoNow()
 	for _, cb := range [...]callback{cbLog, cbDone, cbDelete} {
 		if in.dead.Load() {
 			break
 		}
-		if _, err := in.call(cb, s, id, 0, 0, s.p.callTimeout); err != nil {
+		var err error
+		if _, t, err = in.callAt(cb, s, args, s.p.callTimeout, t); err != nil {
 			s.p.log.Warn("wasm: plugin failed while finishing a request", "error", err)
 			break
 		}

@@ -13,33 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 	"github.com/sluice-proxy/sluice/wasm"
 )
-
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // loadExample loads sluice.yaml with proxy.LoadConfig as `sluice -demo`
 // runs it: the pool "default" pointing at upstream (appended to the file's
@@ -81,9 +63,9 @@ func loadExample(t *testing.T, upstream string) *proxy.Config {
 
 // serve runs cfg as cmd/sluice does: one host, the plugins in order, the
 // server on a free port.
-func serve(t *testing.T, cfg *proxy.Config) (string, *logBuffer) {
+func serve(t *testing.T, cfg *proxy.Config) (string, *pluginenv.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &pluginenv.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	host, err := wasm.NewHost(ctx, wasm.HostConfig{

@@ -128,7 +128,9 @@ func (rs *requestState) readStream(ctx *fasthttp.RequestCtx, r io.Reader) error 
 			break
 		}
 		if err == io.EOF {
-			err = nil
+			// The body is read: no read deadline while the request is
+			// served (fasthttp sets its own for the next request).
+			err = ctx.SetReadDeadline(time.Time{})
 			break
 		}
 		if err != nil {

@@ -44,11 +44,21 @@ const (
 	lingerShort
 )
 
+// lingerBounds are the limits of one lingering close.
+type lingerBounds struct {
+	time, timeout, afterTimeout time.Duration
+	maxBytes                    int
+}
+
+// defaultLinger are the bounds the server uses.
+var defaultLinger = lingerBounds{time: lingerTime, timeout: lingerTimeout, afterTimeout: lingerTimeAfterTimeout, maxBytes: lingerMaxBytes}
+
 // edgeListener wraps each accepted TCP connection in an edgeConn. Other
 // connections (a TLS or Unix listener handed to Serve) pass through.
 type edgeListener struct {
 	net.Listener
-	stop <-chan struct{} // closed by Shutdown: lingering ends early
+	stop   <-chan struct{} // closed by Shutdown: lingering ends early
+	linger *lingerBounds
 }
 
 // Accept implements net.Listener.
@@ -58,7 +68,7 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return &edgeConn{TCPConn: tc, stop: l.stop}, nil
+		return &edgeConn{TCPConn: tc, stop: l.stop, bounds: l.linger}, nil
 	}
 	return c, nil
 }
@@ -76,6 +86,7 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 type edgeConn struct {
 	*net.TCPConn
 	stop     <-chan struct{}
+	bounds   *lingerBounds
 	linger   atomic.Uint32
 	closed   atomic.Bool
 	lineDone bool // a '\n' was read since the current head started
@@ -116,9 +127,9 @@ func (c *edgeConn) Close() error {
 	}
 	switch c.linger.Load() {
 	case lingerFull:
-		c.drain(lingerTime)
+		c.drain(c.bounds.time)
 	case lingerShort:
-		c.drain(lingerTimeAfterTimeout)
+		c.drain(c.bounds.afterTimeout)
 	}
 	return c.TCPConn.Close()
 }
@@ -126,8 +137,9 @@ func (c *edgeConn) Close() error {
 var lingerBufs = sync.Pool{New: func() any { return new([16 << 10]byte) }}
 
 // drain shuts down the write side and discards what the client sends until
-// it closes, stops sending for lingerTimeout, total has passed, lingerMaxBytes
-// were read, or the server shuts down.
+// it closes, stops sending for bounds.timeout, total has passed,
+// bounds.maxBytes were read, or the server shuts down (noticed between
+// reads).
 func (c *edgeConn) drain(total time.Duration) {
 	if c.TCPConn.CloseWrite() != nil {
 		return
@@ -135,7 +147,7 @@ func (c *edgeConn) drain(total time.Duration) {
 	buf := lingerBufs.Get().(*[16 << 10]byte)
 	defer lingerBufs.Put(buf)
 	end := time.Now().Add(total)
-	for read := 0; read < lingerMaxBytes; {
+	for read := 0; read < c.bounds.maxBytes; {
 		select {
 		case <-c.stop:
 			return
@@ -145,7 +157,7 @@ func (c *edgeConn) drain(total time.Duration) {
 		if !now.Before(end) {
 			return
 		}
-		d := now.Add(lingerTimeout)
+		d := now.Add(c.bounds.timeout)
 		if d.After(end) {
 			d = end
 		}

@@ -167,7 +167,7 @@ func (s *Server) ListenAndServe() error {
 // which run until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
 	s.pools.start()
-	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown})
+	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown, linger: &defaultLinger})
 	select {
 	case <-s.shutdown:
 		return nil

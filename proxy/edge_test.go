@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
+	"github.com/valyala/fasthttp"
 )
 
 // rawConn dials the proxy over TCP, for requests net/http would not send.
@@ -579,3 +581,43 @@ func TestLingerBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestParseErrorStatus maps each error fasthttp reports while reading a
+// request to its answer; every answer closes the connection.
+func TestParseErrorStatus(t *testing.T) {
+	srv, err := NewServer(baseConfig("http://127.0.0.1:1"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: osTimeout{}}
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{&fasthttp.ErrSmallBuffer{}, 431},
+		{fmt.Errorf("error when reading request headers: %w", timeout), 408},
+		{timeout, 408},
+		{fmt.Errorf("error when reading request headers: %w", fasthttp.ErrDuplicateContentLength), 400},
+		{fmt.Errorf("error when reading request headers: %w", fasthttp.ErrUnsupportedTransferEncoding), 501},
+		{fasthttp.ErrBodyTooLarge, 413},
+		{errors.New("cannot find http request method"), 400},
+	}
+	for _, tc := range tests {
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&fasthttp.Request{}, nil, nil)
+		srv.handleParseError(&ctx, tc.err)
+		if got := ctx.Response.StatusCode(); got != tc.want {
+			t.Errorf("%v: status %d, want %d", tc.err, got, tc.want)
+		}
+		if !ctx.Response.ConnectionClose() {
+			t.Errorf("%v: connection not closed", tc.err)
+		}
+	}
+}
+
+type osTimeout struct{}
+
+func (osTimeout) Error() string   { return "i/o timeout" }
+func (osTimeout) Timeout() bool   { return true }
+func (osTimeout) Temporary() bool { return true }

@@ -299,6 +299,30 @@ func TestSlowlorisClosed(t *testing.T) {
 	}
 }
 
+// TestKeepAliveIdleNotCutByHeaderTimeout: client_header_timeout runs from
+// a request's first byte; the wait between keep-alive requests is the
+// idle timeout's, so an idle connection outlives the header timeout.
+func TestKeepAliveIdleNotCutByHeaderTimeout(t *testing.T) {
+	up := startUpstream(t, proxytest.Options{})
+	p := startProxy(t, baseConfig(up.URL).WithClientHeaderTimeout(200*time.Millisecond), Options{})
+	c := rawConn(t, p.Addr)
+	br := bufio.NewReader(c)
+	for i := 0; i < 2; i++ {
+		if i == 1 {
+			time.Sleep(600 * time.Millisecond) // idle past the header timeout
+		}
+		if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("request %d on the kept-alive connection: %v %v", i, resp, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+}
+
 // TestBodyBufferCapped: bodies being received count against
 // max_request_body_buffer; past it a request gets 503 with Retry-After,
 // and the budget frees when the bodies end.

@@ -321,6 +321,29 @@ func TestKeepAliveIdleNotCutByHeaderTimeout(t *testing.T) {
 	}
 }
 
+// TestTruncatedBodyNotForwarded: a client that closes before sending
+// Content-Length bytes gets 400 and the upstream sees nothing — the
+// partial body is not passed on as a whole one.
+func TestTruncatedBodyNotForwarded(t *testing.T) {
+	up := startUpstream(t, proxytest.Options{})
+	p := startProxy(t, baseConfig(up.URL), Options{})
+	c := rawConn(t, p.Addr)
+	if _, err := io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("t", 50000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil { // done sending, still reading
+		t.Fatal(err)
+	}
+	code, _, err := readStatus(c, 10*time.Second)
+	if err != nil || code != 400 {
+		t.Fatalf("truncated body: status %d, err %v; want 400", code, err)
+	}
+	if n := up.Requests(); n != 0 {
+		t.Fatalf("upstream got %d requests, the last with %d body bytes", n, len(up.LastRequest().Body))
+	}
+	checkSlotsFree(t, p.Router())
+}
+
 // TestBodyBufferCapped: bodies being received count against
 // max_request_body_buffer; past it a request gets 503 with Retry-After,
 // and the budget frees when the bodies end.

@@ -66,7 +66,14 @@ func (rs *requestState) readBody(ctx *fasthttp.RequestCtx) bool {
 	rs.body = rs.body[:0]
 	if cl != 0 {
 		if stream := ctx.RequestBodyStream(); stream != nil {
-			switch err := rs.readStream(ctx, stream); {
+			err := rs.readStream(ctx, stream)
+			if err == nil && cl > 0 && len(rs.body) < cl {
+				// fasthttp's request stream ends with a plain io.EOF when
+				// the client closes before Content-Length bytes: a
+				// truncated body, never to be forwarded as whole.
+				err = io.ErrUnexpectedEOF
+			}
+			switch {
 			case err == nil:
 			case errors.Is(err, errBodyTooLarge):
 				return rs.refuse(ctx, errTooLarge, lingerFull)

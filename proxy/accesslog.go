@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // logAccess writes one access-log line for a finished request.
@@ -27,14 +25,4 @@ func (s *Server) logAccess(rs *requestState, elapsed time.Duration) {
 		attrs = append(attrs, slog.String("error", rs.upErr.Error()))
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
-}
-
-// logRejected logs a request refused before it took a slot.
-func (s *Server) logRejected(ctx *fasthttp.RequestCtx) {
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
-		slog.String("method", string(ctx.Method())),
-		slog.String("path", string(ctx.RequestURI())),
-		slog.Int("status", fasthttp.StatusTooManyRequests),
-		slog.String("reason", "overloaded"),
-	)
 }

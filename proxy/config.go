@@ -14,6 +14,9 @@ const (
 	DefaultTimeout               = 60 * time.Second
 	DefaultMaxRequestBodySize    = 4 << 20
 	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultClientHeaderTimeout   = 30 * time.Second
+	DefaultClientBodyTimeout     = 30 * time.Second
+	DefaultMaxRequestHeaderSize  = 64 << 10
 )
 
 // Config is the proxy's configuration: the seed's RouterConfig plus
@@ -50,6 +53,31 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests (streams
 	// included) may run after SIGTERM. Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ClientHeaderTimeout bounds reading a request head: it must arrive
+	// whole within this time of its first byte (on a new connection, the
+	// first byte too must arrive within it); otherwise the client gets 408
+	// and the connection is closed. Waiting between keep-alive requests is
+	// governed by the idle timeout (90s), not by this. Zero means the
+	// default, 30s (nginx's client_header_timeout is 60s).
+	ClientHeaderTimeout Duration `yaml:"client_header_timeout"`
+	// ClientBodyTimeout bounds the silence between two reads of a request
+	// body (not the whole body): past it the client gets 408 and the
+	// connection is closed. Zero means the default, 30s (nginx's
+	// client_body_timeout is 60s).
+	ClientBodyTimeout Duration `yaml:"client_body_timeout"`
+	// MaxRequestHeaderSize bounds a request head: request line plus all
+	// headers, in bytes. Larger heads get 431, or 414 when the request line
+	// alone is larger. Each connection reading a head buffers up to this
+	// much. Zero means the default, 64KiB (Envoy's max_request_headers_kb
+	// default is 60KiB); allowed 1KiB–1MiB.
+	MaxRequestHeaderSize ByteSize `yaml:"max_request_header_size"`
+	// MaxRequestBodyBuffer caps the bytes of request bodies being received
+	// at once, server-wide (bodies still arriving hold no admission slot,
+	// so this is what bounds their memory). A body that would push the
+	// total past it is refused with 503 and Retry-After. Zero means the
+	// default, max_concurrent_requests × max_request_body_size (512MiB with
+	// the defaults); when set, it must be at least max_request_body_size.
+	MaxRequestBodyBuffer ByteSize `yaml:"max_request_body_buffer"`
 	// TrustForwardedHeaders keeps a client's X-Forwarded-For and
 	// X-Forwarded-Proto (appending to them) instead of replacing them.
 	// Default false: set it only behind a trusted load balancer.
@@ -163,6 +191,9 @@ func NewConfig() *Config {
 		EnableMetrics:         true,
 		MaxRequestBodySize:    DefaultMaxRequestBodySize,
 		ShutdownTimeout:       Duration(DefaultShutdownTimeout),
+		ClientHeaderTimeout:   Duration(DefaultClientHeaderTimeout),
+		ClientBodyTimeout:     Duration(DefaultClientBodyTimeout),
+		MaxRequestHeaderSize:  DefaultMaxRequestHeaderSize,
 	}
 }
 
@@ -177,6 +208,35 @@ func (c *Config) Upstream(name string) *UpstreamConfig {
 		}
 	}
 	return nil
+}
+
+// clientHeaderTimeout, clientBodyTimeout, maxRequestHeaderSize and
+// maxRequestBodyBuffer apply the defaults of their fields (zero means the
+// default).
+func (c *Config) clientHeaderTimeout() time.Duration {
+	return orDefault(time.Duration(c.ClientHeaderTimeout), DefaultClientHeaderTimeout)
+}
+
+func (c *Config) clientBodyTimeout() time.Duration {
+	return orDefault(time.Duration(c.ClientBodyTimeout), DefaultClientBodyTimeout)
+}
+
+func (c *Config) maxRequestHeaderSize() int {
+	return int(orDefault(c.MaxRequestHeaderSize, DefaultMaxRequestHeaderSize))
+}
+
+func (c *Config) maxRequestBodyBuffer() int64 {
+	if c.MaxRequestBodyBuffer > 0 {
+		return int64(c.MaxRequestBodyBuffer)
+	}
+	return int64(c.MaxConcurrentRequests) * int64(c.MaxRequestBodySize)
+}
+
+func orDefault[T time.Duration | ByteSize](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // AccessLog reports whether access logging is on (default true).

@@ -50,6 +50,34 @@ func (c *Config) WithShutdownTimeout(d time.Duration) *Config {
 	return &n
 }
 
+// WithClientHeaderTimeout sets ClientHeaderTimeout.
+func (c *Config) WithClientHeaderTimeout(d time.Duration) *Config {
+	n := *c
+	n.ClientHeaderTimeout = Duration(d)
+	return &n
+}
+
+// WithClientBodyTimeout sets ClientBodyTimeout.
+func (c *Config) WithClientBodyTimeout(d time.Duration) *Config {
+	n := *c
+	n.ClientBodyTimeout = Duration(d)
+	return &n
+}
+
+// WithMaxRequestHeaderSize sets MaxRequestHeaderSize in bytes.
+func (c *Config) WithMaxRequestHeaderSize(v int64) *Config {
+	n := *c
+	n.MaxRequestHeaderSize = ByteSize(v)
+	return &n
+}
+
+// WithMaxRequestBodyBuffer sets MaxRequestBodyBuffer in bytes.
+func (c *Config) WithMaxRequestBodyBuffer(v int64) *Config {
+	n := *c
+	n.MaxRequestBodyBuffer = ByteSize(v)
+	return &n
+}
+
 // WithUpstream appends a pool.
 func (c *Config) WithUpstream(name string, endpoints ...string) *Config {
 	n := *c

@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		return fieldErr("shutdown_timeout", "must not be negative, got %s", c.ShutdownTimeout)
 	}
+	if err := c.validateEdge(); err != nil {
+		return err
+	}
 	if err := c.validateUpstreams(); err != nil {
 		return err
 	}
@@ -87,6 +90,23 @@ func (c *Config) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return fieldErr("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	return nil
+}
+
+// validateEdge checks the limits on what clients send.
+func (c *Config) validateEdge() error {
+	if c.ClientHeaderTimeout < 0 {
+		return fieldErr("client_header_timeout", "must not be negative, got %s", c.ClientHeaderTimeout)
+	}
+	if c.ClientBodyTimeout < 0 {
+		return fieldErr("client_body_timeout", "must not be negative, got %s", c.ClientBodyTimeout)
+	}
+	if h := c.MaxRequestHeaderSize; h != 0 && (h < 1<<10 || h > 1<<20) {
+		return fieldErr("max_request_header_size", "must be between 1KiB and 1MiB, got %d", h)
+	}
+	if b := c.MaxRequestBodyBuffer; b < 0 || (b > 0 && b < c.MaxRequestBodySize) {
+		return fieldErr("max_request_body_buffer", "must be 0 (the default) or at least max_request_body_size (%d), got %d", c.MaxRequestBodySize, b)
 	}
 	return nil
 }

@@ -24,6 +24,12 @@ const (
 	errQueueTimeout
 	errNoEndpoint
 	errModelNotFound
+	errHeaderTooLarge
+	errURITooLong
+	errClientTimeout
+	errBadFraming
+	errTransferCoding
+	errBodyBufferFull
 	numErrorKinds
 )
 
@@ -50,6 +56,13 @@ var errorSpecs = [numErrorKinds]errorSpec{
 	errQueueTimeout:  {429, "No endpoint of the upstream pool became free within queue_timeout, retry later", "overloaded_error", "overloaded", "overloaded"},
 	errNoEndpoint:    {503, "No endpoint the plugin chose can take the request", "api_error", "no_endpoint", "unavailable"},
 	errModelNotFound: {404, "The requested model is not served here", "invalid_request_error", "model_not_found", "not_found"},
+	// What clients send wrong at the edge (readbody.go, edge.go).
+	errHeaderTooLarge: {431, "Request head is larger than max_request_header_size", "invalid_request_error", "request_header_too_large", "validation"},
+	errURITooLong:     {414, "Request line is larger than max_request_header_size", "invalid_request_error", "uri_too_long", "validation"},
+	errClientTimeout:  {408, "Request was not received within client_header_timeout or client_body_timeout", "invalid_request_error", "request_timeout", "validation"},
+	errBadFraming:     {400, "Request framing is ambiguous: Content-Length with Transfer-Encoding, or several Content-Length headers", "invalid_request_error", "bad_request", "validation"},
+	errTransferCoding: {501, "Transfer-Encoding other than chunked is not supported", "invalid_request_error", "not_implemented", "validation"},
+	errBodyBufferFull: {503, "Too many request bodies are being received at once (max_request_body_buffer), retry later", "overloaded_error", "overloaded", "overloaded"},
 }
 
 // errorBodies holds the JSON body of each errorKind in the configured
@@ -109,7 +122,7 @@ var (
 // retryAdvised reports whether kind's answer carries Retry-After.
 func retryAdvised(kind errorKind) bool {
 	switch kind {
-	case errOverloaded, errShuttingDown, errPoolSaturated, errQueueTimeout, errNoEndpoint:
+	case errOverloaded, errShuttingDown, errPoolSaturated, errQueueTimeout, errNoEndpoint, errBodyBufferFull:
 		return true
 	}
 	return false

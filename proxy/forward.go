@@ -34,19 +34,12 @@ var (
 // ones are replaced.
 const maxRequestIDLen = 128
 
-// serveProxy takes a slot and forwards the request. The slot is released
-// exactly once: by finish when the handler ends, or by the response body
-// stream's Close when the body is streamed after the handler returns.
+// serveProxy reads the request, takes a slot once the body is read, and
+// forwards the request. The slot is released exactly once: by finish when
+// the handler ends, or by the response body stream's Close when the body
+// is streamed after the handler returns.
 func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
 	rs := s.statePool.Get().(*requestState)
-	if err := s.router.acquireInto(&rs.guard); err != nil {
-		s.statePool.Put(rs)
-		s.writeError(ctx, errOverloaded)
-		if s.accessLog {
-			s.logRejected(ctx)
-		}
-		return
-	}
 	rs.start = ctx.Time()
 	defer rs.endHandler(ctx)
 	rs.forward(ctx)
@@ -80,7 +73,7 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 		rs.logMethod = append(rs.logMethod[:0], req.Header.Method()...)
 		rs.logPath = append(rs.logPath[:0], req.Header.RequestURI()...)
 	}
-	if !rs.readBody(ctx) {
+	if !rs.readBody(ctx) || !rs.admit(ctx) {
 		return
 	}
 	if len(s.filters) > 0 && !rs.requestPhase(ctx) {
@@ -130,39 +123,6 @@ func (rs *requestState) setRequestID(req *fasthttp.Request) {
 	} else {
 		rs.reqID = append(rs.reqID[:0], id...)
 	}
-}
-
-// readBody reads the request body into rs.body, answering 413 past the
-// limit (and closing the connection, whose remaining body is unread).
-func (rs *requestState) readBody(ctx *fasthttp.RequestCtx) bool {
-	s := rs.srv
-	req := &ctx.Request
-	cl := req.Header.ContentLength()
-	if cl > s.bodyLimit {
-		ctx.SetConnectionClose()
-		s.writeError(ctx, errTooLarge)
-		return false
-	}
-	if cl != 0 {
-		if stream := ctx.RequestBodyStream(); stream != nil {
-			b, err := readLimited(rs.body[:0], stream, s.bodyLimit)
-			rs.body = b
-			if errors.Is(err, errBodyTooLarge) {
-				ctx.SetConnectionClose()
-				s.writeError(ctx, errTooLarge)
-				return false
-			}
-			if err != nil {
-				ctx.SetConnectionClose()
-				s.writeError(ctx, errBadRequest)
-				return false
-			}
-		} else {
-			rs.body = append(rs.body[:0], req.Body()...)
-		}
-	}
-	req.SetBodyRaw(rs.body)
-	return true
 }
 
 var errBodyTooLarge = errors.New("proxy: request body too large")

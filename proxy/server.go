@@ -40,8 +40,12 @@ type Server struct {
 	accessLog bool
 	timeout   time.Duration
 	bodyLimit int
-	errBodies *errorBodies
-	ids       requestIDs
+	// bodyTimeout is client_body_timeout; bodies counts the bytes of
+	// bodies being read against max_request_body_buffer.
+	bodyTimeout time.Duration
+	bodies      bodyBudget
+	errBodies   *errorBodies
+	ids         requestIDs
 
 	set         *metrics.Set
 	extraSets   []*metrics.Set
@@ -101,15 +105,37 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		s.upstreamMet[p] = newUpstreamCodes(s.set, p.name)
 	}
 	s.statePool.New = func() any { return newRequestState(s) }
+	s.bodyTimeout = cfg.clientBodyTimeout()
+	s.bodies.max = cfg.maxRequestBodyBuffer()
 	s.fs = &fasthttp.Server{
-		Handler:               s.handle,
+		Handler:               s.serveEdge,
 		Name:                  "sluice",
 		StreamRequestBody:     true,
 		MaxRequestBodySize:    s.bodyLimit,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		ReadTimeout:           0,
-		IdleTimeout:           90 * time.Second,
+		// The head, from its first byte, must arrive within
+		// client_header_timeout (fasthttp's ReadTimeout restarts at a
+		// request's first byte); the body is read by the handler under
+		// client_body_timeout (readbody.go). Keep-alive waits between
+		// requests are bounded by IdleTimeout.
+		ReadTimeout: cfg.clientHeaderTimeout(),
+		IdleTimeout: 90 * time.Second,
+		// The read buffer bounds the head: past it fasthttp reports
+		// ErrSmallBuffer, answered 431 or 414 (handleParseError).
+		ReadBufferSize: cfg.maxRequestHeaderSize(),
+		// Readers are taken from the pool only once a new connection's
+		// first byte arrives, so a connection that never sends holds no
+		// read buffer and is closed silently at client_header_timeout, as
+		// nginx does; write buffers go back to the pool after each
+		// response.
+		ReduceMemoryUsage: true,
+		// A proxy forwards multipart bodies; it does not parse them (nor
+		// spool them to temporary files before the handler runs).
+		DisablePreParseMultipartForm: true,
+		// Parse errors carry sentinel errors (ErrUnsupportedTransferEncoding…)
+		// and no request bytes.
+		SecureErrorLogMessage: true,
 		ErrorHandler:          s.handleParseError,
 		Logger:                fasthttpLogger{s.log},
 		CloseOnShutdown:       true,
@@ -141,7 +167,7 @@ func (s *Server) ListenAndServe() error {
 // which run until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
 	s.pools.start()
-	err := s.fs.Serve(ln)
+	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown, linger: &defaultLinger})
 	select {
 	case <-s.shutdown:
 		return nil
@@ -181,16 +207,6 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	for _, set := range s.extraSets {
 		set.WritePrometheus(w)
 	}
-}
-
-// handleParseError answers requests fasthttp could not parse.
-func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		s.writeError(ctx, errTooLarge)
-	} else {
-		s.writeError(ctx, errBadRequest)
-	}
-	ctx.SetConnectionClose()
 }
 
 type fasthttpLogger struct{ l *slog.Logger }

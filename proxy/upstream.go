@@ -337,6 +337,9 @@ func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.Ho
 		StreamResponseBody:       true,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
+		// One attempt per Do: retries are Sluice's decision (retry.go).
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                noRetry,
 	}
 }
 
@@ -356,8 +359,19 @@ func newProbeClient(ep Endpoint) *fasthttp.HostClient {
 		// With no free connection a probe fails at once (fasthttp's default
 		// without MaxConnWaitTimeout); it is tried again at its next tick.
 		DisablePathNormalizing: true,
+		// A probe is tried again at its next tick, never within one.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                noRetry,
 	}
 }
+
+// noRetry is the RetryIfErr of every HostClient: fasthttp on its own
+// sends a GET, HEAD or PUT again up to 5 times after any error (a
+// timeout, a reset), to the same endpoint — duplicated GPU work for an
+// inference server, and 5× the timeout before the client's 504. Sluice
+// makes one attempt per HostClient.Do; whether to try again, on another
+// endpoint, is retry.go's decision alone (issue 9).
+func noRetry(*fasthttp.Request, int, error) (resetTimeout, retry bool) { return false, false }
 
 // probeGet sends GET path to ep with Sluice's probe client and returns
 // the status and body (a copy).

@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawUpstream is a TCP listener that reads HTTP requests and then either
+// says nothing (silent) or resets the connection (reset), counting the
+// connections it accepted and the requests it read.
+type rawUpstream struct {
+	ln       net.Listener
+	reset    bool
+	conns    atomic.Int64
+	requests atomic.Int64
+	mu       sync.Mutex
+	open     []net.Conn
+	wg       sync.WaitGroup
+}
+
+func startRawUpstream(t *testing.T, reset bool) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{ln: ln, reset: reset}
+	u.wg.Add(1)
+	go u.accept()
+	t.Cleanup(u.close)
+	return u
+}
+
+func (u *rawUpstream) URL() string { return "http://" + u.ln.Addr().String() }
+
+func (u *rawUpstream) accept() {
+	defer u.wg.Done()
+	for {
+		c, err := u.ln.Accept()
+		if err != nil {
+			return
+		}
+		u.conns.Add(1)
+		u.mu.Lock()
+		u.open = append(u.open, c)
+		u.mu.Unlock()
+		u.wg.Add(1)
+		go u.serve(c)
+	}
+}
+
+func (u *rawUpstream) serve(c net.Conn) {
+	defer u.wg.Done()
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		u.requests.Add(1)
+		if u.reset {
+			_ = c.(*net.TCPConn).SetLinger(0) // RST, not FIN
+			return
+		}
+		// Silent: wait for the next request or the proxy giving up.
+	}
+}
+
+func (u *rawUpstream) close() {
+	u.ln.Close()
+	u.mu.Lock()
+	for _, c := range u.open {
+		c.Close()
+	}
+	u.mu.Unlock()
+	u.wg.Wait()
+}
+
+// attemptsCase sends one request of each method through a proxy with one
+// endpoint and checks that it reached the upstream exactly once.
+func attemptsCase(t *testing.T, reset bool, wantStatus int) {
+	const timeout = 300 * time.Millisecond
+	for _, method := range []string{"GET", "HEAD", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			up := startRawUpstream(t, reset)
+			p := startProxy(t, baseConfig(up.URL()).WithTimeout(timeout), Options{})
+			body := ""
+			if method == "POST" {
+				body = chatBody
+			}
+			start := time.Now()
+			resp, _ := doRequest(t, newClient(), method, p.URL+"/v1/chat/completions", body, nil)
+			elapsed := time.Since(start)
+			if resp.StatusCode != wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, wantStatus)
+			}
+			if !reset && elapsed < timeout {
+				t.Fatalf("504 after %s, before the %s timeout", elapsed, timeout)
+			}
+			// Every attempt fasthttp makes happens inside the one Do that
+			// produced the answer, so the counts are final now.
+			if n := up.requests.Load(); n != 1 {
+				t.Fatalf("the upstream received %d requests for one %s, want exactly 1", n, method)
+			}
+			if n := up.conns.Load(); n != 1 {
+				t.Fatalf("the upstream accepted %d connections for one %s, want exactly 1", n, method)
+			}
+			checkSlotsFree(t, p.Router())
+		})
+	}
+}
+
+// TestSilentUpstreamOneAttempt: an upstream that accepts and never answers
+// gets the request once and the client its 504 after one timeout (issue
+// 9: fasthttp sent a GET 5 times and the client waited 5 × timeout).
+func TestSilentUpstreamOneAttempt(t *testing.T) {
+	attemptsCase(t, false, http.StatusGatewayTimeout)
+}
+
+// TestResettingUpstreamOneAttempt: an upstream that resets before the
+// response head gets the request once and the client a 502.
+func TestResettingUpstreamOneAttempt(t *testing.T) {
+	attemptsCase(t, true, http.StatusBadGateway)
+}
+
+// TestResettingUpstreamManyRequests: 20 requests to a resetting upstream
+// are 20 upstream hits, not 100.
+func TestResettingUpstreamManyRequests(t *testing.T) {
+	up := startRawUpstream(t, true)
+	p := startProxy(t, baseConfig(up.URL()), Options{})
+	c := newClient()
+	for range 20 {
+		resp, _ := doRequest(t, c, "GET", p.URL+"/generate", "", nil)
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("status %d, want 502", resp.StatusCode)
+		}
+	}
+	if n := up.requests.Load(); n != 20 {
+		t.Fatalf("20 requests reached the upstream %d times", n)
+	}
+}
+
+// TestProbeOneAttempt: a health check against a resetting endpoint is one
+// request, not fasthttp's 5.
+func TestProbeOneAttempt(t *testing.T) {
+	up := startRawUpstream(t, true)
+	ps, err := newPools(baseConfig(up.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.close()
+	ep := ps.list[0].endpoints[0]
+	if _, _, err := ep.probeGet("/health", 2*time.Second); err == nil {
+		t.Fatal("a probe of a resetting endpoint succeeded")
+	}
+	if n := up.requests.Load(); n != 1 {
+		t.Fatalf("one probe reached the endpoint %d times", n)
+	}
+}

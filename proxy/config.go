@@ -33,7 +33,9 @@ type Config struct {
 	// beyond it are refused with 429 at once, never queued. Default 128.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// MaxBatchSize caps requests in flight to one upstream endpoint; a
-	// pool may override it. Default 32.
+	// pool may override it. A request that finds every endpoint at its
+	// cap waits in the pool's queue (UpstreamConfig.QueueTimeout). Default
+	// 32.
 	MaxBatchSize int `yaml:"max_batch_size"`
 	// Timeout bounds the wait for upstream response headers and any silence
 	// between streamed chunks (an idle timeout: a stream that keeps

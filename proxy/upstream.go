@@ -133,6 +133,9 @@ func newPools(cfg *Config) (*pools, error) {
 			metricsPath:  uc.MetricsPath,
 			errBodies:    newPoolErrorBodies(cfg.OpenAICompat, uc.Name),
 		}
+		if p.queueTimeout == 0 {
+			p.queueTimeout = timeout // wait as long as for an answer
+		}
 		if uc.MaxBatchSize > 0 {
 			p.maxBatch = int64(uc.MaxBatchSize)
 		}

@@ -48,6 +48,7 @@ type Server struct {
 	duration    *metrics.Histogram
 	upstreamMet map[*pool]*upstreamCodes
 	modelMet    *modelMetricSet
+	streamCuts  streamCuts
 	models      *modelsCache
 
 	fs        *fasthttp.Server
@@ -92,6 +93,7 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	ps.router = s.router
 	ps.routerMu.Unlock()
 	s.modelMet = newModelMetricSet(s.set, cfg)
+	s.streamCuts.init(s.set)
 	s.models = newModelsCache(cfg)
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)

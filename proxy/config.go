@@ -50,8 +50,17 @@ type Config struct {
 	// larger ones get 413. Default 4 MiB.
 	MaxRequestBodySize ByteSize `yaml:"max_request_body_size"`
 	// ShutdownTimeout bounds how long in-flight requests (streams
-	// included) may run after SIGTERM. Default 30s.
+	// included) may run once the listener closed, after DrainDelay.
+	// Requests still running then are cut and the process exits 1.
+	// Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long, after SIGTERM or SIGINT, the server keeps
+	// accepting and serving while /ready answers 503 and every answer
+	// carries Connection: close, so a load balancer (Kubernetes) stops
+	// routing here before the listener closes. Set it to the readiness
+	// probe's period times its failure threshold. Default 0: the listener
+	// closes at once.
+	DrainDelay Duration `yaml:"drain_delay"`
 	// TrustForwardedHeaders keeps a client's X-Forwarded-For and
 	// X-Forwarded-Proto (appending to them) instead of replacing them.
 	// Default false: set it only behind a trusted load balancer.

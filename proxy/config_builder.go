@@ -50,6 +50,13 @@ func (c *Config) WithShutdownTimeout(d time.Duration) *Config {
 	return &n
 }
 
+// WithDrainDelay sets DrainDelay.
+func (c *Config) WithDrainDelay(d time.Duration) *Config {
+	n := *c
+	n.DrainDelay = Duration(d)
+	return &n
+}
+
 // WithUpstream appends a pool.
 func (c *Config) WithUpstream(name string, endpoints ...string) *Config {
 	n := *c

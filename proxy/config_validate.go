@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		return fieldErr("shutdown_timeout", "must not be negative, got %s", c.ShutdownTimeout)
 	}
+	if c.DrainDelay < 0 {
+		return fieldErr("drain_delay", "must not be negative, got %s", c.DrainDelay)
+	}
 	if err := c.validateUpstreams(); err != nil {
 		return err
 	}

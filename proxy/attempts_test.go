@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,5 +164,53 @@ func TestProbeOneAttempt(t *testing.T) {
 	}
 	if n := up.requests.Load(); n != 1 {
 		t.Fatalf("one probe reached the endpoint %d times", n)
+	}
+}
+
+// TestStaleKeepAliveConnRetriedUnsent: a request that finds its pooled
+// connection already closed by the upstream (here by the upstream's idle
+// timeout) is sent, once, on a new connection instead of failing with 502
+// — for a POST too, since nothing was written.
+func TestStaleKeepAliveConnRetriedUnsent(t *testing.T) {
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			var requests atomic.Int64
+			closed := make(chan struct{}, 10)
+			up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				requests.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"ok":true}`))
+			}))
+			up.Config.IdleTimeout = 50 * time.Millisecond
+			up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateClosed {
+					closed <- struct{}{} // after the socket was closed
+				}
+			}
+			up.Start()
+			t.Cleanup(up.Close)
+			p := startProxy(t, baseConfig(up.URL), Options{})
+			c := newClient()
+			body := ""
+			if method == "POST" {
+				body = chatBody
+			}
+			if resp, got := doRequest(t, c, method, p.URL+"/v1/chat/completions", body, nil); resp.StatusCode != 200 {
+				t.Fatalf("first request: %d %s", resp.StatusCode, got)
+			}
+			select {
+			case <-closed:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the upstream never closed its idle connection")
+			}
+			resp, got := doRequest(t, c, method, p.URL+"/v1/chat/completions", body, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("request on a pooled connection the upstream closed: %d %s", resp.StatusCode, got)
+			}
+			if n := requests.Load(); n != 2 {
+				t.Fatalf("upstream received %d requests, want 2", n)
+			}
+		})
 	}
 }

@@ -340,9 +340,12 @@ func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.Ho
 		StreamResponseBody:       true,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
-		// One attempt per Do: retries are Sluice's decision (retry.go).
-		MaxIdemponentCallAttempts: 1,
-		RetryIfErr:                noRetry,
+		// One attempt per Do, except a request found unsent on a pooled
+		// connection the upstream had closed (staleconn.go); each such
+		// attempt closes one pooled connection, so MaxConns+1 attempts
+		// always reach a fresh one. Other retries are retry.go's.
+		MaxIdemponentCallAttempts: cfg.MaxConcurrentRequests + 16 + 1,
+		RetryIfErr:                retryStaleConn,
 	}
 }
 
@@ -416,17 +419,38 @@ func (d idleTimeoutDialer) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &idleTimeoutConn{Conn: c, timeout: d.timeout}, nil
+	ic := &idleTimeoutConn{Conn: c, timeout: d.timeout}
+	ic.stale.init(c)
+	return ic, nil
 }
 
+// idleTimeoutConn is an upstream connection with an idle read deadline
+// that also checks, before a request is written on it again, that the
+// upstream has not closed it (staleconn.go).
 type idleTimeoutConn struct {
 	net.Conn
 	timeout time.Duration
+	reused  bool // a response was read: the next write starts a new request
+	stale   staleCheck
 }
 
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reused = true
+	}
+	return n, err
+}
+
+func (c *idleTimeoutConn) Write(p []byte) (int, error) {
+	if c.reused {
+		c.reused = false
+		if c.stale.peerClosed() {
+			return 0, errStaleConn
+		}
+	}
+	return c.Conn.Write(p)
 }

@@ -17,17 +17,20 @@ import (
 // crashed", and Sluice never sends a request twice to the same endpoint
 // (issue 9). So the check happens before anything is written: the first
 // write of a request on a connection that already carried one peeks at
-// the socket without blocking (MSG_PEEK|MSG_DONTWAIT, one syscall, no
-// allocation; on Linux, elsewhere there is no check). A connection that reports EOF or an error is closed and the
-// request goes, unsent, on another connection of the same endpoint: the
-// one retry that is always safe, the case Go's net/http retries for any
-// method ("nothing written") and nginx retries on a cached upstream
-// connection. Pending bytes do not count as closed (they are a TLS
-// record, or garbage the response parser rejects): so an https upstream
-// that sends close_notify before closing is not caught here, and the
-// request fails with 502 as before. A close that races the write itself
-// is not caught either; upstreamIdleConnTimeout, shorter than the usual
-// server idle timeouts, keeps that window small.
+// the socket without blocking (MSG_PEEK|MSG_DONTWAIT: one syscall, no
+// allocation; Linux only, elsewhere there is no check). A connection that
+// reports EOF or an error is closed and the request goes, unsent, on
+// another connection of the same endpoint. That is the one retry that is
+// always safe: Go's net/http retries a request on a reused connection for
+// any method when nothing was written, and nginx passes a request with a
+// non-idempotent method to another server only if it was not sent.
+//
+// Pending bytes do not count as closed (they are a TLS record, or garbage
+// the response parser rejects), so an https upstream that sends
+// close_notify before closing is not caught here and the request fails
+// with 502 as before. A close that races the write itself is not caught
+// either; upstreamIdleConnTimeout, shorter than the usual server idle
+// timeouts, keeps that window small.
 
 // errStaleConn is the write error of a request that was not sent because
 // its pooled connection was closed by the upstream.

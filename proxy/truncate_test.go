@@ -111,17 +111,19 @@ const threeEvents = "data: {\"n\":1}\n\n" + "data: {\"n\":2}\n\n" + "data: {\"n\
 // error event in the route's dialect, then the end of the connection
 // without the terminating chunk (issue 9: it used to end silently).
 func TestStreamCutGetsErrorEventNoTerminator(t *testing.T) {
+	const tgiEvent = `data:{"error":"The upstream connection failed in the middle of the response; it is incomplete","error_type":"incomplete_generation"}` + "\n\n"
 	for _, tc := range []struct {
 		name, path, event string
+		openAI            bool
 	}{
 		{"openai", "/v1/chat/completions",
-			`data: {"error":{"message":"The upstream connection failed in the middle of the response; it is incomplete","type":"api_error","param":null,"code":"bad_gateway"}}` + "\n\n"},
-		{"tgi", "/generate_stream",
-			`data:{"error":"The upstream connection failed in the middle of the response; it is incomplete","error_type":"incomplete_generation"}` + "\n\n"},
+			`data: {"error":{"message":"The upstream connection failed in the middle of the response; it is incomplete","type":"api_error","param":null,"code":"bad_gateway"}}` + "\n\n", true},
+		{"tgi", "/generate_stream", tgiEvent, true},
+		{"tgi compat route", "/", tgiEvent, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := cuttingUpstream(t, "text/event-stream", "data: {\"n\":1}\n\n", "data: {\"n\":2}\n\n", "data: {\"n\":3}\n\n")
-			p := startProxy(t, baseConfig(up), Options{})
+			p := startProxy(t, baseConfig(up).WithOpenAICompat(tc.openAI), Options{})
 			status, body, terminated := rawChunked(t, p.Addr, "POST", tc.path, chatStreamBody)
 			if status != 200 {
 				t.Fatalf("status %d", status)
@@ -151,6 +153,25 @@ func TestStreamCutGetsErrorEventNoTerminator(t *testing.T) {
 			t.Fatalf("terminated %v, body %q", terminated, body)
 		}
 	})
+}
+
+// TestStreamSilentMidwayGetsTimeoutEvent: an upstream that falls silent
+// mid-stream for longer than the timeout gets the timeout event.
+func TestStreamSilentMidwayGetsTimeoutEvent(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"n\":1}\n\n")
+		_ = http.NewResponseController(w).Flush()
+		<-r.Context().Done() // silent until the proxy gives up
+	}))
+	t.Cleanup(up.Close)
+	p := startProxy(t, baseConfig(up.URL).WithTimeout(200*time.Millisecond), Options{})
+	_, body, terminated := rawChunked(t, p.Addr, "POST", "/v1/chat/completions", chatStreamBody)
+	want := "data: {\"n\":1}\n\n" + `data: {"error":{"message":"The upstream sent nothing within the timeout in the middle of the response; it is incomplete","type":"timeout_error","param":null,"code":"upstream_timeout"}}` + "\n\n"
+	if terminated || body != want {
+		t.Fatalf("terminated %v, body\n%q\nwant\n%q", terminated, body, want)
+	}
+	checkSlotsFree(t, p.Router())
 }
 
 // TestStreamCutByPluginGetsErrorEvent: a fail_closed filter that fails on

@@ -328,13 +328,14 @@ func gcd(a, b int) int {
 
 func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.HostClient {
 	d := idleTimeoutDialer{timeout: timeout}
+	// Enough connections for every slot: a request never waits for a
+	// connection behind other requests.
+	maxConns := cfg.MaxConcurrentRequests + 16
 	return &fasthttp.HostClient{
-		Addr:  ep.Addr,
-		IsTLS: ep.TLS,
-		Dial:  d.dial,
-		// Enough connections for every slot: a request never waits for a
-		// connection behind other requests.
-		MaxConns:                 cfg.MaxConcurrentRequests + 16,
+		Addr:                     ep.Addr,
+		IsTLS:                    ep.TLS,
+		Dial:                     d.dial,
+		MaxConns:                 maxConns,
 		MaxIdleConnDuration:      upstreamIdleConnTimeout,
 		WriteTimeout:             timeout,
 		StreamResponseBody:       true,
@@ -344,7 +345,7 @@ func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.Ho
 		// connection the upstream had closed (staleconn.go); each such
 		// attempt closes one pooled connection, so MaxConns+1 attempts
 		// always reach a fresh one. Other retries are retry.go's.
-		MaxIdemponentCallAttempts: cfg.MaxConcurrentRequests + 16 + 1,
+		MaxIdemponentCallAttempts: maxConns + 1,
 		RetryIfErr:                retryStaleConn,
 	}
 }

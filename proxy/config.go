@@ -39,7 +39,8 @@ type Config struct {
 	MaxBatchSize int `yaml:"max_batch_size"`
 	// Timeout bounds the wait for upstream response headers and any silence
 	// between streamed chunks (an idle timeout: a stream that keeps
-	// producing is never cut). It also bounds a plugin's pause. Default 60s.
+	// producing is never cut). It also bounds a plugin's pause and, unless
+	// a pool sets queue_timeout, the wait for a free endpoint. Default 60s.
 	Timeout Duration `yaml:"timeout"`
 	// OpenAICompat selects OpenAI-shaped JSON errors (true, the default)
 	// instead of TGI-shaped ones.

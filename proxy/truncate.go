@@ -33,6 +33,8 @@ const (
 	numCutReasons
 )
 
+var cutReasonNames = [numCutReasons]string{cutUpstream: "upstream", cutPlugin: "plugin"}
+
 // stream error event dialects; 0 means no event (not an event stream).
 const (
 	dialectNone uint8 = iota
@@ -74,8 +76,9 @@ func (c *streamCuts) init(set *metrics.Set) {
 		c.events[dialectOpenAI][k] = append(append([]byte("\n\ndata: "), oa...), "\n\n"...)
 		c.events[dialectTGI][k] = append(append([]byte("\n\ndata:"), tgi...), "\n\n"...)
 	}
-	c.total[cutUpstream] = set.NewCounter(`sluice_streams_truncated_total{reason="upstream"}`)
-	c.total[cutPlugin] = set.NewCounter(`sluice_streams_truncated_total{reason="plugin"}`)
+	for r, name := range cutReasonNames {
+		c.total[r] = set.NewCounter(`sluice_streams_truncated_total{reason="` + name + `"}`)
+	}
 }
 
 var (
@@ -147,7 +150,8 @@ func (rs *requestState) cutStream(p []byte, n int, err error) (int, error) {
 		}
 		rs.cutOut = ev
 	}
-	s.log.Warn("proxy: response cut after its head was sent", "request_id", string(rs.reqID), "error", err)
+	s.log.Warn("proxy: response cut after its head was sent", "request_id", string(rs.reqID),
+		"reason", cutReasonNames[reason], "error", err)
 	if n > 0 {
 		return n, nil
 	}

@@ -36,11 +36,14 @@ type Config struct {
 	// beyond it are refused with 429 at once, never queued. Default 128.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// MaxBatchSize caps requests in flight to one upstream endpoint; a
-	// pool may override it. Default 32.
+	// pool may override it. A request that finds every endpoint at its
+	// cap waits in the pool's queue (UpstreamConfig.QueueTimeout). Default
+	// 32.
 	MaxBatchSize int `yaml:"max_batch_size"`
 	// Timeout bounds the wait for upstream response headers and any silence
 	// between streamed chunks (an idle timeout: a stream that keeps
-	// producing is never cut). It also bounds a plugin's pause. Default 60s.
+	// producing is never cut). It also bounds a plugin's pause and, unless
+	// a pool sets queue_timeout, the wait for a free endpoint. Default 60s.
 	Timeout Duration `yaml:"timeout"`
 	// OpenAICompat selects OpenAI-shaped JSON errors (true, the default)
 	// instead of TGI-shaped ones.
@@ -51,7 +54,9 @@ type Config struct {
 	// larger ones get 413. Default 4 MiB.
 	MaxRequestBodySize ByteSize `yaml:"max_request_body_size"`
 	// ShutdownTimeout bounds how long in-flight requests (streams
-	// included) may run after SIGTERM. Default 30s.
+	// included) may run once the listener closed, after DrainDelay.
+	// Requests still running then are cut and the process exits 1.
+	// Default 30s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// ClientHeaderTimeout bounds reading a request head: it must arrive
 	// whole within this time of its first byte (on a new connection, the
@@ -78,6 +83,13 @@ type Config struct {
 	// default, max_concurrent_requests × max_request_body_size (512MiB with
 	// the defaults); when set, it must be at least max_request_body_size.
 	MaxRequestBodyBuffer ByteSize `yaml:"max_request_body_buffer"`
+	// DrainDelay is how long, after SIGTERM or SIGINT, the server keeps
+	// accepting and serving while /ready answers 503 and every answer
+	// carries Connection: close, so a load balancer (Kubernetes) stops
+	// routing here before the listener closes. Set it to the readiness
+	// probe's period times its failure threshold. Default 0: the listener
+	// closes at once.
+	DrainDelay Duration `yaml:"drain_delay"`
 	// TrustForwardedHeaders keeps a client's X-Forwarded-For and
 	// X-Forwarded-Proto (appending to them) instead of replacing them.
 	// Default false: set it only behind a trusted load balancer.

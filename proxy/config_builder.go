@@ -78,6 +78,13 @@ func (c *Config) WithMaxRequestBodyBuffer(v int64) *Config {
 	return &n
 }
 
+// WithDrainDelay sets DrainDelay.
+func (c *Config) WithDrainDelay(d time.Duration) *Config {
+	n := *c
+	n.DrainDelay = Duration(d)
+	return &n
+}
+
 // WithUpstream appends a pool.
 func (c *Config) WithUpstream(name string, endpoints ...string) *Config {
 	n := *c

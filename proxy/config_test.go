@@ -19,6 +19,7 @@ openai_compat: false
 enable_metrics: false
 max_request_body_size: 1MiB
 shutdown_timeout: 5s
+drain_delay: 3s
 upstreams:
   - name: a
     endpoints: ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]
@@ -50,7 +51,8 @@ func TestParseConfig(t *testing.T) {
 	}
 	if cfg.Port != 9000 || cfg.MaxConcurrentRequests != 64 || cfg.MaxBatchSize != 16 ||
 		time.Duration(cfg.Timeout) != 30*time.Second || cfg.OpenAICompat || cfg.EnableMetrics ||
-		cfg.MaxRequestBodySize != 1<<20 || time.Duration(cfg.ShutdownTimeout) != 5*time.Second {
+		cfg.MaxRequestBodySize != 1<<20 || time.Duration(cfg.ShutdownTimeout) != 5*time.Second ||
+		time.Duration(cfg.DrainDelay) != 3*time.Second {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	if len(cfg.Upstreams) != 2 || len(cfg.Routes) != 2 || cfg.Routes[0].Match.Headers["x-tier"] != "gold" {
@@ -119,6 +121,7 @@ func TestValidateRejects(t *testing.T) {
 		{"negative timeout", func(c *Config) { c.Timeout = -1 }, "timeout"},
 		{"zero body", func(c *Config) { c.MaxRequestBodySize = 0 }, "max_request_body_size"},
 		{"negative shutdown", func(c *Config) { c.ShutdownTimeout = -1 }, "shutdown_timeout"},
+		{"negative drain delay", func(c *Config) { c.DrainDelay = -1 }, "drain_delay"},
 		{"no upstreams", func(c *Config) { c.Upstreams = nil }, "upstreams"},
 		{"unnamed upstream", func(c *Config) { c.Upstreams[0].Name = "" }, "upstreams[0].name"},
 		{"duplicate upstream", func(c *Config) { c.Upstreams = append(c.Upstreams, c.Upstreams[0]) }, "upstreams[1].name"},

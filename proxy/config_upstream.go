@@ -67,8 +67,11 @@ type UpstreamConfig struct {
 	// pool. Default: Config.MaxBatchSize.
 	MaxBatchSize int `yaml:"max_batch_size"`
 	// QueueTimeout is how long a request may wait, first come first
-	// served, for an endpoint below its cap when all are at it. Default 0:
-	// no waiting, the request gets 429 at once.
+	// served and holding its admission slot, for an endpoint below its cap
+	// (MaxBatchSize) when all are at it, as requests beyond a batch wait
+	// in text-generation-inference's queue. When it passes the request
+	// gets 503 with Retry-After (429 stays the answer of the admission
+	// slots, max_concurrent_requests). Default 0: Config.Timeout.
 	QueueTimeout Duration `yaml:"queue_timeout"`
 	// Retries is how many times a request is sent again, each time to
 	// another endpoint of the pool, after a connection failure, a reset

@@ -50,6 +50,9 @@ func (c *Config) Validate() error {
 	if err := c.validateEdge(); err != nil {
 		return err
 	}
+	if c.DrainDelay < 0 {
+		return fieldErr("drain_delay", "must not be negative, got %s", c.DrainDelay)
+	}
 	if err := c.validateUpstreams(); err != nil {
 		return err
 	}

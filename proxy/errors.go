@@ -53,7 +53,9 @@ var errorSpecs = [numErrorKinds]errorSpec{
 	// The pool variants name the pool (poolErrorBodies); the model one
 	// names the model (writeModelNotFound).
 	errPoolSaturated: {429, "All endpoints of the upstream pool are at capacity, retry later", "overloaded_error", "overloaded", "overloaded"},
-	errQueueTimeout:  {429, "No endpoint of the upstream pool became free within queue_timeout, retry later", "overloaded_error", "overloaded", "overloaded"},
+	// A queue timeout is the server failing to serve in time, not the
+	// client sending too much: 503, like TGI's and vLLM's own overload.
+	errQueueTimeout:  {503, "No endpoint of the upstream pool became free within queue_timeout, retry later", "overloaded_error", "queue_timeout", "overloaded"},
 	errNoEndpoint:    {503, "No endpoint the plugin chose can take the request", "api_error", "no_endpoint", "unavailable"},
 	errModelNotFound: {404, "The requested model is not served here", "invalid_request_error", "model_not_found", "not_found"},
 	// What clients send wrong at the edge (readbody.go, edge.go).

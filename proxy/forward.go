@@ -221,6 +221,9 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 		rs.pausedAt = len(rs.streams)
 		size = -1
 	}
+	if sse && size < 0 {
+		rs.sseDialect = s.streamDialect(&ctx.Request)
+	}
 	rs.handedOff = true
 	rs.status = out.StatusCode()
 	// A stream's headers go out at once, as the upstream sent them, so the

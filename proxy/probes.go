@@ -10,6 +10,11 @@ var strContentTypeText = []byte("text/plain; version=0.0.4; charset=utf-8")
 
 // handle dispatches probes and metrics; everything else is proxied.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	s.dispatch(ctx)
+	s.closeIfDraining(ctx)
+}
+
+func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) { // no allocation: the compiler special-cases this
 	case "/health":
 		s.serveHealth(ctx)

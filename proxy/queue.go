@@ -7,7 +7,10 @@ import (
 )
 
 // waitQueue holds, first come first served, the requests waiting for an
-// endpoint of a pool below its cap (UpstreamConfig.QueueTimeout > 0).
+// endpoint of a pool below its cap, each up to the pool's queue timeout
+// (UpstreamConfig.QueueTimeout, by default Config.Timeout). A waiting
+// request keeps its admission slot: as in text-generation-inference,
+// requests beyond a batch queue and only the admission slots answer 429.
 //
 // A freed slot is handed over, not announced: release and kick choose an
 // endpoint for the waiter at the head, under the queue's lock, and wake
@@ -29,8 +32,8 @@ type waiter struct {
 func newWaiter() waiter { return waiter{ch: make(chan struct{}, 1)} }
 
 // acquire returns an endpoint chosen by the policy with a slot taken, or
-// nil with the error to answer: errPoolSaturated, or errQueueTimeout after
-// waiting QueueTimeout in the queue.
+// nil with the error to answer: errQueueTimeout after waiting the queue
+// timeout (errPoolSaturated only for a pool built without one, in tests).
 func (p *pool) acquire(w *waiter) (*endpoint, errorKind) {
 	if p.queue.n.Load() == 0 {
 		if ep := p.pick(nil); ep != nil {

@@ -51,6 +51,12 @@ type requestState struct {
 	bodyBuf   []byte // body buffered for filters at and after pausedAt
 	logMethod []byte
 	logPath   []byte
+
+	// a response body cut after its head was sent (truncate.go)
+	sseDialect uint8   // error event dialect; dialectNone: abort only
+	tail       [4]byte // last bytes of the event stream sent
+	cutErr     error   // the body failed: drain cutOut, then fail with it
+	cutOut     []byte  // rest of the error event to send (shared, read-only)
 }
 
 func newRequestState(s *Server) *requestState {
@@ -87,6 +93,7 @@ func (rs *requestState) reset() {
 	rs.out, rs.outOff, rs.eosSent = rs.out[:0], 0, false
 	rs.pausedAt = 0
 	rs.bodyBuf = rs.bodyBuf[:0]
+	rs.sseDialect, rs.tail, rs.cutErr, rs.cutOut = dialectNone, [4]byte{}, nil, nil
 	rs.logMethod, rs.logPath = rs.logMethod[:0], rs.logPath[:0]
 }
 
@@ -130,6 +137,9 @@ func (rs *requestState) finish() {
 
 // Read implements io.Reader for the response body handed to fasthttp.
 func (rs *requestState) Read(p []byte) (int, error) {
+	if rs.cutErr != nil {
+		return rs.readCut(p)
+	}
 	if !rs.filtered {
 		n, err := rs.upBody.Read(p)
 		rs.usage.observe(p[:n])
@@ -138,10 +148,17 @@ func (rs *requestState) Read(p []byte) (int, error) {
 			rs.usage.eof()
 		} else if err != nil {
 			rs.upstreamBodyFailed(err)
+			return rs.cutStream(p, n, err)
 		}
+		rs.noteSent(p[:n])
 		return n, err
 	}
-	return rs.readFiltered(p)
+	n, err := rs.readFiltered(p)
+	if err != nil && err != io.EOF {
+		return rs.cutStream(p, n, err)
+	}
+	rs.noteSent(p[:n])
+	return n, err
 }
 
 // upstreamBodyFailed records an error reading the upstream's body (a
@@ -156,7 +173,7 @@ func (rs *requestState) upstreamBodyFailed(err error) {
 // Close implements io.Closer: fasthttp calls it when the response is
 // written or the client went away.
 func (rs *requestState) Close() error {
-	if rs.upEOF && rs.upErr == nil {
+	if rs.upEOF && rs.upErr == nil && rs.cutErr == nil {
 		rs.ok = true
 	}
 	rs.finish()

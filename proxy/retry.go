@@ -8,6 +8,12 @@ import (
 
 // Sending a request to the pool's endpoints, with retries.
 //
+// Each attempt is one HostClient.Do and reaches the endpoint at most once:
+// fasthttp's own retries (up to 5 sends of a GET to the same endpoint
+// after a timeout or reset) are off (upstream.go). The one exception is a
+// request found unsent on a pooled connection the upstream had closed,
+// which goes on a new connection (staleconn.go).
+//
 // A request is retried, on another endpoint of the same pool, after
 //
 //   - no response: a connection that could not be made (refused, dial

@@ -166,15 +166,19 @@ func TestNoRetryMidStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		events, done := 0, false
+		events, done, errEvent := 0, false, false
 		err = sseEvents(resp.Body, func(d string) {
+			if strings.HasPrefix(d, `{"error":`) {
+				errEvent = true
+				return
+			}
 			events++
 			done = done || d == "[DONE]"
 		})
 		resp.Body.Close()
 		if resp.Header.Get("x-upstream-name") == "bad" {
-			if done || events != 2 {
-				t.Fatalf("cut stream: %d events, done %v, err %v", events, done, err)
+			if done || events != 2 || !errEvent {
+				t.Fatalf("cut stream: %d events, done %v, error event %v, err %v", events, done, errEvent, err)
 			}
 			cut++
 		} else if !done {

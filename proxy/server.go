@@ -52,6 +52,7 @@ type Server struct {
 	duration    *metrics.Histogram
 	upstreamMet map[*pool]*upstreamCodes
 	modelMet    *modelMetricSet
+	streamCuts  streamCuts
 	models      *modelsCache
 
 	fs        *fasthttp.Server
@@ -96,6 +97,7 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	ps.router = s.router
 	ps.routerMu.Unlock()
 	s.modelMet = newModelMetricSet(s.set, cfg)
+	s.streamCuts.init(s.set)
 	s.models = newModelsCache(cfg)
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)
@@ -176,16 +178,44 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// Shutdown drains the server: /ready answers 503 at once, listeners stop
-// accepting, and in-flight requests (streams included) run until they end
-// or ctx is done. It then stops the health checks and scrapes and closes
-// idle upstream connections (Close). It returns ctx.Err() when requests
-// were still running at the deadline.
+// Shutdown drains the server in the order a load balancer needs
+// (Kubernetes keeps routing to a pod for a while after SIGTERM):
+//
+//  1. StartDrain: /ready answers 503 at once and every answer carries
+//     Connection: close, so clients and balancers move away;
+//  2. for the config's drain_delay the listener still accepts and
+//     serves, so requests routed here in the meantime are answered
+//     rather than refused;
+//  3. the listener closes, idle connections close (never one with a
+//     request on it), and in-flight requests (streams included) run
+//     until they end or ctx is done.
+//
+// ctx bounds the whole drain: the delay ends early when ctx is done.
+// Shutdown then stops the health checks and scrapes and closes idle
+// upstream connections (Close). It returns nil when every request
+// finished, or a *ShutdownError (wrapping ctx.Err()) counting the
+// requests still running at the deadline, which the caller cuts by
+// exiting. Only the first call waits for drain_delay.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.router.StartDrain()
-	s.once.Do(func() { close(s.shutdown) })
+	s.StartDrain()
+	first := false
+	s.once.Do(func() {
+		first = true
+		close(s.shutdown) // Serve returns nil once its listener closes
+	})
+	if d := time.Duration(s.cfg.DrainDelay); first && d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	err := s.fs.ShutdownWithContext(ctx)
 	s.Close()
+	if err != nil && ctx.Err() != nil {
+		return &ShutdownError{Running: s.router.Metrics().Active, Connections: int(s.fs.GetOpenConnectionsCount()), Err: err}
+	}
 	return err
 }
 

@@ -133,6 +133,9 @@ func newPools(cfg *Config) (*pools, error) {
 			metricsPath:  uc.MetricsPath,
 			errBodies:    newPoolErrorBodies(cfg.OpenAICompat, uc.Name),
 		}
+		if p.queueTimeout == 0 {
+			p.queueTimeout = timeout // wait as long as for an answer
+		}
 		if uc.MaxBatchSize > 0 {
 			p.maxBatch = int64(uc.MaxBatchSize)
 		}
@@ -325,18 +328,25 @@ func gcd(a, b int) int {
 
 func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.HostClient {
 	d := idleTimeoutDialer{timeout: timeout}
+	// Enough connections for every slot: a request never waits for a
+	// connection behind other requests.
+	maxConns := cfg.MaxConcurrentRequests + 16
 	return &fasthttp.HostClient{
-		Addr:  ep.Addr,
-		IsTLS: ep.TLS,
-		Dial:  d.dial,
-		// Enough connections for every slot: a request never waits for a
-		// connection behind other requests.
-		MaxConns:                 cfg.MaxConcurrentRequests + 16,
+		Addr:                     ep.Addr,
+		IsTLS:                    ep.TLS,
+		Dial:                     d.dial,
+		MaxConns:                 maxConns,
 		MaxIdleConnDuration:      upstreamIdleConnTimeout,
 		WriteTimeout:             timeout,
 		StreamResponseBody:       true,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
+		// One attempt per Do, except a request found unsent on a pooled
+		// connection the upstream had closed (staleconn.go); each such
+		// attempt closes one pooled connection, so MaxConns+1 attempts
+		// always reach a fresh one. Other retries are retry.go's.
+		MaxIdemponentCallAttempts: maxConns + 1,
+		RetryIfErr:                retryStaleConn,
 	}
 }
 
@@ -356,8 +366,19 @@ func newProbeClient(ep Endpoint) *fasthttp.HostClient {
 		// With no free connection a probe fails at once (fasthttp's default
 		// without MaxConnWaitTimeout); it is tried again at its next tick.
 		DisablePathNormalizing: true,
+		// A probe is tried again at its next tick, never within one.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                noRetry,
 	}
 }
+
+// noRetry is the RetryIfErr of every HostClient: fasthttp on its own
+// sends a GET, HEAD or PUT again up to 5 times after any error (a
+// timeout, a reset), to the same endpoint — duplicated GPU work for an
+// inference server, and 5× the timeout before the client's 504. Sluice
+// makes one attempt per HostClient.Do; whether to try again, on another
+// endpoint, is retry.go's decision alone (issue 9).
+func noRetry(*fasthttp.Request, int, error) (resetTimeout, retry bool) { return false, false }
 
 // probeGet sends GET path to ep with Sluice's probe client and returns
 // the status and body (a copy).
@@ -399,17 +420,38 @@ func (d idleTimeoutDialer) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &idleTimeoutConn{Conn: c, timeout: d.timeout}, nil
+	ic := &idleTimeoutConn{Conn: c, timeout: d.timeout}
+	ic.stale.init(c)
+	return ic, nil
 }
 
+// idleTimeoutConn is an upstream connection with an idle read deadline
+// that also checks, before a request is written on it again, that the
+// upstream has not closed it (staleconn.go).
 type idleTimeoutConn struct {
 	net.Conn
 	timeout time.Duration
+	reused  bool // a response was read: the next write starts a new request
+	stale   staleCheck
 }
 
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reused = true
+	}
+	return n, err
+}
+
+func (c *idleTimeoutConn) Write(p []byte) (int, error) {
+	if c.reused {
+		c.reused = false
+		if c.stale.peerClosed() {
+			return 0, errStaleConn
+		}
+	}
+	return c.Conn.Write(p)
 }

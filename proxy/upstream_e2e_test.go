@@ -191,10 +191,13 @@ func openStream(t *testing.T, url string) (name string, rest func() (events int,
 	return resp.Header.Get("x-upstream-name"), rest, func() { resp.Body.Close() }
 }
 
-func TestEndpointCap429(t *testing.T) {
+// TestEndpointCapQueueTimeout503 checks that a request that finds every
+// endpoint at its cap waits, and gets 503 naming the pool when
+// queue_timeout passes.
+func TestEndpointCapQueueTimeout503(t *testing.T) {
 	ups := startUpstreams(t, 2, proxytest.Options{TokenDelay: 50 * time.Millisecond, Tokens: 40})
 	p := startProxy(t, NewConfig().WithMaxBatchSize(1).WithUpstreamConfig(UpstreamConfig{
-		Name: "chat", Endpoints: urlsOf(ups),
+		Name: "chat", Endpoints: urlsOf(ups), QueueTimeout: Duration(50 * time.Millisecond),
 	}), Options{})
 	_, _, close1 := openStream(t, p.URL)
 	_, _, close2 := openStream(t, p.URL)
@@ -202,15 +205,15 @@ func TestEndpointCap429(t *testing.T) {
 		t.Fatalf("streams not spread: %d %d", ups[0].InFlight(), ups[1].InFlight())
 	}
 	resp, body := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, nil)
-	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" || resp.Header.Get("retry-after-ms") != "1000" {
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || resp.Header.Get("retry-after-ms") != "1000" {
 		t.Fatalf("status %d headers %v body %s", resp.StatusCode, resp.Header, body)
 	}
-	checkErrorShape(t, true, body, "overloaded")
-	if !strings.Contains(body, `upstream pool \"chat\" are at capacity`) {
-		t.Fatalf("429 body does not name the pool: %s", body)
+	checkErrorShape(t, true, body, "queue_timeout")
+	if !strings.Contains(body, `upstream pool \"chat\" became free`) {
+		t.Fatalf("503 body does not name the pool: %s", body)
 	}
-	if !strings.Contains(metricsText(t, p), `sluice_upstream_rejected_total{upstream="chat",reason="saturated"} 1`) {
-		t.Fatal("saturated rejection not counted")
+	if !strings.Contains(metricsText(t, p), `sluice_upstream_rejected_total{upstream="chat",reason="queue_timeout"} 1`) {
+		t.Fatal("queue timeout not counted")
 	}
 	close1()
 	close2()
@@ -247,7 +250,7 @@ func TestQueueTimeoutE2E(t *testing.T) {
 		}
 		checkSlotsFree(t, p.Router())
 	})
-	t.Run("times out with 429", func(t *testing.T) {
+	t.Run("times out with 503", func(t *testing.T) {
 		up := startUpstream(t, proxytest.Options{Name: "u0", Fail: proxytest.FailHang})
 		p := startProxy(t, NewConfig().WithUpstreamConfig(UpstreamConfig{
 			Name: "chat", Endpoints: []string{up.URL}, MaxBatchSize: 1, QueueTimeout: Duration(100 * time.Millisecond),
@@ -263,10 +266,10 @@ func TestQueueTimeoutE2E(t *testing.T) {
 		waitFor(t, "slot held", func() bool { return up.InFlight() == 1 })
 		start := time.Now()
 		resp, body := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, nil)
-		if resp.StatusCode != 429 || time.Since(start) < 100*time.Millisecond {
+		if resp.StatusCode != 503 || time.Since(start) < 100*time.Millisecond {
 			t.Fatalf("status %d after %s: %s", resp.StatusCode, time.Since(start), body)
 		}
-		checkErrorShape(t, true, body, "overloaded")
+		checkErrorShape(t, true, body, "queue_timeout")
 		if !strings.Contains(body, "queue_timeout") {
 			t.Fatalf("body does not say the queue timed out: %s", body)
 		}

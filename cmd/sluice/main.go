@@ -6,6 +6,13 @@
 //
 // Flags override the file: -hostname, -port, -upstream URL (repeatable, into
 // pool "default"), -max-concurrent-requests, -timeout.
+//
+// SIGTERM or SIGINT drains: /ready answers 503 at once, the listener keeps
+// serving for drain_delay (every answer with Connection: close), then
+// closes, and in-flight requests get shutdown_timeout; a second signal
+// ends the drain at once. Exit codes: 0 when every request finished, 1
+// on a start-up error or when the drain cut requests still running, 2 for
+// a bad config.
 package main
 
 import (
@@ -20,7 +27,7 @@ func main() {
 // Exit codes.
 const (
 	exitOK     = 0
-	exitError  = 1
+	exitError  = 1 // also: the drain cut requests still running
 	exitConfig = 2
 )
 

@@ -140,16 +140,42 @@ func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wa
 		}
 		return exitOK
 	case s := <-sig:
-		logger.Info("sluice: draining", "signal", s.String(), "shutdown_timeout", time.Duration(cfg.ShutdownTimeout))
+		logger.Info("sluice: draining", "signal", s.String(), "drain_delay", time.Duration(cfg.DrainDelay),
+			"shutdown_timeout", time.Duration(cfg.ShutdownTimeout))
 	}
-	sctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.ShutdownTimeout))
+	return drain(ctx, srv, cfg, logger, sig, serveErr)
+}
+
+// drain runs the server's drain (proxy.Server.Shutdown: /ready 503 and
+// Connection: close at once, drain_delay of serving, then the listener
+// closes and in-flight requests get shutdown_timeout) and returns the
+// exit code: 0 when every request finished, 1 when shutdown_timeout cut
+// some. A second signal ends the drain at once.
+func drain(ctx context.Context, srv *proxy.Server, cfg *proxy.Config, logger *slog.Logger, sig <-chan os.Signal, serveErr <-chan error) int {
+	sctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.DrainDelay)+time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
+	go func() {
+		select {
+		case s := <-sig:
+			logger.Warn("sluice: second signal, ending the drain now", "signal", s.String())
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	code := exitOK
 	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("sluice: shutdown timeout passed with requests still running", "error", err)
+		var se *proxy.ShutdownError
+		if errors.As(err, &se) {
+			logger.Error("sluice: drain ended with requests still running; cutting them",
+				"requests_cut", se.Running, "connections_cut", se.Connections, "error", se.Err)
+			code = exitError
+		} else {
+			logger.Warn("sluice: shutdown", "error", err)
+		}
 	}
 	<-serveErr
-	logger.Info("sluice: stopped")
-	return exitOK
+	logger.Info("sluice: stopped", "exit_code", code)
+	return code
 }
 
 // resolvePluginPaths makes relative plugin paths relative to the config

@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/proxytest"
+)
+
+// keepAliveConn is a raw client connection that sends requests one after
+// another on the same TCP connection.
+type keepAliveConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialKeepAlive(t *testing.T, addr string) *keepAliveConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &keepAliveConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// do sends one request and reads its answer; err is what the client would
+// see (a connection closed without an answer).
+func (k *keepAliveConn) do(method, path, body string) (*http.Response, string, error) {
+	_ = k.c.SetDeadline(time.Now().Add(30 * time.Second))
+	req := method + " " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	if _, err := io.WriteString(k.c, req); err != nil {
+		return nil, "", err
+	}
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), err
+}
+
+// TestDrainReadyAnswers503 checks the drain sequence during drain_delay:
+// /ready answers 503 at once, the listener still accepts and serves, a
+// request on a keep-alive connection that was idle when the drain began
+// is answered (not dropped), and every answer carries Connection: close.
+// Only then does the listener close (issue 9: it closed at once, so /ready
+// was a refused connection while Kubernetes still routed to the pod).
+func TestDrainReadyAnswers503(t *testing.T) {
+	up := startUpstream(t, proxytest.Options{Tokens: 2})
+	// The delay is ended by cancelling Shutdown's context, so the test
+	// does not depend on how fast it runs.
+	p := startProxy(t, baseConfig(up.URL).WithDrainDelay(time.Hour), Options{})
+	idle := dialKeepAlive(t, p.Addr)
+	resp, _, err := idle.do("POST", "/v1/chat/completions", chatBody)
+	if err != nil || resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("before the drain: %v %+v", err, resp)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shutdownErr := make(chan error, 1)
+	go func() { shutdownErr <- p.Shutdown(ctx) }()
+	waitFor(t, "drain started", func() bool { return !p.Router().IsReady() })
+
+	resp, body, err := idle.do("GET", "/ready", "")
+	if err != nil {
+		t.Fatalf("a request on an idle keep-alive connection during the drain got no answer: %v", err)
+	}
+	if resp.StatusCode != 503 || !resp.Close {
+		t.Fatalf("/ready during the drain: %d, Connection: close %v, %s", resp.StatusCode, resp.Close, body)
+	}
+	fresh := dialKeepAlive(t, p.Addr) // the listener still accepts
+	resp, body, err = fresh.do("POST", "/v1/chat/completions", chatBody)
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(body, "chat.completion") {
+		t.Fatalf("proxied request during the drain delay: %v %+v %s", err, resp, body)
+	}
+	if !resp.Close {
+		t.Fatal("an answer during the drain lacks Connection: close")
+	}
+	select {
+	case err := <-shutdownErr:
+		t.Fatalf("Shutdown returned before drain_delay passed: %v", err)
+	default:
+	}
+
+	cancel() // end the delay
+	if err := <-shutdownErr; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", p.Addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the listener still accepts after the drain")
+	}
+	checkSlotsFree(t, p.Router())
+}
+
+// TestShutdownReportsRunningRequests checks that a Shutdown whose context
+// ends with a stream still running says how many requests it leaves, so
+// the command can exit 1.
+func TestShutdownReportsRunningRequests(t *testing.T) {
+	up := startUpstream(t, proxytest.Options{Tokens: 1000, TokenDelay: 20 * time.Millisecond})
+	p := startProxy(t, baseConfig(up.URL), Options{})
+	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
+	resp, err := newClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = p.Shutdown(ctx)
+	var se *ShutdownError
+	if !errors.As(err, &se) || se.Running != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown with a stream running: %v", err)
+	}
+}

@@ -84,8 +84,17 @@ type RouteConfig struct {
 type RouteMatch struct {
 	// PathPrefix matches the start of the request path.
 	PathPrefix string `yaml:"path_prefix"`
-	// Host matches the request's authority (Host header) exactly, ignoring
-	// case and any port.
+	// Host matches the request's authority (Host header), ignoring ASCII
+	// case, as Envoy matches a virtual host's domains: exactly
+	// ("api.example.com"), by suffix ("*.example.com", "*-canary"), by
+	// prefix ("api.*"), or any host ("*"). The wildcard is the first or
+	// last byte, at most once, and never matches the empty string
+	// ("*-bar.com" does not match "-bar.com"). A pattern that ends in a
+	// numeric port ("api.example.com:8443") is compared with the whole
+	// authority; any other with the authority's host, a numeric port
+	// stripped ("127.0.0.1:8080-canary" keeps its suffix). Routes stay
+	// first-match in list order, unlike Envoy's most-specific-domain
+	// choice: list narrower hosts first.
 	Host string `yaml:"host"`
 	// Headers must all be present with exactly these values (names are
 	// case-insensitive).

@@ -61,6 +61,9 @@ func (c *Config) Validate() error {
 		if r.Match.PathPrefix != "" && r.Match.PathPrefix[0] != '/' {
 			return fieldErr(f+".match.path_prefix", "must start with '/', got %q", r.Match.PathPrefix)
 		}
+		if err := validHostPattern(r.Match.Host); err != nil {
+			return fieldErr(f+".match.host", "%v", err)
+		}
 		for name := range r.Match.Headers {
 			if !validHeaderName(name) {
 				return fieldErr(f+".match.headers", "%q is not a valid header name", name)

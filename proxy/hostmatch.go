@@ -145,3 +145,42 @@ func isAuthorityByte(c byte) bool {
 	}
 	return strings.IndexByte("-._~!$&'()*+,;=%:[]", c) >= 0
 }
+
+// ValidAuthority reports whether b is a non-empty host[:port] as an
+// RFC 3986 authority without userinfo allows: reg-name, IPv4 or a
+// bracketed IP literal, then optionally ':' and a port. The port is not
+// required to be numeric: Envoy plugins rewrite ":authority" to
+// "<authority>-canary", which with a port gives "127.0.0.1:8080-canary",
+// and routes match it with "*-canary" (see RouteMatch.Host). Whitespace,
+// control bytes, '@', '/', '?', '#', other delimiters and non-ASCII bytes
+// are refused.
+func ValidAuthority(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	rest := b
+	if b[0] == '[' {
+		j := 1
+		for j < len(b) && b[j] != ']' {
+			j++
+		}
+		if j == len(b) || j == 1 {
+			return false
+		}
+		for _, c := range b[1:j] {
+			if !isAuthorityByte(c) || c == '[' {
+				return false
+			}
+		}
+		rest = b[j+1:]
+		if len(rest) > 0 && rest[0] != ':' {
+			return false
+		}
+	}
+	for _, c := range rest {
+		if !isAuthorityByte(c) || c == '[' || c == ']' {
+			return false
+		}
+	}
+	return true
+}

@@ -135,6 +135,14 @@ type PluginConfig struct {
 	CallTimeout Duration `yaml:"call_timeout"`
 	// MemoryLimit caps each instance's memory. Default 64 MiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// EnvironmentVariables is the guest's WASI environment (Envoy's
+	// vm_config.environment_variables; Sluice's vm_config is the string
+	// handed to proxy_on_vm_start, so the key sits beside it, like
+	// vm_id). Default: an empty environment.
+	EnvironmentVariables PluginEnvironment `yaml:"environment_variables"`
+	// LogLimit rate-limits the plugin's log lines. Default 100 lines/s,
+	// bursts of 200.
+	LogLimit PluginLogLimit `yaml:"log_limit"`
 }
 
 // Failure policies for PluginConfig.FailurePolicy.

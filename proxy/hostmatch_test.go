@@ -201,3 +201,16 @@ func asciiLower(s string) string {
 	}
 	return string(b)
 }
+
+func TestValidAuthority(t *testing.T) {
+	for in, want := range map[string]bool{
+		"example.com": true, "example.com:8080": true, "127.0.0.1:8080-canary": true, "[::1]": true,
+		"[::1]:443": true, "[fe80::1%25en0]:1": true, "a_b~c": true,
+		"": false, "a b": false, "a/b": false, "a?b": false, "a#b": false, "u@h": false, "[::1": false,
+		"[]": false, "[::1]x": false, "h[1]": false, "a]": false, "é.test": false, "a\r\n": false, "a\x00": false,
+	} {
+		if got := ValidAuthority([]byte(in)); got != want {
+			t.Errorf("ValidAuthority(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -35,6 +35,7 @@ type logLimiter struct {
 	dropped *metrics.Counter
 	pending atomic.Uint64
 	armed   atomic.Bool
+	every   time.Duration // logSummaryEvery; shorter in tests
 
 	mu     sync.Mutex // guards timer and closed
 	timer  *time.Timer
@@ -56,7 +57,8 @@ func newLogLimiter(cfg proxy.PluginLogLimit, log *slog.Logger, dropped *metrics.
 		burst = proxy.DefaultPluginLogBurst
 	}
 	interval := max(int64(float64(time.Second)/rate), 1)
-	return &logLimiter{interval: interval, tolerance: interval * int64(burst), log: log, dropped: dropped}
+	return &logLimiter{interval: interval, tolerance: interval * int64(burst), log: log, dropped: dropped,
+		every: logSummaryEvery}
 }
 
 // allow takes a token for one line, or counts the line as dropped and
@@ -82,7 +84,7 @@ func (l *logLimiter) allow() bool {
 	if l.armed.CompareAndSwap(false, true) {
 		l.mu.Lock()
 		if !l.closed {
-			l.timer = time.AfterFunc(logSummaryEvery, l.summarise)
+			l.timer = time.AfterFunc(l.every, l.summarise)
 		}
 		l.mu.Unlock()
 	}
@@ -93,7 +95,7 @@ func (l *logLimiter) allow() bool {
 func (l *logLimiter) summarise() {
 	if n := l.pending.Swap(0); n > 0 {
 		l.log.LogAttrs(context.Background(), slog.LevelWarn, "wasm: plugin log lines dropped by the rate limit",
-			slog.Uint64("dropped", n), slog.Duration("period", logSummaryEvery))
+			slog.Uint64("dropped", n), slog.Duration("period", l.every))
 	}
 	l.armed.Store(false)
 	// A drop between the Swap and the Store found the timer armed: arm it
@@ -101,7 +103,7 @@ func (l *logLimiter) summarise() {
 	if l.pending.Load() > 0 && l.armed.CompareAndSwap(false, true) {
 		l.mu.Lock()
 		if !l.closed {
-			l.timer = time.AfterFunc(logSummaryEvery, l.summarise)
+			l.timer = time.AfterFunc(l.every, l.summarise)
 		}
 		l.mu.Unlock()
 	}

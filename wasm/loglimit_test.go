@@ -117,3 +117,24 @@ func TestGuestLogFloodDefaultLimit(t *testing.T) {
 		t.Errorf("%d lines logged in %v, want at most %d", logged, elapsed, max)
 	}
 }
+
+// TestLogLimiterSummarisesPeriodically checks that drops are summarised
+// by the timer while the plugin runs (every 10 s in production), once per
+// period however many lines were dropped, and again for later drops.
+func TestLogLimiterSummarisesPeriodically(t *testing.T) {
+	logs := &logBuffer{}
+	l := newLogLimiter(proxy.PluginLogLimit{LinesPerSecond: 0.001, Burst: 1},
+		slog.New(slog.NewTextHandler(logs, nil)), metrics.NewSet().NewCounter("dropped"))
+	l.every = 20 * time.Millisecond
+	defer l.close()
+	for range 30 {
+		l.allow()
+	}
+	waitFor(t, "the first summary", func() bool { return strings.Contains(logs.String(), "dropped=29") })
+	l.allow()
+	l.allow()
+	waitFor(t, "the second summary", func() bool { return strings.Contains(logs.String(), "dropped=2 ") })
+	if n := strings.Count(logs.String(), "dropped by the rate limit"); n != 2 {
+		t.Errorf("%d summaries, want 2:\n%s", n, logs)
+	}
+}

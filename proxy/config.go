@@ -124,8 +124,17 @@ type RouteConfig struct {
 type RouteMatch struct {
 	// PathPrefix matches the start of the request path.
 	PathPrefix string `yaml:"path_prefix"`
-	// Host matches the request's authority (Host header) exactly, ignoring
-	// case and any port.
+	// Host matches the request's authority (Host header), ignoring ASCII
+	// case, as Envoy matches a virtual host's domains: exactly
+	// ("api.example.com"), by suffix ("*.example.com", "*-canary"), by
+	// prefix ("api.*"), or any host ("*"). The wildcard is the first or
+	// last byte, at most once, and never matches the empty string
+	// ("*-bar.com" does not match "-bar.com"). A pattern that ends in a
+	// numeric port ("api.example.com:8443") is compared with the whole
+	// authority; any other with the authority's host, a numeric port
+	// stripped ("127.0.0.1:8080-canary" keeps its suffix). Routes stay
+	// first-match in list order, unlike Envoy's most-specific-domain
+	// choice: list narrower hosts first.
 	Host string `yaml:"host"`
 	// Headers must all be present with exactly these values (names are
 	// case-insensitive).
@@ -166,6 +175,14 @@ type PluginConfig struct {
 	CallTimeout Duration `yaml:"call_timeout"`
 	// MemoryLimit caps each instance's memory. Default 64 MiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// EnvironmentVariables is the guest's WASI environment (Envoy's
+	// vm_config.environment_variables; Sluice's vm_config is the string
+	// handed to proxy_on_vm_start, so the key sits beside it, like
+	// vm_id). Default: an empty environment.
+	EnvironmentVariables PluginEnvironment `yaml:"environment_variables"`
+	// LogLimit rate-limits the plugin's log lines. Default 100 lines/s,
+	// bursts of 200.
+	LogLimit PluginLogLimit `yaml:"log_limit"`
 }
 
 // Failure policies for PluginConfig.FailurePolicy.

@@ -67,6 +67,9 @@ func (c *Config) Validate() error {
 		if r.Match.PathPrefix != "" && r.Match.PathPrefix[0] != '/' {
 			return fieldErr(f+".match.path_prefix", "must start with '/', got %q", r.Match.PathPrefix)
 		}
+		if err := validHostPattern(r.Match.Host); err != nil {
+			return fieldErr(f+".match.host", "%v", err)
+		}
 		for name := range r.Match.Headers {
 			if !validHeaderName(name) {
 				return fieldErr(f+".match.headers", "%q is not a valid header name", name)
@@ -180,6 +183,11 @@ func (c *Config) validatePlugins() error {
 		}
 		if p.MemoryLimit > 4<<30 {
 			return fieldErr(f+".memory_limit", "must be at most 4GiB (wasm32), got %d", p.MemoryLimit)
+		}
+		for _, err := range []error{p.EnvironmentVariables.Validate(), p.LogLimit.Validate()} {
+			if ce, ok := err.(*ConfigError); ok {
+				return fieldErr(f+"."+ce.Field, "%s", ce.Reason)
+			}
 		}
 	}
 	return nil

@@ -224,6 +224,15 @@ func storeRequestHeaders(req *fasthttp.Request, h *Headers) {
 	req.Header.SetMethodBytes(method)
 	req.SetRequestURIBytes(path)
 	req.Header.SetHostBytes(authority)
+	if u := req.URI(); len(u.PathOriginal()) == 0 && len(path) > 0 {
+		// fasthttp parses the target together with the Host header and,
+		// for a host it refuses (a plugin's "127.0.0.1:8080-canary",
+		// whose "port" is not a number), leaves an empty URI that
+		// routes and forwards as "/". Envoy forwards such an :authority
+		// as written: parse the target alone and keep the Host header.
+		_ = u.Parse(nil, path)
+		req.UseHostHeader = true
+	}
 	for i := 0; i < h.Len(); i++ {
 		k, v := h.At(i)
 		if len(k) > 0 && k[0] == ':' || equalFold(k, contentLengthHeader) {

@@ -5,7 +5,7 @@ import "bytes"
 // route is a compiled RouteConfig.
 type route struct {
 	pathPrefix  []byte
-	host        []byte // lower-cased, no port
+	host        hostPattern
 	headers     []routeHeader
 	model       []byte // exact name, or prefix when modelPrefix
 	modelPrefix bool
@@ -19,9 +19,7 @@ func compileRoutes(cfg *Config, ps *pools) []route {
 	rs := make([]route, 0, len(cfg.Routes))
 	for _, rc := range cfg.Routes {
 		r := route{pathPrefix: []byte(rc.Match.PathPrefix), pool: ps.byName(rc.Upstream)}
-		if rc.Match.Host != "" {
-			r.host = appendLowerString(nil, stripPortString(rc.Match.Host))
-		}
+		r.host = compileHostPattern(rc.Match.Host)
 		for name, value := range rc.Match.Headers {
 			r.headers = append(r.headers, routeHeader{name: []byte(name), value: []byte(value)})
 		}
@@ -65,14 +63,14 @@ func (s *Server) selectPool(path, authority []byte, hdr headerGetter, m *request
 		}
 		return nil, errModelNotFound
 	}
-	host := stripPort(authority)
+	host := hostOf(authority)
 	modelMiss := false
 	for i := range s.routes {
 		r := &s.routes[i]
 		if len(r.pathPrefix) > 0 && !bytes.HasPrefix(path, r.pathPrefix) {
 			continue
 		}
-		if len(r.host) > 0 && !equalFold(host, r.host) {
+		if !r.host.match(authority, host) {
 			continue
 		}
 		if !r.headersMatch(hdr) {
@@ -119,18 +117,3 @@ func (r *route) headersMatch(hdr headerGetter) bool {
 type headerGetter interface {
 	get(name []byte) ([]byte, bool)
 }
-
-func stripPort(hostport []byte) []byte {
-	if len(hostport) > 0 && hostport[0] == '[' { // [v6]:port
-		if i := bytes.IndexByte(hostport, ']'); i > 0 {
-			return hostport[:i+1]
-		}
-		return hostport
-	}
-	if i := bytes.LastIndexByte(hostport, ':'); i >= 0 && bytes.IndexByte(hostport[:i], ':') < 0 {
-		return hostport[:i]
-	}
-	return hostport
-}
-
-func stripPortString(hostport string) string { return string(stripPort([]byte(hostport))) }

@@ -140,6 +140,9 @@ func setHeaderValue(ctx context.Context, mod api.Module, stack []uint64, replace
 		return
 	}
 	h, key, st := in.writableMap(mod, u32(stack[0]), u32(stack[1]), u32(stack[2]))
+	if st == statusOK && !validFieldOrKept(h, key, val) {
+		st = statusBadArgument
+	}
 	if st == statusOK {
 		if replace {
 			h.Set(key, val)
@@ -179,7 +182,7 @@ func hostSetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) 
 	case st != statusOK:
 	case h == nil || !w:
 		st = statusBadArgument
-	case !decodePairsInto(h, data):
+	case !decodePairsInto(h, data, true):
 		st = statusBadArgument
 	}
 	stack[0] = uint64(st)
@@ -316,7 +319,7 @@ func hostSendLocalResponse(ctx context.Context, mod api.Module, stack []uint64) 
 		return
 	}
 	s := in.eff
-	if s == nil || code < 100 || code > 999 || !decodePairsInto(&in.localHeaders, hdrs) {
+	if s == nil || code < 100 || code > 999 || !decodePairsInto(&in.localHeaders, hdrs, false) {
 		stack[0] = uint64(statusBadArgument)
 		return
 	}

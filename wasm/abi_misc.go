@@ -47,10 +47,12 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 }
 
-// logMessage logs a guest message with the plugin name and context id.
+// logMessage logs a guest message with the plugin name and context id,
+// within the plugin's log rate limit. A message below the logger's level
+// returns before anything is copied and costs no token.
 func (in *instance) logMessage(level slog.Level, msg []byte) {
 	lg := in.p.log
-	if !lg.Enabled(context.Background(), level) {
+	if !lg.Enabled(context.Background(), level) || !in.p.logLimit.allow() {
 		return
 	}
 	id := uint64(rootContextID)

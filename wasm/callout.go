@@ -34,7 +34,7 @@ type Callouts interface {
 type CalloutRequest struct {
 	Method    string // ":method"
 	Path      string // ":path", with the query
-	Authority string // ":authority": the Host header
+	Authority string // ":authority": the Host header; "": the endpoint's host
 	Scheme    string // ":scheme" if the plugin sent one, else ""
 	Header    proxy.Headers
 	Body      []byte
@@ -306,47 +306,45 @@ func hostGetStatus(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 // decodeCalloutHeaders fills req from the serialized headers of a
-// proxy_http_call: ":method", ":path" and ":authority" are required,
-// ":scheme" optional, other pseudo-headers ignored. It reports false for a
-// malformed map, a missing or invalid pseudo-header, or an invalid field.
+// proxy_http_call: ":method", ":path" (starting with '/') and ":authority"
+// are required, ":scheme" optional, other pseudo-headers ignored. Every
+// field must pass validField. ":authority" must be present but may be
+// empty, as in Envoy: the call then carries the endpoint's own host
+// (CalloutRequest.Authority ""). It reports false for a malformed map, a
+// missing or invalid pseudo-header, or an invalid field.
 func decodeCalloutHeaders(req *CalloutRequest, data []byte) bool {
 	var r pairsReader
 	if !r.validate(data) {
 		return false
 	}
+	hasAuthority := false
 	for {
 		k, v, ok := r.next()
 		if !ok {
 			break
 		}
-		if len(k) > 0 && k[0] == ':' {
-			switch string(k) {
-			case ":method":
-				if !isToken(v) {
-					return false
-				}
-				req.Method = string(v)
-			case ":path":
-				if len(v) == 0 || v[0] != '/' || !isFieldValue(v) || hasSpace(v) {
-					return false
-				}
-				req.Path = string(v)
-			case ":authority":
-				if !isFieldValue(v) || hasSpace(v) {
-					return false
-				}
-				req.Authority = string(v)
-			case ":scheme":
-				req.Scheme = string(v)
-			}
-			continue
-		}
-		if !isToken(k) || !isFieldValue(v) {
+		if !validField(k, v) {
 			return false
 		}
-		req.Header.Add(k, v)
+		if k[0] != ':' {
+			req.Header.Add(k, v)
+			continue
+		}
+		switch {
+		case equalFoldASCII(k, ":method"):
+			req.Method = string(v)
+		case equalFoldASCII(k, ":path"):
+			if v[0] != '/' { // "*" has no place in a URL
+				return false
+			}
+			req.Path = string(v)
+		case equalFoldASCII(k, ":authority"):
+			req.Authority, hasAuthority = string(v), true
+		case equalFoldASCII(k, ":scheme"):
+			req.Scheme = string(v)
+		}
 	}
-	return req.Method != "" && req.Path != "" && req.Authority != ""
+	return req.Method != "" && req.Path != "" && hasAuthority
 }
 
 // decodeTrailers fills h from serialized trailers (empty data: none).
@@ -365,44 +363,6 @@ func decodeTrailers(h *proxy.Headers, data []byte) bool {
 		}
 		h.Add(k, v)
 	}
-}
-
-// isToken reports whether b is a non-empty RFC 9110 token (a method or a
-// field name).
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '!' || c == '#' || c == '$' || c == '%' || c == '&' || c == '\'' || c == '*' ||
-			c == '+' || c == '-' || c == '.' || c == '^' || c == '_' || c == '`' || c == '|' || c == '~':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// isFieldValue reports whether b holds no control characters other than
-// horizontal tab (no CR, LF or NUL that could split a message).
-func isFieldValue(b []byte) bool {
-	for _, c := range b {
-		if (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func hasSpace(b []byte) bool {
-	for _, c := range b {
-		if c == ' ' || c == '\t' {
-			return true
-		}
-	}
-	return false
 }
 
 // calloutsInFlight counts the HTTP calls whose reply has not been

@@ -38,7 +38,8 @@ type HTTPCalloutsConfig struct {
 
 // HTTPCallouts is the Callouts the Host builds from HostConfig.Upstreams:
 // it sends each call with net/http to one endpoint of the named pool,
-// chosen round-robin, with the call's :authority as Host. It follows no
+// chosen round-robin, with the call's :authority as Host (the endpoint's
+// host:port when :authority is empty). It follows no
 // redirects, asks for no compression, ignores proxy environment variables,
 // and reads at most MaxResponseBytes of body. It does not share the
 // proxy's load balancing, health checks or per-endpoint caps. It is safe
@@ -144,6 +145,11 @@ func (c *HTTPCallouts) Do(ctx context.Context, pool string, req *CalloutRequest)
 		return nil, fmt.Errorf("wasm: callouts: %w", err)
 	}
 	hr.Host = req.Authority
+	if hr.Host == "" {
+		// An empty ":authority" (Envoy accepts one): the endpoint's own
+		// host, as a client of that endpoint would send.
+		hr.Host = ep.Host
+	}
 	for i := 0; i < req.Header.Len(); i++ {
 		k, v := req.Header.At(i)
 		if isHopHeader(k) {

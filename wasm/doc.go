@@ -50,9 +50,22 @@
 //
 // Guests see only the "env" Proxy-Wasm functions and WASI
 // ("wasi_snapshot_preview1", and "wasi_unstable" for AssemblyScript) with no
-// filesystem, no environment variables, no arguments and no sockets. Their
-// stdout (info) and stderr (error) go to the logger line by line; random_get
-// reads crypto/rand; clocks are real; sleeping returns at once.
+// filesystem, no arguments and no sockets. Their environment holds exactly
+// PluginConfig.EnvironmentVariables (Envoy's
+// vm_config.environment_variables): the variables of the host's
+// environment named in host_env_keys that are set when the plugin loads,
+// and key_values; by default it is empty. Their stdout (info) and stderr
+// (error) go to the logger line by line; random_get reads crypto/rand;
+// clocks are real; sleeping returns at once.
+//
+// What a plugin logs (proxy_log, stdout and stderr lines together, across
+// its instances) is rate-limited by a token bucket
+// (PluginConfig.LogLimit, default 100 lines/s with bursts of 200): a line
+// over the limit is dropped, counted in
+// sluice_plugin_log_lines_dropped_total{plugin}, and summarised in a
+// warning at most every 10 s (and when the plugin closes). A proxy_log
+// below the logger's level returns OK before copying the message and
+// takes no token.
 //
 // Each callback runs under a deadline (PluginConfig.CallTimeout, default
 // 10ms; start-up calls use HostConfig.StartTimeout, default 5s). On Linux
@@ -102,6 +115,21 @@
 // (get_header_map_pairs OK with size 0, get_header_map_size 0,
 // get_header_map_value NOT_FOUND) and refuses writes with BAD_ARGUMENT, as
 // Envoy does. Map types above 7 are BAD_ARGUMENT.
+//
+// Writes are checked (validField): proxy_add_header_map_value,
+// proxy_replace_header_map_value, proxy_set_header_map_pairs (the whole
+// map), proxy_send_local_response and proxy_http_call return
+// BAD_ARGUMENT, changing nothing, for a name that is not an RFC 9110
+// token (a pseudo-header is ':' and a token), a value with a control byte
+// other than tab (CR, LF and NUL included) or DEL, a ":method" that is
+// not a token, a ":path" that does not start with '/' (or is not "*") or
+// holds whitespace or control bytes, an ":authority" that is neither
+// empty nor host[:port] (proxy.ValidAuthority; the port need not be
+// numeric, so "127.0.0.1:8080-canary" passes), a ":scheme" that is not an
+// RFC 3986 scheme, or a ":status" that is not three digits from 100.
+// A field equal to one the map holds already is accepted, so a plugin can
+// write back the map it read even when the client sent something these
+// rules refuse.
 //
 // Buffer 0 (request body, whole) is available in proxy_on_request_body,
 // buffer 1 (response body: the chunk, or the whole body after the plugin
@@ -210,7 +238,9 @@
 // HostConfig.Upstreams: net/http, an endpoint of the pool round-robin,
 // Host from ":authority", no redirects followed, response bodies over
 // 1 MiB fail the call). The headers must hold ":method", ":path" (starting
-// with '/') and ":authority"; ":scheme" is optional. It returns
+// with '/') and ":authority", which may be empty, as in Envoy (the call
+// then carries the endpoint's own host:port); ":scheme" is optional; every
+// field must pass the header write checks above. It returns
 // BAD_ARGUMENT for an unknown pool (or none configured), a missing or
 // invalid pseudo-header, an invalid header or trailer, or a body over
 // MaxCalloutRequestBody (1 MiB); INTERNAL_FAILURE with 1024 calls in
@@ -282,7 +312,7 @@
 // # Implemented and not
 //
 // Implemented: logging (trace…critical to slog, trace below Debug and
-// critical above Error), get_log_level, current time, ticks,
+// critical above Error; rate-limited, see Sandbox), get_log_level, current time, ticks,
 // set_effective_context (the root context, the current HTTP context, or
 // another HTTP context of the same instance while that request is
 // paused), done
@@ -313,6 +343,7 @@
 //	sluice_plugin_local_responses_total{plugin}    proxy_send_local_response calls
 //	sluice_plugin_instance_restarts_total{plugin}  discarded instances replaced
 //	sluice_plugin_http_calls_total{plugin,result}  proxy_http_call outcomes: ok, timeout, cancelled, error
+//	sluice_plugin_log_lines_dropped_total{plugin}  log lines over PluginConfig.LogLimit
 //
 // Rust guests are not built or tested here (no wasm32 Rust toolchain);
 // guests from the Go, C and AssemblyScript SDKs are.

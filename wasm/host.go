@@ -235,6 +235,14 @@ func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error)
 	if vmID == "" {
 		vmID = pc.Name
 	}
+	env, err := guestEnv(pc.EnvironmentVariables)
+	if err == nil {
+		err = pc.LogLimit.Validate()
+	}
+	if err != nil {
+		_ = compiled.Close(ctx)
+		return nil, pluginError(pc.Name, err)
+	}
 	p := &Plugin{
 		host:        h,
 		name:        pc.Name,
@@ -250,7 +258,9 @@ func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error)
 		compiled:    compiled,
 		info:        info,
 		metrics:     newPluginMetrics(h.metrics, pc.Name),
+		env:         env,
 	}
+	p.logLimit = newLogLimiter(pc.LogLimit, p.log, p.metrics.logDropped)
 	if p.callTimeout == 0 {
 		p.callTimeout = proxy.DefaultPluginCallTimeout
 	}

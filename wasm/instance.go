@@ -172,8 +172,8 @@ func (p *Plugin) newInstance(ctx context.Context, slot int) (*instance, error) {
 	}
 	in.cc.inst = in
 	in.dl.init(&in.cc)
-	in.out = logWriter{log: p.log, level: levelOf(logInfo), stream: "stdout"}
-	in.errOut = logWriter{log: p.log, level: levelOf(logError), stream: "stderr"}
+	in.out = logWriter{log: p.log, level: levelOf(logInfo), stream: "stdout", limit: p.logLimit}
+	in.errOut = logWriter{log: p.log, level: levelOf(logError), stream: "stderr", limit: p.logLimit}
 
 	cfg := wazero.NewModuleConfig().
 		WithName("").
@@ -183,6 +183,9 @@ func (p *Plugin) newInstance(ctx context.Context, slot int) (*instance, error) {
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime()
+	for _, kv := range p.env {
+		cfg = cfg.WithEnv(kv[0], kv[1])
+	}
 	ictx := experimental.WithMemoryAllocator(&in.cc, experimental.MemoryAllocatorFunc(
 		func(capacity, _ uint64) experimental.LinearMemory {
 			in.limit.buf = make([]byte, 0, min(capacity, in.limit.limit))

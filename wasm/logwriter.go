@@ -11,12 +11,14 @@ import (
 const maxLogLine = 4096
 
 // logWriter routes a guest's stdout or stderr (WASI fd_write) to the
-// plugin's logger, one record per line. It is used only by its instance's
-// calls, which never run concurrently.
+// plugin's logger, one record per line, within the plugin's log rate
+// limit (a line over it is dropped and counted). It is used only by its
+// instance's calls, which never run concurrently.
 type logWriter struct {
 	log    *slog.Logger
 	level  slog.Level
 	stream string
+	limit  *logLimiter
 	buf    []byte
 }
 
@@ -43,7 +45,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 }
 
 func (w *logWriter) flush() {
-	if len(w.buf) > 0 && w.log.Enabled(context.Background(), w.level) {
+	if len(w.buf) > 0 && w.log.Enabled(context.Background(), w.level) && w.limit.allow() {
 		w.log.LogAttrs(context.Background(), w.level, string(w.buf), slog.String("stream", w.stream))
 	}
 	w.buf = w.buf[:0]

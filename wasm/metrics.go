@@ -41,6 +41,7 @@ type pluginMetrics struct {
 	localResponses *metrics.Counter
 	restarts       *metrics.Counter
 	callouts       [len(calloutResults)]*metrics.Counter
+	logDropped     *metrics.Counter
 }
 
 // newPluginMetrics creates (or finds, when a plugin of the same name is
@@ -51,6 +52,7 @@ type pluginMetrics struct {
 //	sluice_plugin_local_responses_total{plugin}
 //	sluice_plugin_instance_restarts_total{plugin}
 //	sluice_plugin_http_calls_total{plugin,result} (ok, timeout, cancelled, error)
+//	sluice_plugin_log_lines_dropped_total{plugin}
 func newPluginMetrics(set *metrics.Set, plugin string) pluginMetrics {
 	l := `plugin="` + escapeLabel(plugin) + `"`
 	var m pluginMetrics
@@ -63,6 +65,7 @@ func newPluginMetrics(set *metrics.Set, plugin string) pluginMetrics {
 	for i, r := range calloutResults {
 		m.callouts[i] = set.GetOrCreateCounter(`sluice_plugin_http_calls_total{` + l + `,result="` + r + `"}`)
 	}
+	m.logDropped = set.GetOrCreateCounter(`sluice_plugin_log_lines_dropped_total{` + l + `}`)
 	return m
 }
 

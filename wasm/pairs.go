@@ -122,11 +122,22 @@ func (r *pairsReader) reset() {
 
 // decodePairsInto replaces h's fields with the encoded map in data,
 // pseudo-headers (":name") first, as proxy.Headers expects. It reports
-// false, leaving h untouched, when data is malformed.
-func decodePairsInto(h *proxy.Headers, data []byte) bool {
+// false, leaving h untouched, when data is malformed or any field fails
+// validField; with keep true, a field h holds already is accepted as is
+// (validFieldOrKept).
+func decodePairsInto(h *proxy.Headers, data []byte, keep bool) bool {
 	var r pairsReader
 	if !r.validate(data) {
 		return false
+	}
+	for {
+		k, v, ok := r.next()
+		if !ok {
+			break
+		}
+		if keep && !validFieldOrKept(h, k, v) || !keep && !validField(k, v) {
+			return false
+		}
 	}
 	h.Reset()
 	for pass := 0; pass < 2; pass++ {

@@ -31,6 +31,8 @@ type Plugin struct {
 	info        moduleInfo
 	shared      *sharedData
 	metrics     pluginMetrics
+	env         [][2]string // the guest's WASI environment (guestEnv)
+	logLimit    *logLimiter // nil: unlimited
 
 	slots []slot
 	rr    atomic.Uint32
@@ -232,6 +234,7 @@ func (p *Plugin) Close() error {
 	p.cancel()
 	p.wg.Wait()
 	p.closeInstances()
+	p.logLimit.close()
 	err := p.compiled.Close(context.Background())
 	p.host.forget(p)
 	if err != nil {

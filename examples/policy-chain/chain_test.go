@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
@@ -63,13 +61,13 @@ func loadExample(t *testing.T, upstream string) *proxy.Config {
 
 // serve runs cfg as cmd/sluice does: one host, the plugins in order, the
 // server on a free port.
-func serve(t *testing.T, cfg *proxy.Config) (string, *pluginenv.LogBuffer) {
+func serve(t *testing.T, cfg *proxy.Config) (string, *plugintest.LogBuffer) {
 	t.Helper()
-	logs := &pluginenv.LogBuffer{}
+	logs := &plugintest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	host, err := wasm.NewHost(ctx, wasm.HostConfig{
-		CacheDir:  filepath.Join(os.TempDir(), "sluice-plugintest", "wazero-cache"),
+		CacheDir:  plugintest.CompileCacheDir(),
 		Logger:    logger,
 		Upstreams: cfg.Upstreams,
 	})
@@ -85,24 +83,8 @@ func serve(t *testing.T, cfg *proxy.Config) (string, *pluginenv.LogBuffer) {
 		}
 		filters = append(filters, p)
 	}
-	srv, err := proxy.NewServer(cfg, proxy.Options{Filters: filters, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Router().SetReady(true)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String(), logs
+	_, url := plugintest.Serve(t, cfg, proxy.Options{Filters: filters, Logger: logger})
+	return url, logs
 }
 
 type reply struct {

@@ -4,13 +4,10 @@
 package pluginenv
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,24 +20,6 @@ import (
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/wasm"
 )
-
-// LogBuffer is a goroutine-safe log sink.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *LogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *LogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var built struct {
 	mu    sync.Mutex
@@ -68,9 +47,7 @@ func PluginPath(t *testing.T, pkg string) string {
 func NewHost(t *testing.T, logs io.Writer, upstreams []proxy.UpstreamConfig, set *metrics.Set) *wasm.Host {
 	t.Helper()
 	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{
-		// Shared on disk: compiling a Go guest takes seconds under -race,
-		// loading it from the cache milliseconds.
-		CacheDir:  filepath.Join(os.TempDir(), "sluice-plugintest", "wazero-cache"),
+		CacheDir:  plugintest.CompileCacheDir(),
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Upstreams: upstreams,
 		Metrics:   set,
@@ -83,9 +60,9 @@ func NewHost(t *testing.T, logs io.Writer, upstreams []proxy.UpstreamConfig, set
 }
 
 // Load loads plugin pkg with config into a new host.
-func Load(t *testing.T, pkg, config string) (*wasm.Plugin, *LogBuffer, error) {
+func Load(t *testing.T, pkg, config string) (*wasm.Plugin, *plugintest.LogBuffer, error) {
 	t.Helper()
-	logs := &LogBuffer{}
+	logs := &plugintest.LogBuffer{}
 	p, err := NewHost(t, logs, nil, nil).Load(context.Background(), PluginConfig(t, pkg, config))
 	return p, logs, err
 }
@@ -107,7 +84,7 @@ type Env struct {
 	URL     string
 	Server  *proxy.Server
 	Client  *http.Client
-	Logs    *LogBuffer
+	Logs    *plugintest.LogBuffer
 	Metrics *metrics.Set // the plugins' metrics
 }
 
@@ -115,7 +92,7 @@ type Env struct {
 // all loaded into one host.
 func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
 	t.Helper()
-	logs := &LogBuffer{}
+	logs := &plugintest.LogBuffer{}
 	set := metrics.NewSet()
 	host := NewHost(t, logs, cfg.Upstreams, set)
 	var filters []proxy.Filter
@@ -127,24 +104,8 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 		filters = append(filters, p)
 	}
 	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
-	srv, err := proxy.NewServer(cfg, proxy.Options{Filters: filters, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Router().SetReady(true)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return &Env{URL: "http://" + ln.Addr().String(), Server: srv, Logs: logs, Metrics: set,
+	srv, url := plugintest.Serve(t, cfg, proxy.Options{Filters: filters, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	return &Env{URL: url, Server: srv, Logs: logs, Metrics: set,
 		Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 

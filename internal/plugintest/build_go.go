@@ -60,7 +60,7 @@ func BuildGo(tb testing.TB, pkg string) string {
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		SkipOrFail(tb, "BuildGo %s: the go tool is not on PATH (%v); install Go >= 1.24", pkg, err)
+		SkipOrFail(tb, "BuildGo %s: the go tool is not on PATH (%v); install Go >= 1.26.8 (go.mod)", pkg, err)
 		return ""
 	}
 	root, err := moduleRootFrom(".")

@@ -5,6 +5,11 @@
 //     "plugins/headers") with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared.
 //   - BuildC and BuildAS build the C and AssemblyScript guests.
 //   - Fixture returns a hand-written hostile guest from wasm/testdata/hostile.
+//   - CompileCacheDir is the wazero compilation cache all test hosts share,
+//     LogBuffer a goroutine-safe log sink, and Serve runs a proxy.Server on
+//     a free 127.0.0.1 port until the test ends: the pieces that the wasm
+//     package's own tests (which cannot import internal/pluginenv, as it
+//     imports wasm) share with pluginenv and the examples.
 //
 // Built modules are cached across tests and across test binaries under
 // os.TempDir()/sluice-plugintest/<hash>.wasm, where the hash covers the

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 )
 
 // rejection is a local reply: a status and an OpenAI-shaped error body.
@@ -12,36 +12,10 @@ type rejection struct {
 	body   []byte
 }
 
-// errorBody renders the OpenAI error envelope
-// {"error":{"message","type","param","code"}}; empty param or code are
-// JSON null.
-func errorBody(message, typ, param, code string) []byte {
-	type detail struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	d := detail{Message: message, Type: typ}
-	if param != "" {
-		d.Param = &param
-	}
-	if code != "" {
-		d.Code = &code
-	}
-	b, err := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{d})
-	if err != nil { // only strings: cannot fail
-		panic("apikey: marshal error body: " + err.Error())
-	}
-	return b
-}
-
 // unauthorized is the reply to a missing or unknown key; the body is the
 // one OpenAI sends for an incorrect key, so SDKs raise AuthenticationError.
 var unauthorized = rejection{status: 401,
-	body: errorBody("Incorrect API key provided", "invalid_request_error", "", "invalid_api_key")}
+	body: openai.ErrorBody("Incorrect API key provided", "invalid_request_error", "", "invalid_api_key")}
 
 // checkBody checks a request body against the key's model allow-list. It
 // returns nil when the request may go on. A key without an allow-list
@@ -59,21 +33,21 @@ func checkBody(e *keyEntry, body []byte) *rejection {
 		if errors.Is(err, jsonscan.ErrNotObject) {
 			msg = "The request body is not a JSON object, so its model cannot be checked against the models this API key may use."
 		}
-		return &rejection{status: 400, body: errorBody(msg, "invalid_request_error", "", "invalid_body")}
+		return &rejection{status: 400, body: openai.ErrorBody(msg, "invalid_request_error", "", "invalid_body")}
 	}
 	m := ms[0]
 	switch {
 	case !m.Found():
-		return &rejection{status: 400, body: errorBody("You must provide a model parameter.", "invalid_request_error", "model", "model_required")}
+		return &rejection{status: 400, body: openai.ErrorBody("You must provide a model parameter.", "invalid_request_error", "model", "model_required")}
 	case m.Count > 1:
-		return &rejection{status: 400, body: errorBody(`The request body has more than one "model" member.`, "invalid_request_error", "model", "invalid_body")}
+		return &rejection{status: 400, body: openai.ErrorBody(`The request body has more than one "model" member.`, "invalid_request_error", "model", "invalid_body")}
 	}
 	model, ok := jsonscan.String(m.Raw(body))
 	if !ok {
-		return &rejection{status: 400, body: errorBody("The model parameter must be a string.", "invalid_request_error", "model", "invalid_type")}
+		return &rejection{status: 400, body: openai.ErrorBody("The model parameter must be a string.", "invalid_request_error", "model", "invalid_type")}
 	}
 	if !e.allows(model) {
-		return &rejection{status: 403, body: errorBody("The model `"+model+"` is not allowed for this API key.",
+		return &rejection{status: 403, body: openai.ErrorBody("The model `"+model+"` is not allowed for this API key.",
 			"permission_error", "model", "model_not_allowed")}
 	}
 	return nil

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"github.com/sluice-proxy/sluice/plugins/internal/glob"
 	"strings"
 )
@@ -65,18 +65,13 @@ func parseConfig(data []byte) (*policy, error) {
 		return nil, errors.New(`apikey: the configuration is empty; it needs {"keys": [...]}`)
 	}
 	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("apikey: invalid JSON configuration: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("apikey: invalid JSON configuration: unexpected data after the top-level object")
+	if err := config.Decode("apikey", data, &cfg); err != nil {
+		return nil, err
 	}
 	p := &policy{header: DefaultHeader, keys: make(map[[sha256.Size]byte]*keyEntry, len(cfg.Keys))}
 	if cfg.Header != "" {
 		h := strings.ToLower(cfg.Header)
-		if !validToken(h) {
+		if !config.ValidToken(h) {
 			return nil, fmt.Errorf("apikey: header: %q is not a valid header name", cfg.Header)
 		}
 		if h == "authorization" || h == "x-api-key" {
@@ -172,17 +167,3 @@ func (e *keyEntry) allows(model string) bool {
 
 // restricted reports whether the key has a model allow-list.
 func (e *keyEntry) restricted() bool { return e.models != nil }
-
-// validToken reports whether name is a non-empty RFC 9110 token.
-func validToken(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"github.com/sluice-proxy/sluice/plugins/internal/glob"
 	"strings"
 	"testing"
@@ -158,7 +159,7 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		if len(p.keys) == 0 || !validToken(p.header) {
+		if len(p.keys) == 0 || !config.ValidToken(p.header) {
 			t.Fatalf("accepted %q with no keys or a bad header %q", data, p.header)
 		}
 		for _, e := range p.keys {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
@@ -19,7 +20,7 @@ const pluginPkg = "plugins/apikey"
 func TestEndToEnd(t *testing.T) {
 	up := proxytest.NewServer(proxytest.Options{Name: "default"})
 	t.Cleanup(up.Close)
-	e := start(t, proxy.NewConfig().WithUpstream("default", up.URL), pluginConfig(t, `{"keys": [
+	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL), pluginenv.PluginConfig(t, pluginPkg, `{"keys": [
 		{"key": "sk-acme", "tenant": "acme", "models": ["gpt-4o", "llama-*"]},
 		{"key": "sk-beta", "tenant": "beta"}]}`))
 	const chat = "/v1/chat/completions"
@@ -87,7 +88,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := load(t, `{"keys": [{"key": "sk-1"}]}`)
+	_, logs, err := pluginenv.Load(t, pluginPkg, `{"keys": [{"key": "sk-1"}]}`)
 	if err == nil {
 		t.Fatal("loading with an invalid configuration succeeded")
 	}
@@ -104,9 +105,9 @@ func TestEndToEndBadConfig(t *testing.T) {
 func TestEndToEndLargeBody(t *testing.T) {
 	up := proxytest.NewServer(proxytest.Options{})
 	t.Cleanup(up.Close)
-	pc := pluginConfig(t, `{"keys": [{"key": "sk-1", "tenant": "t", "models": ["m"]}]}`)
+	pc := pluginenv.PluginConfig(t, pluginPkg, `{"keys": [{"key": "sk-1", "tenant": "t", "models": ["m"]}]}`)
 	pc.CallTimeout = proxy.Duration(60 * time.Millisecond)
-	e := start(t, proxy.NewConfig().WithUpstream("default", up.URL).WithMaxRequestBodySize(4<<20), pc)
+	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL).WithMaxRequestBodySize(4<<20), pc)
 	line := "The quick brown fox jumps over the lazy dog, again and again, until the line ends.\\n"
 	body := `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat(line, (1<<20)/len(line)) + `"}]}`
 	for i := range 3 {

@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 	"net/url"
 	"path"
 	"strings"
@@ -64,25 +65,9 @@ type rule struct {
 	body        []byte
 }
 
-// errorBody is the OpenAI-compatible error envelope.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    string  `json:"code"`
-}
-
-func replyBody(message, typ string) []byte {
-	b, err := json.Marshal(errorBody{Error: errorDetail{Message: message, Type: typ, Code: "denied"}})
-	if err != nil { // only strings: cannot fail
-		panic("deny: marshal error body: " + err.Error())
-	}
-	return b
-}
+// replyBody is the OpenAI-compatible error envelope of a denial: code
+// "denied", param null.
+func replyBody(message, typ string) []byte { return openai.ErrorBody(message, typ, "", "denied") }
 
 // failClosedStatus and failClosedBody answer a request whose headers the
 // plugin could not read: the policy cannot be evaluated, so it denies.
@@ -97,13 +82,8 @@ func parseConfig(data []byte) ([]rule, error) {
 		return nil, errors.New(`deny: the configuration is empty; it needs {"rules": [...]}`)
 	}
 	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("deny: invalid JSON configuration: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("deny: invalid JSON configuration: unexpected data after the top-level object")
+	if err := config.Decode("deny", data, &cfg); err != nil {
+		return nil, err
 	}
 	if len(cfg.Rules) == 0 {
 		return nil, errors.New("deny: rules: at least one rule is required")

@@ -5,16 +5,15 @@
 // See README.md for the configuration.
 package main
 
-import "github.com/sluice-proxy/sluice/plugins/sdk"
+import (
+	"github.com/sluice-proxy/sluice/plugins/internal/guest"
+	"github.com/sluice-proxy/sluice/plugins/sdk"
+)
 
 // main is never called: the host runs the module as a WASI reactor.
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(uint32) sdk.PluginContext { return &plugin{} }
+func init() { guest.Register("deny", func() sdk.PluginContext { return &plugin{} }) }
 
 type plugin struct {
 	sdk.DefaultPluginContext
@@ -22,18 +21,8 @@ type plugin struct {
 }
 
 func (p *plugin) OnPluginStart(size int) bool {
-	var data []byte
-	if size > 0 {
-		var err error
-		data, err = sdk.GetPluginConfiguration()
-		if err != nil {
-			sdk.LogCriticalf("deny: cannot read the plugin configuration: %v", err)
-			return false
-		}
-	}
-	rules, err := parseConfig(data)
-	if err != nil {
-		sdk.LogCritical(err.Error())
+	rules, ok := guest.Configure(size, parseConfig)
+	if !ok {
 		return false
 	}
 	p.rules = rules
@@ -54,23 +43,11 @@ func (s *stream) OnHttpRequestHeaders(int, bool) sdk.Action {
 	if err != nil {
 		// Fail closed: a policy that cannot be evaluated denies.
 		sdk.LogErrorf("deny: cannot read request headers, denying: %v", err)
-		return reply(failClosedStatus, failClosedBody)
+		return guest.Reply(failClosedStatus, jsonHeaders, failClosedBody)
 	}
 	r := match(s.rules, headers)
 	if r == nil {
 		return sdk.ActionContinue
 	}
-	return reply(r.status, r.body)
-}
-
-// reply sends the local response and pauses the stream. If the host refuses
-// the local response, the request is reset rather than let through.
-func reply(status uint32, body []byte) sdk.Action {
-	if err := sdk.SendHttpResponse(status, jsonHeaders, body, -1); err != nil {
-		sdk.LogErrorf("deny: sending the %d reply failed, closing the request: %v", status, err)
-		if err := sdk.CloseStream(sdk.StreamHttpRequest); err != nil {
-			sdk.LogErrorf("deny: closing the request failed: %v", err)
-		}
-	}
-	return sdk.ActionPause
+	return guest.Reply(r.status, jsonHeaders, r.body)
 }

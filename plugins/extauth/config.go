@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"strings"
 	"time"
 )
@@ -75,13 +75,8 @@ func parseConfig(data []byte) (*settings, error) {
 		return nil, errors.New(`extauth: the configuration is empty; it needs {"pool": "<upstream pool of the auth service>"}`)
 	}
 	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("extauth: invalid JSON configuration: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("extauth: invalid JSON configuration: unexpected data after the top-level object")
+	if err := config.Decode("extauth", data, &cfg); err != nil {
+		return nil, err
 	}
 	s := &settings{pool: cfg.Pool, path: DefaultPath, method: DefaultMethod, authority: cfg.Authority,
 		timeout: DefaultTimeout, failureModeAllow: cfg.FailureModeAllow}
@@ -101,7 +96,7 @@ func parseConfig(data []byte) (*settings, error) {
 		s.path = cfg.Path
 	}
 	if cfg.Method != "" {
-		if !validToken(cfg.Method) {
+		if !config.ValidToken(cfg.Method) {
 			return nil, fmt.Errorf("extauth: method: %q is not an HTTP method", cfg.Method)
 		}
 		s.method = strings.ToUpper(cfg.Method)
@@ -144,7 +139,7 @@ func headerList(field string, names []string) ([]string, error) {
 	out := make([]string, 0, len(names))
 	for i, n := range names {
 		l := strings.ToLower(n)
-		if !validToken(l) {
+		if !config.ValidToken(l) {
 			return nil, fmt.Errorf("extauth: %s[%d]: %q is not a header name", field, i, n)
 		}
 		for _, prev := range out {
@@ -155,18 +150,4 @@ func headerList(field string, names []string) ([]string, error) {
 		out = append(out, l)
 	}
 	return out, nil
-}
-
-// validToken reports whether name is a non-empty RFC 9110 token.
-func validToken(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

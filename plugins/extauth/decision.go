@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"strconv"
 	"strings"
 
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
 )
 
@@ -87,7 +87,7 @@ func decide(s *settings, status int, headers [][2]string, body []byte) (v verdic
 		v.status = uint32(status)
 		v.headers = forwarded(replyHeaders, headers)
 		if len(body) == 0 {
-			v.body = errorBody("The request was refused by the authorization service (status "+strconv.Itoa(status)+").",
+			v.body = openai.ErrorBody("The request was refused by the authorization service (status "+strconv.Itoa(status)+").",
 				"invalid_request_error", "", "unauthorized")
 			v.headers = append(withoutHeader(v.headers, "content-type"), [2]string{"content-type", "application/json"})
 		} else {
@@ -114,7 +114,7 @@ func failure(s *settings) verdict {
 		return verdict{allow: true, failed: true}
 	}
 	return verdict{failed: true, status: 503, headers: [][2]string{{"content-type", "application/json"}},
-		body: errorBody("The authorization service is unavailable.", "server_error", "", "auth_unavailable")}
+		body: openai.ErrorBody("The authorization service is unavailable.", "server_error", "", "auth_unavailable")}
 }
 
 // statusOf returns the :status of a callout reply, 0 when absent or bad.
@@ -180,29 +180,4 @@ func decodeRecord(data []byte) (v verdict, expires int64, ok bool) {
 		return verdict{}, 0, false
 	}
 	return v, expires, true
-}
-
-// errorBody renders the OpenAI error envelope; empty param or code are
-// JSON null.
-func errorBody(message, typ, param, code string) []byte {
-	type detail struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	d := detail{Message: message, Type: typ}
-	if param != "" {
-		d.Param = &param
-	}
-	if code != "" {
-		d.Code = &code
-	}
-	b, err := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{d})
-	if err != nil {
-		panic("extauth: marshal error body: " + err.Error())
-	}
-	return b
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
@@ -53,7 +54,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(up.Close)
 	auth := newAuthService(t)
 	cfg := proxy.NewConfig().WithUpstream("default", up.URL).WithUpstream("auth", auth.URL)
-	e := start(t, cfg, pluginConfig(t, `{"pool": "auth", "path": "/check", "copy_headers": ["x-user-id"], "cache_ttl": "1m"}`))
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"pool": "auth", "path": "/check", "copy_headers": ["x-user-id"], "cache_ttl": "1m"}`))
 	const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 
 	resp, body := e.Do(t, "POST", "/v1/chat/completions", chat, "authorization", "Bearer good", "x-user-id", "spoofed")
@@ -121,7 +122,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := load(t, `{"pool": "auth", "timeout": "5"}`)
+	_, logs, err := pluginenv.Load(t, pluginPkg, `{"pool": "auth", "timeout": "5"}`)
 	if err == nil {
 		t.Fatal("loading with an invalid configuration succeeded")
 	}

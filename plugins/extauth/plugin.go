@@ -10,17 +10,15 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sluice-proxy/sluice/plugins/internal/guest"
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
 )
 
 // main is never called: the host runs the module as a WASI reactor.
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(uint32) sdk.PluginContext { return &plugin{} }
+func init() { guest.Register("extauth", func() sdk.PluginContext { return &plugin{} }) }
 
 type plugin struct {
 	sdk.DefaultPluginContext
@@ -31,41 +29,28 @@ type plugin struct {
 
 // authMetrics are the plugin's counters (sluice_wasm_extauth_…).
 type authMetrics struct {
-	allowed, denied, failed counter // decisions applied, by result
-	cacheHits               counter // decisions taken from the cache
+	allowed, denied, failed guest.Counter // decisions applied, by result
+	cacheHits               guest.Counter // decisions taken from the cache
 }
 
 func defineMetrics() authMetrics {
 	const name = "extauth_decisions_total_result="
 	return authMetrics{
-		allowed:   defineCounter(name + "allowed"),
-		denied:    defineCounter(name + "denied"),
-		failed:    defineCounter(name + "failed"),
-		cacheHits: defineCounter("extauth_cache_hits_total"),
+		allowed:   guest.NewCounter(name + "allowed"),
+		denied:    guest.NewCounter(name + "denied"),
+		failed:    guest.NewCounter(name + "failed"),
+		cacheHits: guest.NewCounter("extauth_cache_hits_total"),
 	}
 }
 
 func (p *plugin) OnPluginStart(size int) bool {
-	var data []byte
-	if size > 0 {
-		var err error
-		data, err = sdk.GetPluginConfiguration()
-		if err != nil {
-			sdk.LogCriticalf("extauth: cannot read the plugin configuration: %v", err)
-			return false
-		}
-	}
-	cfg, err := parseConfig(data)
-	if err != nil {
-		sdk.LogCritical(err.Error())
+	cfg, ok := guest.Configure(size, parseConfig)
+	if !ok {
 		return false
 	}
 	p.cfg = cfg
 	p.m = defineMetrics()
-	p.prefix = "extauth"
-	if name, err := sdk.GetProperty([]string{"plugin_name"}); err == nil && len(name) > 0 {
-		p.prefix = string(name)
-	}
+	p.prefix = guest.PluginName()
 	return true
 }
 
@@ -87,7 +72,7 @@ func (s *stream) OnHttpRequestHeaders(int, bool) sdk.Action {
 	fwd := forwarded(p.cfg.forward, req)
 	key := cacheKey(p.prefix, fwd)
 	if v, ok := p.cached(key); ok {
-		p.m.cacheHits.inc(1)
+		p.m.cacheHits.Inc(1)
 		return p.apply(v)
 	}
 	var method, uri, reqID string
@@ -189,14 +174,14 @@ func (p *plugin) onReply(id uint32, key string, numHeaders, bodySize int) {
 func (p *plugin) apply(v verdict) sdk.Action {
 	switch {
 	case v.failed:
-		p.m.failed.inc(1)
+		p.m.failed.Inc(1)
 	case !v.allow:
-		p.m.denied.inc(1)
+		p.m.denied.Inc(1)
 	default:
-		p.m.allowed.inc(1)
+		p.m.allowed.Inc(1)
 	}
 	if !v.allow {
-		return reply(v.status, v.headers, v.body)
+		return guest.Reply(v.status, v.headers, v.body)
 	}
 	var errs []error
 	for _, n := range p.cfg.copy {
@@ -207,26 +192,13 @@ func (p *plugin) apply(v verdict) sdk.Action {
 	}
 	if err := errors.Join(errs...); err != nil {
 		sdk.LogErrorf("extauth: setting the authorization headers on the request: %v", err)
-		return reply(500, [][2]string{{"content-type", "application/json"}},
-			errorBody("The request could not be authorized.", "server_error", "", ""))
+		return guest.Reply(500, [][2]string{{"content-type", "application/json"}},
+			openai.ErrorBody("The request could not be authorized.", "server_error", "", ""))
 	}
 	return sdk.ActionContinue
 }
 
-// reply sends a local response and pauses the stream. If the host refuses
-// the local response, the request is reset rather than let through.
-func reply(status uint32, headers [][2]string, body []byte) sdk.Action {
-	if err := sdk.SendHttpResponse(status, headers, body, -1); err != nil {
-		sdk.LogErrorf("extauth: sending the %d reply failed, closing the request: %v", status, err)
-		if err := sdk.CloseStream(sdk.StreamHttpRequest); err != nil {
-			sdk.LogErrorf("extauth: closing the request failed: %v", err)
-		}
-	}
-	return sdk.ActionPause
-}
-
 var (
-	_ sdk.VMContext     = vm{}
 	_ sdk.PluginContext = (*plugin)(nil)
 	_ sdk.HttpContext   = (*stream)(nil)
 )

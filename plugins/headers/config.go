@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"slices"
 	"strings"
 )
@@ -58,13 +58,8 @@ var (
 func parseConfig(data []byte) (*plan, error) {
 	var cfg Config
 	if len(bytes.TrimSpace(data)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return nil, fmt.Errorf("headers: invalid JSON configuration: %w", err)
-		}
-		if dec.More() {
-			return nil, errors.New("headers: invalid JSON configuration: unexpected data after the top-level object")
+		if err := config.Decode("headers", data, &cfg); err != nil {
+			return nil, err
 		}
 	}
 	req, err := compileOps("request", cfg.Request, requestPseudo)

@@ -3,67 +3,17 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
-	"github.com/sluice-proxy/sluice/wasm"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func loadHeaders(t *testing.T, cfg string) (*wasm.Plugin, *syncBuffer, error) {
-	t.Helper()
-	ctx := context.Background()
-	logs := &syncBuffer{}
-	host, err := wasm.NewHost(ctx, wasm.HostConfig{
-		// Shared on disk: compiling the 3.5 MB guest takes tens of seconds
-		// under -race, loading it from the cache milliseconds.
-		CacheDir: filepath.Join(os.TempDir(), "sluice-plugintest", "wazero-cache"),
-		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { host.Close(context.Background()) })
-	p, err := host.Load(ctx, proxy.PluginConfig{
-		Name:        "headers",
-		Path:        plugintest.BuildGo(t, "plugins/headers"),
-		Config:      proxy.RawConfig(cfg),
-		Instances:   1,
-		CallTimeout: proxy.Duration(time.Second), // generous: -race slows the guest
-	})
-	return p, logs, err
-}
 
 // TestEndToEnd runs the built plugin in the real host (wasm/) on one
 // request and response.
 func TestEndToEnd(t *testing.T) {
-	p, logs, err := loadHeaders(t, `{"request": {"set": {"x-model": "m", ":path": "/v2"}, "add": {"x-extra": "1"}, "remove": ["cookie"]},
+	p, logs, err := pluginenv.Load(t, "plugins/headers", `{"request": {"set": {"x-model": "m", ":path": "/v2"}, "add": {"x-extra": "1"}, "remove": ["cookie"]},
 		"response": {"set": {"server": "sluice"}, "remove": ["x-internal"]}}`)
 	if err != nil {
 		t.Fatalf("load: %v\nlogs: %s", err, logs)
@@ -108,7 +58,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := loadHeaders(t, `{"request": {"add": {"bad name": "1"}}}`)
+	_, logs, err := pluginenv.Load(t, "plugins/headers", `{"request": {"add": {"bad name": "1"}}}`)
 	if err == nil {
 		t.Fatal("loading with an invalid configuration succeeded")
 	}

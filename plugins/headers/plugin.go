@@ -4,16 +4,15 @@
 // and response headers. See README.md for the configuration.
 package main
 
-import "github.com/sluice-proxy/sluice/plugins/sdk"
+import (
+	"github.com/sluice-proxy/sluice/plugins/internal/guest"
+	"github.com/sluice-proxy/sluice/plugins/sdk"
+)
 
 // main is never called: the host runs the module as a WASI reactor.
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(uint32) sdk.PluginContext { return &plugin{} }
+func init() { guest.Register("headers", func() sdk.PluginContext { return &plugin{} }) }
 
 type plugin struct {
 	sdk.DefaultPluginContext
@@ -21,18 +20,8 @@ type plugin struct {
 }
 
 func (p *plugin) OnPluginStart(size int) bool {
-	var data []byte
-	if size > 0 {
-		var err error
-		data, err = sdk.GetPluginConfiguration()
-		if err != nil {
-			sdk.LogCriticalf("headers: cannot read the plugin configuration: %v", err)
-			return false
-		}
-	}
-	pl, err := parseConfig(data)
-	if err != nil {
-		sdk.LogCritical(err.Error())
+	pl, ok := guest.Configure(size, parseConfig)
+	if !ok {
 		return false
 	}
 	if pl.request.empty() && pl.response.empty() {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"github.com/sluice-proxy/sluice/plugins/internal/glob"
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 	"sort"
 )
 
@@ -77,13 +79,8 @@ func parseConfig(data []byte) (*router, error) {
 		return nil, errors.New(`modelrouter: the configuration is empty; it needs "aliases" and/or "routes"`)
 	}
 	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("modelrouter: invalid JSON configuration: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("modelrouter: invalid JSON configuration: unexpected data after the top-level object")
+	if err := config.Decode("modelrouter", data, &cfg); err != nil {
+		return nil, err
 	}
 	if len(cfg.Aliases) == 0 && len(cfg.Routes) == 0 {
 		return nil, errors.New("modelrouter: aliases/routes: set at least one")
@@ -244,31 +241,6 @@ func rewriteModel(body []byte, start, end int, model string) []byte {
 
 // modelNotFound is OpenAI's reply for an unknown model.
 func modelNotFound(model string) []byte {
-	return errorBody("The model `"+model+"` does not exist or you do not have access to it.",
+	return openai.ErrorBody("The model `"+model+"` does not exist or you do not have access to it.",
 		"invalid_request_error", "model", "model_not_found")
-}
-
-// errorBody renders the OpenAI error envelope; empty param or code are
-// JSON null.
-func errorBody(message, typ, param, code string) []byte {
-	type detail struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	d := detail{Message: message, Type: typ}
-	if param != "" {
-		d.Param = &param
-	}
-	if code != "" {
-		d.Code = &code
-	}
-	b, err := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{d})
-	if err != nil {
-		panic("modelrouter: marshal error body: " + err.Error())
-	}
-	return b
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
@@ -49,7 +50,14 @@ func chatFor(model string) string {
 // by weight and refuses unknown models.
 func TestEndToEndRouting(t *testing.T) {
 	cfg, _ := pools(t)
-	e := start(t, cfg, pluginConfig(t, routerConfig))
+	// No active health checks here: on a starved machine one 20 ms probe
+	// can time out, take a pool out of rotation and divert a request,
+	// which this test would read as a broken split. Health is
+	// TestEndToEndFallback's subject.
+	for i := range cfg.Upstreams {
+		cfg.Upstreams[i].HealthCheck = nil
+	}
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, routerConfig))
 	seen := map[string]int{}
 	for range 40 {
 		resp, body := e.Do(t, "POST", "/v1/chat/completions", chatFor("gpt-4o"))
@@ -89,7 +97,7 @@ func TestEndToEndRouting(t *testing.T) {
 // move to the fallback pool, as sluice.upstreams reports.
 func TestEndToEndFallback(t *testing.T) {
 	cfg, ups := pools(t)
-	e := start(t, cfg, pluginConfig(t, routerConfig))
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, routerConfig))
 	if resp, body := e.Do(t, "POST", "/v1/chat/completions", chatFor("llama-3")); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
@@ -120,7 +128,7 @@ func TestEndToEndFallback(t *testing.T) {
 }
 
 // waitFor sends requests until n in a row went to pool.
-func waitFor(t *testing.T, e *env, pool string, n int) {
+func waitFor(t *testing.T, e *pluginenv.Env, pool string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	var last string
@@ -140,7 +148,7 @@ func waitFor(t *testing.T, e *env, pool string, n int) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := load(t, `{"routes": [{"model": "m", "pools": [{"pool": "p", "weight": -5}]}]}`)
+	_, logs, err := pluginenv.Load(t, pluginPkg, `{"routes": [{"model": "m", "pools": [{"pool": "p", "weight": -5}]}]}`)
 	if err == nil {
 		t.Fatal("loading with an invalid configuration succeeded")
 	}

@@ -10,17 +10,15 @@ import (
 	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
 	"math/rand/v2"
 
+	"github.com/sluice-proxy/sluice/plugins/internal/guest"
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
 )
 
 // main is never called: the host runs the module as a WASI reactor.
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(uint32) sdk.PluginContext { return &plugin{} }
+func init() { guest.Register("modelrouter", func() sdk.PluginContext { return &plugin{} }) }
 
 type plugin struct {
 	sdk.DefaultPluginContext
@@ -33,38 +31,28 @@ type plugin struct {
 
 // routerMetrics are the plugin's counters (sluice_wasm_modelrouter_…).
 type routerMetrics struct {
-	routed    map[string]counter // by pool: …_routed_total{pool}
-	diverted  counter            // health moved a request off its weighted choice
-	rewritten counter            // alias rewrites
-	unknown   counter            // 404 for a model matching no route
+	routed    map[string]guest.Counter // by pool: …_routed_total{pool}
+	diverted  guest.Counter            // health moved a request off its weighted choice
+	rewritten guest.Counter            // alias rewrites
+	unknown   guest.Counter            // 404 for a model matching no route
 }
 
 func defineMetrics(r *router) routerMetrics {
 	m := routerMetrics{
-		routed:    map[string]counter{},
-		diverted:  defineCounter("modelrouter_diverted_total"),
-		rewritten: defineCounter("modelrouter_alias_rewrites_total"),
-		unknown:   defineCounter("modelrouter_unknown_models_total"),
+		routed:    map[string]guest.Counter{},
+		diverted:  guest.NewCounter("modelrouter_diverted_total"),
+		rewritten: guest.NewCounter("modelrouter_alias_rewrites_total"),
+		unknown:   guest.NewCounter("modelrouter_unknown_models_total"),
 	}
 	for _, pool := range r.poolNames() {
-		m.routed[pool] = defineCounter("modelrouter_routed_total_pool=" + pool)
+		m.routed[pool] = guest.NewCounter("modelrouter_routed_total_pool=" + pool)
 	}
 	return m
 }
 
 func (p *plugin) OnPluginStart(size int) bool {
-	var data []byte
-	if size > 0 {
-		var err error
-		data, err = sdk.GetPluginConfiguration()
-		if err != nil {
-			sdk.LogCriticalf("modelrouter: cannot read the plugin configuration: %v", err)
-			return false
-		}
-	}
-	r, err := parseConfig(data)
-	if err != nil {
-		sdk.LogCritical(err.Error())
+	r, ok := guest.Configure(size, parseConfig)
+	if !ok {
 		return false
 	}
 	p.router = r
@@ -83,7 +71,7 @@ var (
 	jsonHeaders    = [][2]string{{"content-type", "application/json"}}
 	upstreamPath   = []string{"sluice", "upstream"}
 	upstreamsPath  = []string{"sluice", "upstreams"}
-	failClosedBody = errorBody("The request could not be routed.", "server_error", "", "")
+	failClosedBody = openai.ErrorBody("The request could not be routed.", "server_error", "", "")
 )
 
 func (s *stream) OnHttpRequestBody(size int, eos bool) sdk.Action {
@@ -93,7 +81,7 @@ func (s *stream) OnHttpRequestBody(size int, eos bool) sdk.Action {
 	body, err := sdk.GetHttpRequestBody(0, size)
 	if err != nil {
 		sdk.LogErrorf("modelrouter: cannot read the request body: %v", err)
-		return reply(500, failClosedBody)
+		return guest.Reply(500, jsonHeaders, failClosedBody)
 	}
 	ms, err := jsonscan.Object(body, "model")
 	if err != nil || !ms[0].Found() {
@@ -108,27 +96,27 @@ func (s *stream) OnHttpRequestBody(size int, eos bool) sdk.Action {
 	if target, ok := r.aliases[model]; ok {
 		if err := sdk.ReplaceHttpRequestBody(rewriteModel(body, m.Start, m.End, target)); err != nil {
 			sdk.LogErrorf("modelrouter: rewriting model %q to %q: %v", model, target, err)
-			return reply(500, failClosedBody)
+			return guest.Reply(500, jsonHeaders, failClosedBody)
 		}
 		model = target
-		s.p.m.rewritten.inc(1)
+		s.p.m.rewritten.Inc(1)
 	}
 	rt := r.match(model)
 	if rt == nil {
 		if r.rejectUnknown {
-			s.p.m.unknown.inc(1)
-			return reply(404, modelNotFound(model))
+			s.p.m.unknown.Inc(1)
+			return guest.Reply(404, jsonHeaders, modelNotFound(model))
 		}
 		return sdk.ActionContinue
 	}
 	pool, diverted := rt.choose(rand.Uint64(), s.p.health())
 	if err := sdk.SetProperty(upstreamPath, []byte(pool)); err != nil {
 		sdk.LogErrorf("modelrouter: routing model %q to upstream pool %q: %v (is the pool configured?)", model, pool, err)
-		return reply(503, errorBody("No upstream is available for model `"+model+"`.", "server_error", "", "upstream_unavailable"))
+		return guest.Reply(503, jsonHeaders, openai.ErrorBody("No upstream is available for model `"+model+"`.", "server_error", "", "upstream_unavailable"))
 	}
-	s.p.m.routed[pool].inc(1)
+	s.p.m.routed[pool].Inc(1)
 	if diverted {
-		s.p.m.diverted.inc(1)
+		s.p.m.diverted.Inc(1)
 	}
 	return sdk.ActionContinue
 }
@@ -157,20 +145,7 @@ func (p *plugin) health() health {
 	return h
 }
 
-// reply sends a local response and pauses the stream. If the host refuses
-// the local response, the request is reset rather than let through.
-func reply(status uint32, body []byte) sdk.Action {
-	if err := sdk.SendHttpResponse(status, jsonHeaders, body, -1); err != nil {
-		sdk.LogErrorf("modelrouter: sending the %d reply failed, closing the request: %v", status, err)
-		if err := sdk.CloseStream(sdk.StreamHttpRequest); err != nil {
-			sdk.LogErrorf("modelrouter: closing the request failed: %v", err)
-		}
-	}
-	return sdk.ActionPause
-}
-
 var (
-	_ sdk.VMContext     = vm{}
 	_ sdk.PluginContext = (*plugin)(nil)
 	_ sdk.HttpContext   = (*stream)(nil)
 )

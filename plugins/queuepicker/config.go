@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"math"
 	"sort"
 	"strings"
@@ -65,13 +66,8 @@ type picker struct {
 func parseConfig(data []byte) (*picker, error) {
 	var cfg Config
 	if len(bytes.TrimSpace(data)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return nil, fmt.Errorf("queuepicker: invalid JSON configuration: %w", err)
-		}
-		if dec.More() {
-			return nil, errors.New("queuepicker: invalid JSON configuration: unexpected data after the top-level object")
+		if err := config.Decode("queuepicker", data, &cfg); err != nil {
+			return nil, err
 		}
 	}
 	p := &picker{pool: cfg.Pool, wq: DefaultQueueWeight, wi: DefaultInFlightWeight, wkv: DefaultKVWeight, maxEndpoints: DefaultMaxEndpoints}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
@@ -34,7 +35,7 @@ func TestEndToEndPick(t *testing.T) {
 	cfg := proxy.NewConfig().WithUpstream("vllm", urls...)
 	cfg.Upstreams[0].MetricsPath = "/metrics"
 	cfg.Upstreams[0].ScrapeInterval = proxy.Duration(20 * time.Millisecond)
-	e := start(t, cfg, pluginConfig(t, `{"max_endpoints": 2}`))
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"max_endpoints": 2}`))
 
 	resp, body := e.Do(t, "POST", "/v1/chat/completions", chat)
 	if resp.StatusCode != 200 {
@@ -56,7 +57,7 @@ func TestEndToEndPick(t *testing.T) {
 
 // expectRun sends requests until n in a row went to endpoint name (the
 // first scrapes may not have landed yet).
-func expectRun(t *testing.T, e *env, name string, n int) {
+func expectRun(t *testing.T, e *pluginenv.Env, name string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for run := 0; run < n; {
@@ -75,7 +76,7 @@ func expectRun(t *testing.T, e *env, name string, n int) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := load(t, `{"max_endpoints": 17}`)
+	_, logs, err := pluginenv.Load(t, pluginPkg, `{"max_endpoints": 17}`)
 	if err == nil {
 		t.Fatal("loading with an invalid configuration succeeded")
 	}

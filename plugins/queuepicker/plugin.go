@@ -11,17 +11,14 @@ import (
 	"errors"
 	"math/rand/v2"
 
+	"github.com/sluice-proxy/sluice/plugins/internal/guest"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
 )
 
 // main is never called: the host runs the module as a WASI reactor.
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(uint32) sdk.PluginContext { return &plugin{} }
+func init() { guest.Register("queuepicker", func() sdk.PluginContext { return &plugin{} }) }
 
 type plugin struct {
 	sdk.DefaultPluginContext
@@ -29,27 +26,17 @@ type plugin struct {
 	warned bool // the "no snapshot" warning was logged
 	// picked counts requests given an endpoint list, skipped those left
 	// to the pool's own policy (sluice_wasm_queuepicker_…_total).
-	picked, skipped counter
+	picked, skipped guest.Counter
 }
 
 func (p *plugin) OnPluginStart(size int) bool {
-	var data []byte
-	if size > 0 {
-		var err error
-		data, err = sdk.GetPluginConfiguration()
-		if err != nil {
-			sdk.LogCriticalf("queuepicker: cannot read the plugin configuration: %v", err)
-			return false
-		}
-	}
-	pk, err := parseConfig(data)
-	if err != nil {
-		sdk.LogCritical(err.Error())
+	pk, ok := guest.Configure(size, parseConfig)
+	if !ok {
 		return false
 	}
 	p.picker = pk
-	p.picked = defineCounter("queuepicker_picked_total")
-	p.skipped = defineCounter("queuepicker_skipped_total")
+	p.picked = guest.NewCounter("queuepicker_picked_total")
+	p.skipped = guest.NewCounter("queuepicker_skipped_total")
 	return true
 }
 
@@ -87,9 +74,9 @@ func (s *stream) OnHttpRequestBody(_ int, eos bool) sdk.Action {
 // the request continues and the proxy balances it by its own policy.
 func (p *plugin) pick() {
 	if p.trySet() {
-		p.picked.inc(1)
+		p.picked.Inc(1)
 	} else {
-		p.skipped.inc(1)
+		p.skipped.Inc(1)
 	}
 }
 
@@ -130,7 +117,6 @@ func (p *plugin) trySet() bool {
 }
 
 var (
-	_ sdk.VMContext     = vm{}
 	_ sdk.PluginContext = (*plugin)(nil)
 	_ sdk.HttpContext   = (*stream)(nil)
 )

@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 	"math"
 	"strconv"
 	"time"
@@ -240,32 +240,7 @@ func rejection(l limits, d decision) (headers [][2]string, body []byte) {
 		}
 	}
 	headers = append(headers, rateHeaders(l, d.st)...)
-	return headers, errorBody(msg, d.by, "", "rate_limit_exceeded")
-}
-
-// errorBody renders the OpenAI error envelope; empty param or code are
-// JSON null.
-func errorBody(message, typ, param, code string) []byte {
-	type detail struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	d := detail{Message: message, Type: typ}
-	if param != "" {
-		d.Param = &param
-	}
-	if code != "" {
-		d.Code = &code
-	}
-	b, err := json.Marshal(struct {
-		Error detail `json:"error"`
-	}{d})
-	if err != nil { // only strings: cannot fail
-		panic("ratelimit: marshal error body: " + err.Error())
-	}
-	return b
+	return headers, openai.ErrorBody(msg, d.by, "", "rate_limit_exceeded")
 }
 
 func hexSHA256(s string) string {

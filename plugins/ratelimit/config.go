@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"sort"
 	"strings"
 )
@@ -85,13 +85,8 @@ func parseConfig(data []byte) (*settings, error) {
 		return nil, errors.New(`ratelimit: the configuration is empty; it needs {"requests_per_minute": N} and/or {"tokens_per_minute": N}`)
 	}
 	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("ratelimit: invalid JSON configuration: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("ratelimit: invalid JSON configuration: unexpected data after the top-level object")
+	if err := config.Decode("ratelimit", data, &cfg); err != nil {
+		return nil, err
 	}
 	s := &settings{
 		keyHeader:       DefaultKeyHeader,
@@ -114,7 +109,7 @@ func parseConfig(data []byte) (*settings, error) {
 	s.limits = limits{rpm: cfg.RequestsPerMinute, tpm: cfg.TokensPerMinute}
 	if cfg.KeyHeader != "" {
 		h := strings.ToLower(cfg.KeyHeader)
-		if !validToken(h) {
+		if !config.ValidToken(h) {
 			return nil, fmt.Errorf("ratelimit: key_header: %q is not a valid header name", cfg.KeyHeader)
 		}
 		s.keyHeader = h
@@ -224,18 +219,4 @@ func sharedKey(prefix string, k rateKey) string {
 		v = "sha256:" + hexSHA256(v)
 	}
 	return "ratelimit/" + prefix + "/" + kind + v
-}
-
-// validToken reports whether name is a non-empty RFC 9110 token.
-func validToken(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

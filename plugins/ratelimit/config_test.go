@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"strings"
 	"testing"
 )
@@ -103,7 +104,7 @@ func FuzzParseConfig(f *testing.F) {
 			}
 			return
 		}
-		if s.limits.rpm == 0 && s.limits.tpm == 0 || !validToken(s.keyHeader) || s.defaultEstimate <= 0 || s.casRetries <= 0 {
+		if s.limits.rpm == 0 && s.limits.tpm == 0 || !config.ValidToken(s.keyHeader) || s.defaultEstimate <= 0 || s.casRetries <= 0 {
 			t.Fatalf("accepted %q as %+v", data, s)
 		}
 		for _, l := range append([]limits{s.limits}, mapValues(s.overrides)...) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
@@ -32,8 +33,8 @@ const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 // without the header, per client IP.
 func TestEndToEndRequests(t *testing.T) {
 	up := upstream(t, proxytest.Options{})
-	e := start(t, proxy.NewConfig().WithUpstream("default", up.URL),
-		pluginConfig(t, `{"requests_per_minute": 3, "overrides": {"vip": {"requests_per_minute": 5}}}`))
+	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL),
+		pluginenv.PluginConfig(t, pluginPkg, `{"requests_per_minute": 3, "overrides": {"vip": {"requests_per_minute": 5}}}`))
 	for i := range 3 {
 		resp, body := e.Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "acme")
 		if resp.StatusCode != 200 {
@@ -111,7 +112,7 @@ func checkRateLimited(t *testing.T, resp *http.Response, body, typ string) {
 // remaining tokens reach at least want: a response's charge is settled
 // when the proxy finishes the request, which may be just after the client
 // has read the whole response.
-func remainingTokens(t *testing.T, e *env, tenant string, want int) int {
+func remainingTokens(t *testing.T, e *pluginenv.Env, tenant string, want int) int {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -134,7 +135,7 @@ func remainingTokens(t *testing.T, e *env, tenant string, want int) int {
 // usage of JSON replies and of the last SSE chunk.
 func TestEndToEndTokens(t *testing.T) {
 	up := upstream(t, proxytest.Options{Tokens: 8})
-	e := start(t, proxy.NewConfig().WithUpstream("default", up.URL), pluginConfig(t, `{"tokens_per_minute": 100}`))
+	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL), pluginenv.PluginConfig(t, pluginPkg, `{"tokens_per_minute": 100}`))
 	// Each completion uses 1 prompt word + 8 tokens = 9 tokens.
 	req := func(maxTokens int, stream bool) (*http.Response, string) {
 		body := `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":` + strconv.Itoa(maxTokens)
@@ -206,7 +207,7 @@ func TestEndToEndTokens(t *testing.T) {
 func TestEndToEndHammer(t *testing.T) {
 	up := upstream(t, proxytest.Options{})
 	const limit, total = 30, 60
-	e := start(t, proxy.NewConfig().WithUpstream("default", up.URL), pluginConfig(t, `{"requests_per_minute": 30}`))
+	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL), pluginenv.PluginConfig(t, pluginPkg, `{"requests_per_minute": 30}`))
 	var ok, limited, other atomic.Int64
 	var wg sync.WaitGroup
 	begin := time.Now()
@@ -242,7 +243,7 @@ func TestEndToEndHammer(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := load(t, `{"requests_per_minute": -1}`)
+	_, logs, err := pluginenv.Load(t, pluginPkg, `{"requests_per_minute": -1}`)
 	if err == nil {
 		t.Fatal("loading with an invalid configuration succeeded")
 	}

@@ -9,17 +9,15 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/sluice-proxy/sluice/plugins/internal/guest"
+	"github.com/sluice-proxy/sluice/plugins/internal/openai"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
 )
 
 // main is never called: the host runs the module as a WASI reactor.
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(uint32) sdk.PluginContext { return &plugin{} }
+func init() { guest.Register("ratelimit", func() sdk.PluginContext { return &plugin{} }) }
 
 type plugin struct {
 	sdk.DefaultPluginContext
@@ -30,43 +28,30 @@ type plugin struct {
 
 // rateMetrics are the plugin's counters (sluice_wasm_ratelimit_…{plugin}).
 type rateMetrics struct {
-	admitted        counter // requests admitted
-	limitedRequests counter // 429s, by the bucket that refused
-	limitedTokens   counter
-	stateFailures   counter // shared data could not be read or written
-	usageTokens     counter // LLM tokens settled from responses' usage
+	admitted        guest.Counter // requests admitted
+	limitedRequests guest.Counter // 429s, by the bucket that refused
+	limitedTokens   guest.Counter
+	stateFailures   guest.Counter // shared data could not be read or written
+	usageTokens     guest.Counter // LLM tokens settled from responses' usage
 }
 
 func defineMetrics() rateMetrics {
 	return rateMetrics{
-		admitted:        defineCounter("ratelimit_admitted_total"),
-		limitedRequests: defineCounter("ratelimit_limited_total_type=requests"),
-		limitedTokens:   defineCounter("ratelimit_limited_total_type=tokens"),
-		stateFailures:   defineCounter("ratelimit_state_failures_total"),
-		usageTokens:     defineCounter("ratelimit_usage_tokens_total"),
+		admitted:        guest.NewCounter("ratelimit_admitted_total"),
+		limitedRequests: guest.NewCounter("ratelimit_limited_total_type=requests"),
+		limitedTokens:   guest.NewCounter("ratelimit_limited_total_type=tokens"),
+		stateFailures:   guest.NewCounter("ratelimit_state_failures_total"),
+		usageTokens:     guest.NewCounter("ratelimit_usage_tokens_total"),
 	}
 }
 
 func (p *plugin) OnPluginStart(size int) bool {
-	var data []byte
-	if size > 0 {
-		var err error
-		data, err = sdk.GetPluginConfiguration()
-		if err != nil {
-			sdk.LogCriticalf("ratelimit: cannot read the plugin configuration: %v", err)
-			return false
-		}
-	}
-	cfg, err := parseConfig(data)
-	if err != nil {
-		sdk.LogCritical(err.Error())
+	cfg, ok := guest.Configure(size, parseConfig)
+	if !ok {
 		return false
 	}
 	p.cfg = cfg
-	p.prefix = "ratelimit"
-	if name, err := sdk.GetProperty([]string{"plugin_name"}); err == nil && len(name) > 0 {
-		p.prefix = string(name)
-	}
+	p.prefix = guest.PluginName()
 	p.m = defineMetrics()
 	return true
 }
@@ -143,12 +128,12 @@ func (s *stream) admit(cost int64) sdk.Action {
 		nb, d := b.admit(now, s.lim, cost)
 		if !d.allowed {
 			if d.by == "requests" {
-				s.p.m.limitedRequests.inc(1)
+				s.p.m.limitedRequests.Inc(1)
 			} else {
-				s.p.m.limitedTokens.inc(1)
+				s.p.m.limitedTokens.Inc(1)
 			}
 			headers, body := rejection(s.lim, d)
-			return reply(429, headers, body)
+			return guest.Reply(429, headers, body)
 		}
 		err = sdk.SetSharedData(s.key, nb.encode(), cas)
 		if errors.Is(err, sdk.ErrCasMismatch) {
@@ -158,7 +143,7 @@ func (s *stream) admit(cost int64) sdk.Action {
 			return s.stateFailure("writing the bucket", err)
 		}
 		s.admitted, s.charged, s.dec = true, cost, d
-		s.p.m.admitted.inc(1)
+		s.p.m.admitted.Inc(1)
 		return sdk.ActionContinue
 	}
 	return s.stateFailure("updating the bucket", errors.New("too many compare-and-swap conflicts"))
@@ -190,11 +175,11 @@ func (s *stream) load() (bucket, uint32, int64, error) {
 // stateFailure applies failure_mode_deny when the shared state or the
 // request cannot be read.
 func (s *stream) stateFailure(what string, err error) sdk.Action {
-	s.p.m.stateFailures.inc(1)
+	s.p.m.stateFailures.Inc(1)
 	if s.p.cfg.failureModeDeny {
 		sdk.LogErrorf("ratelimit: %s failed, denying (failure_mode_deny): %v", what, err)
-		return reply(503, [][2]string{{"content-type", "application/json"}},
-			errorBody("The rate limiter is unavailable.", "server_error", "", "rate_limiter_unavailable"))
+		return guest.Reply(503, [][2]string{{"content-type", "application/json"}},
+			openai.ErrorBody("The rate limiter is unavailable.", "server_error", "", "rate_limiter_unavailable"))
 	}
 	sdk.LogWarnf("ratelimit: %s failed, letting the request through: %v", what, err)
 	return sdk.ActionContinue
@@ -247,10 +232,10 @@ func (s *stream) OnHttpStreamDone() {
 	switch {
 	case s.usage.found:
 		delta = s.usage.tokens - s.charged
-		s.p.m.usageTokens.inc(uint64(s.usage.tokens))
+		s.p.m.usageTokens.Inc(uint64(s.usage.tokens))
 	case s.hdrFound:
 		delta = s.hdrUsage - s.charged
-		s.p.m.usageTokens.inc(uint64(s.hdrUsage))
+		s.p.m.usageTokens.Inc(uint64(s.hdrUsage))
 	case s.status < 200 || s.status > 299:
 		delta = -s.charged
 	}
@@ -275,20 +260,7 @@ func (s *stream) OnHttpStreamDone() {
 	sdk.LogWarnf("ratelimit: settling %d tokens: too many compare-and-swap conflicts", delta)
 }
 
-// reply sends a local response and pauses the stream. If the host refuses
-// the local response, the request is reset rather than let through.
-func reply(status uint32, headers [][2]string, body []byte) sdk.Action {
-	if err := sdk.SendHttpResponse(status, headers, body, -1); err != nil {
-		sdk.LogErrorf("ratelimit: sending the %d reply failed, closing the request: %v", status, err)
-		if err := sdk.CloseStream(sdk.StreamHttpRequest); err != nil {
-			sdk.LogErrorf("ratelimit: closing the request failed: %v", err)
-		}
-	}
-	return sdk.ActionPause
-}
-
 var (
-	_ sdk.VMContext     = vm{}
 	_ sdk.PluginContext = (*plugin)(nil)
 	_ sdk.HttpContext   = (*stream)(nil)
 )

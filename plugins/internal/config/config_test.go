@@ -1,0 +1,66 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDecode(t *testing.T) {
+	type cfg struct {
+		Keys []string `json:"keys"`
+		N    int      `json:"n"`
+	}
+	f := func(data, wantErr string) {
+		t.Helper()
+		var c cfg
+		err := Decode("p", []byte(data), &c)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("Decode(%s): %v", data, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Errorf("Decode(%s) = %v, want an error containing %q", data, err, wantErr)
+		}
+	}
+	f(`{"keys": ["a"], "n": 2}`, "")
+	f(` {"n": 1}  `+"\n", "")
+	f(`{"kyes": []}`, `p: invalid JSON configuration: json: unknown field "kyes"`)
+	f(`{"n": "1"}`, "p: invalid JSON configuration: json: cannot unmarshal string")
+	f(`{"n": 1} {"n": 2}`, "p: invalid JSON configuration: unexpected data after the top-level object")
+	f(`{"n": 1} x`, "p: invalid JSON configuration: unexpected data after the top-level object")
+	f(`{"n": 1`, "p: invalid JSON configuration: unexpected EOF")
+	f(``, "p: invalid JSON configuration: EOF")
+}
+
+func TestValidToken(t *testing.T) {
+	for s, want := range map[string]bool{
+		"x-tenant": true, "X-Api-Key": true, "GET": true, "a!#$%&'*+-.^_`|~0": true,
+		"": false, "x tenant": false, "x:y": false, ":path": false, "a\x00": false, "é": false, "a,b": false, `"a"`: false,
+	} {
+		if got := ValidToken(s); got != want {
+			t.Errorf("ValidToken(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// FuzzValidToken checks ValidToken against the RFC 9110 grammar written
+// out byte by byte.
+func FuzzValidToken(f *testing.F) {
+	f.Add("x-tenant")
+	f.Add("a b")
+	f.Fuzz(func(t *testing.T, s string) {
+		want := s != ""
+		for _, c := range []byte(s) {
+			alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+			switch c {
+			case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+			default:
+				if !alnum {
+					want = false
+				}
+			}
+		}
+		if got := ValidToken(s); got != want {
+			t.Errorf("ValidToken(%q) = %v, want %v", s, got, want)
+		}
+	})
+}

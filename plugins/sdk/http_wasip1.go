@@ -100,7 +100,9 @@ func getMap(mt MapType) ([][2]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DeserializeMap(b)
+	pairs, err := DeserializeMap(b) // copies
+	mem.recycle(b)
+	return pairs, err
 }
 
 func setMap(mt MapType, pairs [][2]string) error {
@@ -116,7 +118,9 @@ func getMapValue(mt MapType, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return string(b), nil
+	v := string(b)
+	mem.recycle(b)
+	return v, nil
 }
 
 func addMapValue(mt MapType, key, value string) error {

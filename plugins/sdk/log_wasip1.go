@@ -36,25 +36,65 @@ func LogError(msg string) { logMessage(LogLevelError, msg) }
 // LogCritical logs msg at critical level.
 func LogCritical(msg string) { logMessage(LogLevelCritical, msg) }
 
-// LogTracef formats with fmt.Sprintf and logs at trace level.
-func LogTracef(format string, args ...any) { logMessage(LogLevelTrace, fmt.Sprintf(format, args...)) }
+// LogTracef formats with fmt.Sprintf and logs at trace level. Nothing is
+// formatted when the host would drop the line (see LogEnabled).
+func LogTracef(format string, args ...any) { logf(LogLevelTrace, format, args) }
 
-// LogDebugf formats with fmt.Sprintf and logs at debug level.
-func LogDebugf(format string, args ...any) { logMessage(LogLevelDebug, fmt.Sprintf(format, args...)) }
+// LogDebugf formats with fmt.Sprintf and logs at debug level, formatting
+// nothing when the host would drop the line.
+func LogDebugf(format string, args ...any) { logf(LogLevelDebug, format, args) }
 
-// LogInfof formats with fmt.Sprintf and logs at info level.
-func LogInfof(format string, args ...any) { logMessage(LogLevelInfo, fmt.Sprintf(format, args...)) }
+// LogInfof formats with fmt.Sprintf and logs at info level, formatting
+// nothing when the host would drop the line.
+func LogInfof(format string, args ...any) { logf(LogLevelInfo, format, args) }
 
-// LogWarnf formats with fmt.Sprintf and logs at warn level.
-func LogWarnf(format string, args ...any) { logMessage(LogLevelWarn, fmt.Sprintf(format, args...)) }
+// LogWarnf formats with fmt.Sprintf and logs at warn level, formatting
+// nothing when the host would drop the line.
+func LogWarnf(format string, args ...any) { logf(LogLevelWarn, format, args) }
 
-// LogErrorf formats with fmt.Sprintf and logs at error level.
-func LogErrorf(format string, args ...any) { logMessage(LogLevelError, fmt.Sprintf(format, args...)) }
+// LogErrorf formats with fmt.Sprintf and logs at error level, formatting
+// nothing when the host would drop the line.
+func LogErrorf(format string, args ...any) { logf(LogLevelError, format, args) }
 
-// LogCriticalf formats with fmt.Sprintf and logs at critical level.
-func LogCriticalf(format string, args ...any) {
-	logMessage(LogLevelCritical, fmt.Sprintf(format, args...))
+// LogCriticalf formats with fmt.Sprintf and logs at critical level,
+// formatting nothing when the host would drop the line.
+func LogCriticalf(format string, args ...any) { logf(LogLevelCritical, format, args) }
+
+// logf formats and logs only when the host keeps lines at level: a line
+// the host drops costs one proxy_get_log_level call instead of the
+// formatting (which dominates a guest that logs per header).
+func logf(level LogLevel, format string, args []any) {
+	if !LogEnabled(level) {
+		return
+	}
+	logMessage(level, fmt.Sprintf(format, args...))
 }
+
+// LogEnabled reports whether the host keeps log lines at level. The host's
+// level is asked once per callback (hosts may change it at run time, never
+// in the middle of a callback), so a callback that logs many dropped lines
+// makes one host call. A host that does not answer is assumed to keep
+// everything.
+func LogEnabled(level LogLevel) bool {
+	if !hostLogLevel.known {
+		var l uint32
+		if proxyGetLogLevel(&l) != 0 {
+			l = uint32(LogLevelTrace)
+		}
+		hostLogLevel.level, hostLogLevel.known = l, true
+	}
+	return uint32(level) >= hostLogLevel.level
+}
+
+// hostLogLevel caches the host's log level for the current callback.
+var hostLogLevel struct {
+	level uint32
+	known bool
+}
+
+// enterCallback runs first in every exported callback: what the SDK
+// cached from the host for one callback is stale in the next.
+func enterCallback() { hostLogLevel.known = false }
 
 // GetLogLevel returns the host's current log level, so a plugin can skip
 // building messages the host would drop.

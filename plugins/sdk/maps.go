@@ -42,6 +42,7 @@ func SerializeMap(pairs [][2]string) []byte {
 // names the problem; DeserializeMap never panics.
 //
 // The returned strings are copies: data may be reused after it returns.
+// They share one backing copy, which stays alive while any of them does.
 func DeserializeMap(data []byte) ([][2]string, error) {
 	switch {
 	case len(data) == 0:
@@ -64,6 +65,9 @@ func DeserializeMap(data []byte) ([][2]string, error) {
 		return nil, nil
 	}
 	pairs := make([][2]string, count)
+	// One copy of all keys and values; the pairs are views into it, so a
+	// map of n pairs costs two allocations instead of 2n+1.
+	str := string(data[header:])
 	off := header
 	end := uint64(len(data))
 	for i := uint64(0); i < count; i++ {
@@ -76,12 +80,12 @@ func DeserializeMap(data []byte) ([][2]string, error) {
 		if data[off+klen] != 0 {
 			return nil, fmt.Errorf("sdk: serialized map pair %d: key is not NUL-terminated at offset %d: %w", i, off+klen, ErrParseFailure)
 		}
-		pairs[i][0] = string(data[off : off+klen])
+		pairs[i][0] = str[off-header : off-header+klen]
 		off += klen + 1
 		if data[off+vlen] != 0 {
 			return nil, fmt.Errorf("sdk: serialized map pair %d: value is not NUL-terminated at offset %d: %w", i, off+vlen, ErrParseFailure)
 		}
-		pairs[i][1] = string(data[off : off+vlen])
+		pairs[i][1] = str[off-header : off-header+vlen]
 		off += vlen + 1
 	}
 	if off != end {

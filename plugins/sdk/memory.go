@@ -10,40 +10,68 @@ import (
 // out-of-memory fatal error; wasm32 memory is 4 GiB at most anyway.
 const maxAllocation = 1 << 30
 
+// maxRecycled bounds the size of a buffer kept for reuse, and maxFree how
+// many are kept: header maps and values are small, bodies are not reused.
+const (
+	maxRecycled = 16 << 10
+	maxFree     = 4
+)
+
 // allocTable keeps the buffers handed to the host by proxy_on_memory_allocate
 // reachable until the SDK has read them back. Go's garbage collector does not
 // move heap objects, so keeping a reference is enough to keep the address
 // valid while the host writes into it.
 //
-// Allocations are keyed by address. Each one carries a sequence number so a
-// host call wrapper can release every allocation made during that call that
-// the host did not hand back (a failed call, or a host that allocated more
-// than it returned), which keeps the table from leaking.
+// Each allocation carries a sequence number so a host call wrapper can
+// release every allocation made during that call that the host did not hand
+// back (a failed call, or a host that allocated more than it returned),
+// which keeps the table from leaking. Outstanding allocations are few (one
+// per host call in flight), so they are kept in a slice, not a map.
+//
+// Buffers whose content the SDK copied out (header maps, header values) are
+// given back with recycle and reused by later allocations, so a plugin that
+// reads headers on every request does not make the guest allocate for the
+// host's writes each time.
 //
 // Not safe for concurrent use: a Wasm instance runs one callback at a time.
 type allocTable struct {
-	bufs map[uintptr]allocation
+	live []allocation
+	free [][]byte
 	seq  uint64
 }
 
 type allocation struct {
-	buf []byte
-	seq uint64
+	addr uintptr
+	buf  []byte
+	seq  uint64
 }
 
-// alloc returns a new zeroed buffer of size bytes (at least 1, so the address
-// is never 0) and its address, or (0, nil) when size exceeds maxAllocation.
+// alloc returns a zeroed buffer of size bytes (at least 1, so the address is
+// never 0) and its address, or (0, nil) when size exceeds maxAllocation. The
+// buffer is a recycled one when one is large enough.
 func (t *allocTable) alloc(size uint32) (uintptr, []byte) {
 	if size > maxAllocation {
 		return 0, nil
 	}
-	buf := make([]byte, max(size, 1))
-	addr := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
-	if t.bufs == nil {
-		t.bufs = make(map[uintptr]allocation)
+	n := int(max(size, 1))
+	var buf []byte
+	for i, f := range t.free {
+		if cap(f) >= n {
+			buf = f[:n]
+			clear(buf)
+			last := len(t.free) - 1
+			t.free[i] = t.free[last]
+			t.free[last] = nil
+			t.free = t.free[:last]
+			break
+		}
 	}
+	if buf == nil {
+		buf = make([]byte, n)
+	}
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
 	t.seq++
-	t.bufs[addr] = allocation{buf: buf, seq: t.seq}
+	t.live = append(t.live, allocation{addr: addr, buf: buf, seq: t.seq})
 	return addr, buf
 }
 
@@ -63,32 +91,61 @@ func (t *allocTable) take(addr uintptr, size uint32) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("sdk: host returned %d bytes at address 0: %w", size, ErrInvalidMemoryAccess)
 	}
-	a, ok := t.bufs[addr]
-	if !ok {
+	i := t.find(addr)
+	if i < 0 {
 		return nil, fmt.Errorf("sdk: host returned address %#x, which proxy_on_memory_allocate did not hand out: %w", addr, ErrInvalidMemoryAccess)
 	}
-	delete(t.bufs, addr)
+	a := t.live[i]
+	t.remove(i)
 	if uint64(size) > uint64(len(a.buf)) {
 		return nil, fmt.Errorf("sdk: host returned %d bytes in an allocation of %d bytes: %w", size, len(a.buf), ErrInvalidMemoryAccess)
 	}
 	return a.buf[:size:size], nil
 }
 
-// releaseSince drops every allocation made after mark. Called at the end of
-// each host call wrapper that can make the host allocate.
-func (t *allocTable) releaseSince(mark uint64) {
-	if len(t.bufs) == 0 || t.seq == mark {
+// recycle gives back a buffer returned by take once its content has been
+// copied out; the caller must not use b afterwards. Large buffers and
+// buffers beyond maxFree are left to the garbage collector.
+func (t *allocTable) recycle(b []byte) {
+	if cap(b) == 0 || cap(b) > maxRecycled || len(t.free) >= maxFree {
 		return
 	}
-	for addr, a := range t.bufs {
-		if a.seq > mark {
-			delete(t.bufs, addr)
+	t.free = append(t.free, b[:0:cap(b)])
+}
+
+// releaseSince drops every allocation made after mark (the host allocated
+// them but did not hand them back) and keeps them for reuse. Called at the
+// end of each host call wrapper that can make the host allocate.
+func (t *allocTable) releaseSince(mark uint64) {
+	if len(t.live) == 0 || t.seq == mark {
+		return
+	}
+	for i := len(t.live) - 1; i >= 0; i-- {
+		if a := t.live[i]; a.seq > mark {
+			t.remove(i)
+			t.recycle(a.buf)
 		}
 	}
 }
 
+func (t *allocTable) find(addr uintptr) int {
+	for i := len(t.live) - 1; i >= 0; i-- {
+		if t.live[i].addr == addr {
+			return i
+		}
+	}
+	return -1
+}
+
+// remove deletes live[i], keeping the order of the others.
+func (t *allocTable) remove(i int) {
+	copy(t.live[i:], t.live[i+1:])
+	t.live[len(t.live)-1] = allocation{}
+	t.live = t.live[:len(t.live)-1]
+}
+
 // outstanding reports how many allocations are held (for tests).
-func (t *allocTable) outstanding() int { return len(t.bufs) }
+func (t *allocTable) outstanding() int { return len(t.live) }
 
 // mem is the instance's allocation table, used by proxy_on_memory_allocate
 // and the host call wrappers.

@@ -82,3 +82,92 @@ func TestAllocTableReleaseSince(t *testing.T) {
 		t.Errorf("allocation made before the mark was released: %v", err)
 	}
 }
+
+func TestAllocTableRecycles(t *testing.T) {
+	var tab allocTable
+	addr, buf := tab.alloc(64)
+	copy(buf, "secret")
+	got, err := tab.take(addr, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.recycle(got)
+
+	// The next allocation that fits reuses the buffer, zeroed.
+	addr2, buf2 := tab.alloc(10)
+	if addr2 != addr {
+		t.Errorf("alloc after recycle got %#x, want the recycled buffer %#x", addr2, addr)
+	}
+	for i, c := range buf2 {
+		if c != 0 {
+			t.Fatalf("recycled buffer byte %d = %#x, want zeroed", i, c)
+		}
+	}
+	if len(buf2) != 10 {
+		t.Errorf("recycled buffer has %d bytes, want 10", len(buf2))
+	}
+	// A recycled buffer is handed out once: the next allocation is new.
+	addr3, _ := tab.alloc(10)
+	if addr3 == addr2 {
+		t.Error("a recycled buffer was handed out twice")
+	}
+	// Too small a free buffer is not used.
+	b4, _ := tab.take(addr3, 10)
+	tab.recycle(b4)
+	addr5, _ := tab.alloc(100)
+	if addr5 == addr3 {
+		t.Error("alloc(100) reused a 10-byte buffer")
+	}
+
+	// Allocations the host never handed back are recycled by releaseSince.
+	var tab2 allocTable
+	mark := tab2.mark()
+	lost, _ := tab2.alloc(32)
+	tab2.releaseSince(mark)
+	if again, _ := tab2.alloc(32); again != lost {
+		t.Errorf("releaseSince did not keep the dropped buffer for reuse")
+	}
+
+	// Large buffers and more than maxFree are left to the GC.
+	var tab3 allocTable
+	big, _ := tab3.alloc(maxRecycled + 1)
+	bb, _ := tab3.take(big, maxRecycled+1)
+	tab3.recycle(bb)
+	if len(tab3.free) != 0 {
+		t.Errorf("a %d-byte buffer was kept for reuse", maxRecycled+1)
+	}
+	for range maxFree + 2 {
+		a, _ := tab3.alloc(8)
+		b, _ := tab3.take(a, 8)
+		defer tab3.recycle(b) // recycle all after allocating all
+	}
+	t.Cleanup(func() {
+		if len(tab3.free) > maxFree {
+			t.Errorf("%d free buffers kept, want at most %d", len(tab3.free), maxFree)
+		}
+	})
+}
+
+func TestDeserializeMapSharesOneCopy(t *testing.T) {
+	in := [][2]string{{":path", "/a"}, {"user-agent", "x"}, {"k", ""}}
+	data := SerializeMap(in)
+	got, err := DeserializeMap(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(data) // the result must not alias the input
+	for i := range in {
+		if got[i] != in[i] {
+			t.Errorf("pair %d = %q, want %q", i, got[i], in[i])
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := DeserializeMap(SerializeMap(in)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// SerializeMap: 1; DeserializeMap: the pair slice and one string.
+	if allocs > 3 {
+		t.Errorf("DeserializeMap of %d pairs made %v allocations with SerializeMap, want 3", len(in), allocs)
+	}
+}

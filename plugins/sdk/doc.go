@@ -1,5 +1,6 @@
 // Package sdk is a small Proxy-Wasm ABI v0.2.1 guest SDK for standard Go
-// (>= 1.24) plugins built as WASI reactors:
+// plugins built as WASI reactors (this module needs Go >= 1.26.8, as go.mod
+// says; the SDK itself needs only //go:wasmexport, Go >= 1.24):
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm ./plugins/headers
 //

@@ -62,10 +62,13 @@
 // merely waits for the CPU under load is not stopped; a call is stopped in
 // any case after max(1s, 100×budget) of wall time (at most budget+1min).
 // Elsewhere it is wall time. The host stops a call through checks it adds
-// to every plugin at load: a countdown at the top of each loop body that
-// calls the host function sluice.yield every 1000 iterations, where a call
-// whose deadline fired ends (and where the Go scheduler can preempt a
-// long-running guest). A module's start section is turned into an export,
+// to every plugin at load: a countdown at the top of each loop body and at
+// the entry of each function that calls another (so recursion, direct,
+// mutual or through call_indirect, is bounded like a loop) that calls the
+// host function sluice.yield every 1000 steps, where a call whose deadline
+// fired ends (and where the Go scheduler can preempt a long-running
+// guest). A recursion that only deepens ends in wazero's stack-overflow
+// trap if its budget has not run out first. A module's start section is turned into an export,
 // "sluice:start", that the host calls first, under the start-up deadline.
 // A call allocates nothing: every call into an instance uses that
 // instance's own reusable context.Context, and one timer per instance,

@@ -322,6 +322,23 @@ func checkFixtureBehaviour(t *testing.T, name, path string) {
 			t.Errorf("status = %d calls, want %d", got, 1<<17-1)
 		}
 
+	case name == "conditional_trap":
+		h := newMiniHost(t, path, hostOptions{})
+		if r := h.start(); r != 1 {
+			t.Fatalf("configure returned %d", r)
+		}
+		if a := h.exchange("/"); a != 0 {
+			t.Errorf("action %d, want 0", a)
+		}
+		if v, _ := header(h.reqHeaders, "x-wat"); v != "ok" {
+			t.Errorf("x-wat = %q, want ok", v)
+		}
+		h.mustCall("proxy_on_context_create", 9, 1)
+		h.reqHeaders = append(h.reqHeaders, [2]string{"x-trap", "1"})
+		if _, err := h.call("proxy_on_request_headers", 9, uint32(len(h.reqHeaders)), 1); err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("proxy_on_request_headers with x-trap = %v, want a trap", err)
+		}
+
 	case name == "recurse_deep":
 		h := newMiniHost(t, path, hostOptions{})
 		if r := h.start(); r != 1 {

@@ -174,3 +174,21 @@ func BenchmarkGuestLoop(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(headers*2000), "ns/iter")
 }
+
+// BenchmarkGuestRecursion measures a guest's function calls with no loop
+// (the recurse fixture: fan(16), 2^17 - 1 calls of a function that calls
+// itself twice) and reports the cost of one call, its entry stop check
+// included.
+func BenchmarkGuestRecursion(b *testing.B) {
+	h := newTestHost(b)
+	p := h.mustLoad(b, proxy.PluginConfig{Name: "recurse", Path: "testdata/cpu/recurse.wasm", Instances: 1,
+		CallTimeout: proxy.Duration(time.Second)})
+	defer p.Close()
+	const headers = 16
+	ex := spinExchange(headers)
+	b.ReportAllocs()
+	for b.Loop() {
+		benchRequest(b, p, ex)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(1<<(headers+1)-1), "ns/call")
+}

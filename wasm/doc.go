@@ -25,7 +25,7 @@
 // # Instances
 //
 // A Plugin has a small fixed set of instances (PluginConfig.Instances,
-// default GOMAXPROCS). Each runs one callback at a time, guarded by a mutex;
+// default GOMAXPROCS), plus one started spare. Each runs one callback at a time, guarded by a mutex;
 // a request's HTTP context is created on the live instance with the fewest
 // pinned requests (ties rotate) and stays there for its whole life, as in
 // Envoy where a context lives in one worker's VM. Every instance gets root
@@ -40,11 +40,19 @@
 // An instance that traps, exits, times out or runs out of memory is
 // discarded at once: the failing callback returns a *CallError (the proxy
 // then applies the failure policy: fail_closed answers 503, fail_open skips
-// the plugin), the instance is never called again, and a fresh one is
-// created in the background in its slot (retrying with backoff if that
-// fails). Other requests on other instances are not affected; requests
-// pinned to the discarded instance fail on their next callback
-// (KindUnavailable) and their OnDone does not call into it.
+// the plugin), the instance is never called again, the spare takes its
+// slot before the failing call returns, and a new spare is built in the
+// background (retrying with backoff if that fails). New requests never
+// get a discarded instance; if failures outrun the rebuilding and no
+// instance is alive, NewStream waits for one up to
+// HostConfig.StartTimeout, then fails with KindUnavailable (ErrNoInstance).
+// Only requests in flight on the discarded instance are affected, and
+// only those that still need a callback the guest exports: such a
+// callback fails with KindUnavailable (ErrInstanceDiscarded), a request
+// paused on it is never resumed (it fails at the proxy's timeout), and
+// each is counted once in sluice_plugin_stranded_requests_total; a
+// request past the guest's last exported callback goes on, and OnDone
+// never calls into a discarded instance.
 //
 // # Sandbox
 //
@@ -75,10 +83,13 @@
 // merely waits for the CPU under load is not stopped; a call is stopped in
 // any case after max(1s, 100×budget) of wall time (at most budget+1min).
 // Elsewhere it is wall time. The host stops a call through checks it adds
-// to every plugin at load: a countdown at the top of each loop body that
-// calls the host function sluice.yield every 1000 iterations, where a call
-// whose deadline fired ends (and where the Go scheduler can preempt a
-// long-running guest). A module's start section is turned into an export,
+// to every plugin at load: a countdown at the top of each loop body and at
+// the entry of each function that calls another (so recursion, direct,
+// mutual or through call_indirect, is bounded like a loop) that calls the
+// host function sluice.yield every 1000 steps, where a call whose deadline
+// fired ends (and where the Go scheduler can preempt a long-running
+// guest). A recursion that only deepens ends in wazero's stack-overflow
+// trap if its budget has not run out first. A module's start section is turned into an export,
 // "sluice:start", that the host calls first, under the start-up deadline.
 // A call allocates nothing: every call into an instance uses that
 // instance's own reusable context.Context, and one timer per instance,
@@ -344,6 +355,12 @@
 //	sluice_plugin_instance_restarts_total{plugin}  discarded instances replaced
 //	sluice_plugin_http_calls_total{plugin,result}  proxy_http_call outcomes: ok, timeout, cancelled, error
 //	sluice_plugin_log_lines_dropped_total{plugin}  log lines over PluginConfig.LogLimit
+//	sluice_plugin_stranded_requests_total{plugin,reason}  requests in flight on a discarded instance that
+//	                                               still needed it; reason: trap, timeout, memory, exit, closed
+//
+// errors_total counts the failing calls themselves; a stranded request is
+// counted only in stranded_requests_total, and kind unavailable counts new
+// requests that found no live instance.
 //
 // Rust guests are not built or tested here (no wasm32 Rust toolchain);
 // guests from the Go, C and AssemblyScript SDKs are.

@@ -26,10 +26,16 @@ func (e *CallError) Error() string {
 
 func (e *CallError) Unwrap() error { return e.Err }
 
-// ErrInstanceDiscarded is wrapped by the CallError of a request whose
-// instance was discarded after another failure, and of a new request when
-// no instance is alive.
+// ErrInstanceDiscarded is wrapped by the CallError of a request in flight
+// on an instance discarded after another failure (or closed with its
+// plugin) that still needed a callback from it.
 var ErrInstanceDiscarded = errors.New("wasm: plugin instance discarded after a failure")
+
+// ErrNoInstance is wrapped by the CallError of a new request that found no
+// live instance within HostConfig.StartTimeout (every slot's instance was
+// discarded and no replacement could be built in time), or whose plugin
+// was closed.
+var ErrNoInstance = errors.New("wasm: no live plugin instance")
 
 // pluginError prefixes an error with the plugin's name.
 func pluginError(name string, err error) error {

@@ -64,16 +64,29 @@ func TestHammerPauseResume(t *testing.T) {
 // host functions of several instances of plugins sharing a vm_id. No
 // update may be lost.
 func TestHammerSharedDataCAS(t *testing.T) {
-	incr := func(get func() ([]byte, uint32, bool), set func([]byte, uint32) status) {
+	// incr adds one to a counter that exists: a get that fails is an
+	// error, never "start from 0", so every set carries the cas of the
+	// value it read (never 0, which would be an unconditional set). A
+	// store whose CAS were broken loses updates and fails the test.
+	incr := func(get func() ([]byte, uint32, status), set func([]byte, uint32) status) error {
 		for {
-			v, cas, _ := get()
-			n, _ := strconv.Atoi(string(v))
+			v, cas, st := get()
+			if st != statusOK {
+				return fmt.Errorf("get: status %d", st)
+			}
+			if cas == 0 {
+				return fmt.Errorf("get: cas 0 for %q", v)
+			}
+			n, err := strconv.Atoi(string(v))
+			if err != nil {
+				return fmt.Errorf("get: value %q", v)
+			}
 			switch st := set([]byte(strconv.Itoa(n+1)), cas); st {
 			case statusOK:
-				return
+				return nil
 			case statusCASMismatch:
 			default:
-				panic(fmt.Sprintf("set: status %d", st))
+				return fmt.Errorf("set: status %d", st)
 			}
 		}
 	}
@@ -91,8 +104,17 @@ func TestHammerSharedDataCAS(t *testing.T) {
 				defer wg.Done()
 				key := []byte(fmt.Sprint("k", g%keys))
 				for range perG {
-					incr(func() ([]byte, uint32, bool) { return d.get(nil, key) },
-						func(v []byte, cas uint32) status { return d.set(key, v, cas) })
+					err := incr(func() ([]byte, uint32, status) {
+						v, cas, ok := d.get(nil, key)
+						if !ok {
+							return nil, 0, statusNotFound
+						}
+						return v, cas, statusOK
+					}, func(v []byte, cas uint32) status { return d.set(key, v, cas) })
+					if err != nil {
+						t.Error(err)
+						return
+					}
 				}
 			}()
 		}
@@ -117,6 +139,12 @@ func TestHammerSharedDataCAS(t *testing.T) {
 		}
 		const perG = 200
 		key := []byte("ctr")
+		// Create the counter before the goroutines start: the ABI's first
+		// write of a key is unconditional whatever its cas (as in Envoy),
+		// so concurrent creators would both win (issue 9 item 11).
+		if st := ins[0].p.shared.set(key, []byte("0"), 0); st != statusOK {
+			t.Fatalf("create: status %d", st)
+		}
 		var wg sync.WaitGroup
 		for g := range 2 * len(ins) {
 			in := ins[g%len(ins)]
@@ -124,31 +152,39 @@ func TestHammerSharedDataCAS(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				stack := make([]uint64, 5)
-				for range perG {
-					in.mu.Lock()
-					// A new HTTP context resets the fixture's bump allocator.
+				get := func() ([]byte, uint32, status) {
+					// A new HTTP context resets the fixture's bump
+					// allocator, so retries never exhaust it.
 					if _, err := in.call(cbContextCreate, nil, 2, rootContextID, 0, time.Second); err != nil {
-						panic(err)
+						t.Error(err)
+						return nil, 0, statusInternalFailure
 					}
 					in.mem.Write(1024, key)
-					incr(func() ([]byte, uint32, bool) {
-						copy(stack, []uint64{1024, uint64(len(key)), 512, 516, 520})
-						hostGetSharedData(&in.cc, in.mod, stack)
-						if status(stack[0]) != statusOK {
-							return nil, 0, false
-						}
-						ptr, _ := in.mem.ReadUint32Le(512)
-						size, _ := in.mem.ReadUint32Le(516)
-						cas, _ := in.mem.ReadUint32Le(520)
-						v, _ := in.mem.Read(ptr, size)
-						return append([]byte(nil), v...), cas, true
-					}, func(v []byte, cas uint32) status {
-						in.mem.Write(2048, v)
-						copy(stack, []uint64{1024, uint64(len(key)), 2048, uint64(len(v)), uint64(cas)})
-						hostSetSharedData(&in.cc, in.mod, stack)
-						return status(stack[0])
-					})
+					copy(stack, []uint64{1024, uint64(len(key)), 512, 516, 520})
+					hostGetSharedData(&in.cc, in.mod, stack)
+					if st := status(stack[0]); st != statusOK {
+						return nil, 0, st
+					}
+					ptr, _ := in.mem.ReadUint32Le(512)
+					size, _ := in.mem.ReadUint32Le(516)
+					cas, _ := in.mem.ReadUint32Le(520)
+					v, _ := in.mem.Read(ptr, size)
+					return append([]byte(nil), v...), cas, statusOK
+				}
+				set := func(v []byte, cas uint32) status {
+					in.mem.Write(2048, v)
+					copy(stack, []uint64{1024, uint64(len(key)), 2048, uint64(len(v)), uint64(cas)})
+					hostSetSharedData(&in.cc, in.mod, stack)
+					return status(stack[0])
+				}
+				for range perG {
+					in.mu.Lock()
+					err := incr(get, set)
 					in.mu.Unlock()
+					if err != nil {
+						t.Error(err)
+						return
+					}
 				}
 			}()
 		}

@@ -25,7 +25,9 @@ const rootContextID = 1
 // life. An instance that traps, times out or runs out of memory is marked
 // dead, never called again, and replaced in the background.
 type instance struct {
-	p     *Plugin
+	p *Plugin
+	// slot is the instance's index in p.slots, -1 while it is the spare.
+	// Guarded by p.poolMu.
 	slot  int
 	mod   api.Module
 	mem   api.Memory
@@ -36,6 +38,9 @@ type instance struct {
 	// mu (host functions run on the goroutine holding it).
 	mu   sync.Mutex
 	dead atomic.Bool
+	// deathReason is why the instance was discarded (a Kind*, or
+	// ReasonClosed); set with dead, under mu.
+	deathReason string
 
 	cc     callCtx
 	dl     deadline // bounds each call (CPU time; see deadline)
@@ -351,11 +356,11 @@ func (in *instance) callAt(cb callback, cur *stream, args [5]uint64, timeout, st
 	if err != nil {
 		kind := in.kindOf(err)
 		in.p.metrics.errorsOf(kind).Inc()
-		in.retire()
+		in.retire(kind)
 		return 0, end, &CallError{Plugin: in.p.name, Callback: cb.String(), Kind: kind, Err: in.describe(err)}
 	}
 	if in.expired {
-		in.retire()
+		in.retire(KindTimeout)
 	}
 	return st[0], end, nil
 }
@@ -396,11 +401,11 @@ func (in *instance) stopAsync() {
 	}
 }
 
-// retire marks the instance dead and, unless it is still starting (then
-// its creator reports the failure), asks the plugin for a replacement.
-// in.mu must be held.
-func (in *instance) retire() {
-	if in.dead.Swap(true) {
+// retire marks the instance dead for reason (the failure's kind) and,
+// unless it is still starting (then its creator reports the failure),
+// asks the plugin to replace it (see replace). in.mu must be held.
+func (in *instance) retire(reason string) {
+	if !in.strand(reason) {
 		return
 	}
 	in.stopAsync()

@@ -22,12 +22,24 @@ const (
 	KindExit = "exit"
 	// KindBadAction: a callback returned an action outside 0–4.
 	KindBadAction = "bad_action"
-	// KindUnavailable: the request's instance had been discarded, or no
-	// instance was alive to take a new request.
+	// KindUnavailable: the request's instance had been discarded (a
+	// stranded request: counted in sluice_plugin_stranded_requests_total,
+	// not in errors_total), or no instance was alive to take a new request
+	// within HostConfig.StartTimeout.
 	KindUnavailable = "unavailable"
 )
 
 var errorKinds = [...]string{KindTrap, KindTimeout, KindMemory, KindExit, KindBadAction, KindUnavailable}
+
+// ReasonClosed is the reason label of sluice_plugin_stranded_requests_total
+// for requests whose plugin was closed while they were in flight; the
+// other reasons are the kinds that discard an instance (trap, timeout,
+// memory, exit).
+const ReasonClosed = "closed"
+
+// strandReasons are the reason labels of
+// sluice_plugin_stranded_requests_total.
+var strandReasons = [...]string{KindTrap, KindTimeout, KindMemory, KindExit, ReasonClosed}
 
 // durationBuckets are the upper bounds (seconds) of
 // sluice_plugin_call_duration_seconds: callbacks take microseconds.
@@ -42,6 +54,7 @@ type pluginMetrics struct {
 	restarts       *metrics.Counter
 	callouts       [len(calloutResults)]*metrics.Counter
 	logDropped     *metrics.Counter
+	stranded       [len(strandReasons)]*metrics.Counter
 }
 
 // newPluginMetrics creates (or finds, when a plugin of the same name is
@@ -53,6 +66,7 @@ type pluginMetrics struct {
 //	sluice_plugin_instance_restarts_total{plugin}
 //	sluice_plugin_http_calls_total{plugin,result} (ok, timeout, cancelled, error)
 //	sluice_plugin_log_lines_dropped_total{plugin}
+//	sluice_plugin_stranded_requests_total{plugin,reason} (trap, timeout, memory, exit, closed)
 func newPluginMetrics(set *metrics.Set, plugin string) pluginMetrics {
 	l := `plugin="` + escapeLabel(plugin) + `"`
 	var m pluginMetrics
@@ -66,6 +80,9 @@ func newPluginMetrics(set *metrics.Set, plugin string) pluginMetrics {
 		m.callouts[i] = set.GetOrCreateCounter(`sluice_plugin_http_calls_total{` + l + `,result="` + r + `"}`)
 	}
 	m.logDropped = set.GetOrCreateCounter(`sluice_plugin_log_lines_dropped_total{` + l + `}`)
+	for i, r := range strandReasons {
+		m.stranded[i] = set.GetOrCreateCounter(`sluice_plugin_stranded_requests_total{` + l + `,reason="` + r + `"}`)
+	}
 	return m
 }
 
@@ -77,6 +94,16 @@ func (m *pluginMetrics) errorsOf(kind string) *metrics.Counter {
 		}
 	}
 	return m.errors[0]
+}
+
+// strandedOf returns the stranded-request counter of reason.
+func (m *pluginMetrics) strandedOf(reason string) *metrics.Counter {
+	for i, r := range strandReasons {
+		if r == reason {
+			return m.stranded[i]
+		}
+	}
+	return m.stranded[0]
 }
 
 // calloutsOf returns the HTTP call counter of result.

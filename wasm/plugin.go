@@ -47,6 +47,17 @@ type Plugin struct {
 
 	userMetrics pluginMetricTable
 
+	// The pool's lifecycle (pool.go): poolMu guards spare (a started
+	// instance ready to take a discarded one's slot), refilling (the
+	// rebuilding goroutine runs), shut (Close started: nothing is placed)
+	// and ready (closed and replaced whenever an instance is placed in a
+	// slot), and every instance's slot field.
+	poolMu    sync.Mutex
+	spare     *instance
+	refilling bool
+	shut      bool
+	ready     chan struct{}
+
 	mu     sync.Mutex // guards closed and wg.Add
 	closed bool
 	done   chan struct{}
@@ -66,16 +77,21 @@ func (p *Plugin) Name() string { return p.name }
 // FailOpen reports whether the plugin's failure policy is fail_open.
 func (p *Plugin) FailOpen() bool { return p.failOpen }
 
-// load instantiates the plugin's instances; on error everything created is
-// released.
+// load instantiates the plugin's instances and its spare; on error
+// everything created is released.
 func (p *Plugin) load(ctx context.Context, n int) error {
 	p.slots = make([]slot, n)
+	p.ready = make(chan struct{})
 	p.done = make(chan struct{})
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.tick.wake = make(chan struct{}, 1)
 	p.pool.New = func() any { return new(stream) }
-	for i := range p.slots {
-		in, err := p.newInstance(ctx, i)
+	for i := range len(p.slots) + 1 {
+		idx := i
+		if i == len(p.slots) {
+			idx = -1 // the spare
+		}
+		in, err := p.newInstance(ctx, idx)
 		if err != nil {
 			// Stop what the instances already started (ticks, calls).
 			p.mu.Lock()
@@ -87,6 +103,12 @@ func (p *Plugin) load(ctx context.Context, n int) error {
 			p.closeInstances()
 			return err
 		}
+		if idx < 0 {
+			p.poolMu.Lock()
+			p.spare = in
+			p.poolMu.Unlock()
+			continue
+		}
 		p.slots[i].inst.Store(in)
 		in.published()
 	}
@@ -95,13 +117,30 @@ func (p *Plugin) load(ctx context.Context, n int) error {
 
 // NewStream starts the plugin's work on one request: it pins the request
 // to the least-loaded live instance and creates its HTTP context there
-// (proxy_on_context_create).
+// (proxy_on_context_create). An instance that died after it was picked is
+// never used: NewStream picks again. When no instance is alive (every slot
+// lost its instance and the spare is used up), it waits for a replacement,
+// up to HostConfig.StartTimeout, before failing with KindUnavailable.
 func (p *Plugin) NewStream(ex *proxy.Exchange) (proxy.Stream, error) {
-	sl, in := p.pick()
-	if in == nil {
-		p.metrics.errorsOf(KindUnavailable).Inc()
-		return nil, &CallError{Plugin: p.name, Callback: exportContextCreate, Kind: KindUnavailable, Err: ErrInstanceDiscarded}
+	var waitUntil time.Time
+	for {
+		sl, in := p.pick()
+		if in == nil {
+			if p.waitReady(&waitUntil) {
+				continue
+			}
+			p.metrics.errorsOf(KindUnavailable).Inc()
+			return nil, &CallError{Plugin: p.name, Callback: exportContextCreate, Kind: KindUnavailable, Err: ErrNoInstance}
+		}
+		if s, err, ok := p.startOn(ex, sl, in); ok {
+			return s, err
+		}
 	}
+}
+
+// startOn creates the request's HTTP context on in; ok is false when in
+// died after it was picked (the caller picks again).
+func (p *Plugin) startOn(ex *proxy.Exchange, sl *slot, in *instance) (_ proxy.Stream, _ error, ok bool) {
 	s := p.pool.Get().(*stream)
 	s.p, s.inst, s.slot, s.ex = p, in, sl, ex
 	sl.pinned.Add(1)
@@ -109,8 +148,7 @@ func (p *Plugin) NewStream(ex *proxy.Exchange) (proxy.Stream, error) {
 	if in.dead.Load() {
 		in.mu.Unlock()
 		s.release()
-		p.metrics.errorsOf(KindUnavailable).Inc()
-		return nil, &CallError{Plugin: p.name, Callback: exportContextCreate, Kind: KindUnavailable, Err: ErrInstanceDiscarded}
+		return nil, nil, false
 	}
 	in.nextID++
 	if in.nextID <= rootContextID {
@@ -123,10 +161,10 @@ func (p *Plugin) NewStream(ex *proxy.Exchange) (proxy.Stream, error) {
 		delete(in.streams, s.id)
 		in.mu.Unlock()
 		s.release()
-		return nil, err
+		return nil, err, true
 	}
 	in.mu.Unlock()
-	return s, nil
+	return s, nil, true
 }
 
 // pick returns the live instance with the fewest pinned requests, starting
@@ -150,15 +188,6 @@ func (p *Plugin) pick() (*slot, *instance) {
 	return best, bestIn
 }
 
-// replace takes a dead instance out of its slot and starts a replacement
-// in the background. It is called with old.mu held.
-func (p *Plugin) replace(old *instance) {
-	p.slots[old.slot].inst.CompareAndSwap(old, nil)
-	if !p.goTracked(func() { p.replaceLoop(old) }) {
-		go old.close()
-	}
-}
-
 // goTracked runs f on a goroutine that Close waits for; it reports false
 // (and does not run f) once the plugin is closed.
 func (p *Plugin) goTracked(f func()) bool {
@@ -173,48 +202,6 @@ func (p *Plugin) goTracked(f func()) bool {
 		f()
 	}()
 	return true
-}
-
-// Backoff between attempts to replace a discarded instance.
-const (
-	minReplaceBackoff = 50 * time.Millisecond
-	maxReplaceBackoff = 5 * time.Second
-)
-
-func (p *Plugin) replaceLoop(old *instance) {
-	old.mu.Lock() // wait until the failing call has returned
-	old.mu.Unlock()
-	old.close()
-	backoff := minReplaceBackoff
-	for {
-		in, err := p.newInstance(context.Background(), old.slot)
-		if err == nil {
-			p.mu.Lock()
-			closed := p.closed
-			if !closed {
-				p.slots[old.slot].inst.Store(in)
-			}
-			p.mu.Unlock()
-			if closed {
-				in.mu.Lock()
-				in.dead.Store(true)
-				in.stopAsync()
-				in.mu.Unlock()
-				in.close()
-			} else {
-				in.published()
-			}
-			p.metrics.restarts.Inc()
-			return
-		}
-		p.log.Error("wasm: cannot replace a discarded plugin instance", "error", err, "retry_in", backoff)
-		select {
-		case <-p.done:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxReplaceBackoff)
-	}
 }
 
 // Close stops the plugin: it stops its ticks, cancels its HTTP calls
@@ -241,21 +228,6 @@ func (p *Plugin) Close() error {
 		return pluginError(p.name, fmt.Errorf("close: %w", err))
 	}
 	return nil
-}
-
-// closeInstances kills and closes every instance in the slots.
-func (p *Plugin) closeInstances() {
-	for i := range p.slots {
-		in := p.slots[i].inst.Swap(nil)
-		if in == nil {
-			continue
-		}
-		in.mu.Lock()
-		in.dead.Store(true)
-		in.stopAsync()
-		in.mu.Unlock()
-		in.close()
-	}
 }
 
 // liveInstances counts instances that can take requests (for tests).

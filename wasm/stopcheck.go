@@ -3,6 +3,7 @@ package wasm
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -18,10 +19,12 @@ import (
 //     element segments, global initialisers, the name section) is
 //     renumbered;
 //   - it appends a mutable i32 global, $fuel, initially yieldEvery;
-//   - at the top of every loop body it inserts a countdown: $fuel is
+//   - at the top of every loop body, and at the entry of every function
+//     that contains a call (call, call_indirect, return_call,
+//     return_call_indirect), it inserts a countdown: $fuel is
 //     decremented, and when it reaches 0 it is refilled and the guest
 //     calls sluice.yield. The code is stack-neutral, so it is valid in a
-//     loop of any block type;
+//     loop of any block type and before a function's first instruction;
 //   - it removes the start section and exports the start function as
 //     startExport instead, so that the host runs it under a deadline
 //     after instantiation (wazero runs a start section inside
@@ -41,6 +44,17 @@ import (
 // scheduler preempts it. WithCloseOnContextDone leaves native code at every
 // loop iteration for the same reasons; the countdown does it once per
 // yieldEvery iterations.
+//
+// Between two countdown steps a guest runs only code that neither loops
+// nor calls a function that calls: forward branches, leaf functions
+// (bounded by their size) and returns. So every long call, a loop, a
+// recursion (direct, mutual or through call_indirect, however it fans
+// out) or a tail-call cycle, reaches sluice.yield within yieldEvery steps;
+// a deep recursion that outruns the budget before its stack does is
+// stopped there too, and one that does not ends in wazero's stack
+// overflow trap. Leaf functions are left alone: they cannot extend a call
+// on their own, and skipping them keeps small hot helpers free of the
+// check.
 //
 // Only the instructions of WebAssembly 2.0 (the features the host's
 // runtime enables) are decoded; a module using others fails with an error
@@ -178,7 +192,8 @@ const maxIndex = 1<<32 - 1
 type rewriter struct {
 	yield uint32 // function index of sluice.yield
 	fuel  uint32 // global index of $fuel
-	check []byte // code inserted at the top of every loop body
+	check []byte // code inserted at the top of every loop body and calling function
+	calls bool   // the expression expr last copied contains a call
 }
 
 // fn renumbers a function index of the original module.
@@ -189,7 +204,8 @@ func (w *rewriter) fn(i uint32) uint32 {
 	return i
 }
 
-// stopCheck is the code inserted at the top of every loop body:
+// stopCheck is the code inserted at the top of every loop body and at the
+// entry of every function that calls:
 //
 //	global.get $fuel; i32.const 1; i32.sub; global.set $fuel
 //	global.get $fuel; i32.eqz
@@ -372,9 +388,13 @@ func (w *rewriter) functionBody(out, code []byte) ([]byte, error) {
 		return nil, fmt.Errorf("locals: %w", r.err)
 	}
 	out = append(out, code[:r.off]...)
+	entry := len(out)
 	out, err := w.expr(out, &r, true)
 	if err != nil {
 		return nil, err
+	}
+	if w.calls {
+		out = slices.Insert(out, entry, w.check...)
 	}
 	if r.off != len(code) {
 		return nil, fmt.Errorf("%d bytes after the final end", len(code)-r.off)
@@ -384,9 +404,11 @@ func (w *rewriter) functionBody(out, code []byte) ([]byte, error) {
 
 // expr copies one expression, up to and including its final end, from r
 // to out, renumbering function references and, when checks is set,
-// inserting w.check at the top of every loop.
+// inserting w.check at the top of every loop. It records in w.calls
+// whether the expression calls a function.
 func (w *rewriter) expr(out []byte, r *wasmReader, checks bool) ([]byte, error) {
 	depth := 0
+	w.calls = false
 	for {
 		at := r.off
 		op, err := r.skipInstr()
@@ -408,7 +430,10 @@ func (w *rewriter) expr(out []byte, r *wasmReader, checks bool) ([]byte, error) 
 				return append(out, 0x0b), nil
 			}
 			depth--
+		case 0x11, 0x13: // call_indirect, return_call_indirect
+			w.calls = true
 		case 0x10, 0x12, 0xd2: // call, return_call, ref.func
+			w.calls = w.calls || op != 0xd2
 			ir := wasmReader{b: r.b[:r.off], off: at + 1}
 			idx := ir.u32()
 			if err := ir.end(); err != nil {

@@ -25,6 +25,22 @@ func FuzzAddStopChecks(f *testing.F) {
 		}
 	}
 	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
+	// Functions whose entry gets a check: one calling itself after a local
+	// declaration, one that is only a call, and a leaf that gets none.
+	module := func(bodies ...[]byte) []byte {
+		b := []byte("\x00asm\x01\x00\x00\x00")
+		b = append(b, appendSection(nil, secType, []byte{1, 0x60, 0, 0})...)
+		fns := appendU32(nil, uint32(len(bodies)))
+		code := appendU32(nil, uint32(len(bodies)))
+		for _, body := range bodies {
+			fns = append(fns, 0)
+			code = append(appendU32(code, uint32(len(body))), body...)
+		}
+		b = append(b, appendSection(nil, secFunc, fns)...)
+		return append(b, appendSection(nil, secCode, code)...)
+	}
+	f.Add(module([]byte{1, 1, 0x7f, 0x10, 0x00, 0x0b}))
+	f.Add(module([]byte{0, 0x10, 0x01, 0x0b}, []byte{0, 0x10, 0x00, 0x0b}, []byte{0, 0x01, 0x0b}))
 	ctx := context.Background()
 	// The interpreter validates modules exactly as the compiler does,
 	// faster.

@@ -76,6 +76,7 @@ func TestAddStopChecksKeepsSemantics(t *testing.T) {
 		{"sum", 5000, 5000 * 4999 / 2},
 		{"nested", 100, 100 * 100},
 		{"calls", 5, 11 + 10 + 15 + 25 - 5 + 25 + 6 + 10},
+		{"fan", 10, 1 << 10},
 	} {
 		ro, err := mo.ExportedFunction(c.fn).Call(ctx, c.arg)
 		if err != nil {
@@ -89,9 +90,10 @@ func TestAddStopChecksKeepsSemantics(t *testing.T) {
 			t.Errorf("%s(%d): original %d, rewritten %d, want %d", c.fn, c.arg, int32(ro[0]), int32(rr[0]), int32(c.want))
 		}
 	}
-	// sum: 5000 iterations; nested: 100 + 100×100; one yield per
-	// yieldEvery iterations of any loop.
-	if want := (5000 + 100 + 100*100) / yieldEvery; yields != want {
+	// sum: 5000 iterations; nested: 100 + 100×100; calls: one entry (its
+	// callees are leaves, which have no check); fan(10): 2^11 - 1 entries.
+	// One yield per yieldEvery loop iterations and entries together.
+	if want := (5000 + 100 + 100*100 + 1 + 1<<11 - 1) / yieldEvery; yields != want {
 		t.Errorf("%d yields, want %d", yields, want)
 	}
 

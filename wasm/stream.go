@@ -26,6 +26,9 @@ type stream struct {
 	// proxy has not started waiting yet (see instance.deliverCallout).
 	awaiting bool
 	resolved bool // continue/close/local response during the callback
+	// stranded: the request needed the guest after its instance was
+	// discarded, and was counted in sluice_plugin_stranded_requests_total.
+	stranded bool
 }
 
 func (s *stream) OnRequestHeaders(eos bool) (proxy.Action, error) {
@@ -51,14 +54,18 @@ func (s *stream) run(cb callback, size uint64, eos bool) (proxy.Action, error) {
 	if cb == cbResponseHeaders {
 		s.responseSeen = true
 	}
-	if in.dead.Load() {
-		in.mu.Unlock()
-		s.p.metrics.errorsOf(KindUnavailable).Inc()
-		return proxy.ActionContinue, &CallError{Plugin: s.p.name, Callback: cb.String(), Kind: KindUnavailable, Err: ErrInstanceDiscarded}
-	}
 	if in.fns[cb] == nil {
+		// Nothing to call: a request past the guest's last exported
+		// callback needs nothing more from the instance, dead or not.
 		in.mu.Unlock()
 		return proxy.ActionContinue, nil
+	}
+	if in.dead.Load() {
+		// Stranded: in flight on an instance discarded after another
+		// request's failure (or a closed plugin), and still needing it.
+		in.stranded(s)
+		in.mu.Unlock()
+		return proxy.ActionContinue, &CallError{Plugin: s.p.name, Callback: cb.String(), Kind: KindUnavailable, Err: ErrInstanceDiscarded}
 	}
 	var e uint64
 	if eos {

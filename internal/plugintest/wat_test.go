@@ -305,6 +305,50 @@ func checkFixtureBehaviour(t *testing.T, name, path string) {
 			t.Errorf("%s stopped after %v, before the %v deadline", fn, el, d)
 		}
 
+	case name == "recurse_fanout" || name == "recurse_mutual" || name == "recurse_indirect":
+		// With 2 headers the depth is 16: 2^17 - 1 calls, counted in
+		// "status". (A real request's 4 pseudo-headers make it 2^33,
+		// which wazero's own close-on-context-done, checking loops only,
+		// cannot stop: the Sluice host's entry checks do.)
+		h := newMiniHost(t, path, hostOptions{})
+		if r := h.start(); r != 1 {
+			t.Fatalf("configure returned %d", r)
+		}
+		h.mustCall("proxy_on_context_create", 2, 1)
+		if a := h.mustCall("proxy_on_request_headers", 2, 2, 0); a != 0 {
+			t.Errorf("action %d, want 0", a)
+		}
+		if got, _ := h.global("status"); got != 1<<17-1 {
+			t.Errorf("status = %d calls, want %d", got, 1<<17-1)
+		}
+
+	case name == "conditional_trap":
+		h := newMiniHost(t, path, hostOptions{})
+		if r := h.start(); r != 1 {
+			t.Fatalf("configure returned %d", r)
+		}
+		if a := h.exchange("/"); a != 0 {
+			t.Errorf("action %d, want 0", a)
+		}
+		if v, _ := header(h.reqHeaders, "x-wat"); v != "ok" {
+			t.Errorf("x-wat = %q, want ok", v)
+		}
+		h.mustCall("proxy_on_context_create", 9, 1)
+		h.reqHeaders = append(h.reqHeaders, [2]string{"x-trap", "1"})
+		if _, err := h.call("proxy_on_request_headers", 9, uint32(len(h.reqHeaders)), 1); err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("proxy_on_request_headers with x-trap = %v, want a trap", err)
+		}
+
+	case name == "recurse_deep":
+		h := newMiniHost(t, path, hostOptions{})
+		if r := h.start(); r != 1 {
+			t.Fatalf("configure returned %d", r)
+		}
+		h.mustCall("proxy_on_context_create", 2, 1)
+		if _, err := h.callWithin(time.Minute, "proxy_on_request_headers", 2, 1, 0); err == nil || !strings.Contains(err.Error(), "stack overflow") {
+			t.Errorf("proxy_on_request_headers = %v, want a stack overflow", err)
+		}
+
 	case strings.HasPrefix(name, "trap_"):
 		h := newMiniHost(t, path, hostOptions{})
 		inst, err := h.rt.InstantiateModule(context.Background(), h.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())

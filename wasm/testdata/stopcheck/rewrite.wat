@@ -6,7 +6,8 @@
   ;; or expressions, active on an explicit table with indices and with
   ;; expressions, passive with expressions, declarative), a funcref global initialised with
   ;; ref.func, a start function, a loop with block parameters and nested
-  ;; loops. Regenerate: wat2wasm --debug-names rewrite.wat -o rewrite.wasm
+  ;; loops, and direct and indirect recursion (function-entry checks).
+  ;; Regenerate: wat2wasm --debug-names rewrite.wat -o rewrite.wasm
   (type $i2i (func (param i32) (result i32)))
   (import "test" "add1" (func $add1 (type $i2i)))
   (table $t 6 funcref)
@@ -69,4 +70,15 @@
                  (call_indirect $t (type $i2i) (local.get $x) (i32.const 4)))
         (i32.add (call_indirect $t2 (type $i2i) (local.get $x) (i32.const 0))
                  (call_indirect $t2 (type $i2i) (local.get $x) (i32.const 1))))))
+;; fan(n) returns 2^n through 2^(n+1) - 1 calls of itself, half of them
+  ;; through call_indirect (t[5] is set to fan first): every call enters a
+  ;; function that calls, so each is one countdown step.
+  (func $fan (export "fan") (param $n i32) (result i32)
+    (table.set $t (i32.const 5) (ref.func $fan))
+    (if (result i32) (i32.eqz (local.get $n))
+      (then (i32.const 1))
+      (else
+        (i32.add
+          (call $fan (i32.sub (local.get $n) (i32.const 1)))
+          (call_indirect $t (type $i2i) (i32.sub (local.get $n) (i32.const 1)) (i32.const 5))))))
 )

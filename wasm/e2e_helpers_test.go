@@ -1,11 +1,9 @@
 package wasm
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -68,29 +67,13 @@ func startProxyWith(t testing.TB, o proxyOptions, filters ...proxy.Filter) *e2e 
 		WithRoute(proxy.RouteMatch{PathPrefix: "/b/"}, "b").
 		WithRoute(proxy.RouteMatch{Host: "b.test"}, "b").
 		WithRoute(proxy.RouteMatch{PathPrefix: "/"}, "a")
-	srv, err := proxy.NewServer(cfg, proxy.Options{
+	srv, base := plugintest.Serve(t, cfg, proxy.Options{
 		Filters: filters,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: o.sets,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Router().SetReady(true)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
 	return &e2e{
-		base: "http://" + ln.Addr().String(),
+		base: base,
 		srv:  srv,
 		cli:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,22 +14,7 @@ import (
 )
 
 // logBuffer collects log output for assertions; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = plugintest.LogBuffer
 
 type testHost struct {
 	*Host
@@ -42,7 +24,7 @@ type testHost struct {
 
 // testCacheDir is a compilation cache shared by the tests (and by test
 // runs): compiling a Go guest under the race detector takes many seconds.
-var testCacheDir = filepath.Join(os.TempDir(), "sluice-wasm-test-cache")
+var testCacheDir = plugintest.CompileCacheDir()
 
 // newTestHost returns a Host with the shared test cache, a captured debug log
 // and a private metrics set, closed at the end of the test.

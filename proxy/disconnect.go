@@ -89,7 +89,7 @@ type disconnectWatcher struct {
 
 	// used by the watcher goroutine only
 	buf    [1]byte
-	peeked bool              // result of the last peek: the client is gone
+	peeked bool             // result of the last peek: the client is gone
 	peekFn func(fd uintptr) // calls peekClosed; built once, so a sweep allocates nothing
 }
 

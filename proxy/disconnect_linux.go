@@ -1,6 +1,10 @@
 package proxy
 
-import "golang.org/x/sys/unix"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // Linux TCP states (include/net/tcp_states.h) past the peer's FIN or RST.
 const (
@@ -21,9 +25,11 @@ const disconnectWatchSupported = true
 // in CLOSE_WAIT, a reset in CLOSE.
 func peekClosed(fd uintptr, buf *[1]byte) bool {
 	for {
-		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch err {
-		case nil:
+		// recvfrom with no address: unix.Recvfrom would allocate one.
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+			unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
 			if n == 0 {
 				return true
 			}

@@ -21,26 +21,6 @@ func peekConn(t *testing.T, c net.Conn) bool {
 	return gone
 }
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
-
 // TestPeekClosed: quiet and talkative peers are present, and a peek
 // consumes nothing; a closed, half-closed or reset peer is gone.
 func TestPeekClosed(t *testing.T) {

@@ -379,3 +379,23 @@ func TestClientGoneTLS(t *testing.T) {
 	receive(t, "upstream sees its connection closed", up.closed)
 	within(t, "admission slot freed", func() bool { return srv.Router().Health().ActiveRequests == 0 })
 }
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}

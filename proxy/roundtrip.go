@@ -57,6 +57,9 @@ func (rs *requestState) roundTrip(ep *endpoint, req *fasthttp.Request) error {
 // exchange is one attempt of roundTrip; retry reports whether the request
 // may be sent again (no answer was read).
 func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request) (retry bool, err error) {
+	if rs.watch.gone.Load() { // gone during an earlier attempt
+		return false, errClientGone
+	}
 	resp := &rs.resp
 	skipBody, streamBody := resp.SkipBody, resp.StreamBody
 	resp.Reset()

@@ -85,7 +85,8 @@ type disconnectWatcher struct {
 	started bool
 	closed  bool
 
-	gone [2]*metrics.Counter // by phase
+	gone     [2]*metrics.Counter // by phase
+	interval time.Duration       // disconnectCheckInterval; tests shorten it before the first request
 
 	// used by the watcher goroutine only
 	buf    [1]byte
@@ -106,6 +107,7 @@ func (w *disconnectWatcher) init(set *metrics.Set) {
 	w.stop = make(chan struct{})
 	w.done = make(chan struct{})
 	w.sleeping.Store(true)
+	w.interval = disconnectCheckInterval
 	w.gone[phaseWaiting] = set.NewCounter(`sluice_client_disconnects_total{phase="waiting"}`)
 	w.gone[phaseStreaming] = set.NewCounter(`sluice_client_disconnects_total{phase="streaming"}`)
 	w.peekFn = func(fd uintptr) { w.peeked = peekClosed(fd, &w.buf) }
@@ -142,7 +144,7 @@ func (w *disconnectWatcher) close() {
 
 func (w *disconnectWatcher) run() {
 	defer close(w.done)
-	t := time.NewTicker(disconnectCheckInterval)
+	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
 		if w.idle() {
@@ -153,7 +155,7 @@ func (w *disconnectWatcher) run() {
 				return
 			}
 			w.sleeping.Store(false)
-			t.Reset(disconnectCheckInterval)
+			t.Reset(w.interval)
 		}
 		select {
 		case <-t.C:

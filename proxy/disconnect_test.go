@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -229,10 +230,14 @@ func TestClientStaysIsNotCut(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
 			t.Fatalf("stream %d: %d %q", i, resp.StatusCode, body)
 		}
+		// finish gives the connection back before the slot: once the
+		// slot is free the next request must find it in the pool.
+		checkSlotsFree(t, p.Router())
 		resp, body = doRequest(t, c, "POST", p.URL+"/v1/chat/completions", chatBody, nil)
 		if resp.StatusCode != 200 || body != `{"ok":true}` {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
+		checkSlotsFree(t, p.Router())
 	}
 	if n := up.newConns.Load(); n != 1 {
 		t.Fatalf("upstream connections = %d, want 1 reused", n)
@@ -398,4 +403,77 @@ func tcpPair(t testing.TB) (client, server *net.TCPConn) {
 	}
 	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// TestHammerDisconnectRaces: clients leave at random moments — before the
+// answer, during a stream, just as it ends — while the watcher sweeps
+// every few milliseconds, so its cancellations race with requests ending
+// on their own. Every slot and every upstream connection must come back:
+// each connection is either closed or idle in the pool.
+func TestHammerDisconnectRaces(t *testing.T) {
+	skipUnwatched(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		d := time.Duration(rand.IntN(3000)) * time.Microsecond
+		if r.URL.Path != "/stream" {
+			time.Sleep(d)
+			_, _ = io.WriteString(w, `{"ok":true}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < 4; i++ {
+			_, _ = io.WriteString(w, "data: x\n\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(d)
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	p := startProxy(t, baseConfig(up.URL).WithMaxConcurrentRequests(64), Options{})
+	p.watch.interval = 2 * time.Millisecond // before any request starts the watcher
+
+	const clients, perClient = 16, 12
+	var wg sync.WaitGroup
+	for g := 0; g < clients; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perClient; i++ {
+				path := "/v1/chat/completions"
+				if i%2 == 1 {
+					path = "/stream"
+				}
+				c, err := net.Dial("tcp", p.Addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: sluice.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", path, len(chatBody), chatBody)
+				if rand.IntN(2) == 0 {
+					time.Sleep(time.Duration(rand.IntN(8000)) * time.Microsecond)
+				} else {
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					_, _ = io.Copy(io.Discard, c) // until the proxy closes or the deadline
+				}
+				_ = c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	checkSlotsFree(t, p.Router())
+	ep := p.pools.list[0].endpoints[0]
+	waitFor(t, "endpoint slots free", func() bool { return ep.inFlight.Load() == 0 })
+	waitFor(t, "upstream connections closed or pooled", func() bool {
+		return ep.hc.ConnsCount() == ep.hc.IdleConnsCount()
+	})
+	if f := ep.fails.Load(); f != 0 {
+		t.Fatalf("endpoint failures = %d: leaving clients blamed on it", f)
+	}
+	t.Logf("cancelled while waiting: %v, while streaming: %v",
+		metricValue(t, p, `sluice_client_disconnects_total{phase="waiting"}`),
+		metricValue(t, p, `sluice_client_disconnects_total{phase="streaming"}`))
+	resp, body := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, map[string]string{"Connection": "close"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the hammer: %d %q", resp.StatusCode, body)
+	}
 }

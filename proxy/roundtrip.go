@@ -84,12 +84,20 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 			return true, rs.dropUpstream(err)
 		}
 	}
+	retire := hc.MaxConnDuration > 0 && time.Since(cc.CreatedTime()) > hc.MaxConnDuration && !u.close
+	if retire { // ask the upstream to close a connection past its age
+		req.SetConnectionClose()
+		u.close = true
+	}
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
 	hc.ReleaseWriter(bw)
+	if retire {
+		req.Header.ResetConnectionClose()
+	}
 	if x, ok := err.(interface{ Timeout() bool }); ok && x.Timeout() {
 		err = fasthttp.ErrTimeout
 	}
@@ -97,6 +105,11 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 		return true, rs.dropUpstream(err)
 	}
 
+	if hc.ReadTimeout > 0 {
+		if err = conn.SetReadDeadline(time.Now().Add(hc.ReadTimeout)); err != nil {
+			return true, rs.dropUpstream(err)
+		}
+	}
 	if req.Header.IsHead() {
 		resp.SkipBody = true
 	}

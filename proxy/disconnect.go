@@ -193,7 +193,7 @@ func (w *disconnectWatcher) sweep() {
 		sh.mu.Lock()
 		for j := 0; j < len(sh.entries); {
 			cw := sh.entries[j]
-			if !w.clientGone(cw) {
+			if !w.peekGone(cw) {
 				j++
 				continue
 			}
@@ -208,10 +208,10 @@ func (w *disconnectWatcher) sweep() {
 	}
 }
 
-// clientGone peeks at cw's client connection. Errors other than a peer's
+// peekGone peeks at cw's client connection. Errors other than a peer's
 // close or reset (a conn closed by the server itself) count as present:
 // the request ends through its own path.
-func (w *disconnectWatcher) clientGone(cw *clientWatch) bool {
+func (w *disconnectWatcher) peekGone(cw *clientWatch) bool {
 	if cw.rawOf != cw.client {
 		sc, ok := cw.client.(syscall.Conn)
 		if !ok {

@@ -21,11 +21,6 @@ import (
 // request state: the watch can close it, and finish gives it back to the
 // pool only when the body was read to its end and nothing went wrong.
 
-// maxIdempotentAttempts is how often a GET, HEAD or PUT whose connection
-// failed before any answer is sent again on a new connection of the same
-// endpoint (fasthttp's DefaultMaxIdemponentCallAttempts, which Do used).
-const maxIdempotentAttempts = fasthttp.DefaultMaxIdemponentCallAttempts
-
 // upstreamConn is the endpoint connection a request holds, from the
 // request write until its response body is closed. Owned by the request.
 type upstreamConn struct {
@@ -40,18 +35,38 @@ type upstreamConn struct {
 // into rs.resp; a body is left streaming from the connection, which rs
 // holds until finish. While it waits, the client's connection is watched:
 // errClientGone means the client went away and the upstream connection was
-// closed.
+// closed. A request that got no answer is sent again on a new connection
+// as HostClient.Do would: up to MaxIdemponentCallAttempts attempts (5 when
+// unset) when RetryIfErr, or else RetryIf (default: GET, HEAD, PUT), allow.
 func (rs *requestState) roundTrip(ep *endpoint, req *fasthttp.Request) error {
 	hc := ep.hc
-	for attempt := 1; ; attempt++ {
-		retry, err := rs.exchange(hc, req)
-		if err == nil || err == errClientGone || !retry || attempt >= maxIdempotentAttempts || !isIdempotent(req) {
-			if err == io.EOF {
-				err = fasthttp.ErrConnectionClosed
-			}
-			return err
-		}
+	maxAttempts := hc.MaxIdemponentCallAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = fasthttp.DefaultMaxIdemponentCallAttempts
 	}
+	for attempts := 1; ; attempts++ {
+		retry, err := rs.exchange(hc, req)
+		if err != nil && err != errClientGone && retry && attempts < maxAttempts && mayRetry(hc, req, attempts, err) {
+			continue
+		}
+		if err == io.EOF {
+			err = fasthttp.ErrConnectionClosed
+		}
+		return err
+	}
+}
+
+// mayRetry is HostClient.Do's choice to send a request again after an
+// attempt that got no answer.
+func mayRetry(hc *fasthttp.HostClient, req *fasthttp.Request, attempts int, err error) bool {
+	switch {
+	case hc.RetryIfErr != nil:
+		_, retry := hc.RetryIfErr(req, attempts, err)
+		return retry
+	case hc.RetryIf != nil:
+		return hc.RetryIf(req)
+	}
+	return isIdempotent(req)
 }
 
 // exchange is one attempt of roundTrip; retry reports whether the request

@@ -76,7 +76,7 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 		return false, errClientGone
 	}
 	resp := &rs.resp
-	skipBody, streamBody := resp.SkipBody, resp.StreamBody
+	skipBody, streamBody := resp.SkipBody, resp.StreamBody || hc.StreamResponseBody
 	resp.Reset()
 	resp.SkipBody, resp.StreamBody = skipBody, streamBody
 	req.URI().DisablePathNormalizing = hc.DisablePathNormalizing
@@ -216,7 +216,8 @@ func (rs *requestState) endUpstream() {
 }
 
 // clientGone ends a request whose client left before the response head:
-// nothing is sent and the endpoint is not blamed.
+// no error body, status 499 for the log, the connection closed after it,
+// and the endpoint not blamed (no failure, no upstream code counted).
 func (rs *requestState) clientGone(ctx *fasthttp.RequestCtx) {
 	rs.upErr = errClientGone
 	ctx.Response.SetStatusCode(statusClientClosedRequest)

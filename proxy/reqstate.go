@@ -17,6 +17,8 @@ type requestState struct {
 	guard Guard
 	ex    Exchange
 	resp  fasthttp.Response // upstream response
+	up    upstreamConn      // the endpoint connection resp reads from
+	watch clientWatch       // registration with the disconnect watcher
 
 	streams []Stream // one per filter; nil once the filter is skipped or done
 	created int      // streams[:created] were created and need OnDone
@@ -63,6 +65,7 @@ func newRequestState(s *Server) *requestState {
 	rs := &requestState{srv: s, waiter: newWaiter()}
 	rs.ex.srv = s
 	rs.ex.resumeCh = make(chan struct{}, 1)
+	rs.watch.initWatch(&s.watch)
 	rs.resp.StreamBody = true
 	if n := len(s.filters); n > 0 {
 		rs.streams = make([]Stream, n)
@@ -75,6 +78,7 @@ func (rs *requestState) reset() {
 	rs.ex.reset()
 	rs.resp.Reset()
 	rs.resp.StreamBody = true
+	rs.watch.reset()
 	clear(rs.streams)
 	rs.created = 0
 	rs.pool, rs.ep = nil, nil
@@ -117,6 +121,7 @@ func (rs *requestState) finish() {
 		rs.ok = false
 	}
 	_ = rs.resp.CloseBodyStream()
+	rs.endUpstream()
 	if rs.ep != nil {
 		rs.pool.release(rs.ep)
 	}
@@ -165,6 +170,9 @@ func (rs *requestState) Read(p []byte) (int, error) {
 // reset or idle timeout mid-response): a failure for passive ejection.
 func (rs *requestState) upstreamBodyFailed(err error) {
 	rs.upErr = err
+	if rs.watch.gone.Load() { // the disconnect watch closed it
+		return
+	}
 	if rs.ep != nil {
 		rs.ep.recordFailure()
 	}

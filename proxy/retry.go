@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 
 	"github.com/valyala/fasthttp"
 )
@@ -42,6 +43,7 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 	s := rs.srv
 	p := rs.pool
 	req := &ctx.Request
+	rs.watch.setClient(ctx.Conn())
 	ep, kind := rs.firstEndpoint()
 	if ep == nil {
 		req.ResetBody()
@@ -50,7 +52,12 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 	}
 	for attempt := 0; ; attempt++ {
 		rs.useEndpoint(ep)
-		err := ep.hc.Do(req, &rs.resp)
+		err := rs.roundTrip(ep, req)
+		if err == errClientGone {
+			req.ResetBody()
+			rs.clientGone(ctx)
+			return
+		}
 		if err != nil {
 			ep.recordFailure()
 			s.upstreamMet[p].inc(0)
@@ -139,6 +146,7 @@ func (rs *requestState) switchTo(next *endpoint) *endpoint {
 // is read to its end so the connection goes back to the pool; a longer
 // one closes the connection.
 func (rs *requestState) discardResponse() {
+	eof := false
 	if st := rs.resp.BodyStream(); st != nil {
 		if cap(rs.chunk) == 0 {
 			rs.chunk = make([]byte, 16<<10)
@@ -147,11 +155,14 @@ func (rs *requestState) discardResponse() {
 			n, err := st.Read(rs.chunk[:cap(rs.chunk)])
 			total += n
 			if err != nil {
+				eof = err == io.EOF
 				break
 			}
 		}
 	}
 	_ = rs.resp.CloseBodyStream()
+	gone := rs.watch.unwatch()
+	rs.releaseUpstream(eof && !gone)
 }
 
 // retryableError reports whether a failed exchange got no response at

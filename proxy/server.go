@@ -57,6 +57,7 @@ type Server struct {
 
 	fs        *fasthttp.Server
 	statePool sync.Pool
+	watch     disconnectWatcher
 	shutdown  chan struct{}
 	once      sync.Once
 }
@@ -102,6 +103,7 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)
 	s.duration = s.set.NewHistogram("sluice_request_duration_seconds")
+	s.watch.init(s.set)
 	s.upstreamMet = make(map[*pool]*upstreamCodes, len(ps.list))
 	for _, p := range ps.list {
 		s.upstreamMet[p] = newUpstreamCodes(s.set, p.name)
@@ -225,6 +227,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // (Shutdown does, then calls Close). Close is idempotent and safe for
 // concurrent use; after it, health checks never start again.
 func (s *Server) Close() error {
+	s.watch.close()
 	s.pools.close()
 	return nil
 }

@@ -67,6 +67,13 @@ func (s *staleCheck) init(c any) {
 	s.peekFn = s.peek // bound once per connection, so each check allocates nothing
 }
 
+// peek runs once per check under the connection's poller; it returns true
+// so the runtime never waits for readability.
+func (s *staleCheck) peek(fd uintptr) bool {
+	s.gone = peekClosed(fd, &s.buf)
+	return true
+}
+
 // peerClosed reports whether the upstream closed the connection (EOF or a
 // socket error), without blocking and without consuming data.
 func (s *staleCheck) peerClosed() bool {

@@ -56,6 +56,7 @@ func BenchmarkListHeadersGuest(b *testing.B) {
 			for b.Loop() {
 				ex.RequestHeaders().DelString("x-listheaders")
 				ex.ResponseHeaders().DelString("x-listheaders-resp")
+				ex.ResponseHeaders().DelString("x-formatted")
 				benchRequest(b, p, ex)
 			}
 		})

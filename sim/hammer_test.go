@@ -45,13 +45,17 @@ func checkNoLeak(t *testing.T, base int) {
 // leaves no goroutine behind.
 func TestHammerStreams(t *testing.T) {
 	base := runtime.NumGoroutine()
-	e, err := New(Config{TimeScale: 1e4, NumBlocks: 128, MaxNumSeqs: 16, MaxBatchedTokens: 512})
+	// 16 sequences of up to 26 blocks share 160: the cache fills and
+	// preempts. A quitter asks for the whole context window (~2,400
+	// tokens, over a second of wall time at TimeScale 20), so it is still
+	// running when it hangs up.
+	e, err := New(Config{TimeScale: 20, NumBlocks: 160, MaxNumSeqs: 16, MaxBatchedTokens: 512})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e.Handler())
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	const clients, tokens = 48, 40
+	const clients, tokens = 48, 200
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := range clients {
@@ -59,8 +63,12 @@ func TestHammerStreams(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			quitter := i%3 == 0
-			body := fmt.Sprintf(`{"messages":[{"role":"system","content":%q},{"role":"user","content":"q%d"}],"max_tokens":%d,"ignore_eos":true,"stream":true}`,
-				strings.Repeat("shared system prompt ", 10*(1+i%4)), i, tokens)
+			maxTokens := fmt.Sprintf(`,"max_tokens":%d`, tokens)
+			if quitter {
+				maxTokens = ""
+			}
+			body := fmt.Sprintf(`{"messages":[{"role":"system","content":%q},{"role":"user","content":"q%d"}],"ignore_eos":true,"stream":true%s}`,
+				strings.Repeat("shared system prompt ", 10*(1+i%4)), i, maxTokens)
 			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/chat/completions", strings.NewReader(body))
 			resp, err := client.Do(req)
 			if err != nil {
@@ -105,8 +113,9 @@ func TestHammerStreams(t *testing.T) {
 	})
 	st := e.Stats()
 	t.Logf("stats %+v", st)
-	if st.RequestsFinished < clients-clients/3 {
-		t.Errorf("%d requests finished, want at least %d", st.RequestsFinished, clients-clients/3)
+	if st.RequestsFinished != clients-clients/3 || st.GenerationTokens >= clients*tokens {
+		t.Errorf("%d requests finished, %d tokens generated; want %d finished (the quitters cancelled), under %d tokens",
+			st.RequestsFinished, st.GenerationTokens, clients-clients/3, clients*tokens)
 	}
 	e.Close()
 	srv.Close()

@@ -9,9 +9,11 @@ import (
 	"strings"
 )
 
-// maxBody is the largest request body accepted; TGI's payload_limit is
-// 2 MB, vLLM has none; 8 MiB holds any prompt the context window fits.
-const maxBody = 8 << 20
+// maxBody is the largest request body accepted: TGI's payload_limit,
+// 2,000,000 bytes (vLLM sets none). It bounds what fastjson allocates for
+// a hostile body (~80 bytes per JSON value; see RATIONALE.md's
+// Dependencies) and still holds a prompt filling the default cache.
+const maxBody = 2_000_000
 
 // Handler returns the engine's HTTP API: POST /v1/chat/completions and
 // /v1/completions, GET /v1/models, /health and /metrics. It is safe for

@@ -240,7 +240,7 @@ func (e *Engine) step() plan {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var p plan
-	e.schedule(&p)
+	e.schedule(&p, e.simBase)
 	if len(p.work) == 0 {
 		return plan{}
 	}
@@ -248,6 +248,11 @@ func (e *Engine) step() plan {
 	e.apply(&p, e.simBase)
 	return p
 }
+
+// maxLag is how far the scheduler may fall behind its wall-clock pace and
+// still catch up by running steps without sleeping; a longer stall is
+// forgiven, so a paused process does not answer with a burst of steps.
+const maxLag = 20 * time.Millisecond
 
 // loop is the scheduler goroutine: plan a step, sleep its duration scaled
 // by TimeScale (against a running deadline, so oversleeping one step is
@@ -266,8 +271,8 @@ func (e *Engine) loop() {
 			e.simBase, e.wallBase = e.now(), time.Now()
 			deadline = e.wallBase
 		}
-		e.schedule(&p)
 		start := e.simBase
+		e.schedule(&p, start)
 		e.busy = len(p.work) > 0
 		e.mu.Unlock()
 		if len(p.work) == 0 {
@@ -277,6 +282,9 @@ func (e *Engine) loop() {
 			case <-e.quit:
 				return
 			}
+		}
+		if behind := time.Since(deadline); behind > maxLag {
+			deadline = deadline.Add(behind - maxLag) // stalled (GC, CPU starvation): catch up at most maxLag
 		}
 		deadline = deadline.Add(time.Duration(float64(p.dur) / e.cfg.TimeScale))
 		if d := time.Until(deadline); d > 0 {

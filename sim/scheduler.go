@@ -65,8 +65,11 @@ type plan struct {
 // needs within the token budget, preempting from the back of the running
 // list when a block cannot be had; then, if nothing was preempted, waiting
 // requests in FIFO order while a sequence slot, budget and blocks last,
-// after a prefix-cache lookup. Called with e.mu held.
-func (e *Engine) schedule(p *plan) {
+// after a prefix-cache lookup. start is the step's simulated start: a
+// request admitted in it arrived no later (a stamp taken from the wall
+// clock while the scheduler lagged could say otherwise, and TTFT would
+// shrink). Called with e.mu held.
+func (e *Engine) schedule(p *plan, start time.Duration) {
 	p.work, p.prefill, p.decode = p.work[:0], 0, 0
 	budget := e.cfg.MaxBatchedTokens
 	preempted := false
@@ -100,6 +103,7 @@ func (e *Engine) schedule(p *plan) {
 		e.prefixQueries += int64(len(s.tokens))
 		e.prefixHits += int64(cachedTokens)
 		e.waiting = e.waiting[1:]
+		s.arrival = min(s.arrival, start)
 		s.running = true
 		e.running = append(e.running, s)
 		e.account(p, s, n)

@@ -295,23 +295,33 @@ func TestBadRequests(t *testing.T) {
 		{"completions", `{"prompt":[1,2]}`, 400, "prompt", "string"},
 	} {
 		code, b := post(t, srv.URL+"/v1/"+tc.path, tc.body)
-		var eb struct {
-			Error struct {
-				Message, Type string
-				Param         *string
-				Code          int
-			}
+		checkErrorBody(t, tc.body, code, b, tc.code, tc.param, tc.msg)
+	}
+	big := `{"prompt":"` + strings.Repeat("x", maxBody) + `"}`
+	code, b := post(t, srv.URL+"/v1/completions", big)
+	checkErrorBody(t, "a body over the limit", code, b, 413, "", "over 2000000 bytes")
+}
+
+// checkErrorBody checks an OpenAI error answer: status, code, param and
+// a message containing wantMsg.
+func checkErrorBody(t *testing.T, what string, code int, b []byte, wantCode int, wantParam, wantMsg string) {
+	t.Helper()
+	var eb struct {
+		Error struct {
+			Message, Type string
+			Param         *string
+			Code          int
 		}
-		if err := json.Unmarshal(b, &eb); err != nil {
-			t.Errorf("%s: error body not JSON: %s", tc.body, b)
-			continue
-		}
-		param := ""
-		if eb.Error.Param != nil {
-			param = *eb.Error.Param
-		}
-		if code != tc.code || eb.Error.Code != tc.code || param != tc.param || !strings.Contains(eb.Error.Message, tc.msg) {
-			t.Errorf("%s: %d %s; want %d, param %q, message with %q", tc.body, code, b, tc.code, tc.param, tc.msg)
-		}
+	}
+	if err := json.Unmarshal(b, &eb); err != nil {
+		t.Errorf("%s: error body not JSON: %s", what, b)
+		return
+	}
+	param := ""
+	if eb.Error.Param != nil {
+		param = *eb.Error.Param
+	}
+	if code != wantCode || eb.Error.Code != wantCode || param != wantParam || !strings.Contains(eb.Error.Message, wantMsg) {
+		t.Errorf("%s: %d %s; want %d, param %q, message with %q", what, code, b, wantCode, wantParam, wantMsg)
 	}
 }

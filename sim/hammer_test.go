@@ -182,3 +182,30 @@ func TestCloseEndsInFlight(t *testing.T) {
 	client.CloseIdleConnections()
 	checkNoLeak(t, base)
 }
+
+// A client that disconnects frees its sequence and blocks at once: the
+// non-streaming request below would run for minutes of real time.
+func TestDisconnectFreesSequence(t *testing.T) {
+	e, srv := startServer(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/completions",
+			strings.NewReader(`{"prompt":"`+strings.Repeat("x", 4000)+`","ignore_eos":true}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	waitFor(t, "the request to run", func() bool { st := e.Stats(); return st.Running == 1 && st.KVUsage > 0 })
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled request returned a response")
+	}
+	waitFor(t, "the sequence to be freed", func() bool { st := e.Stats(); return st.Running == 0 && st.KVUsage == 0 })
+	if st := e.Stats(); st.RequestsFinished != 0 {
+		t.Errorf("stats %+v: a cancelled request counted as finished", st)
+	}
+}

@@ -35,6 +35,7 @@ type Engine struct {
 	preemptions                    int64
 	finished, finishedStop         int64
 	ttft                           histogram
+	ttftSum                        time.Duration // exact, beside the histogram's float sum
 
 	wake chan struct{} // cap 1: work arrived or Close
 	quit chan struct{}
@@ -56,6 +57,17 @@ type Stats struct {
 	PromptTokens, GenerationTokens int64
 	Preemptions                    int64
 	RequestsFinished               int64
+
+	// Not in vLLM's metrics, for benchmarks:
+
+	// Evictions counts cached blocks evicted to make room.
+	Evictions int64
+	// SimulatedTime is the engine's clock: simulated time since New.
+	SimulatedTime time.Duration
+	// TTFTSum and TTFTCount total the simulated time to first token of
+	// every request that got one (vllm:time_to_first_token_seconds).
+	TTFTSum   time.Duration
+	TTFTCount int64
 }
 
 // New validates cfg (an error names the bad field), applies its defaults
@@ -126,6 +138,10 @@ func (e *Engine) Stats() Stats {
 		GenerationTokens: e.generationTokens,
 		Preemptions:      e.preemptions,
 		RequestsFinished: e.finished,
+		Evictions:        e.kv.evictions,
+		SimulatedTime:    e.now(),
+		TTFTSum:          e.ttftSum,
+		TTFTCount:        int64(e.ttft.count),
 	}
 }
 

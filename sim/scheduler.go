@@ -231,6 +231,7 @@ func (e *Engine) apply(p *plan, end time.Duration) {
 		if s.generated == 0 {
 			s.ttft = end - s.arrival
 			e.ttft.observe(s.ttft.Seconds())
+			e.ttftSum += s.ttft
 			e.promptTokens += int64(s.promptLen)
 		}
 		s.tokens = append(s.tokens, wordToken(outputWord(e.cfg.Seed, s.promptHash, s.generated)))

@@ -30,6 +30,9 @@ func TestPrefixCacheRepeatedPrompt(t *testing.T) {
 	if want := c.StepOverhead + 2*c.PrefillPerToken; b.ttft != want {
 		t.Errorf("second TTFT %v, want %v (overhead + 2 uncached tokens)", b.ttft, want)
 	}
+	if st.TTFTCount != 2 || st.TTFTSum != a.ttft+b.ttft {
+		t.Errorf("TTFT stats %v over %d, want %v over 2", st.TTFTSum, st.TTFTCount, a.ttft+b.ttft)
+	}
 	if st.PromptTokens != 100 || st.GenerationTokens != 8 || st.RequestsFinished != 2 {
 		t.Errorf("stats %+v, want 100 prompt tokens, 8 generated, 2 finished", st)
 	}
@@ -79,6 +82,9 @@ func TestEvictionLRUAndInUse(t *testing.T) {
 	// 4 empty blocks left; a 5-block request evicts exactly one: a1, the
 	// oldest freed (a sequence's blocks are freed tail first).
 	runUntil(t, e, 10, submitText(t, e, textOf("ccc-", 66), 1, true))
+	if ev := e.Stats().Evictions; ev != 1 {
+		t.Fatalf("%d evictions, want 1", ev)
+	}
 	if cached(ha[1]) || !cached(ha[0]) || !cached(hb[0]) || !cached(hb[1]) {
 		t.Fatalf("after one eviction: a0 %v a1 %v b0 %v b1 %v; want only a1 evicted",
 			cached(ha[0]), cached(ha[1]), cached(hb[0]), cached(hb[1]))
@@ -140,6 +146,13 @@ func TestBatchingTimeModel(t *testing.T) {
 			ss = append(ss, submitText(t, e, textOf(string(rune('A'+i))+"-x", 32), 64, true))
 		}
 		plans := runUntil(t, e, 1000, ss...)
+		var total time.Duration
+		for _, p := range plans {
+			total += p.dur
+		}
+		if st := e.Stats(); st.SimulatedTime != total {
+			t.Fatalf("simulated clock %v, want the sum of step times %v", st.SimulatedTime, total)
+		}
 		var dur time.Duration
 		var steps int
 		for _, p := range plans {

@@ -51,7 +51,8 @@ type Stats struct {
 	KVUsage float64
 	// PrefixQueries and PrefixHits count tokens, as vLLM's
 	// vllm:prefix_cache_queries_total and vllm:prefix_cache_hits_total do:
-	// every scheduled request queries its whole prompt and hits the
+	// every admitted request queries all its tokens (after a preemption,
+	// its prompt and output so far) and hits the
 	// tokens of its cached leading blocks.
 	PrefixQueries, PrefixHits      int64
 	PromptTokens, GenerationTokens int64

@@ -6,10 +6,11 @@ import "encoding/binary"
 // one token (the package doc says why).
 const bytesPerToken = 4
 
-// tokenize appends the tokens of s to dst. A token's id is its bytes,
-// little-endian, so equal text gives equal ids and no two different
-// 4-byte chunks collide; a short last chunk is marked by its length in
-// the top bits of a value no full chunk of text takes with a zero byte.
+// tokenize appends the tokens of s to dst. A token's id is its 4 bytes,
+// little-endian, so equal text gives equal ids and different 4-byte
+// chunks never collide. A short last chunk (1 to 3 bytes) is zero-padded
+// with its length in the top byte: it can equal a full chunk only if that
+// chunk ends in byte 0x01 to 0x03, control characters text does not hold.
 func tokenize(dst []uint32, s string) []uint32 {
 	for len(s) >= bytesPerToken {
 		dst = append(dst, binary.LittleEndian.Uint32([]byte(s[:bytesPerToken])))

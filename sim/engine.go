@@ -284,8 +284,14 @@ func (e *Engine) loop() {
 		e.mu.Lock()
 		idle := !e.busy
 		if idle {
-			// Back from idle: simulated time caught up with the wall.
-			e.simBase, e.wallBase = e.now(), time.Now()
+			// Back from idle: the first step starts when the first request
+			// arrived, not when this goroutine woke up (at a large
+			// TimeScale the wake-up delay would count as seconds of TTFT).
+			start := e.now()
+			if len(e.waiting) > 0 {
+				start = max(e.simBase, min(start, e.waiting[0].arrival))
+			}
+			e.simBase, e.wallBase = start, time.Now()
 			deadline = e.wallBase
 		}
 		start := e.simBase

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrape reads e's /metrics into a map from "name{labels}" to value.
@@ -113,5 +114,37 @@ func TestMetricsPerEngine(t *testing.T) {
 	}
 	if v, ok := scrape(t, e2)[`vllm:generation_tokens_total{model_name="two"}`]; !ok || v != 0 {
 		t.Errorf("engine two: %v tokens (present %v)", v, ok)
+	}
+}
+
+// Over HTTP, a repeated long prompt moves the prefix-cache hit counter
+// that a scraper reads, and the second request's TTFT is shorter.
+func TestRepeatedPromptOverHTTP(t *testing.T) {
+	e, srv := startServer(t, fast)
+	body := `{"messages":[{"role":"system","content":"` + strings.Repeat("You are a careful assistant. ", 40) +
+		`"},{"role":"user","content":"hi"}],"max_tokens":2,"ignore_eos":true}`
+	if code, b := post(t, srv.URL+"/v1/chat/completions", body); code != 200 {
+		t.Fatalf("%d %s", code, b)
+	}
+	first := e.Stats()
+	if code, b := post(t, srv.URL+"/v1/chat/completions", body); code != 200 {
+		t.Fatalf("%d %s", code, b)
+	}
+	m := scrape(t, e)
+	hits := m[`vllm:prefix_cache_hits_total{model_name="`+DefaultModel+`"}`]
+	queries := m[`vllm:prefix_cache_queries_total{model_name="`+DefaultModel+`"}`]
+	prompt := first.PromptTokens
+	if want := float64((prompt - 1) / 16 * 16); hits != want || queries != float64(2*prompt) {
+		t.Fatalf("hits %v of %v queried tokens, want %v of %v", hits, queries, want, 2*prompt)
+	}
+	// Each request arrived at an idle engine, so its TTFT is its prefill
+	// step exactly, whatever the wall clock did.
+	c := e.cfg
+	second := e.Stats().TTFTSum - first.TTFTSum
+	if want := c.StepOverhead + time.Duration(prompt)*c.PrefillPerToken; first.TTFTSum != want {
+		t.Errorf("first TTFT %v, want %v", first.TTFTSum, want)
+	}
+	if want := c.StepOverhead + time.Duration(prompt-int64(hits))*c.PrefillPerToken; second != want {
+		t.Errorf("second TTFT %v, want %v", second, want)
 	}
 }

@@ -130,9 +130,9 @@ func (e *Engine) account(p *plan, s *seq, n int) {
 // logits are needed), so a prompt of exactly k blocks hits at most k-1.
 func (e *Engine) hits(s *seq) []int32 {
 	bs := e.cfg.BlockSize
-	max := (len(s.tokens) - 1) / bs
+	limit := (len(s.tokens) - 1) / bs
 	e.hitBuf = e.hitBuf[:0]
-	for i := 0; i < max; i++ {
+	for i := range limit {
 		id, ok := e.kv.lookup(s.blockHash(i, bs))
 		if !ok {
 			break

@@ -304,7 +304,7 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 	if rates == nil {
 		rates = defaultFleetRates(eng, o.engines)
 	}
-	rep := &fleetReport{Date: time.Now(), Command: commandLine, Commit: gitRev(repo), Machine: machineInfo(), Engines: fleetEngineKind, Notes: notes}
+	rep := &fleetReport{Date: time.Now(), Command: commandLine, Commit: gitRev(repo), Machine: fleetMachine(), Engines: fleetEngineKind, Notes: notes}
 	rep.Settings = []string{
 		fmt.Sprintf("%d engines on 127.0.0.1, each: max_num_seqs %d, max_batched_tokens %d, %d blocks of %d tokens, step overhead %v, prefill %v/token, decode %v/sequence; time scale %g (simulated seconds per wall second)",
 			o.engines, eng.MaxNumSeqs, eng.MaxBatchedTokens, eng.NumBlocks, eng.BlockSize, eng.StepOverhead, eng.PrefillPerToken, eng.DecodePerSeq, eng.TimeScale),
@@ -381,4 +381,16 @@ func (r *fleetReport) write(dir string, contenders []string) error {
 		return err
 	}
 	return writeFleetChart(filepath.Join(dir, "fleet-chart.png"), r.Rows, r.Workloads, contenders)
+}
+
+// fleetMachine is machineInfo without the tools only the proxy benchmark
+// uses.
+func fleetMachine() []string {
+	var out []string
+	for _, l := range machineInfo() {
+		if !strings.HasPrefix(l, "nginx") && !strings.HasPrefix(l, "HAProxy") && !strings.HasPrefix(l, "wrk") {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -199,7 +199,7 @@ type fleetReport struct {
 // markdown renders the report.
 func (r *fleetReport) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Routing quality (fleet)\n\n%s UTC, commit `%s`.\n\n```sh\n%s\n```\n\n", r.Date.UTC().Format("2006-01-02 15:04"), r.Commit, r.Command)
+	fmt.Fprintf(&b, "# Routing quality (fleet)\n\n%s UTC%s.\n\n```sh\n%s\n```\n\n", r.Date.UTC().Format("2006-01-02 15:04"), r.Commit, r.Command)
 	fmt.Fprintf(&b, "**Engines:** %s.\n\n", r.Engines)
 	b.WriteString("Times are simulated (wall time × the engines' time scale); rates are requests per simulated second offered with Poisson arrivals; " +
 		"prefix hit is Σ`vllm:prefix_cache_hits_total` / Σ`vllm:prefix_cache_queries_total` over the engines (n/a: the engines export none); " +

@@ -35,11 +35,13 @@ func writeFleetChart(path string, rows []fleetRow, workloads, contenders []strin
 		p.Y.Label.Text = "TTFT p50 (ms, simulated)"
 		p.Legend.Top, p.Legend.Left = true, true
 		p.Add(plotter.NewGrid())
+		top := 0.0
 		for i, c := range contenders {
 			var pts plotter.XYs
 			for _, r := range rows {
 				if r.Workload == wl && r.Contender == c && r.Errors < r.Requests {
 					pts = append(pts, plotter.XY{X: r.Rate, Y: r.TTFT.P50})
+					top = max(top, r.TTFT.P50)
 				}
 			}
 			if len(pts) == 0 {
@@ -54,7 +56,8 @@ func writeFleetChart(path string, rows []fleetRow, workloads, contenders []strin
 			p.Add(l, s)
 			p.Legend.Add(c, l, s)
 		}
-		p.Y.Min = 0
+		// Room above the highest point for the legend.
+		p.Y.Min, p.Y.Max = 0, max(top*1.4, 1)
 		panels = append(panels, p)
 	}
 	w := vg.Length(len(panels)) * 6 * vg.Inch

@@ -27,25 +27,30 @@ type fleetEngineConfig struct {
 // prefill and a 5 ms step (vLLM-like on a modest GPU), 16 sequences at
 // most, and a KV cache of 800 16-token blocks (12,800 tokens). The cache
 // holds the running batch plus a handful of 512-token system prompts, not
-// all 32 of the shared-prefix workload: round robin, which sends every
-// group to every replica, must evict and recompute, while routing each
-// group to the same replicas keeps its prefix warm.
+// all 16 of the shared-prefix workload: round robin, which sends every
+// group to most replicas, must evict and recompute, while routing each
+// group to the same replica keeps its prefix warm.
 var defaultFleetEngine = fleetEngineConfig{
 	Model: "fleet-model", MaxNumSeqs: 16, MaxBatchedTokens: 2048, BlockSize: 16, NumBlocks: 800,
 	TimeScale: 2, Seed: 1,
 	StepOverhead: 5 * time.Millisecond, PrefillPerToken: 250 * time.Microsecond, DecodePerSeq: 500 * time.Microsecond,
 }
 
-// fleetWorkloads are the workloads of the fleet benchmark, scaled down
-// from SGLang's generated-shared-prefix defaults (64 groups × 16 prompts,
+// fleetWorkloads are the workloads of the fleet benchmark, 128 requests
+// each (one run sends a whole workload at the default -fleet-requests), so
+// every shared-prefix group and chat session is complete. Shared-prefix is
+// SGLang's generated-shared-prefix shape (defaults 64 groups × 16 prompts,
 // system prompt 2048 tokens, question 128, output 256;
-// python/sglang/bench_serving.py) by 2 in groups and prompts per group, 4 in
-// prompt lengths and 8 in output so that a run fits in seconds on two
-// cores: streamed tokens cost the harness CPU, prompt tokens do not.
+// python/sglang/bench_serving.py) scaled down by 4 in groups, 2 in prompts
+// per group, 4 in prompt lengths and 8 in output, so that a run fits in
+// seconds on two cores: streamed tokens cost the harness CPU, prompt tokens
+// do not. With 8 prompts per group over 8 engines, round robin sends a
+// group to about five engines and a router that keeps groups together to
+// one.
 var fleetWorkloads = []workload.Spec{
-	{Name: workload.KindSharedPrefix, SharedPrefix: &workload.SharedPrefix{Groups: 32, PromptsPerGroup: 8, SystemLen: 512, QuestionLen: 32, OutputLen: 32}},
-	{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 48, Turns: 6, SystemLen: 256, UserLen: 32, OutputLen: 32}},
-	{Name: workload.KindRandom, Random: &workload.Random{Requests: 256, PromptLen: 544, OutputLen: 32}},
+	{Name: workload.KindSharedPrefix, SharedPrefix: &workload.SharedPrefix{Groups: 16, PromptsPerGroup: 8, SystemLen: 512, QuestionLen: 32, OutputLen: 32}},
+	{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 16, Turns: 8, SystemLen: 256, UserLen: 32, OutputLen: 32}},
+	{Name: workload.KindRandom, Random: &workload.Random{Requests: 128, PromptLen: 544, OutputLen: 32}},
 }
 
 // fleetContender is one routing setup under test: a load-balancing policy

@@ -312,3 +312,25 @@ func TestFleetSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFleetWorkloadsComplete checks that a run at the default
+// -fleet-requests sends whole workloads: every shared-prefix group and chat
+// session complete, so hit rates are not an artefact of truncation.
+func TestFleetWorkloadsComplete(t *testing.T) {
+	o, err := parseFlags([]string{"-fleet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wl := range fleetWorkloads {
+		reqs, err := wl.Requests(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reqs) != o.fleetOpts.maxRequests {
+			t.Fatalf("%s has %d requests, -fleet-requests defaults to %d", wl.Name, len(reqs), o.fleetOpts.maxRequests)
+		}
+		if wl.SharedPrefix != nil && wl.SharedPrefix.PromptsPerGroup < 8 {
+			t.Fatalf("%s: %d prompts per group over 8 engines leave round robin nothing to scatter", wl.Name, wl.SharedPrefix.PromptsPerGroup)
+		}
+	}
+}

@@ -10,6 +10,11 @@
 // installs nothing: missing tools are named with the apt-get command that
 // installs them. Every process it starts is stopped, by process group, on
 // every exit path including SIGINT and SIGTERM.
+//
+// With -fleet it runs the routing-quality benchmark instead (fleet.go):
+// simulated inference engines behind Sluice, every load-balancing policy
+// and routing plugin, writing fleet-latest.md, fleet-latest.json and
+// fleet-chart.png.
 package main
 
 import (
@@ -51,6 +56,8 @@ type options struct {
 	keepTmp       bool
 	commandLine   string
 	wantsWrkBench bool
+	fleet         bool         // run the fleet benchmark (fleet.go) instead
+	fleetOpts     fleetOptions // its -fleet-* flags
 }
 
 // contenderNames lists every contender, in table order.
@@ -61,6 +68,7 @@ var contenderNames = []string{
 
 func parseFlags(args []string) (options, error) {
 	var o options
+	var err error
 	fs := flag.NewFlagSet("benchmarks", flag.ContinueOnError)
 	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds (at least 3)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each wrk run (whole seconds)")
@@ -80,13 +88,17 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.portBase, "port-base", 18080, "first of the 12 consecutive 127.0.0.1 ports used (upstream, then contenders)")
 	fs.StringVar(&o.repo, "repo", ".", "Sluice module root (where go.mod is)")
 	fs.BoolVar(&o.keepTmp, "keep-tmp", false, "keep the scratch directory (configs, binaries) for inspection")
+	fs.BoolVar(&o.fleet, "fleet", false, "run the routing-quality benchmark (simulated engines behind Sluice, every lb_policy and routing plugin) instead")
+	fleetDone := fleetFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.fleetOpts, err = fleetDone(); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("benchmarks: unexpected arguments %q", fs.Args())
 	}
-	var err error
 	switch {
 	case o.rounds < 3:
 		return o, fmt.Errorf("benchmarks: -rounds is %d, must be at least 3 (medians need them)", o.rounds)
@@ -274,7 +286,14 @@ func run(o options) int {
 	})
 	defer stopSignals()
 
-	if err := runBench(ctx, o, procs); err != nil {
+	bench := func() error { return runBench(ctx, o, procs) }
+	if o.fleet {
+		bench = func() error {
+			_, err := runFleet(ctx, o.fleetOpts, o.repo, o.out, o.commandLine, procs)
+			return err
+		}
+	}
+	if err := bench(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		if ctx.Err() != nil {
 			return 130

@@ -1,0 +1,396 @@
+package main
+
+// The fleet benchmark (issue 14): 8 simulated inference engines behind
+// Sluice, every load-balancing policy and routing plugin, three workloads,
+// a sweep of Poisson request rates; it reports what routing changes for
+// the client (TTFT, end-to-end latency, output tokens/s) and for the fleet
+// (prefix-cache hit rate, spread of load).
+//
+//	go run ./benchmarks -fleet
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
+)
+
+// fleetOptions are the -fleet-* flags.
+type fleetOptions struct {
+	engines     int
+	rates       []float64 // requests per simulated second; nil: defaultFleetRates
+	timeScale   float64
+	maxRequests int
+	workloads   []string // empty: all
+	contenders  []string // empty: all
+	seed        int64
+	runTimeout  time.Duration
+}
+
+// fleetFlags registers the -fleet-* flags on fs; finish validates them
+// after fs.Parse.
+func fleetFlags(fs *flag.FlagSet) (finish func() (fleetOptions, error)) {
+	var o fleetOptions
+	fs.IntVar(&o.engines, "fleet-engines", 8, "simulated engines behind Sluice")
+	rates := fs.String("fleet-rates", "", "comma-separated request rates (per simulated second); default: 0.25–1.5× the estimated capacity without cache hits")
+	fs.Float64Var(&o.timeScale, "fleet-time-scale", defaultFleetEngine.TimeScale, "simulated seconds per wall second")
+	fs.IntVar(&o.maxRequests, "fleet-requests", 128, "requests per run (bounded by the workload's size)")
+	wls := fs.String("fleet-workloads", "", "comma-separated workloads (default all): "+strings.Join(fleetWorkloadNames(), ", "))
+	cs := fs.String("fleet-policies", "", "comma-separated contenders (default all): "+strings.Join(fleetContenderNames(), ", "))
+	fs.Int64Var(&o.seed, "fleet-seed", 1, "workload and engine seed")
+	fs.DurationVar(&o.runTimeout, "fleet-run-timeout", 2*time.Minute, "wall-time bound of one run")
+	return func() (fleetOptions, error) {
+		switch {
+		case o.engines < 1 || o.engines > 64:
+			return o, fmt.Errorf("benchmarks: -fleet-engines is %d, must be in 1..64", o.engines)
+		case !(o.timeScale > 0) || o.timeScale > 1000:
+			return o, fmt.Errorf("benchmarks: -fleet-time-scale is %v, must be in (0, 1000]", o.timeScale)
+		case o.maxRequests < 1:
+			return o, fmt.Errorf("benchmarks: -fleet-requests is %d, must be >= 1", o.maxRequests)
+		case o.runTimeout <= 0:
+			return o, fmt.Errorf("benchmarks: -fleet-run-timeout is %v, must be > 0", o.runTimeout)
+		}
+		if *rates != "" {
+			for _, f := range strings.Split(*rates, ",") {
+				v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+				if err != nil || !(v > 0) || v > 1e6 {
+					return o, fmt.Errorf("benchmarks: -fleet-rates: %q is not a rate in (0, 1e6]", f)
+				}
+				o.rates = append(o.rates, v)
+			}
+		}
+		var err error
+		if o.workloads, err = pickNames("-fleet-workloads", *wls, fleetWorkloadNames()); err != nil {
+			return o, err
+		}
+		if o.contenders, err = pickNames("-fleet-policies", *cs, fleetContenderNames()); err != nil {
+			return o, err
+		}
+		return o, nil
+	}
+}
+
+// pickNames parses a comma-separated subset of known.
+func pickNames(flagName, s string, known []string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if !contains(known, n) {
+			return nil, fmt.Errorf("benchmarks: %s: unknown name %q (known: %s)", flagName, n, strings.Join(known, ", "))
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func fleetWorkloadNames() []string {
+	var ns []string
+	for _, w := range fleetWorkloads {
+		ns = append(ns, w.Name)
+	}
+	return ns
+}
+
+func fleetContenderNames() []string {
+	var ns []string
+	for _, c := range fleetContenders {
+		ns = append(ns, c.Name)
+	}
+	return ns
+}
+
+// fleetEngines are running engines, each served on 127.0.0.1.
+type fleetEngines struct {
+	URLs     []string
+	requests []*atomic.Int64 // completions each engine received
+	stop     []func()
+}
+
+// startFleetEngines starts n engines of configuration c. Each is wrapped
+// to count the completions it receives, which is the load spread.
+func startFleetEngines(n int, c fleetEngineConfig) (*fleetEngines, error) {
+	fe := &fleetEngines{}
+	for i := 0; i < n; i++ {
+		h, closeEngine, err := newFleetEngine(i, c)
+		if err != nil {
+			fe.Close()
+			return nil, err
+		}
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			closeEngine()
+			fe.Close()
+			return nil, fmt.Errorf("benchmarks: fleet engine %d: %w", i, err)
+		}
+		count := &atomic.Int64{}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/") {
+				count.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		}), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(l) //nolint:errcheck // ErrServerClosed at stop
+		fe.URLs = append(fe.URLs, "http://"+l.Addr().String())
+		fe.requests = append(fe.requests, count)
+		fe.stop = append(fe.stop, func() { _ = srv.Close(); closeEngine() })
+	}
+	return fe, nil
+}
+
+// Close stops every engine.
+func (fe *fleetEngines) Close() {
+	for _, s := range fe.stop {
+		s()
+	}
+	fe.stop = nil
+}
+
+// Requests returns the completions each engine has received.
+func (fe *fleetEngines) Requests() []int64 {
+	out := make([]int64, len(fe.requests))
+	for i, c := range fe.requests {
+		out[i] = c.Load()
+	}
+	return out
+}
+
+// PrefixCounters sums the engines' prefix-cache counters from their
+// /metrics; queries is -1 when no engine exports them.
+func (fe *fleetEngines) PrefixCounters() (hits, queries float64, err error) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	queries = -1
+	for _, u := range fe.URLs {
+		resp, err := hc.Get(u + "/metrics")
+		if err != nil {
+			return 0, 0, fmt.Errorf("benchmarks: scrape %s/metrics: %w", u, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		if err != nil {
+			return 0, 0, fmt.Errorf("benchmarks: scrape %s/metrics: %w", u, err)
+		}
+		h, _ := promSum(string(b), metricPrefixHits)
+		if q, ok := promSum(string(b), metricPrefixQueries); ok {
+			queries = max(queries, 0) + q
+			hits += h
+		}
+	}
+	return hits, queries, nil
+}
+
+// fleetEnv is what every fleet run needs.
+type fleetEnv struct {
+	repo, tmp string
+	procs     *procSet
+	sluiceBin string
+	plugins   map[string]string // plugin name → built .wasm
+	engine    fleetEngineConfig
+	o         fleetOptions
+}
+
+// fleetRun is one contender on one workload at one rate: fresh engines
+// (so every run starts with cold caches), a fresh Sluice, the load, the
+// counters.
+func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.Spec, rate float64) (fleetRow, error) {
+	n := e.o.maxRequests
+	reqs, err := wl.Generate(e.o.seed, n, rate)
+	if err != nil {
+		return fleetRow{}, err
+	}
+	engines, err := startFleetEngines(e.o.engines, e.engine)
+	if err != nil {
+		return fleetRow{}, err
+	}
+	defer engines.Close()
+	port, err := freePort()
+	if err != nil {
+		return fleetRow{}, err
+	}
+	cfg, err := fleetSluiceYAML(c, port, engines.URLs, e.engine.TimeScale, e.plugins[c.Plugin], filepath.Join(e.tmp, "plugin-cache"))
+	if err != nil {
+		return fleetRow{}, err
+	}
+	path, err := writeFile(e.tmp, "fleet-"+c.Name+".yaml", cfg)
+	if err != nil {
+		return fleetRow{}, err
+	}
+	p, err := e.procs.Start("sluice-"+c.Name, exec.Command(e.sluiceBin, "-config", path))
+	if err != nil {
+		return fleetRow{}, err
+	}
+	defer e.procs.Stop(p)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := waitHTTP(base+"/ready", http.StatusOK, readyTimeout, p); err != nil {
+		return fleetRow{}, fmt.Errorf("%w\nsluice output:\n%s", err, tail(p.Output(), 2000))
+	}
+	// Let the first scrapes land so least_queue and the pickers see the
+	// engines before the first request.
+	time.Sleep(3 * fleetScrapeInterval(e.engine.TimeScale))
+	rctx, cancel := context.WithTimeout(ctx, e.o.runTimeout)
+	defer cancel()
+	results := runFleetLoad(rctx, base+"/v1/chat/completions", e.engine.Model, reqs, e.engine.TimeScale)
+	if ctx.Err() != nil {
+		return fleetRow{}, ctx.Err()
+	}
+	hits, queries, err := engines.PrefixCounters()
+	if err != nil {
+		return fleetRow{}, err
+	}
+	row := summarizeFleet(results, e.engine.TimeScale, engines.Requests(), hits, queries)
+	row.Workload, row.Contender, row.Rate = wl.Name, c.Name, rate
+	return row, nil
+}
+
+// buildFleetPlugin builds plugins/<name> for wasip1 into dir.
+func buildFleetPlugin(ctx context.Context, repo, dir, name string) (string, error) {
+	out := filepath.Join(dir, name+".wasm")
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", out, "./plugins/"+name)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	logf("benchmarks: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o %s ./plugins/%s", out, name)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("benchmarks: build plugins/%s: %w\n%s", name, err, tail(string(b), 2000))
+	}
+	return out, nil
+}
+
+// runFleet is the whole fleet benchmark: build, every run, the report
+// (fleet-latest.md, fleet-latest.json, fleet-chart.png in outDir).
+func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine string, procs *procSet) (*fleetReport, error) {
+	repo, err := findRepo(repoDir)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "sluice-fleet-")
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	raiseNoFile()
+	bin, why, err := buildSluice(ctx, repo, tmp)
+	if err != nil {
+		return nil, err
+	}
+	if bin == "" {
+		return nil, fmt.Errorf("benchmarks: fleet: %s", why)
+	}
+	eng := defaultFleetEngine
+	eng.TimeScale, eng.Seed = o.timeScale, o.seed
+	e := &fleetEnv{repo: repo, tmp: tmp, procs: procs, sluiceBin: bin, plugins: map[string]string{}, engine: eng, o: o}
+	contenders, notes := availableFleetContenders(repo, o.contenders)
+	for _, c := range contenders {
+		if c.Plugin != "" && e.plugins[c.Plugin] == "" {
+			if e.plugins[c.Plugin], err = buildFleetPlugin(ctx, repo, tmp, c.Plugin); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rates := o.rates
+	if rates == nil {
+		rates = defaultFleetRates(eng, o.engines)
+	}
+	rep := &fleetReport{Date: time.Now(), Command: commandLine, Commit: gitRev(repo), Machine: fleetMachine(), Engines: fleetEngineKind, Notes: notes}
+	rep.Settings = []string{
+		fmt.Sprintf("%d engines on 127.0.0.1, each: max_num_seqs %d, max_batched_tokens %d, %d blocks of %d tokens, step overhead %v, prefill %v/token, decode %v/sequence; time scale %g (simulated seconds per wall second)",
+			o.engines, eng.MaxNumSeqs, eng.MaxBatchedTokens, eng.NumBlocks, eng.BlockSize, eng.StepOverhead, eng.PrefillPerToken, eng.DecodePerSeq, eng.TimeScale),
+		fmt.Sprintf("rates %v req/s (simulated); estimated capacity without cache hits on shared-prefix: %.1f req/s", rates,
+			fleetCapacity(eng, o.engines, fleetWorkloads[0].SharedPrefix.SystemLen+fleetWorkloads[0].SharedPrefix.QuestionLen, fleetWorkloads[0].SharedPrefix.OutputLen)),
+		fmt.Sprintf("at most %d requests per run, seed %d; streamed chat completions (TTFT at the first content event, client side); fresh engines and a fresh Sluice per run", o.maxRequests, o.seed),
+		fmt.Sprintf("Sluice: one pool, metrics_path /metrics scraped every %v (wall) for every contender, max_batch_size 1024, max_concurrent_requests 4096", fleetScrapeInterval(eng.TimeScale)),
+	}
+	for _, wl := range fleetWorkloads {
+		if len(o.workloads) > 0 && !contains(o.workloads, wl.Name) {
+			continue
+		}
+		rep.Settings = append(rep.Settings, "workload "+describeWorkload(wl))
+		rep.Workloads = append(rep.Workloads, wl.Name)
+		for _, rate := range rates {
+			for _, c := range contenders {
+				row, err := e.fleetRun(ctx, c, wl, rate)
+				if err != nil {
+					return nil, fmt.Errorf("benchmarks: fleet %s %s at %g req/s: %w", wl.Name, c.Name, rate, err)
+				}
+				logf("benchmarks: fleet %-13s %-13s %6.1f req/s: TTFT p50 %s p99 %s, %.0f tok/s, hit %s, spread %.2f, errors %d/%d",
+					wl.Name, c.Name, rate, msCell(row.TTFT.P50), msCell(row.TTFT.P99), row.OutTokS, hitCell(row.HitRate), row.Spread, row.Errors, row.Requests)
+				rep.Rows = append(rep.Rows, row)
+			}
+		}
+	}
+	if outDir != "" {
+		if err := rep.write(outDir, fleetNames(contenders)); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+func fleetNames(cs []fleetContender) []string {
+	var ns []string
+	for _, c := range cs {
+		ns = append(ns, c.Name)
+	}
+	return ns
+}
+
+// describeWorkload is one line on a workload's shape.
+func describeWorkload(s workload.Spec) string {
+	switch {
+	case s.SharedPrefix != nil:
+		p := s.SharedPrefix
+		return fmt.Sprintf("%s: %d groups × %d prompts, system prompt %d words, question %d, output %d tokens (SGLang generated-shared-prefix shape, scaled down)",
+			s.Name, p.Groups, p.PromptsPerGroup, p.SystemLen, p.QuestionLen, p.OutputLen)
+	case s.MultiTurn != nil:
+		m := s.MultiTurn
+		return fmt.Sprintf("%s: %d sessions × %d turns, system prompt %d words, %d words per user turn, output %d tokens; each turn carries every earlier turn and its real answer",
+			s.Name, m.Sessions, m.Turns, m.SystemLen, m.UserLen, m.OutputLen)
+	case s.Random != nil:
+		r := s.Random
+		return fmt.Sprintf("%s: prompts of %d words with nothing shared, output %d tokens", s.Name, r.PromptLen, r.OutputLen)
+	}
+	return s.Name
+}
+
+// write saves fleet-latest.md, fleet-latest.json and fleet-chart.png in dir.
+func (r *fleetReport) write(dir string, contenders []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("benchmarks: %w", err)
+	}
+	if _, err := writeFile(dir, "fleet-latest.md", []byte(r.markdown())); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("benchmarks: fleet json: %w", err)
+	}
+	if _, err := writeFile(dir, "fleet-latest.json", append(b, '\n')); err != nil {
+		return err
+	}
+	return writeFleetChart(filepath.Join(dir, "fleet-chart.png"), r.Rows, r.Workloads, contenders)
+}
+
+// fleetMachine is machineInfo without the tools only the proxy benchmark
+// uses.
+func fleetMachine() []string {
+	var out []string
+	for _, l := range machineInfo() {
+		if !strings.HasPrefix(l, "nginx") && !strings.HasPrefix(l, "HAProxy") && !strings.HasPrefix(l, "wrk") {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
+)
+
+// fleetResult is the outcome of one streamed request, in wall time.
+type fleetResult struct {
+	Sent      time.Duration // from the start of the run
+	TTFT      time.Duration // to the first token event; 0 when none came
+	E2E       time.Duration // to the end of the stream
+	OutTokens int           // usage.completion_tokens, else the token events
+	Text      string        // the answer
+	Err       string        // "" on success
+}
+
+// chatBody is the JSON of one streamed chat completion.
+func chatBody(model string, msgs []workload.Message, maxTokens int) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"model": model, "messages": msgs, "max_tokens": maxTokens,
+		"stream": true, "stream_options": map[string]any{"include_usage": true},
+	})
+}
+
+// sseChunk is what the client reads of a chat.completion.chunk.
+type sseChunk struct {
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+	} `json:"choices"`
+	Usage *struct {
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// readChatStream reads an OpenAI chat completion stream from r. It calls
+// first when the first event carrying content arrives, and returns the
+// answer, the completion tokens (from the usage chunk, else the count of
+// content events) and an error for a malformed stream, an error event, or
+// a stream that ends without [DONE].
+func readChatStream(r io.Reader, first func()) (text string, tokens int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	var b strings.Builder
+	events, usage := 0, -1
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("data:")) {
+			continue
+		}
+		data := bytes.TrimSpace(line[len("data:"):])
+		if string(data) == "[DONE]" {
+			if usage >= 0 {
+				tokens = usage
+			} else {
+				tokens = events
+			}
+			return b.String(), tokens, nil
+		}
+		var c sseChunk
+		if err := json.Unmarshal(data, &c); err != nil {
+			return "", 0, fmt.Errorf("bad SSE event %q: %w", tail(string(data), 200), err)
+		}
+		if len(c.Error) > 0 && string(c.Error) != "null" {
+			return "", 0, fmt.Errorf("error event: %s", tail(string(c.Error), 300))
+		}
+		if c.Usage != nil {
+			usage = c.Usage.CompletionTokens
+		}
+		if len(c.Choices) > 0 && c.Choices[0].Delta.Content != "" {
+			if events == 0 && first != nil {
+				first()
+			}
+			events++
+			b.WriteString(c.Choices[0].Delta.Content)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", 0, err
+	}
+	return "", 0, errors.New("stream ended without [DONE]")
+}
+
+// sendChat sends one streamed chat completion to url and measures it from
+// start (the run's origin).
+func sendChat(ctx context.Context, hc *http.Client, url string, body []byte, start time.Time) fleetResult {
+	t0 := time.Now()
+	res := fleetResult{Sent: t0.Sub(start)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		res.Err = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		return res
+	}
+	text, n, err := readChatStream(resp.Body, func() { res.TTFT = time.Since(t0) })
+	res.E2E = time.Since(t0)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	res.Text, res.OutTokens = text, n
+	return res
+}
+
+// runFleetLoad sends reqs to url at their arrival times (At, in simulated
+// time, divided by timeScale) and returns one result per request, in the
+// order of reqs. Turn k of a chat session waits until turn k-1 has
+// finished, and its history carries the real answers of the earlier turns
+// in place of the workload's placeholders.
+func runFleetLoad(ctx context.Context, url, model string, reqs []workload.Request, timeScale float64) []fleetResult {
+	hc := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, DisableCompression: true, IdleConnTimeout: 30 * time.Second,
+	}}
+	defer hc.CloseIdleConnections()
+	type turnKey struct{ session, turn int }
+	var mu sync.Mutex
+	done := map[turnKey]chan struct{}{}
+	answers := map[turnKey]string{}
+	for _, r := range reqs {
+		if r.Kind == workload.KindMultiTurn {
+			done[turnKey{r.Group, r.Turn}] = make(chan struct{})
+		}
+	}
+	results := make([]fleetResult, len(reqs))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		at := time.Duration(float64(r.At) / timeScale)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(start.Add(at))):
+		}
+		if ctx.Err() != nil {
+			results[i] = fleetResult{Err: ctx.Err().Error()}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := turnKey{r.Group, r.Turn}
+			if r.Kind == workload.KindMultiTurn {
+				defer close(done[key])
+				if prev, ok := done[turnKey{r.Group, r.Turn - 1}]; ok {
+					select {
+					case <-prev:
+					case <-ctx.Done():
+					}
+				}
+			}
+			msgs := r.Messages
+			if r.Kind == workload.KindMultiTurn && r.Turn > 0 {
+				msgs = append([]workload.Message(nil), r.Messages...)
+				mu.Lock()
+				for k, turn := 0, 0; k < len(msgs); k++ {
+					if msgs[k].Role == workload.RoleAssistant {
+						if a, ok := answers[turnKey{r.Group, turn}]; ok && a != "" {
+							msgs[k].Content = a
+						}
+						turn++
+					}
+				}
+				mu.Unlock()
+			}
+			body, err := chatBody(model, msgs, r.MaxTokens)
+			if err != nil {
+				results[i] = fleetResult{Err: err.Error()}
+				return
+			}
+			res := sendChat(ctx, hc, url, body, start)
+			if r.Kind == workload.KindMultiTurn {
+				mu.Lock()
+				answers[key] = res.Text
+				mu.Unlock()
+			}
+			results[i] = res
+		}()
+	}
+	wg.Wait()
+	return results
+}

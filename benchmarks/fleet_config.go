@@ -1,0 +1,204 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
+	"go.yaml.in/yaml/v3"
+)
+
+// fleetEngineConfig is the configuration of every simulated engine of the
+// fleet; the fields are those of sim.Config.
+type fleetEngineConfig struct {
+	Model                                       string
+	MaxNumSeqs, MaxBatchedTokens                int
+	BlockSize, NumBlocks                        int
+	TimeScale                                   float64 // simulated seconds per wall second
+	Seed                                        int64
+	StepOverhead, PrefillPerToken, DecodePerSeq time.Duration
+}
+
+// defaultFleetEngine is a small replica in simulated time: a 4,000 token/s
+// prefill and a 5 ms step (vLLM-like on a modest GPU), 16 sequences at
+// most, and a KV cache of 800 16-token blocks (12,800 tokens). The cache
+// holds the running batch plus a handful of 512-token system prompts, not
+// all 16 of the shared-prefix workload: round robin, which sends every
+// group to most replicas, must evict and recompute, while routing each
+// group to the same replica keeps its prefix warm.
+var defaultFleetEngine = fleetEngineConfig{
+	Model: "fleet-model", MaxNumSeqs: 16, MaxBatchedTokens: 2048, BlockSize: 16, NumBlocks: 800,
+	TimeScale: 2, Seed: 1,
+	StepOverhead: 5 * time.Millisecond, PrefillPerToken: 250 * time.Microsecond, DecodePerSeq: 500 * time.Microsecond,
+}
+
+// fleetWorkloads are the workloads of the fleet benchmark, 128 requests
+// each (one run sends a whole workload at the default -fleet-requests), so
+// every shared-prefix group and chat session is complete. Shared-prefix is
+// SGLang's generated-shared-prefix shape (defaults 64 groups × 16 prompts,
+// system prompt 2048 tokens, question 128, output 256;
+// python/sglang/bench_serving.py) scaled down by 4 in groups, 2 in prompts
+// per group, 4 in prompt lengths and 8 in output, so that a run fits in
+// seconds on two cores: streamed tokens cost the harness CPU, prompt tokens
+// do not. With 8 prompts per group over 8 engines, round robin sends a
+// group to about five engines and a router that keeps groups together to
+// one.
+var fleetWorkloads = []workload.Spec{
+	{Name: workload.KindSharedPrefix, SharedPrefix: &workload.SharedPrefix{Groups: 16, PromptsPerGroup: 8, SystemLen: 512, QuestionLen: 32, OutputLen: 32}},
+	{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 16, Turns: 8, SystemLen: 256, UserLen: 32, OutputLen: 32}},
+	{Name: workload.KindRandom, Random: &workload.Random{Requests: 128, PromptLen: 544, OutputLen: 32}},
+}
+
+// fleetContender is one routing setup under test: a load-balancing policy
+// and, for a plugin contender, the routing plugin built from
+// plugins/<Plugin> (skipped when that directory has no Go sources).
+// Adding a routing plugin is one entry here.
+type fleetContender struct {
+	Name   string
+	LB     string // lb_policy of the pool
+	Plugin string // plugins/<Plugin>; "" for none
+	Config any    // the plugin's configuration; nil for its defaults
+}
+
+// fleetContenders are the contenders, in table order.
+var fleetContenders = []fleetContender{
+	{Name: "round_robin", LB: "round_robin"},
+	{Name: "least_request", LB: "least_request"},
+	{Name: "random", LB: "random"},
+	{Name: "least_queue", LB: "least_queue"},
+	{Name: "queuepicker", LB: "round_robin", Plugin: "queuepicker"},
+	{Name: "cacheaware", LB: "round_robin", Plugin: "cacheaware"},
+}
+
+// fleetPool is the name of the engines' pool in Sluice's configuration.
+const fleetPool = "fleet"
+
+// fleetSluiceConfig is the YAML the fleet benchmark writes for Sluice.
+type fleetSluiceConfig struct {
+	Hostname              string            `yaml:"hostname"`
+	Port                  int               `yaml:"port"`
+	MaxConcurrentRequests int               `yaml:"max_concurrent_requests"`
+	MaxBatchSize          int               `yaml:"max_batch_size"`
+	Timeout               string            `yaml:"timeout"`
+	Upstreams             []fleetSluicePool `yaml:"upstreams"`
+	Log                   sluiceLog         `yaml:"log"`
+	PluginCacheDir        string            `yaml:"plugin_cache_dir,omitempty"`
+	Plugins               []sluicePlugin    `yaml:"plugins,omitempty"`
+}
+
+type fleetSluicePool struct {
+	Name           string   `yaml:"name"`
+	Endpoints      []string `yaml:"endpoints"`
+	LBPolicy       string   `yaml:"lb_policy"`
+	MetricsPath    string   `yaml:"metrics_path"`
+	ScrapeInterval string   `yaml:"scrape_interval"`
+}
+
+// fleetScrapeInterval is how often Sluice scrapes each engine's /metrics:
+// the Gateway API Inference Extension's 50 ms in simulated time, but not
+// under proxy.MinScrapeInterval (10 ms) of wall time.
+func fleetScrapeInterval(timeScale float64) time.Duration {
+	return max(10*time.Millisecond, time.Duration(float64(50*time.Millisecond)/timeScale).Round(time.Millisecond))
+}
+
+// fleetSluiceYAML renders Sluice's configuration for contender c on port
+// in front of endpoints. Every contender scrapes the engines' metrics (so
+// all pay the same), and the admission and per-endpoint caps are high
+// enough that requests queue in the engines, where the policies can see
+// them, not in Sluice. pluginPath is the built plugin of a plugin
+// contender.
+func fleetSluiceYAML(c fleetContender, port int, endpoints []string, timeScale float64, pluginPath, cacheDir string) ([]byte, error) {
+	cfg := fleetSluiceConfig{
+		Hostname: "127.0.0.1", Port: port, MaxConcurrentRequests: 4096, MaxBatchSize: 1024, Timeout: "300s",
+		Upstreams: []fleetSluicePool{{
+			Name: fleetPool, Endpoints: endpoints, LBPolicy: c.LB,
+			MetricsPath: "/metrics", ScrapeInterval: fleetScrapeInterval(timeScale).String(),
+		}},
+		Log: sluiceLog{Access: false, Level: "warn"},
+	}
+	if c.Plugin != "" {
+		if pluginPath == "" {
+			return nil, fmt.Errorf("benchmarks: fleet contender %s: plugin %s not built", c.Name, c.Plugin)
+		}
+		cfg.PluginCacheDir = cacheDir
+		cfg.Plugins = []sluicePlugin{{Name: c.Plugin, Path: pluginPath, Config: c.Config}}
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: fleet sluice config: %w", err)
+	}
+	return b, nil
+}
+
+// availableFleetContenders returns the contenders whose plugin (if any)
+// has sources under repo, and a note for each skipped one.
+func availableFleetContenders(repo string, wanted []string) ([]fleetContender, []string) {
+	var out []fleetContender
+	var notes []string
+	for _, c := range fleetContenders {
+		if len(wanted) > 0 && !contains(wanted, c.Name) {
+			continue
+		}
+		if c.Plugin != "" && !hasGoFiles(filepath.Join(repo, "plugins", c.Plugin)) {
+			notes = append(notes, fmt.Sprintf("contender %s skipped: plugins/%s has no Go sources", c.Name, c.Plugin))
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, notes
+}
+
+// fleetCapacity estimates the requests per simulated second n engines of
+// configuration c sustain on requests of promptLen tokens, none of them
+// cached, and outputLen output tokens, from the cost model the simulator
+// is configured with: each request costs its prefill (promptLen ×
+// PrefillPerToken) plus its share of outputLen decode steps of a full batch
+// (StepOverhead + MaxNumSeqs × DecodePerSeq, shared by MaxNumSeqs
+// sequences). It is an estimate for choosing the sweep, not a result.
+func fleetCapacity(c fleetEngineConfig, n, promptLen, outputLen int) float64 {
+	seqs := float64(max(c.MaxNumSeqs, 1))
+	step := c.StepOverhead.Seconds() + seqs*c.DecodePerSeq.Seconds()
+	perReq := float64(promptLen)*c.PrefillPerToken.Seconds() + float64(outputLen)*step/seqs
+	if perReq <= 0 {
+		return math.Inf(1)
+	}
+	return float64(n) / perReq
+}
+
+// defaultFleetRates is the sweep: 0.25, 0.5, 0.75, 1 and 1.5 times the estimated capacity
+// of n engines without prefix-cache hits on the shared-prefix workload,
+// which is where round robin lives (it scatters every group over every
+// replica). So round robin saturates inside the sweep, and a policy that
+// keeps prefixes warm has headroom left at its top.
+func defaultFleetRates(c fleetEngineConfig, n int) []float64 {
+	sp := fleetWorkloads[0].SharedPrefix
+	capacity := fleetCapacity(c, n, sp.SystemLen+sp.QuestionLen, sp.OutputLen)
+	var rates []float64
+	for _, f := range []float64{0.25, 0.5, 0.75, 1, 1.5} {
+		rates = append(rates, math.Round(f*capacity*10)/10)
+	}
+	return rates
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("benchmarks: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// writeFile writes b to dir/name and returns the path.
+func writeFile(dir, name string, b []byte) (string, error) {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return "", fmt.Errorf("benchmarks: %w", err)
+	}
+	return path, nil
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// fleetRow is the summary of one run: one contender, one workload, one
+// request rate. Times are in simulated milliseconds (wall × time scale).
+type fleetRow struct {
+	Workload  string  `json:"workload"`
+	Contender string  `json:"contender"`
+	Rate      float64 `json:"rate"` // requests per simulated second offered
+	Requests  int     `json:"requests"`
+	Errors    int     `json:"errors"`
+	TTFT      pcts    `json:"ttft_ms"`
+	E2E       pcts    `json:"e2e_ms"`
+	// OutTokS is output tokens per simulated second, from the first
+	// request sent to the last one finished.
+	OutTokS float64 `json:"output_tokens_per_s"`
+	// HitRate is the fleet's prefix-cache hit rate, Σhits / Σqueries over
+	// the engines' counters; NaN (null in JSON) when they export none.
+	HitRate float64 `json:"-"`
+	// HitRateJSON is HitRate for JSON, which has no NaN: nil for n/a.
+	HitRateJSON *float64 `json:"prefix_hit_rate"`
+	// PerEngine is the requests each engine received; Spread is max/mean.
+	PerEngine []int64 `json:"per_engine"`
+	Spread    float64 `json:"spread"`
+	FirstErr  string  `json:"first_error,omitempty"`
+}
+
+// summarizeFleet turns the results of a run into a row. perEngine are the
+// requests each engine received; hits and queries the sums of the engines'
+// prefix-cache counters (queries < 0: not exported).
+func summarizeFleet(results []fleetResult, timeScale float64, perEngine []int64, hits, queries float64) fleetRow {
+	var r fleetRow
+	var ttft, e2e []float64
+	var tokens int
+	var first, last time.Duration = -1, 0
+	sim := func(d time.Duration) float64 { return ms(d) * timeScale }
+	for _, res := range results {
+		r.Requests++
+		if res.Err != "" {
+			r.Errors++
+			if r.FirstErr == "" {
+				r.FirstErr = res.Err
+			}
+			continue
+		}
+		ttft = append(ttft, sim(res.TTFT))
+		e2e = append(e2e, sim(res.E2E))
+		tokens += res.OutTokens
+		if first < 0 || res.Sent < first {
+			first = res.Sent
+		}
+		last = max(last, res.Sent+res.E2E)
+	}
+	r.TTFT, r.E2E = percentiles(ttft), percentiles(e2e)
+	if span := last - first; first >= 0 && span > 0 {
+		r.OutTokS = float64(tokens) / (span.Seconds() * timeScale)
+	}
+	r.PerEngine = perEngine
+	r.Spread = loadSpread(perEngine)
+	r.HitRate = math.NaN()
+	if queries > 0 {
+		r.HitRate = hits / queries
+	} else if queries == 0 {
+		r.HitRate = 0
+	}
+	if !math.IsNaN(r.HitRate) {
+		h := r.HitRate
+		r.HitRateJSON = &h
+	}
+	return r
+}
+
+// loadSpread is max/mean of the per-engine request counts: 1 is a perfect
+// balance, n means one engine of n took everything. 0 when no request
+// reached any engine.
+func loadSpread(perEngine []int64) float64 {
+	var sum, top int64
+	for _, n := range perEngine {
+		sum += n
+		top = max(top, n)
+	}
+	if sum == 0 {
+		return 0
+	}
+	return float64(top) / (float64(sum) / float64(len(perEngine)))
+}
+
+// promSum returns the sum of every sample of metric name in the Prometheus
+// text exposition b, whatever its labels, and whether there was one. A
+// counter also matches under its name plus "_total" (and the reverse), as
+// exporters differ on the suffix. Comment lines and other metrics are
+// skipped; an unparsable value makes the sample not count.
+func promSum(b string, name string) (float64, bool) {
+	alt := strings.TrimSuffix(name, "_total")
+	if alt == name {
+		alt = name + "_total"
+	}
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(strings.NewReader(b))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		end := strings.IndexAny(line, "{ \t")
+		if end < 0 {
+			continue
+		}
+		if n := line[:end]; n != name && n != alt {
+			continue
+		}
+		rest := line[end:]
+		if rest[0] == '{' {
+			close := strings.LastIndexByte(rest, '}')
+			if close < 0 {
+				continue
+			}
+			rest = rest[close+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil || math.IsNaN(v) {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	return sum, found
+}
+
+// Names of the vLLM prefix-cache counters (in tokens).
+const (
+	metricPrefixHits    = "vllm:prefix_cache_hits_total"
+	metricPrefixQueries = "vllm:prefix_cache_queries_total"
+)
+
+// hitCell formats a hit rate.
+func hitCell(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f %%", 100*v)
+}
+
+// fleetTable renders the rows of one workload as a Markdown table.
+func fleetTable(rows []fleetRow, wl string) string {
+	var b strings.Builder
+	b.WriteString("| policy | rate (req/s) | TTFT p50 | TTFT p99 | e2e p50 | e2e p99 | output tok/s | prefix hit | load max/mean | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		if r.Workload != wl {
+			continue
+		}
+		errs := strconv.Itoa(r.Errors)
+		if r.Errors > 0 {
+			errs += " (" + tail(r.FirstErr, 60) + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %s | %.0f | %s | %.2f | %s/%d |\n",
+			r.Contender, r.Rate, msCell(r.TTFT.P50), msCell(r.TTFT.P99), msCell(r.E2E.P50), msCell(r.E2E.P99),
+			r.OutTokS, hitCell(r.HitRate), r.Spread, errs, r.Requests)
+	}
+	return b.String()
+}
+
+// msCell formats milliseconds, switching to seconds from 10 s.
+func msCell(v float64) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1f s", v/1000)
+	}
+	return fmt.Sprintf("%.0f ms", v)
+}
+
+// fleetReport is the whole fleet run, for fleet-latest.md and .json.
+type fleetReport struct {
+	Date      time.Time  `json:"date"`
+	Command   string     `json:"command"`
+	Commit    string     `json:"commit"`
+	Machine   []string   `json:"machine"`
+	Engines   string     `json:"engines"`
+	Settings  []string   `json:"settings"`
+	Notes     []string   `json:"notes"`
+	Workloads []string   `json:"workloads"`
+	Rows      []fleetRow `json:"rows"`
+}
+
+// markdown renders the report.
+func (r *fleetReport) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Routing quality (fleet)\n\n%s UTC%s.\n\n```sh\n%s\n```\n\n", r.Date.UTC().Format("2006-01-02 15:04"), r.Commit, r.Command)
+	fmt.Fprintf(&b, "**Engines:** %s.\n\n", r.Engines)
+	b.WriteString("Times are simulated (wall time × the engines' time scale); rates are requests per simulated second offered with Poisson arrivals; " +
+		"prefix hit is Σ`vllm:prefix_cache_hits_total` / Σ`vllm:prefix_cache_queries_total` over the engines (n/a: the engines export none); " +
+		"load max/mean is the most requests any engine received over the mean (1.00 = even). " +
+		"Wall-time costs outside the engines (Sluice, the client, the loopback) are multiplied by the time scale too, so a few simulated milliseconds of every TTFT are harness.\n\n![TTFT p50 against request rate](fleet-chart.png)\n\n")
+	for _, s := range r.Settings {
+		fmt.Fprintf(&b, "- %s\n", s)
+	}
+	for _, s := range r.Machine {
+		fmt.Fprintf(&b, "- %s\n", s)
+	}
+	for _, s := range r.Notes {
+		fmt.Fprintf(&b, "- note: %s\n", s)
+	}
+	for _, wl := range r.Workloads {
+		fmt.Fprintf(&b, "\n## %s\n\n%s", wl, fleetTable(r.Rows, wl))
+	}
+	return b.String()
+}

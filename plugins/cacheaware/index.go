@@ -62,12 +62,16 @@ func (x *index) match(pool string, hs []uint64) (blocks int, endpoint string) {
 }
 
 // record notes that the prompt with block hashes hs went to endpoint: it
-// writes every checkpoint (which also restarts their TTL).
-func (x *index) record(pool string, hs []uint64, endpoint string) {
+// writes the checkpoints past the first from blocks (which also restarts
+// their TTL). from is 0, or the length of a match already recorded for
+// endpoint, to save the writes (each is a host call).
+func (x *index) record(pool string, hs []uint64, endpoint string, from int) {
 	x.pool = pool
 	x.cps = checkpoints(x.cps[:0], len(hs))
 	for _, p := range x.cps {
-		x.kv.set(x.keyFor('b', hs[p-1]), []byte(endpoint))
+		if p > from {
+			x.kv.set(x.keyFor('b', hs[p-1]), []byte(endpoint))
+		}
 	}
 }
 

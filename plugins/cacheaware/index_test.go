@@ -73,7 +73,7 @@ func TestIndexLongestMatch(t *testing.T) {
 	if n, ep := x.match("p", a); n != 0 || ep != "" {
 		t.Fatalf("empty index matched %d blocks at %q", n, ep)
 	}
-	x.record("p", a, "e1")
+	x.record("p", a, "e1", 0)
 	if n, ep := x.match("p", a); n != len(a) || ep != "e1" {
 		t.Fatalf("same prompt: %d/%d blocks at %q", n, len(a), ep)
 	}
@@ -97,16 +97,28 @@ func TestIndexLongestMatch(t *testing.T) {
 		t.Fatalf("another model matched %d blocks", n)
 	}
 	// The last writer owns a prefix.
-	x.record("p", b, "e2")
+	x.record("p", b, "e2", 0)
 	if _, ep := x.match("p", a); ep != "e1" {
 		t.Fatalf("a's full prompt moved to %q", ep)
 	}
 	if _, ep := x.match("p", hashesOf(sys)); ep != "e2" {
 		t.Fatalf("the system prompt's owner is %q, want the last writer e2", ep)
 	}
+	// A partial record writes only past the recorded match.
+	kv2 := newMapStore(1<<20, 0)
+	z := newIndex(kv2)
+	z.record("p", a, "e1", 0)
+	before := len(kv2.m)
+	z.record("p", a2, "e1", len(a))
+	if added, want := len(kv2.m)-before, len(checkpoints(nil, len(a2)))-len(checkpoints(nil, len(a)))+1; added > want {
+		t.Errorf("partial record wrote %d new keys, want ≤ %d", added, want)
+	}
+	if n, ep := z.match("p", a2); n != len(a2) || ep != "e1" {
+		t.Errorf("after a partial record: %d/%d at %q", n, len(a2), ep)
+	}
 	// Reads are logarithmic: 8 KiB of prompt, 512 blocks.
 	long := hashesOf(strings.Repeat("x", 8192))
-	x.record("p", long, "e3")
+	x.record("p", long, "e3", 0)
 	kv.reads = 0
 	if n, ep := x.match("p", long); n != 512 || ep != "e3" {
 		t.Fatalf("long prompt: %d at %q", n, ep)
@@ -123,7 +135,7 @@ func TestIndexExpiryAndEviction(t *testing.T) {
 	kv := newMapStore(1<<20, 100)
 	x := newIndex(kv)
 	a := hashesOf(strings.Repeat("prompt a ", 40))
-	x.record("p", a, "e1")
+	x.record("p", a, "e1", 0)
 	kv.now = 99
 	if n, _ := x.match("p", a); n != len(a) {
 		t.Fatalf("before the TTL: %d blocks", n)
@@ -140,7 +152,7 @@ func TestIndexExpiryAndEviction(t *testing.T) {
 	for i := range 10 {
 		h := hashesOf(fmt.Sprintf("%02d", i) + strings.Repeat(" distinct prompt", 8))
 		prompts = append(prompts, h)
-		y.record("p", h, fmt.Sprint("e", i))
+		y.record("p", h, fmt.Sprint("e", i), 0)
 		if len(small.m) > 40 {
 			t.Fatalf("store holds %d keys over its bound", len(small.m))
 		}

@@ -10,6 +10,7 @@ package main
 import (
 	"errors"
 	"math/rand/v2"
+	"time"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/guest"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
@@ -24,9 +25,11 @@ type plugin struct {
 	sdk.DefaultPluginContext
 	s      *settings
 	idx    *index
-	hashes []uint64 // scratch
-	list   []byte   // scratch
-	warned bool     // the "no upstream stats" warning was logged
+	hashes []uint64   // scratch
+	eps    []endpoint // scratch: decide reorders it
+	loads  loadCache
+	list   []byte // scratch
+	warned bool   // the "no upstream stats" warning was logged
 	m      metrics
 }
 
@@ -126,35 +129,25 @@ func (p *plugin) route(s *stream, size int) bool {
 	if !ok {
 		return false // not a completion request
 	}
-	stats, err := sdk.CallForeignFunction("sluice.upstream_stats", nil)
-	if err != nil {
-		if !p.warned {
-			p.warned = true
-			sdk.LogWarnf("cacheaware: cannot call sluice.upstream_stats (%v); the proxy balances requests itself", err)
-		}
-		return false
-	}
 	pool, err := sdk.GetProperty(upstreamPath)
 	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
 		sdk.LogWarnf("cacheaware: reading sluice.upstream: %v", err)
 		return false
 	}
-	name := string(pool)
-	if name == "" {
-		name = p.s.pool
+	asked := string(pool)
+	if asked == "" {
+		asked = p.s.pool
 	}
-	name, eps, err := poolLoads(stats, name)
-	switch {
-	case err != nil:
-		sdk.LogWarn(err.Error())
-		return false
-	case name == "":
-		sdk.LogDebug("cacheaware: no pool chosen and several configured; set \"pool\" or route by model first")
-		return false
-	case len(eps) == 0:
-		sdk.LogDebugf("cacheaware: pool %q has no healthy endpoint", name)
-		return false
+	now, _ := sdk.GetCurrentTime()
+	snap := p.loads.get(asked, now)
+	if snap == nil {
+		if snap = p.snapshot(asked, now); snap == nil {
+			return false
+		}
 	}
+	name := snap.name
+	eps := append(p.eps[:0], snap.eps...)
+	p.eps = eps
 	p.hashes = blockHashes(p.hashes[:0], req.seed, req.text, p.s.chunk, p.s.maxPrompt)
 	c := choice{total: len(p.hashes), rnd: rand.Uint64()}
 	c.matched, c.prefixOwner = p.idx.match(name, p.hashes)
@@ -174,7 +167,15 @@ func (p *plugin) route(s *stream, size int) bool {
 		sdk.LogWarnf("cacheaware: setting sluice.endpoint to %q in pool %q: %v", p.list, name, err)
 		return false
 	}
-	p.idx.record(name, p.hashes, chosen)
+	// A hit already recorded for the chosen endpoint needs only its new
+	// blocks written; one time in eight it rewrites all, which keeps a
+	// hot shared prefix (a system prompt) from expiring.
+	from := 0
+	if why == reasonPrefix && chosen == c.prefixOwner && c.rnd%8 != 0 {
+		from = c.matched
+	}
+	p.idx.record(name, p.hashes, chosen, from)
+	snap.picked(chosen)
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)
 	}
@@ -185,6 +186,34 @@ func (p *plugin) route(s *stream, size int) bool {
 		_ = p.m.matchHistogram.Record(uint64(c.matched))
 	}
 	return true
+}
+
+// snapshot fetches and parses sluice.upstream_stats for the pool asked
+// for ("": the only pool) and caches it; nil when the pool cannot be
+// used (logged).
+func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
+	stats, err := sdk.CallForeignFunction("sluice.upstream_stats", nil)
+	if err != nil {
+		if !p.warned {
+			p.warned = true
+			sdk.LogWarnf("cacheaware: cannot call sluice.upstream_stats (%v); the proxy balances requests itself", err)
+		}
+		return nil
+	}
+	name, eps, err := poolLoads(p.eps[:0], stats, asked)
+	p.eps = eps
+	switch {
+	case err != nil:
+		sdk.LogWarn(err.Error())
+		return nil
+	case name == "":
+		sdk.LogDebug("cacheaware: no pool chosen and several configured; set \"pool\" or route by model first")
+		return nil
+	case len(eps) == 0:
+		sdk.LogDebugf("cacheaware: pool %q has no healthy endpoint", name)
+		return nil
+	}
+	return p.loads.put(asked, name, eps, now)
 }
 
 var (

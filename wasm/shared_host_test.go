@@ -1,0 +1,89 @@
+package wasm
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
+)
+
+// TestSharedDataForeignFunctions drives sluice.shared_data_policy and
+// sluice.shared_data_delete through the host function a guest calls, on a
+// plugin whose operator config also sets shared_data.
+func TestSharedDataForeignFunctions(t *testing.T) {
+	h := newTestHost(t)
+	pc := fixtureConfig(t, "ok")
+	pc.Instances = 1
+	pc.SharedData = proxy.PluginSharedData{Prefixes: []proxy.PluginSharedDataPrefix{{Prefix: "op/", TTL: proxy.Duration(time.Hour)}}}
+	p := h.mustLoad(t, pc)
+	in := p.slots[0].inst.Load()
+	clock := &fakeClock{ns: 1}
+	p.shared.now = clock.now
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	stack := make([]uint64, 6)
+	call := func(name string, args []byte) status {
+		t.Helper()
+		in.mem.Write(1024, []byte(name))
+		in.mem.Write(2048, args)
+		copy(stack, []uint64{1024, uint64(len(name)), 2048, uint64(len(args)), 512, 516})
+		hostCallForeignFunction(&in.cc, in.mod, stack)
+		return status(stack[0])
+	}
+	set := func(key, value string) status {
+		in.mem.Write(1024, []byte(key))
+		in.mem.Write(2048, []byte(value))
+		copy(stack, []uint64{1024, uint64(len(key)), 2048, uint64(len(value)), 0})
+		hostSetSharedData(&in.cc, in.mod, stack)
+		return status(stack[0])
+	}
+	policy := func(ttlMillis, flags uint32, prefix string) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, ttlMillis)
+		return append(binary.LittleEndian.AppendUint32(b, flags), prefix...)
+	}
+	if st := call("sluice.shared_data_policy", policy(1000, 1, "g/")); st != statusOK {
+		t.Fatalf("policy: status %d", st)
+	}
+	if st := call("sluice.shared_data_policy", policy(1000, 1, "op/")); st != statusOK {
+		t.Fatalf("policy op/: status %d", st)
+	}
+	if st := call("sluice.shared_data_policy", policy(1000, 4, "x/")); st != statusBadArgument {
+		t.Fatalf("unknown flag: status %d", st)
+	}
+	for _, k := range []string{"g/1", "op/1", "plain"} {
+		if st := set(k, "v"); st != statusOK {
+			t.Fatalf("set %s: %d", k, st)
+		}
+	}
+	clock.advance(time.Second)
+	mustMiss(t, p.shared, "g/1")  // the guest's TTL
+	mustGet(t, p.shared, "op/1")  // the operator's prefix wins: 1h
+	mustGet(t, p.shared, "plain") // no rule: forever, as in Envoy
+	_, cas := mustGet(t, p.shared, "plain")
+	del := func(cas uint32, key string) status {
+		return call("sluice.shared_data_delete", append(binary.LittleEndian.AppendUint32(nil, cas), key...))
+	}
+	if st := del(cas+1, "plain"); st != statusCASMismatch {
+		t.Fatalf("delete with a wrong cas: %d", st)
+	}
+	if st := del(cas, "plain"); st != statusOK {
+		t.Fatalf("delete: %d", st)
+	}
+	mustMiss(t, p.shared, "plain")
+	if st := del(0, "plain"); st != statusNotFound {
+		t.Fatalf("delete again: %d", st)
+	}
+	if st := call("sluice.shared_data_delete", []byte{1, 2}); st != statusBadArgument {
+		t.Fatalf("short delete args: %d", st)
+	}
+}
+
+func TestSharedDataConfigValidate(t *testing.T) {
+	h := newTestHost(t)
+	pc := fixtureConfig(t, "ok")
+	pc.SharedData = proxy.PluginSharedData{Prefixes: []proxy.PluginSharedDataPrefix{{Prefix: ""}}}
+	if _, err := h.Load(t.Context(), pc); err == nil {
+		t.Fatal("an empty shared_data prefix loaded")
+	}
+}

@@ -87,3 +87,39 @@ func TestSharedDataConfigValidate(t *testing.T) {
 		t.Fatal("an empty shared_data prefix loaded")
 	}
 }
+
+// TestE2ESharedDataDeleteAndPolicy: a Go guest deletes a key and sets a
+// TTL policy through the SDK (sdk.DeleteSharedData,
+// sdk.SetSharedDataPolicy), through the proxy.
+func TestE2ESharedDataDeleteAndPolicy(t *testing.T) {
+	s := newAsyncSetup(t, "", 2, proxyOptions{})
+	clock := &fakeClock{ns: 1}
+	s.p.shared.mu.Lock()
+	s.p.shared.now = clock.now
+	s.p.shared.mu.Unlock()
+	if r := s.e.do(t, "GET", "/c", "", "x-async-counter", "hits"); r.header.Get("x-counter") != "1" {
+		t.Fatalf("counter: %v", r.header)
+	}
+	if r := s.e.do(t, "GET", "/d", "", "x-async-shared-del", "hits"); r.header.Get("x-deleted") != "ok" {
+		t.Fatalf("delete: %q", r.header.Get("x-deleted"))
+	}
+	if got := s.shared(t, "hits"); got != "sdk: proxy_get_shared_data: NOT_FOUND" {
+		t.Fatalf("after delete: %q", got)
+	}
+	if r := s.e.do(t, "GET", "/d", "", "x-async-shared-del", "hits"); r.header.Get("x-deleted") != "sdk: proxy_call_foreign_function: NOT_FOUND" {
+		t.Fatalf("delete again: %q", r.header.Get("x-deleted"))
+	}
+	// A counter under a 1h TTL policy expires after an hour.
+	if r := s.e.do(t, "GET", "/p", "", "x-async-shared-ttl", "tmp/"); r.header.Get("x-policy") != "ok" {
+		t.Fatalf("policy: %q", r.header.Get("x-policy"))
+	}
+	if r := s.e.do(t, "GET", "/c", "", "x-async-counter", "tmp/n"); r.header.Get("x-counter") != "1" {
+		t.Fatalf("counter: %v", r.header)
+	}
+	s.p.shared.mu.Lock()
+	clock.advance(time.Hour)
+	s.p.shared.mu.Unlock()
+	if got := s.shared(t, "tmp/n"); got != "sdk: proxy_get_shared_data: NOT_FOUND" {
+		t.Fatalf("after the TTL: %q", got)
+	}
+}

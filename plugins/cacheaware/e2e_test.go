@@ -81,6 +81,9 @@ func TestEndToEndAffinity(t *testing.T) {
 			}
 		}
 	}
+	if strings.Contains(e.Logs.String(), "does not bound shared data") {
+		t.Errorf("the host refused the index's shared-data policy:\n%s", e.Logs)
+	}
 	if len(used) < 2 {
 		t.Errorf("%d unrelated conversations all went to %v", convs, used)
 	}

@@ -148,7 +148,7 @@ func parseConfig(data []byte) (*settings, error) {
 	if strings.ContainsAny(cfg.Pool, "\x00\r\n/") {
 		return nil, fmt.Errorf("cacheaware: pool: %q has control bytes or '/'", cfg.Pool)
 	}
-	if strings.ContainsAny(cfg.SessionHeader, "\x00\r\n :") {
+	if cfg.SessionHeader != "" && !config.ValidToken(cfg.SessionHeader) {
 		return nil, fmt.Errorf("cacheaware: session_header: %q is not a header name", cfg.SessionHeader)
 	}
 	return s, nil

@@ -143,3 +143,46 @@ func TestEndToEndBadConfig(t *testing.T) {
 		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
 	}
 }
+
+// TestEndToEndSession: with session_header, unrelated prompts of one
+// session go to one endpoint; the user field works the same way with
+// session_from_user.
+func TestEndToEndSession(t *testing.T) {
+	var urls []string
+	for i := range 4 {
+		up := proxytest.NewServer(proxytest.Options{Name: "e" + strconv.Itoa(i)})
+		t.Cleanup(up.Close)
+		urls = append(urls, up.URL)
+	}
+	cfg := proxy.NewConfig().WithUpstream("llm", urls...)
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"session_header":"x-session","session_from_user":true}`))
+	for _, sess := range []string{"alice", "bob", "carol"} {
+		var home string
+		for i := range 6 {
+			body := fmt.Sprintf(`{"model":"m","prompt":"unrelated prompt %d of %s"}`, i, sess)
+			resp, out := e.Do(t, "POST", "/v1/completions", body, "x-session", sess)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, out)
+			}
+			got := resp.Header.Get("x-upstream-name")
+			if home == "" {
+				home = got
+			} else if got != home {
+				t.Fatalf("session %s: request %d went to %s, earlier ones to %s", sess, i, got, home)
+			}
+			// Sessions through the user field, checked below.
+			e.Do(t, "POST", "/v1/completions", fmt.Sprintf(`{"model":"m","prompt":"other %d","user":%q}`, i, "u-"+sess))
+		}
+	}
+	users := map[string]string{}
+	for i := range 6 {
+		resp, _ := e.Do(t, "POST", "/v1/completions", fmt.Sprintf(`{"model":"m","prompt":"more %d","user":"u-alice"}`, i))
+		users[resp.Header.Get("x-upstream-name")] = "seen"
+	}
+	if len(users) != 1 {
+		t.Errorf("user u-alice went to %v", users)
+	}
+	if m := e.Metric(`sluice_wasm_cacheaware_decisions_total{plugin="cacheaware",reason="session"} `); m == "" || strings.HasSuffix(m, " 0") {
+		t.Errorf("session decisions not counted: %q", m)
+	}
+}

@@ -15,7 +15,8 @@ type request struct {
 	text []byte
 	// seed keys the hashes by model: two models never share a cache.
 	seed uint64
-	// user is the raw "user" field ("" when absent).
+	// user is the raw "user" field, quotes included, when it is a
+	// non-empty string; nil otherwise.
 	user []byte
 }
 
@@ -37,8 +38,9 @@ func parseRequest(body []byte) (request, bool) {
 		return request{}, false
 	}
 	r.seed = hashBytes(0x9e3779b97f4a7c15, ms[0].Raw(body))
-	if ms[3].Found() {
-		r.user = ms[3].Raw(body)
+	// A non-empty JSON string only: "" or null names no session.
+	if u := ms[3].Raw(body); len(u) > 2 && u[0] == '"' {
+		r.user = u
 	}
 	return r, true
 }

@@ -11,6 +11,11 @@ func TestParseRequest(t *testing.T) {
 	if !ok || string(r.text) != `[{"role":"user","content":"hi"}]` || string(r.user) != `"u1"` {
 		t.Fatalf("chat: %q %q %v", r.text, r.user, ok)
 	}
+	for _, u := range []string{`""`, `null`, `7`} {
+		if r, _ := parseRequest([]byte(`{"model":"m","prompt":"p","user":` + u + `}`)); r.user != nil {
+			t.Errorf("user %s names a session %q", u, r.user)
+		}
+	}
 	comp, ok := parseRequest([]byte(`{"model":"m","prompt":"once upon"}`))
 	if !ok || string(comp.text) != `"once upon"` {
 		t.Fatalf("completion: %q %v", comp.text, ok)

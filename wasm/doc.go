@@ -234,7 +234,9 @@
 // the removal never succeeds (Envoy creates the key, which without
 // removals only a made-up cas reaches); sluice.shared_data_delete
 // removes a key. Costs: O(log n) per write with a TTL, amortised O(1)
-// per expired entry.
+// per expired entry. Per store (label vm_id): sluice_shared_data_keys,
+// sluice_shared_data_expired_total, sluice_shared_data_evicted_total and
+// sluice_shared_data_refused_total (writes refused, store full).
 //
 // # Shared queues
 //

@@ -281,6 +281,7 @@ func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error)
 	p.shared = h.shared[vmID]
 	if p.shared == nil {
 		p.shared = newSharedData()
+		p.shared.registerMetrics(h.metrics, vmID)
 		h.shared[vmID] = p.shared
 	}
 	h.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"sync"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // Limits of one shared-data store (one per VM id).
@@ -40,6 +42,31 @@ type sharedData struct {
 	oldest, newest *sharedValue
 	// expired and evicted count removals (for tests and metrics).
 	expired, evicted uint64
+	met              *sharedMetrics // nil: not exported
+}
+
+// sharedMetrics are a store's series (registerMetrics).
+type sharedMetrics struct {
+	keys                      *metrics.Gauge
+	expired, evicted, refused *metrics.Counter
+}
+
+// registerMetrics exports the store's metrics in set, labelled by vm_id:
+//
+//	sluice_shared_data_keys{vm_id}            (gauge, updated on writes)
+//	sluice_shared_data_expired_total{vm_id}
+//	sluice_shared_data_evicted_total{vm_id}
+//	sluice_shared_data_refused_total{vm_id}   (writes refused: store full)
+//
+// Call it before the store is shared.
+func (d *sharedData) registerMetrics(set *metrics.Set, vmID string) {
+	l := `{vm_id="` + escapeLabel(vmID) + `"}`
+	d.met = &sharedMetrics{
+		keys:    set.GetOrCreateGauge("sluice_shared_data_keys"+l, nil),
+		expired: set.GetOrCreateCounter("sluice_shared_data_expired_total" + l),
+		evicted: set.GetOrCreateCounter("sluice_shared_data_evicted_total" + l),
+		refused: set.GetOrCreateCounter("sluice_shared_data_refused_total" + l),
+	}
 }
 
 type sharedValue struct {
@@ -101,10 +128,16 @@ func (d *sharedData) set(key, value []byte, cas uint32, pol sharedPolicy) status
 			victim = victim.next
 		}
 		if !pol.evict || victim == nil {
+			if d.met != nil {
+				d.met.refused.Inc()
+			}
 			return statusInternalFailure
 		}
 		d.remove(victim)
 		d.evicted++
+		if d.met != nil {
+			d.met.evicted.Inc()
+		}
 	}
 	if v == nil {
 		v = &sharedValue{key: string(key), heapIdx: -1}
@@ -129,7 +162,14 @@ func (d *sharedData) set(key, value []byte, cas uint32, pol sharedPolicy) status
 		}
 		d.newest = v
 	}
+	d.gaugeKeys()
 	return statusOK
+}
+
+func (d *sharedData) gaugeKeys() {
+	if d.met != nil {
+		d.met.keys.Set(float64(len(d.m)))
+	}
 }
 
 // get appends the value of key to dst and returns it with its cas.
@@ -158,6 +198,7 @@ func (d *sharedData) del(key []byte, cas uint32) status {
 		return statusCASMismatch
 	}
 	d.remove(v)
+	d.gaugeKeys()
 	return statusOK
 }
 
@@ -173,9 +214,17 @@ func (d *sharedData) len() int {
 // is dropped once, so the cost is amortised over the writes that gave
 // them deadlines.
 func (d *sharedData) expire(now int64) {
+	n := 0
 	for len(d.deadlines) > 0 && d.deadlines[0].deadline <= now {
 		d.remove(d.deadlines[0])
-		d.expired++
+		n++
+	}
+	if n > 0 {
+		d.expired += uint64(n)
+		if d.met != nil {
+			d.met.expired.Add(n)
+			d.gaugeKeys()
+		}
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/proxy"
 )
@@ -339,4 +342,31 @@ func TestHammerSharedDataBounded(t *testing.T) {
 		t.Fatalf("bytes %d vs %d, heap %d vs %d", bytes, d.bytes, inHeap, len(d.deadlines))
 	}
 	t.Logf("%d keys, %d evictable, %d expired, %d evicted", len(d.m), inList, d.expired, d.evicted)
+}
+
+func TestSharedDataMetrics(t *testing.T) {
+	d, c := newClockedShared()
+	set := metrics.NewSet()
+	d.registerMetrics(set, `v"1`)
+	for i := range maxSharedKeys {
+		mustSet(t, d, "k"+strconv.Itoa(i), "v", 0, sharedPolicy{evict: true, ttl: time.Duration(1+i%2) * time.Second})
+	}
+	mustSet(t, d, "one-more", "v", 0, sharedPolicy{evict: true})
+	if st := d.set([]byte("refused"), []byte("v"), 0, sharedPolicy{}); st != statusInternalFailure {
+		t.Fatalf("status %d", st)
+	}
+	c.advance(time.Second)
+	d.len()
+	var b strings.Builder
+	set.WritePrometheus(&b)
+	for _, want := range []string{
+		`sluice_shared_data_evicted_total{vm_id="v\"1"} 1`,
+		`sluice_shared_data_refused_total{vm_id="v\"1"} 1`,
+		`sluice_shared_data_expired_total{vm_id="v\"1"} 8191`, // even i: 1s; k0 was evicted
+		`sluice_shared_data_keys{vm_id="v\"1"} 8193`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %s in\n%s", want, b.String())
+		}
+	}
 }

@@ -183,6 +183,9 @@ type PluginConfig struct {
 	// LogLimit rate-limits the plugin's log lines. Default 100 lines/s,
 	// bursts of 200.
 	LogLimit PluginLogLimit `yaml:"log_limit"`
+	// SharedData bounds the plugin's shared-data writes (TTL, eviction).
+	// Default: none, as in Envoy.
+	SharedData PluginSharedData `yaml:"shared_data"`
 }
 
 // Failure policies for PluginConfig.FailurePolicy.

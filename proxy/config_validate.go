@@ -184,7 +184,7 @@ func (c *Config) validatePlugins() error {
 		if p.MemoryLimit > 4<<30 {
 			return fieldErr(f+".memory_limit", "must be at most 4GiB (wasm32), got %d", p.MemoryLimit)
 		}
-		for _, err := range []error{p.EnvironmentVariables.Validate(), p.LogLimit.Validate()} {
+		for _, err := range []error{p.EnvironmentVariables.Validate(), p.LogLimit.Validate(), p.SharedData.Validate()} {
 			if ce, ok := err.(*ConfigError); ok {
 				return fieldErr(f+"."+ce.Field, "%s", ce.Reason)
 			}

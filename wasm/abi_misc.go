@@ -228,7 +228,7 @@ func hostSetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = uint64(statusInvalidMemoryAccess)
 		return
 	}
-	stack[0] = uint64(in.p.shared.set(key, value, u32(stack[4])))
+	stack[0] = uint64(in.p.shared.set(key, value, u32(stack[4]), in.p.sharedRules.policyFor(key)))
 }
 
 func hostGetSharedData(ctx context.Context, mod api.Module, stack []uint64) {

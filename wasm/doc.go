@@ -213,7 +213,30 @@
 // of a key that does not exist yet succeeds whatever its cas: create
 // counters in proxy_on_configure, or accept that two first writers race).
 // The store holds at most 16384 keys and 64 MiB; a set that would exceed
-// that is INTERNAL_FAILURE. Get of a missing key is NOT_FOUND.
+// that is INTERNAL_FAILURE. Get of a missing key is NOT_FOUND. CAS values
+// come from one counter per store (Envoy's nextCas), never reused for
+// another value of a key.
+//
+// # Bounded shared data (a Sluice extension)
+//
+// A plugin may bound what it writes; one that does nothing behaves as on
+// Envoy. The policy of a write (the longest matching prefix of the
+// operator's PluginConfig.SharedData.Prefixes, else of the rules the
+// guest set with sluice.shared_data_policy, else the operator's
+// SharedData.TTL and EvictOldest; default: none) gives the entry a time
+// to live from that write, after which it reads as NOT_FOUND and is
+// dropped, and may make it evictable: a write under an evicting policy
+// that finds the store full drops evictable entries, least recently
+// written first (never others), instead of failing. The TTL clock is
+// monotonic. After any entry expired, was evicted or deleted, a set with
+// a non-zero cas of a missing key is CAS_MISMATCH when the cas is not
+// higher than the highest cas a removed entry had, so a CAS read before
+// the removal never succeeds (Envoy creates the key, which without
+// removals only a made-up cas reaches); sluice.shared_data_delete
+// removes a key. Costs: O(log n) per write with a TTL, amortised O(1)
+// per expired entry. Per store (label vm_id): sluice_shared_data_keys,
+// sluice_shared_data_expired_total, sluice_shared_data_evicted_total and
+// sluice_shared_data_refused_total (writes refused, store full).
 //
 // # Shared queues
 //
@@ -319,6 +342,13 @@
 //	sluice.now_unix_nano   none                      8 bytes, little-endian Unix ns
 //	sluice.sha256          the bytes to hash         32-byte SHA-256 digest
 //	sluice.random_bytes    n, u32 little-endian      n random bytes (1–4096)
+//	sluice.shared_data_delete  cas u32 LE, then key  empty; OK, NOT_FOUND,
+//	                       (cas 0: unconditional)    CAS_MISMATCH
+//	sluice.shared_data_policy  TTL ms u32 LE (0: none, ≤ 30 days), flags
+//	                       u32 LE (bit 0: evict oldest when full), then the key
+//	                       prefix (≤ 256 bytes; "" = every key): the policy
+//	                       of the calling plugin's later writes of keys with
+//	                       that prefix (at most 16 prefixes); empty result
 //
 // # Implemented and not
 //

@@ -87,12 +87,17 @@ func hostCallForeignFunction(ctx context.Context, mod api.Module, stack []uint64
 		stack[0] = uint64(statusInvalidMemoryAccess)
 		return
 	}
-	fn := foreignFuncs[string(name)] // no allocation: the map lookup converts in place
-	if fn == nil {
+	var res []byte
+	var st status
+	// No allocation: the map lookups convert name in place.
+	if fn := foreignFuncs[string(name)]; fn != nil {
+		res, st = fn(in.eff, args, in.scratch[:0])
+	} else if pfn := pluginForeignFuncs[string(name)]; pfn != nil {
+		res, st = pfn(in.p, args, in.scratch[:0])
+	} else {
 		stack[0] = uint64(statusNotFound)
 		return
 	}
-	res, st := fn(in.eff, args, in.scratch[:0])
 	if st == statusOK {
 		st = in.returnBytes(ctx, mod, res, retPtr, retSize)
 	}

@@ -95,7 +95,7 @@ func TestHammerSharedDataCAS(t *testing.T) {
 		const goroutines, perG, keys = 16, 500, 4
 		// Create the keys first: creation with cas 0 is unconditional.
 		for k := range keys {
-			d.set([]byte(fmt.Sprint("k", k)), []byte("0"), 0)
+			d.set([]byte(fmt.Sprint("k", k)), []byte("0"), 0, sharedPolicy{})
 		}
 		var wg sync.WaitGroup
 		for g := range goroutines {
@@ -110,7 +110,7 @@ func TestHammerSharedDataCAS(t *testing.T) {
 							return nil, 0, statusNotFound
 						}
 						return v, cas, statusOK
-					}, func(v []byte, cas uint32) status { return d.set(key, v, cas) })
+					}, func(v []byte, cas uint32) status { return d.set(key, v, cas, sharedPolicy{}) })
 					if err != nil {
 						t.Error(err)
 						return
@@ -142,7 +142,7 @@ func TestHammerSharedDataCAS(t *testing.T) {
 		// Create the counter before the goroutines start: the ABI's first
 		// write of a key is unconditional whatever its cas (as in Envoy),
 		// so concurrent creators would both win (issue 9 item 11).
-		if st := ins[0].p.shared.set(key, []byte("0"), 0); st != statusOK {
+		if st := ins[0].p.shared.set(key, []byte("0"), 0, sharedPolicy{}); st != statusOK {
 			t.Fatalf("create: status %d", st)
 		}
 		var wg sync.WaitGroup

@@ -239,6 +239,9 @@ func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error)
 	if err == nil {
 		err = pc.LogLimit.Validate()
 	}
+	if err == nil {
+		err = pc.SharedData.Validate()
+	}
 	if err != nil {
 		_ = compiled.Close(ctx)
 		return nil, pluginError(pc.Name, err)
@@ -259,6 +262,7 @@ func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error)
 		info:        info,
 		metrics:     newPluginMetrics(h.metrics, pc.Name),
 		env:         env,
+		sharedRules: newSharedRules(pc.SharedData),
 	}
 	p.logLimit = newLogLimiter(pc.LogLimit, p.log, p.metrics.logDropped)
 	if p.callTimeout == 0 {
@@ -277,6 +281,7 @@ func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error)
 	p.shared = h.shared[vmID]
 	if p.shared == nil {
 		p.shared = newSharedData()
+		p.shared.registerMetrics(h.metrics, vmID)
 		h.shared[vmID] = p.shared
 	}
 	h.mu.Unlock()

@@ -30,6 +30,7 @@ type Plugin struct {
 	compiled    wazero.CompiledModule
 	info        moduleInfo
 	shared      *sharedData
+	sharedRules *sharedRules // the plugin's bounds on its shared-data writes
 	metrics     pluginMetrics
 	env         [][2]string // the guest's WASI environment (guestEnv)
 	logLimit    *logLimiter // nil: unlimited

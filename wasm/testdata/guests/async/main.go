@@ -21,6 +21,10 @@
 //	x-async-tick: N          set the tick period of this request's
 //	                         instance to N ms; answer x-tick
 //	x-async-shared-get: K    answer x-shared: the value of shared key K
+//	x-async-shared-del: K    delete shared key K (sdk.DeleteSharedData);
+//	                         answer x-deleted: ok or the error
+//	x-async-shared-ttl: P    sdk.SetSharedDataPolicy(P, 1h, evict);
+//	                         answer x-policy: ok or the error
 //	x-async-pause: 1         pause; a tick resumes the request
 //	x-async-callout: P1,P2   one HTTP call per pool (":path" from
 //	                         x-async-callout-path, default /callout;
@@ -49,6 +53,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/sluice-proxy/sluice/plugins/sdk"
@@ -234,6 +239,12 @@ func (s *stream) OnHttpRequestHeaders(int, bool) sdk.Action {
 	if v := header("x-async-tick"); v != "" {
 		n, _ := strconv.Atoi(v)
 		s.answer("x-tick", valueOr("ok", sdk.SetTickPeriodMilliSeconds(uint32(n))))
+	}
+	if k := header("x-async-shared-del"); k != "" {
+		s.answer("x-deleted", valueOr("ok", sdk.DeleteSharedData(k, 0)))
+	}
+	if pfx := header("x-async-shared-ttl"); pfx != "" {
+		s.answer("x-policy", valueOr("ok", sdk.SetSharedDataPolicy(pfx, time.Hour, true)))
 	}
 	if k := header("x-async-shared-get"); k != "" {
 		v, _, err := sdk.GetSharedData(k)

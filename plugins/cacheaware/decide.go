@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
+)
+
+// reason is why an endpoint was chosen (the decisions metric's label).
+type reason int
+
+const (
+	reasonPrefix    reason = iota // the longest recorded prefix
+	reasonSession                 // the session's endpoint
+	reasonLeastLoad               // no usable match: least load
+	reasonOverload                // the preferred endpoint was overloaded
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"prefix", "session", "least_load", "overload"}
+
+// endpoint is one healthy endpoint of the pool and its load.
+type endpoint struct {
+	addr string
+	load float64 // requests in flight through the proxy + engine queue depth
+}
+
+// poolLoads reads the pool's healthy endpoints from the host's
+// sluice.upstream_stats JSON (Exchange.AppendUpstreamsJSON), appending
+// them to dst. pool "" is the only pool of the snapshot; the pool's name
+// is returned ("" when it cannot tell). It scans the JSON in place
+// (jsonscan): encoding/json's reflection cost a Go guest ~0.5 ms here.
+func poolLoads(dst []endpoint, data []byte, pool string) (string, []endpoint, error) {
+	ms, err := jsonscan.Object(data, "pools")
+	if err != nil || !ms[0].Found() {
+		return "", dst, errors.New(`cacheaware: sluice.upstream_stats: no "pools" object`)
+	}
+	pools := ms[0].Raw(data)
+	var raw []byte
+	guess, n := pool == "", 0
+	err = jsonscan.Members(pools, func(key []byte, escaped bool, value []byte) bool {
+		n++
+		switch {
+		case guess && n == 1 && !escaped:
+			pool, raw = string(key), value
+		case guess:
+			pool, raw = "", nil // several pools: cannot tell
+			return false
+		case !escaped && string(key) == pool:
+			raw = value
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return "", dst, fmt.Errorf("cacheaware: sluice.upstream_stats: %w", err)
+	case raw == nil:
+		return pool, dst, nil
+	}
+	pm, err := jsonscan.Object(raw, "endpoints")
+	if err != nil {
+		return pool, dst, fmt.Errorf("cacheaware: sluice.upstream_stats: pool %q: %w", pool, err)
+	}
+	if !pm[0].Found() {
+		return pool, dst, nil
+	}
+	err = jsonscan.Members(pm[0].Raw(raw), func(key []byte, escaped bool, value []byte) bool {
+		if escaped || len(key) == 0 || bytes.ContainsAny(key, ", ") {
+			return true
+		}
+		em, err := jsonscan.Object(value, "healthy", "in_flight", "queue_depth")
+		if err != nil || string(em[0].Raw(value)) != "true" {
+			return true
+		}
+		dst = append(dst, endpoint{addr: string(key), load: number(em[1].Raw(value)) + number(em[2].Raw(value))})
+		return true
+	})
+	if err != nil {
+		return pool, dst, fmt.Errorf("cacheaware: sluice.upstream_stats: pool %q: %w", pool, err)
+	}
+	return pool, dst, nil
+}
+
+// number decodes a JSON number; anything else, negative or not finite,
+// counts as 0.
+func number(raw []byte) float64 {
+	if len(raw) == 0 || raw[0] == '"' {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return 0
+	}
+	return clean(v)
+}
+
+func clean(v float64) float64 {
+	if v > 0 && !math.IsInf(v, 1) {
+		return v
+	}
+	return 0
+}
+
+// choice is the input of decide beyond the endpoints.
+type choice struct {
+	matched, total int    // prefix blocks matched, blocks in the prompt
+	prefixOwner    string // endpoint of the matched prefix
+	sessionOwner   string // endpoint of the session ("": none)
+	rnd            uint64 // breaks ties between equally loaded endpoints
+}
+
+// decide orders the endpoints: the chosen one first, then the others by
+// load. The preference is the session's endpoint, else the prefix's
+// when at least cacheThreshold of the prompt matched; it is kept unless
+// it is overloaded (as in SGLang's router: more than absThreshold above
+// the least-loaded endpoint and more than relThreshold times its load),
+// in which case, or without a preference, the least-loaded endpoint
+// wins. eps is reordered in place.
+func (s *settings) decide(eps []endpoint, c choice) reason {
+	// Insertion sort: pools are small, and sort.Slice's reflection costs
+	// a Go guest ~10 µs.
+	for i := 1; i < len(eps); i++ {
+		for j := i; j > 0 && less(eps[j], eps[j-1], c.rnd); j-- {
+			eps[j], eps[j-1] = eps[j-1], eps[j]
+		}
+	}
+	pref, why := "", reasonLeastLoad
+	switch {
+	case c.sessionOwner != "":
+		pref, why = c.sessionOwner, reasonSession
+	case c.prefixOwner != "" && c.total > 0 && float64(c.matched) >= s.cacheThreshold*float64(c.total):
+		pref, why = c.prefixOwner, reasonPrefix
+	}
+	if pref == "" {
+		return reasonLeastLoad
+	}
+	i := 0
+	for i < len(eps) && eps[i].addr != pref {
+		i++
+	}
+	if i == len(eps) { // gone or unhealthy
+		return reasonLeastLoad
+	}
+	least := eps[0].load
+	if l := eps[i].load; l-least > s.absThreshold && l > least*s.relThreshold {
+		return reasonOverload
+	}
+	chosen := eps[i]
+	copy(eps[1:i+1], eps[:i])
+	eps[0] = chosen
+	return why
+}
+
+// less orders endpoints by load, then by a hash of rnd and the address
+// (so equally loaded endpoints share the traffic), then by address.
+func less(a, b endpoint, rnd uint64) bool {
+	if a.load != b.load {
+		return a.load < b.load
+	}
+	ta, tb := mix(rnd, a.addr), mix(rnd, b.addr)
+	if ta != tb {
+		return ta < tb
+	}
+	return a.addr < b.addr
+}
+
+// endpointList renders the first maxEndpoints endpoints as a
+// sluice.endpoint value ("a:1,b:2").
+func (s *settings) endpointList(dst []byte, eps []endpoint) []byte {
+	for i := 0; i < len(eps) && i < s.maxEndpoints; i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, eps[i].addr...)
+	}
+	return dst
+}
+
+// mix hashes rnd and addr (FNV-1a) into a tie-breaking key.
+func mix(rnd uint64, addr string) uint64 {
+	h := uint64(14695981039346656037) ^ rnd
+	for i := 0; i < len(addr); i++ {
+		h ^= uint64(addr[i])
+		h *= 1099511628211
+	}
+	return h
+}

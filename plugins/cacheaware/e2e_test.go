@@ -1,0 +1,188 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-proxy/sluice/internal/pluginenv"
+	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/proxytest"
+)
+
+const pluginPkg = "plugins/cacheaware"
+
+// chatTurn is a chat request: a long per-conversation system prompt (so
+// that the shared prefix passes cache_threshold) and a user message.
+func chatTurn(conv int, turn string) string {
+	sys := strings.Repeat(fmt.Sprintf("You are assistant number %d of the test fleet. ", conv), 20)
+	return `{"model":"m","messages":[{"role":"system","content":"` + sys + `"},{"role":"user","content":"` + turn + `"}]}`
+}
+
+// startFleet runs n endpoints named e0… in one pool whose engine
+// metrics are scraped every 20ms, behind Sluice with the plugin loaded
+// from a YAML plugin entry with no config (and two instances, so the
+// index must be shared to work).
+func startFleet(t *testing.T, n int) (*pluginenv.Env, map[string]*proxytest.Server) {
+	t.Helper()
+	var urls []string
+	ups := map[string]*proxytest.Server{}
+	for i := range n {
+		name := "e" + strconv.Itoa(i)
+		up := proxytest.NewServer(proxytest.Options{Name: name})
+		t.Cleanup(up.Close)
+		if err := up.SetEngineMetrics(proxytest.EngineMetrics{Engine: proxytest.EngineVLLM}); err != nil {
+			t.Fatal(err)
+		}
+		ups[name] = up
+		urls = append(urls, up.URL)
+	}
+	cfg := proxy.NewConfig().WithUpstream("llm", urls...)
+	cfg.Upstreams[0].MetricsPath = "/metrics"
+	cfg.Upstreams[0].ScrapeInterval = proxy.Duration(20 * time.Millisecond)
+	var pc proxy.PluginConfig
+	if err := yaml.Unmarshal([]byte("name: cacheaware\npath: "+pluginenv.PluginPath(t, pluginPkg)+"\ninstances: 2\ncall_timeout: 2s\n"), &pc); err != nil {
+		t.Fatal(err)
+	}
+	return pluginenv.Start(t, cfg, pc), ups
+}
+
+func send(t *testing.T, e *pluginenv.Env, body string) string {
+	t.Helper()
+	resp, out := e.Do(t, "POST", "/v1/chat/completions", body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s\nlogs: %s", resp.StatusCode, out, e.Logs)
+	}
+	return resp.Header.Get("x-upstream-name")
+}
+
+// TestEndToEndAffinity: every turn of a conversation goes where its first
+// turn went, across the plugin's two instances; unrelated conversations
+// spread over the fleet (the least-loaded pick breaks ties at random).
+func TestEndToEndAffinity(t *testing.T) {
+	e, _ := startFleet(t, 4)
+	const convs, turns = 12, 4
+	home := map[int]string{}
+	used := map[string]bool{}
+	for c := range convs {
+		home[c] = send(t, e, chatTurn(c, "first question"))
+		used[home[c]] = true
+	}
+	for turn := range turns {
+		for c := range convs {
+			if got := send(t, e, chatTurn(c, fmt.Sprint("follow-up ", turn))); got != home[c] {
+				t.Fatalf("conversation %d turn %d went to %s, its prefix is on %s\nlogs: %s", c, turn, got, home[c], e.Logs)
+			}
+		}
+	}
+	if strings.Contains(e.Logs.String(), "does not bound shared data") {
+		t.Errorf("the host refused the index's shared-data policy:\n%s", e.Logs)
+	}
+	if len(used) < 2 {
+		t.Errorf("%d unrelated conversations all went to %v", convs, used)
+	}
+	if m := e.Metric(`sluice_wasm_cacheaware_decisions_total{plugin="cacheaware",reason="prefix"} `); m != fmt.Sprint(`sluice_wasm_cacheaware_decisions_total{plugin="cacheaware",reason="prefix"} `, convs*turns) {
+		t.Errorf("prefix decisions: %q, want %d", m, convs*turns)
+	}
+	if m := e.Metric(`sluice_wasm_cacheaware_decisions_total{plugin="cacheaware",reason="least_load"} `); !strings.HasSuffix(m, fmt.Sprint(" ", convs)) {
+		t.Errorf("least-load decisions: %q, want %d", m, convs)
+	}
+	if m := e.Metric(`sluice_wasm_cacheaware_matched_blocks_total{plugin="cacheaware"} `); m == "" || strings.HasSuffix(m, " 0") {
+		t.Errorf("matched blocks not counted: %q", m)
+	}
+}
+
+// TestEndToEndOverload: when the engine holding a conversation's prefix
+// reports a deep queue, the conversation moves to the least-loaded
+// endpoint; when the queue drains, new turns are sticky again.
+func TestEndToEndOverload(t *testing.T) {
+	e, ups := startFleet(t, 3)
+	home := send(t, e, chatTurn(1, "first"))
+	if got := send(t, e, chatTurn(1, "second")); got != home {
+		t.Fatalf("second turn went to %s, first to %s", got, home)
+	}
+	if err := ups[home].SetEngineMetrics(proxytest.EngineMetrics{Engine: proxytest.EngineVLLM, Waiting: 200}); err != nil {
+		t.Fatal(err)
+	}
+	// The scrape lands within a few 20ms intervals; allow 5s under load.
+	deadline := time.Now().Add(5 * time.Second)
+	var moved string
+	for i := 0; ; i++ {
+		if got := send(t, e, chatTurn(1, fmt.Sprint("turn ", i))); got != home {
+			moved = got
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requests stay on the overloaded %s\nlogs: %s", home, e.Logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m := e.Metric(`sluice_wasm_cacheaware_decisions_total{plugin="cacheaware",reason="overload"} `); m == "" || strings.HasSuffix(m, " 0") {
+		t.Errorf("overload decisions not counted: %q", m)
+	}
+	// The prefix now lives on the new endpoint: it stays there.
+	for i := range 5 {
+		if got := send(t, e, chatTurn(1, fmt.Sprint("after ", i))); got != moved {
+			t.Fatalf("after the move, turn %d went to %s, want %s", i, got, moved)
+		}
+	}
+}
+
+func TestEndToEndBadConfig(t *testing.T) {
+	_, logs, err := pluginenv.Load(t, pluginPkg, `{"balance_rel_threshold": 0.5}`)
+	if err == nil {
+		t.Fatal("loading with an invalid configuration succeeded")
+	}
+	if !strings.Contains(logs.String(), "cacheaware: balance_rel_threshold: 0.5 is not in 1..") {
+		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
+	}
+}
+
+// TestEndToEndSession: with session_header, unrelated prompts of one
+// session go to one endpoint; the user field works the same way with
+// session_from_user.
+func TestEndToEndSession(t *testing.T) {
+	var urls []string
+	for i := range 4 {
+		up := proxytest.NewServer(proxytest.Options{Name: "e" + strconv.Itoa(i)})
+		t.Cleanup(up.Close)
+		urls = append(urls, up.URL)
+	}
+	cfg := proxy.NewConfig().WithUpstream("llm", urls...)
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"session_header":"x-session","session_from_user":true}`))
+	for _, sess := range []string{"alice", "bob", "carol"} {
+		var home string
+		for i := range 6 {
+			body := fmt.Sprintf(`{"model":"m","prompt":"unrelated prompt %d of %s"}`, i, sess)
+			resp, out := e.Do(t, "POST", "/v1/completions", body, "x-session", sess)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, out)
+			}
+			got := resp.Header.Get("x-upstream-name")
+			if home == "" {
+				home = got
+			} else if got != home {
+				t.Fatalf("session %s: request %d went to %s, earlier ones to %s", sess, i, got, home)
+			}
+			// Sessions through the user field, checked below.
+			e.Do(t, "POST", "/v1/completions", fmt.Sprintf(`{"model":"m","prompt":"other %d","user":%q}`, i, "u-"+sess))
+		}
+	}
+	users := map[string]string{}
+	for i := range 6 {
+		resp, _ := e.Do(t, "POST", "/v1/completions", fmt.Sprintf(`{"model":"m","prompt":"more %d","user":"u-alice"}`, i))
+		users[resp.Header.Get("x-upstream-name")] = "seen"
+	}
+	if len(users) != 1 {
+		t.Errorf("user u-alice went to %v", users)
+	}
+	if m := e.Metric(`sluice_wasm_cacheaware_decisions_total{plugin="cacheaware",reason="session"} `); m == "" || strings.HasSuffix(m, " 0") {
+		t.Errorf("session decisions not counted: %q", m)
+	}
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// mapStore is a store with the host's bounds in miniature: at most cap
+// keys, the oldest write evicted first, and a clock for the TTL.
+type mapStore struct {
+	m     map[string]entry
+	order []string // write order, oldest first (may hold stale keys)
+	cap   int
+	ttl   int64
+	now   int64
+	reads int
+}
+
+type entry struct {
+	v       []byte
+	written int64
+}
+
+func newMapStore(capacity int, ttl int64) *mapStore {
+	return &mapStore{m: map[string]entry{}, cap: capacity, ttl: ttl}
+}
+
+func (s *mapStore) get(key []byte) ([]byte, bool) {
+	s.reads++
+	e, ok := s.m[string(key)]
+	if !ok || (s.ttl > 0 && s.now-e.written >= s.ttl) {
+		return nil, false
+	}
+	return e.v, true
+}
+
+func (s *mapStore) set(key, value []byte) {
+	k := string(key)
+	if _, ok := s.m[k]; !ok && len(s.m) >= s.cap {
+		for len(s.order) > 0 { // evict the oldest live write
+			old := s.order[0]
+			s.order = s.order[1:]
+			if _, ok := s.m[old]; ok {
+				delete(s.m, old)
+				break
+			}
+		}
+	}
+	s.m[k] = entry{v: append([]byte(nil), value...), written: s.now}
+	s.order = append(removeKey(s.order, k), k)
+}
+
+func removeKey(order []string, k string) []string {
+	for i, o := range order {
+		if o == k {
+			return append(order[:i:i], order[i+1:]...)
+		}
+	}
+	return order
+}
+
+func hashesOf(text string) []uint64 {
+	return blockHashes(nil, 1, []byte(text), 16, 1<<20)
+}
+
+func TestIndexLongestMatch(t *testing.T) {
+	kv := newMapStore(1<<20, 0)
+	x := newIndex(kv)
+	sys := strings.Repeat("system prompt! ", 20) // 300 bytes: 18 blocks of 16
+	a := hashesOf(sys + strings.Repeat("conversation A. ", 10))
+	b := hashesOf(sys + strings.Repeat("conversation B. ", 10))
+	if n, ep := x.match("p", a); n != 0 || ep != "" {
+		t.Fatalf("empty index matched %d blocks at %q", n, ep)
+	}
+	x.record("p", a, "e1", 0)
+	if n, ep := x.match("p", a); n != len(a) || ep != "e1" {
+		t.Fatalf("same prompt: %d/%d blocks at %q", n, len(a), ep)
+	}
+	// b shares 19 blocks (the system prompt and "conv"): the match
+	// covers most of them (checkpoints: within a third) and no more.
+	n, ep := x.match("p", b)
+	if ep != "e1" || n < 13 || n > 19 {
+		t.Fatalf("shared prefix: %d blocks at %q, want 13..19 at e1", n, ep)
+	}
+	// A longer turn of conversation A matches all of the earlier turn's
+	// checkpoints.
+	a2 := hashesOf(sys + strings.Repeat("conversation A. ", 10) + strings.Repeat("next turn here. ", 10))
+	if n, ep := x.match("p", a2); ep != "e1" || n < len(a)*2/3 {
+		t.Fatalf("next turn: %d blocks at %q, want ≥ %d", n, ep, len(a)*2/3)
+	}
+	// Pools do not share entries; models do not share hashes.
+	if n, _ := x.match("other", a); n != 0 {
+		t.Fatalf("another pool matched %d blocks", n)
+	}
+	if n, _ := x.match("p", blockHashes(nil, 2, []byte(sys), 16, 1<<20)); n != 0 {
+		t.Fatalf("another model matched %d blocks", n)
+	}
+	// The last writer owns a prefix.
+	x.record("p", b, "e2", 0)
+	if _, ep := x.match("p", a); ep != "e1" {
+		t.Fatalf("a's full prompt moved to %q", ep)
+	}
+	if _, ep := x.match("p", hashesOf(sys)); ep != "e2" {
+		t.Fatalf("the system prompt's owner is %q, want the last writer e2", ep)
+	}
+	// A partial record writes only past the recorded match.
+	kv2 := newMapStore(1<<20, 0)
+	z := newIndex(kv2)
+	z.record("p", a, "e1", 0)
+	before := len(kv2.m)
+	z.record("p", a2, "e1", len(a))
+	if added, want := len(kv2.m)-before, len(checkpoints(nil, len(a2)))-len(checkpoints(nil, len(a)))+1; added > want {
+		t.Errorf("partial record wrote %d new keys, want ≤ %d", added, want)
+	}
+	if n, ep := z.match("p", a2); n != len(a2) || ep != "e1" {
+		t.Errorf("after a partial record: %d/%d at %q", n, len(a2), ep)
+	}
+	// Reads are logarithmic: 8 KiB of prompt, 512 blocks.
+	long := hashesOf(strings.Repeat("x", 8192))
+	x.record("p", long, "e3", 0)
+	kv.reads = 0
+	if n, ep := x.match("p", long); n != 512 || ep != "e3" {
+		t.Fatalf("long prompt: %d at %q", n, ep)
+	}
+	if kv.reads > 6 {
+		t.Errorf("match read %d keys for 512 blocks", kv.reads)
+	}
+	if cps := checkpoints(nil, 512); len(cps) > 18 {
+		t.Errorf("512 blocks record %d checkpoints: %v", len(cps), cps)
+	}
+}
+
+func TestIndexExpiryAndEviction(t *testing.T) {
+	kv := newMapStore(1<<20, 100)
+	x := newIndex(kv)
+	a := hashesOf(strings.Repeat("prompt a ", 40))
+	x.record("p", a, "e1", 0)
+	kv.now = 99
+	if n, _ := x.match("p", a); n != len(a) {
+		t.Fatalf("before the TTL: %d blocks", n)
+	}
+	kv.now = 100
+	if n, ep := x.match("p", a); n != 0 {
+		t.Fatalf("after the TTL: %d blocks at %q", n, ep)
+	}
+	// A full store forgets the oldest prompt first; the index stays
+	// within the bound whatever is recorded.
+	small := newMapStore(40, 0)
+	y := newIndex(small)
+	var prompts [][]uint64
+	for i := range 10 {
+		h := hashesOf(fmt.Sprintf("%02d", i) + strings.Repeat(" distinct prompt", 8))
+		prompts = append(prompts, h)
+		y.record("p", h, fmt.Sprint("e", i), 0)
+		if len(small.m) > 40 {
+			t.Fatalf("store holds %d keys over its bound", len(small.m))
+		}
+	}
+	if n, _ := y.match("p", prompts[0]); n != 0 {
+		t.Fatalf("oldest prompt still matches %d blocks", n)
+	}
+	if n, ep := y.match("p", prompts[9]); n != len(prompts[9]) || ep != "e9" {
+		t.Fatalf("newest prompt: %d at %q", n, ep)
+	}
+}
+
+func TestSessionIndex(t *testing.T) {
+	x := newIndex(newMapStore(100, 0))
+	if _, ok := x.session("p", 7); ok {
+		t.Fatal("unknown session found")
+	}
+	x.recordSession("p", 7, "e2")
+	if ep, ok := x.session("p", 7); !ok || ep != "e2" {
+		t.Fatalf("session: %q %v", ep, ok)
+	}
+}
+
+func TestCheckpoints(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 5, 100, 4096} {
+		cps := checkpoints(nil, n)
+		if n == 0 {
+			if len(cps) != 0 {
+				t.Fatalf("0 blocks: %v", cps)
+			}
+			continue
+		}
+		if cps[len(cps)-1] != n || cps[0] != 1 {
+			t.Fatalf("%d blocks: %v", n, cps)
+		}
+		for i := 1; i < len(cps); i++ {
+			if cps[i] <= cps[i-1] || (cps[i-1] >= 4 && cps[i] > cps[i-1]*3/2+1) {
+				t.Fatalf("%d blocks: %v", n, cps)
+			}
+		}
+	}
+}

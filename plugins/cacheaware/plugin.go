@@ -1,0 +1,222 @@
+//go:build wasip1
+
+// Command cacheaware is a Proxy-Wasm plugin that routes OpenAI requests
+// sharing a prompt prefix to the endpoint that received it last, where
+// the engine's prefix (KV) cache most likely still holds it, unless that
+// endpoint is overloaded; otherwise it picks the least-loaded endpoint.
+// See README.md.
+package main
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/guest"
+	"github.com/sluice-proxy/sluice/plugins/sdk"
+)
+
+// main is never called: the host runs the module as a WASI reactor.
+func main() {}
+
+func init() { guest.Register("cacheaware", func() sdk.PluginContext { return &plugin{} }) }
+
+type plugin struct {
+	sdk.DefaultPluginContext
+	s      *settings
+	idx    *index
+	hashes []uint64   // scratch
+	eps    []endpoint // scratch: decide reorders it
+	loads  loadCache
+	list   []byte // scratch
+	warned bool   // the "no upstream stats" warning was logged
+	m      metrics
+}
+
+// metrics are the plugin's series (sluice_wasm_cacheaware_…{plugin}).
+type metrics struct {
+	decisions      [numReasons]guest.Counter // …_decisions_total{reason}
+	skipped        guest.Counter             // left to the pool's own policy
+	promptBlocks   guest.Counter             // blocks in routed prompts
+	matchedBlocks  guest.Counter             // of them, matched in the index
+	matchHistogram sdk.Histogram             // matched blocks per request
+	histOK         bool
+	writeFailures  guest.Counter // index writes the store refused
+}
+
+func (p *plugin) OnPluginStart(size int) bool {
+	s, ok := guest.Configure(size, parseConfig)
+	if !ok {
+		return false
+	}
+	p.s = s
+	// Bound the index on the host: entries expire block_ttl after their
+	// last write and a full store drops the oldest (README, "Memory").
+	if err := sdk.SetSharedDataPolicy(keyPrefix, s.ttl, true); err != nil {
+		sdk.LogWarnf("cacheaware: the host does not bound shared data (%v): the index keeps growing until the store is full", err)
+	}
+	p.idx = newIndex(sharedStore{p: p})
+	for r := range numReasons {
+		p.m.decisions[r] = guest.NewCounter("cacheaware_decisions_total_reason=" + reasonNames[r])
+	}
+	p.m.skipped = guest.NewCounter("cacheaware_skipped_total")
+	p.m.promptBlocks = guest.NewCounter("cacheaware_prompt_blocks_total")
+	p.m.matchedBlocks = guest.NewCounter("cacheaware_matched_blocks_total")
+	p.m.writeFailures = guest.NewCounter("cacheaware_index_write_failures_total")
+	if h, err := sdk.DefineHistogramMetric("cacheaware_matched_blocks"); err == nil {
+		p.m.matchHistogram, p.m.histOK = h, true
+	}
+	return true
+}
+
+func (p *plugin) NewHttpContext(uint32) sdk.HttpContext { return &stream{p: p} }
+
+// sharedStore is the index's store: the vm_id's shared data.
+type sharedStore struct{ p *plugin }
+
+func (sharedStore) get(key []byte) ([]byte, bool) {
+	v, _, err := sdk.GetSharedData(string(key))
+	return v, err == nil
+}
+
+func (st sharedStore) set(key, value []byte) {
+	if err := sdk.SetSharedData(string(key), value, 0); err != nil {
+		st.p.m.writeFailures.Inc(1)
+	}
+}
+
+type stream struct {
+	sdk.DefaultHttpContext
+	p       *plugin
+	session string
+}
+
+var (
+	upstreamPath = []string{"sluice", "upstream"}
+	endpointPath = []string{"sluice", "endpoint"}
+)
+
+func (s *stream) OnHttpRequestHeaders(_ int, eos bool) sdk.Action {
+	if eos {
+		s.p.m.skipped.Inc(1) // no body: nothing to match
+		return sdk.ActionContinue
+	}
+	if h := s.p.s.sessionHeader; h != "" {
+		s.session, _ = sdk.GetHttpRequestHeader(h)
+	}
+	return sdk.ActionContinue
+}
+
+func (s *stream) OnHttpRequestBody(size int, eos bool) sdk.Action {
+	if !eos {
+		return sdk.ActionPause // a streaming host buffers until the end
+	}
+	if !s.p.route(s, size) {
+		s.p.m.skipped.Inc(1)
+	}
+	return sdk.ActionContinue
+}
+
+// route sets sluice.endpoint for the request. Whatever goes wrong, the
+// request continues and the proxy balances it by its own policy.
+func (p *plugin) route(s *stream, size int) bool {
+	body, err := sdk.GetHttpRequestBody(0, size)
+	if err != nil {
+		sdk.LogWarnf("cacheaware: cannot read the request body: %v", err)
+		return false
+	}
+	req, ok := parseRequest(body)
+	if !ok {
+		return false // not a completion request
+	}
+	pool, err := sdk.GetProperty(upstreamPath)
+	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		sdk.LogWarnf("cacheaware: reading sluice.upstream: %v", err)
+		return false
+	}
+	asked := string(pool)
+	if asked == "" {
+		asked = p.s.pool
+	}
+	now, _ := sdk.GetCurrentTime()
+	snap := p.loads.get(asked, now)
+	if snap == nil {
+		if snap = p.snapshot(asked, now); snap == nil {
+			return false
+		}
+	}
+	name := snap.name
+	eps := append(p.eps[:0], snap.eps...)
+	p.eps = eps
+	p.hashes = blockHashes(p.hashes[:0], req.seed, req.text, p.s.chunk, p.s.maxPrompt)
+	c := choice{total: len(p.hashes), rnd: rand.Uint64()}
+	c.matched, c.prefixOwner = p.idx.match(name, p.hashes)
+	sess := s.session
+	if sess == "" && p.s.sessionFromUser {
+		sess = string(req.user)
+	}
+	var sessHash uint64
+	if sess != "" {
+		sessHash = hashBytes(req.seed, []byte(sess))
+		c.sessionOwner, _ = p.idx.session(name, sessHash)
+	}
+	why := p.s.decide(eps, c)
+	chosen := eps[0].addr
+	p.list = p.s.endpointList(p.list[:0], eps)
+	if err := sdk.SetProperty(endpointPath, p.list); err != nil {
+		sdk.LogWarnf("cacheaware: setting sluice.endpoint to %q in pool %q: %v", p.list, name, err)
+		return false
+	}
+	// A hit already recorded for the chosen endpoint needs only its new
+	// blocks written; one time in eight it rewrites all, which keeps a
+	// hot shared prefix (a system prompt) from expiring.
+	from := 0
+	if why == reasonPrefix && chosen == c.prefixOwner && c.rnd%8 != 0 {
+		from = c.matched
+	}
+	p.idx.record(name, p.hashes, chosen, from)
+	snap.picked(chosen)
+	if sess != "" {
+		p.idx.recordSession(name, sessHash, chosen)
+	}
+	p.m.decisions[why].Inc(1)
+	p.m.promptBlocks.Inc(uint64(c.total))
+	p.m.matchedBlocks.Inc(uint64(c.matched))
+	if p.m.histOK {
+		_ = p.m.matchHistogram.Record(uint64(c.matched))
+	}
+	return true
+}
+
+// snapshot fetches and parses sluice.upstream_stats for the pool asked
+// for ("": the only pool) and caches it; nil when the pool cannot be
+// used (logged).
+func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
+	stats, err := sdk.CallForeignFunction("sluice.upstream_stats", nil)
+	if err != nil {
+		if !p.warned {
+			p.warned = true
+			sdk.LogWarnf("cacheaware: cannot call sluice.upstream_stats (%v); the proxy balances requests itself", err)
+		}
+		return nil
+	}
+	name, eps, err := poolLoads(p.eps[:0], stats, asked)
+	p.eps = eps
+	switch {
+	case err != nil:
+		sdk.LogWarn(err.Error())
+		return nil
+	case name == "":
+		sdk.LogDebug("cacheaware: no pool chosen and several configured; set \"pool\" or route by model first")
+		return nil
+	case len(eps) == 0:
+		sdk.LogDebugf("cacheaware: pool %q has no healthy endpoint", name)
+		return nil
+	}
+	return p.loads.put(asked, name, eps, now)
+}
+
+var (
+	_ sdk.PluginContext = (*plugin)(nil)
+	_ sdk.HttpContext   = (*stream)(nil)
+)

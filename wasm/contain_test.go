@@ -347,8 +347,14 @@ func TestHammerGoGuestTrapsDoNotFailInnocents(t *testing.T) {
 			if failed != sent {
 				t.Errorf("%d panicking requests sent, %d guest failures", sent, failed)
 			}
-			if len(bad) != stranded {
-				t.Errorf("%d innocent requests failed or skipped the plugin, %d counted as stranded:", len(bad), stranded)
+			// Every innocent request that failed or skipped the plugin
+			// was stranded. The converse does not hold for this guest:
+			// the Go SDK exports proxy_on_log, so a request stranded
+			// after its response headers went out still needed the
+			// instance (its log callback is lost) but its client saw a
+			// whole answer. So stranded may exceed the visible failures.
+			if len(bad) > stranded {
+				t.Errorf("%d innocent requests failed or skipped the plugin, only %d counted as stranded:", len(bad), stranded)
 				for i, b := range bad {
 					if i == 10 {
 						break

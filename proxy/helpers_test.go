@@ -136,3 +136,12 @@ func sseEvents(r io.Reader, fn func(data string)) error {
 
 const chatStreamBody = `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`
 const chatBody = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+
+// newPools resolves cfg and builds its pools, as NewServer does.
+func newPools(cfg *Config) (*pools, error) {
+	rc, err := cfg.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	return buildPools(rc), nil
+}

@@ -1,8 +1,7 @@
 package proxy
 
 import (
-	"fmt"
-	"strings"
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
 // hostPattern is a compiled RouteMatch.Host, matched the way Envoy matches
@@ -41,7 +40,7 @@ const (
 	hostPrefix                 // text + "*"
 )
 
-// compileHostPattern compiles a pattern Validate accepted (validHostPattern).
+// compileHostPattern compiles a pattern Validate accepted (config.ValidHostPattern).
 func compileHostPattern(s string) hostPattern {
 	p := hostPattern{withPort: hasNumericPort(s)}
 	switch {
@@ -112,40 +111,6 @@ func hasNumericPort(s string) bool {
 	return len(hostOf([]byte(s))) != len(s)
 }
 
-// validHostPattern checks a RouteMatch.Host: at most one '*', only as its
-// first or last byte (Envoy's rule), and otherwise only bytes that may
-// appear in an authority (no whitespace, control bytes, '/', '?', '#',
-// '@' or non-ASCII).
-func validHostPattern(s string) error {
-	if s == "" {
-		return nil
-	}
-	if n := strings.Count(s, "*"); n > 1 || (n == 1 && s[0] != '*' && s[len(s)-1] != '*') {
-		return fmt.Errorf("%q: the wildcard '*' may only start (\"*.example.com\", \"*-canary\") or end (\"api.*\") the pattern, once", s)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '*' {
-			continue
-		}
-		if !isAuthorityByte(c) {
-			return fmt.Errorf("%q: byte %q at %d cannot appear in a host", s, c, i)
-		}
-	}
-	return nil
-}
-
-// isAuthorityByte reports whether c may appear in an RFC 3986 authority
-// without userinfo: unreserved, sub-delims, '%' (pct-encoding), ':', '['
-// and ']'.
-func isAuthorityByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("-._~!$&'()*+,;=%:[]", c) >= 0
-}
-
 // ValidAuthority reports whether b is a non-empty host[:port] as an
 // RFC 3986 authority without userinfo allows: reg-name, IPv4 or a
 // bracketed IP literal, then optionally ':' and a port. The port is not
@@ -168,7 +133,7 @@ func ValidAuthority(b []byte) bool {
 			return false
 		}
 		for _, c := range b[1:j] {
-			if !isAuthorityByte(c) || c == '[' {
+			if !config.IsAuthorityByte(c) || c == '[' {
 				return false
 			}
 		}
@@ -178,7 +143,7 @@ func ValidAuthority(b []byte) bool {
 		}
 	}
 	for _, c := range rest {
-		if !isAuthorityByte(c) || c == '[' || c == ']' {
+		if !config.IsAuthorityByte(c) || c == '[' || c == ']' {
 			return false
 		}
 	}

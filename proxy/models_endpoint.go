@@ -54,7 +54,7 @@ type modelsCache struct {
 func newModelsCache(cfg *Config) *modelsCache {
 	mc := &modelsCache{created: time.Now().Unix()}
 	for i := range cfg.Upstreams {
-		mc.enabled = mc.enabled || (cfg.OpenAICompat && cfg.Upstreams[i].declaresModels())
+		mc.enabled = mc.enabled || (cfg.OpenAICompat && cfg.Upstreams[i].DeclaresModels())
 	}
 	return mc
 }

@@ -69,13 +69,11 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("proxy: nil config")
 	}
-	if err := cfg.Validate(); err != nil {
+	rc, err := cfg.Resolve()
+	if err != nil {
 		return nil, err
 	}
-	ps, err := newPools(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
-	}
+	ps := buildPools(rc)
 	s := &Server{
 		cfg:       cfg,
 		router:    NewRouter(cfg),
@@ -109,8 +107,8 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		s.upstreamMet[p] = newUpstreamCodes(s.set, p.name)
 	}
 	s.statePool.New = func() any { return newRequestState(s) }
-	s.bodyTimeout = cfg.clientBodyTimeout()
-	s.bodies.max = cfg.maxRequestBodyBuffer()
+	s.bodyTimeout = rc.ClientBodyTimeout
+	s.bodies.max = rc.MaxRequestBodyBuffer
 	s.fs = &fasthttp.Server{
 		Handler:               s.serveEdge,
 		Name:                  "sluice",
@@ -123,11 +121,11 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		// request's first byte); the body is read by the handler under
 		// client_body_timeout (readbody.go). Keep-alive waits between
 		// requests are bounded by IdleTimeout.
-		ReadTimeout: cfg.clientHeaderTimeout(),
+		ReadTimeout: rc.ClientHeaderTimeout,
 		IdleTimeout: 90 * time.Second,
 		// The read buffer bounds the head: past it fasthttp reports
 		// ErrSmallBuffer, answered 431 or 414 (handleParseError).
-		ReadBufferSize: cfg.maxRequestHeaderSize(),
+		ReadBufferSize: rc.MaxRequestHeaderSize,
 		// Readers are taken from the pool only once a new connection's
 		// first byte arrives, so a connection that never sends holds no
 		// read buffer and is closed silently at client_header_timeout, as

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/valyala/fasthttp"
 )
 
@@ -21,7 +22,7 @@ const (
 	lbLeastQueue
 )
 
-var lbPolicyNames = [...]string{LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue}
+var lbPolicyNames = [...]string{config.LBRoundRobin, config.LBLeastRequest, config.LBRandom, config.LBLeastQueue}
 
 // upstreamIdleConnTimeout closes idle upstream connections before the
 // upstream does: uvicorn (vLLM, SGLang) drops idle keep-alive connections
@@ -56,8 +57,8 @@ type pool struct {
 	models   map[string]struct{}
 	aliases  map[string][]byte // alias → JSON-quoted name sent upstream
 
-	ejection       PassiveEjectionConfig // effective; ConsecutiveFailures 0 = off
-	health         *HealthCheckConfig    // effective; nil = no active checks
+	ejection       config.PassiveEjectionConfig // effective; ConsecutiveFailures 0 = off
+	health         *config.HealthCheckConfig    // effective; nil = no active checks
 	metricsPath    string
 	scrapeInterval time.Duration
 
@@ -69,7 +70,7 @@ type pool struct {
 // count and health, and the load its engine last reported. Safe for
 // concurrent use.
 type endpoint struct {
-	Endpoint
+	config.Endpoint
 	pool   *pool
 	idx    int
 	weight int64
@@ -115,49 +116,29 @@ type pools struct {
 	closeOnce sync.Once
 }
 
-func newPools(cfg *Config) (*pools, error) {
+func buildPools(cfg *config.Resolved) *pools {
 	ps := &pools{m: make(map[string]*pool, len(cfg.Upstreams)), stop: make(chan struct{}), log: slog.Default()}
-	timeout := time.Duration(cfg.Timeout)
+	timeout := time.Duration(cfg.Config.Timeout)
 	for pi := range cfg.Upstreams {
 		uc := &cfg.Upstreams[pi]
 		p := &pool{
-			ps:           ps,
-			name:         uc.Name,
-			idx:          pi,
-			maxBatch:     int64(cfg.MaxBatchSize),
-			retries:      uc.retries(),
-			queueTimeout: time.Duration(uc.QueueTimeout),
-			declared:     uc.declaresModels(),
-			anyModel:     len(uc.Models) == 0,
-			ejection:     uc.PassiveEjection.withDefaults(),
-			metricsPath:  uc.MetricsPath,
-			errBodies:    newPoolErrorBodies(cfg.OpenAICompat, uc.Name),
-		}
-		if p.queueTimeout == 0 {
-			p.queueTimeout = timeout // wait as long as for an answer
-		}
-		if uc.MaxBatchSize > 0 {
-			p.maxBatch = int64(uc.MaxBatchSize)
-		}
-		if p.maxBatch < 1 {
-			p.maxBatch = DefaultMaxBatchSize
+			ps:             ps,
+			name:           uc.Name,
+			idx:            pi,
+			maxBatch:       int64(uc.MaxBatchSize),
+			retries:        uc.Retries,
+			queueTimeout:   uc.QueueTimeout,
+			declared:       uc.DeclaresModels,
+			anyModel:       len(uc.Models) == 0,
+			ejection:       uc.Ejection,
+			health:         uc.HealthCheck,
+			metricsPath:    uc.MetricsPath,
+			scrapeInterval: uc.ScrapeInterval,
+			errBodies:      newPoolErrorBodies(cfg.Config.OpenAICompat, uc.Name),
 		}
 		for i, name := range lbPolicyNames {
 			if uc.LBPolicy == name {
 				p.policy = lbPolicy(i)
-			}
-		}
-		if uc.PassiveEjection.Disabled {
-			p.ejection.ConsecutiveFailures = 0
-		}
-		if uc.HealthCheck != nil {
-			h := uc.HealthCheck.withDefaults()
-			p.health = &h
-		}
-		if p.metricsPath != "" {
-			p.scrapeInterval = time.Duration(uc.ScrapeInterval)
-			if p.scrapeInterval == 0 {
-				p.scrapeInterval = DefaultScrapeInterval
 			}
 		}
 		p.models = make(map[string]struct{}, len(uc.Models))
@@ -178,18 +159,14 @@ func newPools(cfg *Config) (*pools, error) {
 			p.anyModel = false
 		}
 		weights := make([]int, len(uc.Endpoints))
-		for i, raw := range uc.Endpoints {
-			ep, err := ParseEndpoint(raw)
-			if err != nil {
-				return nil, err
-			}
-			weights[i] = uc.weight(i)
+		for i, ep := range uc.Endpoints {
+			weights[i] = ep.Weight
 			e := &endpoint{
 				Endpoint: ep,
 				pool:     p,
 				idx:      i,
-				weight:   int64(weights[i]),
-				hc:       newHostClient(ep, cfg, timeout),
+				weight:   int64(ep.Weight),
+				hc:       newHostClient(ep, cfg.Config.MaxConcurrentRequests, timeout),
 				probe:    newProbeClient(ep),
 			}
 			e.up.Store(true)
@@ -207,7 +184,7 @@ func newPools(cfg *Config) (*pools, error) {
 	}
 	ps.set = metrics.NewSet()
 	ps.registerMetrics(ps.set)
-	return ps, nil
+	return ps
 }
 
 func (ps *pools) byName(name string) *pool { return ps.m[name] }
@@ -326,11 +303,11 @@ func gcd(a, b int) int {
 	return a
 }
 
-func newHostClient(ep Endpoint, cfg *Config, timeout time.Duration) *fasthttp.HostClient {
+func newHostClient(ep config.Endpoint, slots int, timeout time.Duration) *fasthttp.HostClient {
 	d := idleTimeoutDialer{timeout: timeout}
 	// Enough connections for every slot: a request never waits for a
 	// connection behind other requests.
-	maxConns := cfg.MaxConcurrentRequests + 16
+	maxConns := slots + 16
 	return &fasthttp.HostClient{
 		Addr:                     ep.Addr,
 		IsTLS:                    ep.TLS,
@@ -355,7 +332,7 @@ const maxProbeBody = 8 << 20
 
 // newProbeClient returns the client for Sluice's own requests to an
 // endpoint; they never share connections with proxied requests.
-func newProbeClient(ep Endpoint) *fasthttp.HostClient {
+func newProbeClient(ep config.Endpoint) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr:                ep.Addr,
 		IsTLS:               ep.TLS,

@@ -79,7 +79,7 @@ func newModelMetricSet(set *metrics.Set, cfg *Config) *modelMetricSet {
 	names := map[string]bool{}
 	declared := false
 	for _, u := range cfg.Upstreams {
-		declared = declared || u.declaresModels()
+		declared = declared || u.DeclaresModels()
 		for _, m := range u.Models {
 			if m != "*" {
 				names[m] = true

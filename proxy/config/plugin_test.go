@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ plugins:
       key_values: {MODE: canary}
     log_limit: {lines_per_second: 5, burst: 10}
 `
-	cfg, err := ParseConfig([]byte(yaml))
+	cfg, err := Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +44,13 @@ plugins:
 		{func(p *PluginConfig) { p.LogLimit.Burst = -1 }, "plugins[0].log_limit.burst"},
 	}
 	for i, tc := range bad {
-		c, err := ParseConfig([]byte(yaml))
+		c, err := Parse([]byte(yaml))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Plugins[0].EnvironmentVariables = PluginEnvironment{}
 		tc.mod(&c.Plugins[0])
-		var ce *ConfigError
+		var ce *Error
 		if err := c.Validate(); !errors.As(err, &ce) || ce.Field != tc.field {
 			t.Errorf("case %d: %v, want an error naming %s", i, err, tc.field)
 		}

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"encoding/json"
@@ -126,7 +126,7 @@ func jsonable(v any) any {
 }
 
 // nodeError reports a bad value as a yaml.TypeError carrying its line, so
-// that ParseConfig names the key it belongs to, however deeply nested.
+// that Parse names the key it belongs to, however deeply nested.
 func nodeError(n *yaml.Node, format string, args ...any) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
 }

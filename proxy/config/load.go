@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"bytes"
@@ -12,14 +12,14 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// LoadConfig reads a YAML config file, applies defaults for absent keys
+// Load reads a YAML config file, applies defaults for absent keys
 // and validates the result.
-func LoadConfig(path string) (*Config, error) {
+func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: config: %w", err)
 	}
-	cfg, err := ParseConfig(b)
+	cfg, err := Parse(b)
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -29,11 +29,11 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-// ParseConfig parses YAML config text. Keys absent from the text keep
+// Parse parses YAML config text. Keys absent from the text keep
 // their defaults; unknown keys are an error. The result is not validated:
-// call Validate (LoadConfig does).
-func ParseConfig(b []byte) (*Config, error) {
-	cfg := NewConfig()
+// call Validate (Load does).
+func Parse(b []byte) (*Config, error) {
+	cfg := New()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {

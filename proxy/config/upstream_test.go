@@ -1,42 +1,26 @@
-package proxy
+package config
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"os"
 )
 
-const upstreamYAML = `
-max_batch_size: 8
-upstreams:
-  - name: llama
-    endpoints:
-      - http://127.0.0.1:8001
-      - {url: "http://127.0.0.1:8002", weight: 3}
-      - url: http://127.0.0.1:8003
-    lb_policy: least_queue
-    max_batch_size: 4
-    queue_timeout: 2s
-    retries: 0
-    health_check: {path: /healthz, interval: 2s, timeout: 500ms, unhealthy_threshold: 2, healthy_threshold: 1}
-    passive_ejection: {consecutive_failures: 5, base_ejection: 2s, max_ejection: 1m}
-    metrics_path: /metrics
-    scrape_interval: 250ms
-    models: [llama-3-8b]
-    model_aliases: {llama: llama-3-8b}
-  - name: mistral
-    endpoints: ["http://127.0.0.1:9001"]
-    models: ["mistral-7b", "*"]
-routes:
-  - match: {model: "llama*"}
-    upstream: llama
-  - match: {path_prefix: /v1/}
-    upstream: mistral
-`
+// upstreamYAML is testdata/upstreams.yaml, which the upstream pools'
+// tests read too.
+var upstreamYAML = func() string {
+	b, err := os.ReadFile("testdata/upstreams.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func TestParseUpstreamConfig(t *testing.T) {
-	cfg, err := ParseConfig([]byte(upstreamYAML))
+	cfg, err := Parse([]byte(upstreamYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,20 +61,18 @@ func TestParseUpstreamConfig(t *testing.T) {
 	if m.Weights != nil || m.retries() != DefaultRetries || m.HealthCheck != nil || m.LBPolicy != "" {
 		t.Fatalf("defaults %+v", m)
 	}
-	ps, err := newPools(cfg)
+	r, err := cfg.Resolve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ps.close()
-	p := ps.byName("llama")
-	if p.maxBatch != 4 || p.policy != lbLeastQueue || p.retries != 0 || p.health.Path != "/healthz" || p.scrapeInterval != 250*time.Millisecond {
-		t.Fatalf("compiled pool %+v", p)
+	p := r.Upstreams[0]
+	if p.MaxBatchSize != 4 || p.LBPolicy != LBLeastQueue || p.Retries != 0 || p.HealthCheck.Path != "/healthz" ||
+		p.ScrapeInterval != 250*time.Millisecond || p.Endpoints[1].Weight != 3 || p.Endpoints[1].Addr != "127.0.0.1:8002" {
+		t.Fatalf("resolved pool %+v", p)
 	}
-	if ps.byName("mistral").maxBatch != 8 || !ps.byName("mistral").anyModel {
-		t.Fatal("mistral pool: top-level max_batch_size or '*' not applied")
-	}
-	if !p.serves([]byte("llama")) || !p.serves([]byte("llama-3-8b")) || p.serves([]byte("mistral-7b")) {
-		t.Fatal("llama pool serves the wrong models")
+	if m := r.Upstreams[1]; m.MaxBatchSize != 8 || m.LBPolicy != LBRoundRobin || m.Retries != DefaultRetries ||
+		m.QueueTimeout != DefaultTimeout || m.Ejection.ConsecutiveFailures != DefaultConsecutiveFailures {
+		t.Fatalf("resolved defaults %+v", m)
 	}
 }
 
@@ -107,11 +89,6 @@ func TestUpstreamDefaults(t *testing.T) {
 	e := PassiveEjectionConfig{}.withDefaults()
 	if e.ConsecutiveFailures != 3 || time.Duration(e.BaseEjection) != time.Second || time.Duration(e.MaxEjection) != 30*time.Second {
 		t.Fatalf("ejection defaults %+v", e)
-	}
-	for k, want := range map[int32]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second, 6: 30 * time.Second, 40: 30 * time.Second} {
-		if got := ejectionFor(e, k); got != want {
-			t.Errorf("ejection %d: %s, want %s", k, got, want)
-		}
 	}
 }
 
@@ -130,9 +107,9 @@ func TestParseUpstreamConfigRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tc.yaml))
+			_, err := Parse([]byte(tc.yaml))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ParseConfig(%q) = %v, want error mentioning %q", tc.yaml, err, tc.want)
+				t.Fatalf("Parse(%q) = %v, want error mentioning %q", tc.yaml, err, tc.want)
 			}
 		})
 	}
@@ -140,7 +117,7 @@ func TestParseUpstreamConfigRejects(t *testing.T) {
 
 func TestValidateUpstreamRejects(t *testing.T) {
 	ok := func() *Config {
-		return NewConfig().WithUpstream("a", "http://127.0.0.1:8000", "http://127.0.0.1:8001")
+		return New().WithUpstream("a", "http://127.0.0.1:8000", "http://127.0.0.1:8001")
 	}
 	up := func(c *Config) *UpstreamConfig { return &c.Upstreams[0] }
 	neg := -1
@@ -201,9 +178,9 @@ func TestValidateUpstreamRejects(t *testing.T) {
 			c := ok()
 			tc.edit(c)
 			err := c.Validate()
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("Validate() = %v, want a *ConfigError", err)
+				t.Fatalf("Validate() = %v, want a *Error", err)
 			}
 			if ce.Field != tc.field {
 				t.Fatalf("field = %q, want %q (error: %v)", ce.Field, tc.field, err)
@@ -213,7 +190,7 @@ func TestValidateUpstreamRejects(t *testing.T) {
 }
 
 func TestWithUpstreamConfig(t *testing.T) {
-	base := NewConfig()
+	base := New()
 	two := 2
 	cfg := base.WithUpstreamConfig(UpstreamConfig{Name: "p", Endpoints: []string{"http://127.0.0.1:1"}, Retries: &two})
 	if len(base.Upstreams) != 0 || cfg.Upstreams[0].retries() != 2 {
@@ -221,32 +198,5 @@ func TestWithUpstreamConfig(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestBuildSchedule(t *testing.T) {
-	count := func(s []uint32) map[uint32]int {
-		m := map[uint32]int{}
-		for _, i := range s {
-			m[i]++
-		}
-		return m
-	}
-	if s := buildSchedule([]int{1, 1, 1}); len(s) != 3 {
-		t.Fatalf("equal weights: %v", s)
-	}
-	s := buildSchedule([]int{6, 2})
-	if len(s) != 4 || count(s)[0] != 3 || count(s)[1] != 1 {
-		t.Fatalf("6:2 reduced by the gcd to 3:1, got %v", s)
-	}
-	// Smooth: the heavy endpoint's turns are spread, not bunched.
-	s = buildSchedule([]int{5, 1, 1})
-	if len(s) != 7 || s[0] != 0 || s[1] == s[2] && s[1] != 0 {
-		t.Fatalf("5:1:1 schedule %v", s)
-	}
-	for i := 1; i < len(s); i++ {
-		if s[i] != 0 && s[i-1] != 0 {
-			t.Fatalf("light endpoints back to back in %v", s)
-		}
 	}
 }

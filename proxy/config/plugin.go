@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"math"
@@ -22,7 +22,7 @@ type PluginEnvironment struct {
 
 // Validate checks the variable names (non-empty, without '=' or NUL),
 // the values (without NUL) and that no name is given twice, as Envoy
-// does. The returned *ConfigError's Field is relative to the plugin
+// does. The returned *Error's Field is relative to the plugin
 // ("environment_variables.key_values").
 func (e PluginEnvironment) Validate() error {
 	const f = "environment_variables"

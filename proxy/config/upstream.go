@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"fmt"
@@ -184,9 +184,9 @@ func (u *UpstreamConfig) weight(i int) int {
 	return u.Weights[i]
 }
 
-// declaresModels reports whether the pool lists models or aliases, which
+// DeclaresModels reports whether the pool lists models or aliases, which
 // makes Sluice model-aware (404 model_not_found, /v1/models answered).
-func (u *UpstreamConfig) declaresModels() bool {
+func (u *UpstreamConfig) DeclaresModels() bool {
 	return len(u.Models) > 0 || len(u.ModelAliases) > 0
 }
 
@@ -278,7 +278,7 @@ func (e *PassiveEjectionConfig) UnmarshalYAML(n *yaml.Node) error {
 // decodeStrict decodes the mapping n into the struct v points to, failing
 // on keys v has no field for. yaml.v3's Node.Decode does not apply the
 // top-level decoder's KnownFields, so types with their own UnmarshalYAML
-// check keys here; errors keep yaml's "line N: …" form so ParseConfig can
+// check keys here; errors keep yaml's "line N: …" form so Parse can
 // name the field.
 func decodeStrict(n *yaml.Node, v any, typeName string) error {
 	if n.Kind == yaml.MappingNode {
@@ -366,7 +366,7 @@ func (c *Config) validateUpstream(f string, u *UpstreamConfig) error {
 			return fieldErr(f+".scrape_interval", "must be at least %s, got %s", MinScrapeInterval, u.ScrapeInterval)
 		}
 	}
-	if u.declaresModels() && !c.OpenAICompat {
+	if u.DeclaresModels() && !c.OpenAICompat {
 		field := f + ".models"
 		if len(u.Models) == 0 {
 			field = f + ".model_aliases"

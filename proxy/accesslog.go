@@ -10,7 +10,7 @@ import (
 func (s *Server) logAccess(rs *requestState, elapsed time.Duration) {
 	upstream := ""
 	if rs.pool != nil {
-		upstream = rs.pool.name
+		upstream = rs.pool.Name()
 	}
 	attrs := []slog.Attr{
 		slog.String("method", string(rs.logMethod)),

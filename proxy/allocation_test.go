@@ -58,7 +58,7 @@ func TestAllocsProxyHotPath(t *testing.T) {
 	}
 	got := testing.AllocsPerRun(500, func() { h.do(t) })
 
-	hc := h.srv.pools.list[0].endpoints[0].hc
+	hc := h.srv.pools.List()[0].Endpoints()[0].HostClient()
 	var resp fasthttp.Response
 	buf := make([]byte, 4096)
 	baseline := func() {

@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/peek"
+	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
 )
 
 // goneBound is how long a test allows for a gone client to be noticed and
@@ -139,7 +142,7 @@ func receive(t *testing.T, what string, ch <-chan struct{}) {
 }
 
 func skipUnwatched(t *testing.T) {
-	if !peekSupported {
+	if !peek.Supported {
 		t.Skip("the disconnect watch peeks at sockets on Linux only")
 	}
 }
@@ -162,16 +165,16 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 
 	receive(t, "upstream sees its connection closed", up.closed)
 	within(t, "admission slot freed", func() bool { return p.Router().Health().ActiveRequests == 0 })
-	ep := p.pools.list[0].endpoints[0]
-	within(t, "endpoint slot freed", func() bool { return ep.inFlight.Load() == 0 })
+	ep := p.pools.List()[0].Endpoints()[0]
+	within(t, "endpoint slot freed", func() bool { return ep.InFlight() == 0 })
 	within(t, "access log line", func() bool { return strings.Contains(logs.String(), "status=499") })
 	if v := metricValue(t, p, `sluice_client_disconnects_total{phase="waiting"}`); v != 1 {
 		t.Fatalf(`sluice_client_disconnects_total{phase="waiting"} = %v, want 1`, v)
 	}
-	if n := ep.fails.Load(); n != 0 {
+	if n := ep.Failures(); n != 0 {
 		t.Fatalf("endpoint blamed for the client's leaving: %d failures", n)
 	}
-	if !ep.up.Load() {
+	if !ep.Up() {
 		t.Fatal("endpoint ejected after a client left")
 	}
 }
@@ -190,13 +193,13 @@ func TestClientGoneDuringStreamGap(t *testing.T) {
 
 	receive(t, "upstream sees its connection closed", up.closed)
 	within(t, "admission slot freed", func() bool { return p.Router().Health().ActiveRequests == 0 })
-	ep := p.pools.list[0].endpoints[0]
-	within(t, "endpoint slot freed", func() bool { return ep.inFlight.Load() == 0 })
+	ep := p.pools.List()[0].Endpoints()[0]
+	within(t, "endpoint slot freed", func() bool { return ep.InFlight() == 0 })
 	within(t, "access log line", func() bool { return strings.Contains(logs.String(), "status=499") })
 	if v := metricValue(t, p, `sluice_client_disconnects_total{phase="streaming"}`); v != 1 {
 		t.Fatalf(`sluice_client_disconnects_total{phase="streaming"} = %v, want 1`, v)
 	}
-	if n := ep.fails.Load(); n != 0 {
+	if n := ep.Failures(); n != 0 {
 		t.Fatalf("endpoint blamed for the client's leaving: %d failures", n)
 	}
 }
@@ -319,11 +322,11 @@ func TestHammerClientsVanish(t *testing.T) {
 	}
 	wg.Wait()
 	checkSlotsFree(t, p.Router())
-	for _, ep := range p.pools.list[0].endpoints {
-		if v := ep.inFlight.Load(); v != 0 {
+	for _, ep := range p.pools.List()[0].Endpoints() {
+		if v := ep.InFlight(); v != 0 {
 			t.Fatalf("endpoint in flight = %d after the hammer", v)
 		}
-		if f := ep.fails.Load(); f != 0 {
+		if f := ep.Failures(); f != 0 {
 			t.Fatalf("endpoint failures = %d: vanished clients blamed on it", f)
 		}
 	}
@@ -386,24 +389,7 @@ func TestClientGoneTLS(t *testing.T) {
 }
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
+func tcpPair(t testing.TB) (client, server *net.TCPConn) { return testkit.TCPPair(t) }
 
 // TestHammerDisconnectRaces: clients leave at random moments — before the
 // answer, during a stream, just as it ends — while the watcher sweeps
@@ -461,12 +447,12 @@ func TestHammerDisconnectRaces(t *testing.T) {
 	}
 	wg.Wait()
 	checkSlotsFree(t, p.Router())
-	ep := p.pools.list[0].endpoints[0]
-	waitFor(t, "endpoint slots free", func() bool { return ep.inFlight.Load() == 0 })
+	ep := p.pools.List()[0].Endpoints()[0]
+	waitFor(t, "endpoint slots free", func() bool { return ep.InFlight() == 0 })
 	waitFor(t, "upstream connections closed or pooled", func() bool {
-		return ep.hc.ConnsCount() == ep.hc.IdleConnsCount()
+		return ep.HostClient().ConnsCount() == ep.HostClient().IdleConnsCount()
 	})
-	if f := ep.fails.Load(); f != 0 {
+	if f := ep.Failures(); f != 0 {
 		t.Fatalf("endpoint failures = %d: leaving clients blamed on it", f)
 	}
 	t.Logf("cancelled while waiting: %v, while streaming: %v",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -30,16 +31,16 @@ func newPoolErrorBodies(openAI bool, name string) poolErrorBodies {
 }
 
 // writePoolError answers kind with the body that names pool p.
-func (s *Server) writePoolError(ctx *fasthttp.RequestCtx, p *pool, kind errorKind) {
+func (s *Server) writePoolError(ctx *fasthttp.RequestCtx, p *upstream.Pool, kind errorKind) {
 	s.writeError(ctx, kind)
 	var b []byte
 	switch kind {
 	case errPoolSaturated:
-		b = p.errBodies.saturated
+		b = s.poolErrs[p.Index()].saturated
 	case errQueueTimeout:
-		b = p.errBodies.queueTimeout
+		b = s.poolErrs[p.Index()].queueTimeout
 	case errNoEndpoint:
-		b = p.errBodies.noEndpoint
+		b = s.poolErrs[p.Index()].noEndpoint
 	}
 	if b != nil {
 		ctx.Response.SetBodyRaw(b)

@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
 // Exchange is one request and its response as filters see them: the
@@ -30,10 +32,10 @@ type Exchange struct {
 	protocol    string
 	status      int
 	upstream    string
-	endpoint    string  // chosen endpoint's "host:port", after selection
-	pinned      []int32 // endpoints a filter chose (SetEndpoint), in order
-	pinPool     *pool   // the pool pinned indexes into
-	impliedPool bool    // upstream was set by SetEndpoint, not SetUpstream
+	endpoint    string         // chosen endpoint's "host:port", after selection
+	pinned      []int32        // endpoints a filter chose (SetEndpoint), in order
+	pinPool     *upstream.Pool // the pool pinned indexes into
+	impliedPool bool           // upstream was set by SetEndpoint, not SetUpstream
 	props       map[string][]byte
 
 	local     localReply
@@ -128,7 +130,7 @@ func (ex *Exchange) Upstream() string { return ex.upstream }
 // SetUpstream sends the request to the named pool, bypassing route
 // matching. It returns ErrUnknownUpstream for a pool that is not configured.
 func (ex *Exchange) SetUpstream(name string) error {
-	p := ex.srv.pools.byName(name)
+	p := ex.srv.pools.ByName(name)
 	if p == nil {
 		return ErrUnknownUpstream
 	}

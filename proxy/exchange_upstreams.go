@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
 // ErrUnknownEndpoint is returned by Exchange.SetEndpoint for an endpoint
@@ -36,7 +38,7 @@ func (ex *Exchange) SetEndpoint(spec string) error {
 		return ErrEndpointChosen
 	}
 	if strings.TrimSpace(spec) == "" {
-		if ex.pinPool != nil && ex.upstream == ex.pinPool.name && ex.impliedPool {
+		if ex.pinPool != nil && ex.upstream == ex.pinPool.Name() && ex.impliedPool {
 			ex.upstream = ""
 		}
 		ex.pinned, ex.pinPool, ex.impliedPool = ex.pinned[:0], nil, false
@@ -44,15 +46,15 @@ func (ex *Exchange) SetEndpoint(spec string) error {
 	}
 	ps := ex.srv.pools
 	if ex.upstream != "" && !ex.impliedPool {
-		p := ps.byName(ex.upstream)
+		p := ps.ByName(ex.upstream)
 		if bad, ok := ex.pinTo(p, spec); !ok {
-			return &unknownEndpointError{spec: bad, pool: p.name}
+			return &unknownEndpointError{spec: bad, pool: p.Name()}
 		}
 		return nil
 	}
-	for _, p := range ps.list {
+	for _, p := range ps.List() {
 		if _, ok := ex.pinTo(p, spec); ok {
-			ex.upstream, ex.impliedPool = p.name, true
+			ex.upstream, ex.impliedPool = p.Name(), true
 			return nil
 		}
 	}
@@ -74,7 +76,7 @@ func (e *unknownEndpointError) Unwrap() error { return ErrUnknownEndpoint }
 
 // pinTo resolves spec against p. On failure it leaves the earlier pin
 // untouched and returns the entry that is not in p.
-func (ex *Exchange) pinTo(p *pool, spec string) (bad string, ok bool) {
+func (ex *Exchange) pinTo(p *upstream.Pool, spec string) (bad string, ok bool) {
 	n := len(ex.pinned)
 	rest := spec
 	for rest != "" {
@@ -83,7 +85,7 @@ func (ex *Exchange) pinTo(p *pool, spec string) (bad string, ok bool) {
 		item = strings.TrimSpace(item)
 		i := -1
 		if item != "" {
-			i = p.endpointIndex(item)
+			i = p.EndpointIndex(item)
 		}
 		if i < 0 {
 			ex.pinned = ex.pinned[:n]
@@ -118,46 +120,46 @@ func (ex *Exchange) Endpoint() string { return ex.endpoint }
 // so a snapshot under load is approximate. It allocates only when dst
 // must grow.
 func (ex *Exchange) AppendUpstreamsJSON(dst []byte) []byte {
-	return ex.srv.pools.appendJSON(dst)
+	return appendPoolsJSON(dst, ex.srv.pools)
 }
 
-func (ps *pools) appendJSON(b []byte) []byte {
+func appendPoolsJSON(b []byte, ps *upstream.Pools) []byte {
 	b = append(b, `{"pools":{`...)
-	for i, p := range ps.list {
+	for i, p := range ps.List() {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, p.name)
+		b = appendJSONString(b, p.Name())
 		b = append(b, `:{"policy":`...)
-		b = appendJSONString(b, lbPolicyNames[p.policy])
+		b = appendJSONString(b, p.Policy())
 		b = append(b, `,"healthy":`...)
-		b = strconv.AppendInt(b, int64(p.upCount.Load()), 10)
+		b = strconv.AppendInt(b, int64(p.Healthy()), 10)
 		b = append(b, `,"total":`...)
-		b = strconv.AppendInt(b, int64(len(p.endpoints)), 10)
+		b = strconv.AppendInt(b, int64(len(p.Endpoints())), 10)
 		b = append(b, `,"max_in_flight":`...)
-		b = strconv.AppendInt(b, p.maxBatch, 10)
+		b = strconv.AppendInt(b, p.MaxBatch(), 10)
 		b = append(b, `,"queued":`...)
-		b = strconv.AppendInt(b, int64(p.queue.n.Load()), 10)
+		b = strconv.AppendInt(b, int64(p.Queued()), 10)
 		b = append(b, `,"endpoints":{`...)
-		for j, ep := range p.endpoints {
+		for j, ep := range p.Endpoints() {
 			if j > 0 {
 				b = append(b, ',')
 			}
 			b = appendJSONString(b, ep.Addr)
 			b = append(b, `:{"healthy":`...)
-			b = strconv.AppendBool(b, ep.up.Load())
+			b = strconv.AppendBool(b, ep.Up())
 			b = append(b, `,"ejected":`...)
-			b = strconv.AppendBool(b, ep.ejected.Load())
+			b = strconv.AppendBool(b, ep.Ejected())
 			b = append(b, `,"weight":`...)
-			b = strconv.AppendInt(b, ep.weight, 10)
+			b = strconv.AppendInt(b, int64(ep.Weight), 10)
 			b = append(b, `,"in_flight":`...)
-			b = strconv.AppendInt(b, ep.inFlight.Load(), 10)
+			b = strconv.AppendInt(b, ep.InFlight(), 10)
 			b = append(b, `,"queue_depth":`...)
-			b = appendJSONFloat(b, ep.queueDepth())
+			b = appendJSONFloat(b, ep.QueueDepth())
 			b = append(b, `,"running":`...)
-			b = appendJSONFloat(b, ep.runningCount())
+			b = appendJSONFloat(b, ep.Running())
 			b = append(b, `,"kv_cache_usage":`...)
-			b = appendJSONFloat(b, ep.kvCacheUsage())
+			b = appendJSONFloat(b, ep.KVCacheUsage())
 			b = append(b, '}')
 		}
 		b = append(b, "}}"...)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -96,21 +97,21 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rs.pool = p
-	rs.ex.upstream = p.name
+	rs.ex.upstream = p.Name()
 	rs.prepareUpstreamRequest(ctx)
 	rs.applyAlias(req, p)
 	rs.send(ctx)
 }
 
 // choosePool returns the pool a filter chose, or the route's.
-func (rs *requestState) choosePool(ctx *fasthttp.RequestCtx) (*pool, errorKind) {
+func (rs *requestState) choosePool(ctx *fasthttp.RequestCtx) (*upstream.Pool, errorKind) {
 	s := rs.srv
 	req := &ctx.Request
 	if len(s.filters) == 0 {
 		return s.selectPool(req.URI().Path(), req.Header.Host(), (*fasthttpHeaders)(&req.Header), &rs.model)
 	}
 	if rs.ex.upstream != "" {
-		return s.pools.byName(rs.ex.upstream), 0
+		return s.pools.ByName(rs.ex.upstream), 0
 	}
 	return s.selectPool(req.URI().Path(), req.Header.Host(), (*exchangeHeaders)(&rs.ex.reqHeaders), &rs.model)
 }

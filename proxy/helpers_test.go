@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
 // testProxy is a Server running on a random loopback port.
@@ -54,12 +56,9 @@ func startProxy(t testing.TB, cfg *Config, opts Options) *testProxy {
 	return &testProxy{Server: srv, URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String()}
 }
 
-// startUpstream starts a proxytest server closed when the test ends.
+// startUpstream starts a fake engine for the test's duration.
 func startUpstream(t testing.TB, opts proxytest.Options) *proxytest.Server {
-	t.Helper()
-	up := proxytest.NewServer(opts)
-	t.Cleanup(up.Close)
-	return up
+	return testkit.StartUpstream(t, opts)
 }
 
 // baseConfig is a config with one pool "default" of the given upstreams.
@@ -101,17 +100,8 @@ func doRequest(t testing.TB, c *http.Client, method, url, body string, hdr map[s
 	return resp, string(b)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor polls cond until it holds (testkit.WaitFor).
+func waitFor(t testing.TB, what string, cond func() bool) { t.Helper(); testkit.WaitFor(t, what, cond) }
 
 // checkSlotsFree asserts the slot invariant once traffic has stopped.
 func checkSlotsFree(t testing.TB, r *Router) {
@@ -138,10 +128,10 @@ const chatStreamBody = `{"model":"m","messages":[{"role":"user","content":"hi"}]
 const chatBody = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 
 // newPools resolves cfg and builds its pools, as NewServer does.
-func newPools(cfg *Config) (*pools, error) {
+func newPools(cfg *Config) (*upstream.Pools, error) {
 	rc, err := cfg.Resolve()
 	if err != nil {
 		return nil, err
 	}
-	return buildPools(rc), nil
+	return upstream.New(rc, upstream.Options{}), nil
 }

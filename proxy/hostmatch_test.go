@@ -125,10 +125,10 @@ func TestRouteHostWildcardsFirstMatchInListOrder(t *testing.T) {
 		req.SetRequestURI("/")
 		req.Header.SetHost(authority)
 		p := srv.selectRoute(req.URI().Path(), req.Header.Host(), (*fasthttpHeaders)(&req.Header))
-		if p == nil || p.name != want {
+		if p == nil || p.Name() != want {
 			got := "<none>"
 			if p != nil {
-				got = p.name
+				got = p.Name()
 			}
 			t.Errorf("authority %q: pool %s, want %s", authority, got, want)
 		}

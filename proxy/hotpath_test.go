@@ -89,7 +89,7 @@ func BenchmarkRouteSelection(b *testing.B) {
 	path, host := req.URI().Path(), req.Header.Host()
 	b.ReportAllocs()
 	for b.Loop() {
-		if p := srv.selectRoute(path, host, (*fasthttpHeaders)(&req.Header)); p == nil || p.name != "a" {
+		if p := srv.selectRoute(path, host, (*fasthttpHeaders)(&req.Header)); p == nil || p.Name() != "a" {
 			b.Fatal("wrong route")
 		}
 	}

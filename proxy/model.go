@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 )
@@ -77,6 +78,16 @@ func scanModel(dec *fastjson.Parser, body []byte) (start, end int, ok bool) {
 	return start, end, ok
 }
 
+// aliasJSON maps each alias of a pool to the JSON string of the name sent
+// upstream, quoted once at start-up.
+func aliasJSON(aliases map[string]string) map[string][]byte {
+	m := make(map[string][]byte, len(aliases))
+	for alias, target := range aliases {
+		m[alias] = appendJSONString(nil, target)
+	}
+	return m
+}
+
 // applyAlias rewrites the body's model when the pool maps the client's
 // name to another, by splicing the new name's JSON string over the old
 // token: every other byte of the body is kept, field order, unknown fields,
@@ -86,12 +97,13 @@ func scanModel(dec *fastjson.Parser, body []byte) (start, end int, ok bool) {
 // is not JSON; and Set replaces the first of duplicate "model" members
 // where the engine reads the last.) fasthttp writes Content-Length from
 // the new body.
-func (rs *requestState) applyAlias(req *fasthttp.Request, p *pool) {
+func (rs *requestState) applyAlias(req *fasthttp.Request, p *upstream.Pool) {
 	m := &rs.model
-	if !m.has || len(p.aliases) == 0 {
+	aliases := rs.srv.aliasJSON[p.Index()]
+	if !m.has || len(aliases) == 0 {
 		return
 	}
-	quoted, ok := p.aliases[string(m.name)]
+	quoted, ok := aliases[string(m.name)]
 	if !ok {
 		return
 	}

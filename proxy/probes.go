@@ -58,15 +58,15 @@ func (s *Server) serveReady(ctx *fasthttp.RequestCtx) {
 func (s *Server) appendHealthJSON(b []byte) []byte {
 	b = appendHealthJSON(b, s.router.Health())
 	b = append(b[:len(b)-1], `,"upstreams":{`...)
-	for i, p := range s.pools.list {
+	for i, p := range s.pools.List() {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, p.name)
+		b = appendJSONString(b, p.Name())
 		b = append(b, `:{"healthy":`...)
-		b = strconv.AppendInt(b, int64(p.upCount.Load()), 10)
+		b = strconv.AppendInt(b, int64(p.Healthy()), 10)
 		b = append(b, `,"total":`...)
-		b = strconv.AppendInt(b, int64(len(p.endpoints)), 10)
+		b = strconv.AppendInt(b, int64(len(p.Endpoints())), 10)
 		b = append(b, '}')
 	}
 	return append(b, "}}"...)
@@ -80,4 +80,20 @@ func appendHealthJSON(b []byte, h Health) []byte {
 	b = append(b, `,"max_concurrent_requests":`...)
 	b = strconv.AppendInt(b, h.MaxConcurrentRequests, 10)
 	return append(b, '}')
+}
+
+// PoolHealth counts a pool's endpoints in rotation.
+type PoolHealth struct {
+	Healthy int `json:"healthy"`
+	Total   int `json:"total"`
+}
+
+// UpstreamHealth returns, per pool name, how many endpoints are in
+// rotation. Safe for concurrent use.
+func (s *Server) UpstreamHealth() map[string]PoolHealth {
+	m := make(map[string]PoolHealth, len(s.pools.List()))
+	for _, p := range s.pools.List() {
+		m[p.Name()] = PoolHealth{Healthy: p.Healthy(), Total: len(p.Endpoints())}
+	}
+	return m
 }

@@ -58,9 +58,9 @@ func TestBatchOverflowQueuesNot429(t *testing.T) {
 			statuses <- resp.StatusCode
 		}()
 	}
-	q := &p.pools.list[0].queue
+	q := p.pools.List()[0]
 	deadline := time.Now().Add(20 * time.Second)
-	for inFlight.Load() != config.DefaultMaxBatchSize || q.n.Load() != n-config.DefaultMaxBatchSize {
+	for inFlight.Load() != config.DefaultMaxBatchSize || q.Queued() != n-config.DefaultMaxBatchSize {
 		select {
 		case code := <-statuses:
 			t.Fatalf("a request ended with %d while the endpoint was full; want it to wait", code)
@@ -68,7 +68,7 @@ func TestBatchOverflowQueuesNot429(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("upstream in flight %d, queued %d; want %d and %d",
-				inFlight.Load(), q.n.Load(), config.DefaultMaxBatchSize, n-config.DefaultMaxBatchSize)
+				inFlight.Load(), q.Queued(), config.DefaultMaxBatchSize, n-config.DefaultMaxBatchSize)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

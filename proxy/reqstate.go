@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -24,10 +25,10 @@ type requestState struct {
 	created int      // streams[:created] were created and need OnDone
 
 	start       time.Time
-	pool        *pool
-	ep          *endpoint   // holds a slot of ep until finish
-	tried       []*endpoint // endpoints this request was sent to
-	waiter      waiter      // this request's place in a pool's queue
+	pool        *upstream.Pool
+	ep          *upstream.Endpoint   // holds a slot of ep until finish
+	tried       []*upstream.Endpoint // endpoints this request was sent to
+	waiter      upstream.Waiter      // this request's place in a pool's queue
 	model       requestModel
 	usage       usageTracker
 	reqID       []byte
@@ -62,7 +63,7 @@ type requestState struct {
 }
 
 func newRequestState(s *Server) *requestState {
-	rs := &requestState{srv: s, waiter: newWaiter()}
+	rs := &requestState{srv: s, waiter: upstream.NewWaiter()}
 	rs.ex.srv = s
 	rs.ex.resumeCh = make(chan struct{}, 1)
 	rs.watch.initWatch(&s.watch)
@@ -84,7 +85,7 @@ func (rs *requestState) reset() {
 	rs.pool, rs.ep = nil, nil
 	clear(rs.tried)
 	rs.tried = rs.tried[:0]
-	rs.waiter.ep = nil
+	rs.waiter.Reset()
 	rs.model.reset()
 	rs.usage.reset()
 	rs.reqID = rs.reqID[:0]
@@ -123,7 +124,7 @@ func (rs *requestState) finish() {
 	_ = rs.resp.CloseBodyStream()
 	rs.endUpstream()
 	if rs.ep != nil {
-		rs.pool.release(rs.ep)
+		rs.pool.Release(rs.ep)
 	}
 	rs.usage.finish()
 	if rs.ok {
@@ -174,7 +175,7 @@ func (rs *requestState) upstreamBodyFailed(err error) {
 		return
 	}
 	if rs.ep != nil {
-		rs.ep.recordFailure()
+		rs.ep.RecordFailure()
 	}
 }
 

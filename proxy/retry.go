@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -59,9 +60,9 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if err != nil {
-			ep.recordFailure()
+			ep.RecordFailure()
 			s.upstreamMet[p].inc(0)
-			if attempt < p.retries && retryableError(err) {
+			if attempt < p.Retries() && retryableError(err) {
 				if next := rs.nextEndpoint(); next != nil {
 					ep = rs.switchTo(next)
 					continue
@@ -79,11 +80,11 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 		status := rs.resp.StatusCode()
 		s.upstreamMet[p].inc(status)
 		if status >= 500 {
-			ep.recordFailure()
+			ep.RecordFailure()
 		} else {
-			ep.recordSuccess()
+			ep.RecordSuccess()
 		}
-		if attempt < p.retries && retryableStatus(status) {
+		if attempt < p.Retries() && retryableStatus(status) {
 			if next := rs.nextEndpoint(); next != nil {
 				rs.discardResponse()
 				ep = rs.switchTo(next)
@@ -99,46 +100,49 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 
 // firstEndpoint takes a slot on the endpoint a filter chose or on one the
 // policy picks (waiting in the pool's queue if configured).
-func (rs *requestState) firstEndpoint() (*endpoint, errorKind) {
+func (rs *requestState) firstEndpoint() (*upstream.Endpoint, errorKind) {
 	p := rs.pool
+	var ep *upstream.Endpoint
+	var err error
 	if ex := &rs.ex; ex.pinPool == p && len(ex.pinned) > 0 {
-		ep, saturated := p.pickPinned(ex.pinned, nil)
-		switch {
-		case ep != nil:
-			return ep, 0
-		case saturated:
-			p.met.saturated.Inc()
-			return nil, errPoolSaturated
-		}
-		p.met.noEndpoint.Inc()
-		return nil, errNoEndpoint
+		ep, err = p.AcquirePinned(ex.pinned)
+	} else {
+		ep, err = p.Acquire(&rs.waiter)
 	}
-	return p.acquire(&rs.waiter)
+	switch err {
+	case nil:
+		return ep, 0
+	case upstream.ErrSaturated:
+		return nil, errPoolSaturated
+	case upstream.ErrQueueTimeout:
+		return nil, errQueueTimeout
+	}
+	return nil, errNoEndpoint
 }
 
 // nextEndpoint takes a slot on an endpoint not tried yet: the next one a
 // filter listed, or one the policy picks. It never waits.
-func (rs *requestState) nextEndpoint() *endpoint {
+func (rs *requestState) nextEndpoint() *upstream.Endpoint {
 	p := rs.pool
 	if ex := &rs.ex; ex.pinPool == p && len(ex.pinned) > 0 {
-		ep, _ := p.pickPinned(ex.pinned, rs.tried)
+		ep, _ := p.PickPinned(ex.pinned, rs.tried)
 		return ep
 	}
-	return p.pick(rs.tried)
+	return p.Pick(rs.tried)
 }
 
 // useEndpoint makes ep, whose slot the request holds, its current one.
-func (rs *requestState) useEndpoint(ep *endpoint) {
+func (rs *requestState) useEndpoint(ep *upstream.Endpoint) {
 	rs.ep = ep
 	rs.tried = append(rs.tried, ep)
 	rs.ex.endpoint = ep.Addr
 }
 
 // switchTo gives back the current endpoint's slot for a retry on next.
-func (rs *requestState) switchTo(next *endpoint) *endpoint {
-	rs.pool.release(rs.ep)
+func (rs *requestState) switchTo(next *upstream.Endpoint) *upstream.Endpoint {
+	rs.pool.Release(rs.ep)
 	rs.ep = nil
-	rs.pool.met.retries.Inc()
+	rs.pool.CountRetry()
 	return next
 }
 

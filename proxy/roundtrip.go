@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -38,8 +39,8 @@ type upstreamConn struct {
 // closed. A request that got no answer is sent again on a new connection
 // as HostClient.Do would: up to MaxIdemponentCallAttempts attempts (5 when
 // unset) when RetryIfErr, or else RetryIf (default: GET, HEAD, PUT), allow.
-func (rs *requestState) roundTrip(ep *endpoint, req *fasthttp.Request) error {
-	hc := ep.hc
+func (rs *requestState) roundTrip(ep *upstream.Endpoint, req *fasthttp.Request) error {
+	hc := ep.HostClient()
 	maxAttempts := hc.MaxIdemponentCallAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = fasthttp.DefaultMaxIdemponentCallAttempts

@@ -1,6 +1,10 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/sluice-proxy/sluice/proxy/upstream"
+)
 
 // route is a compiled RouteConfig.
 type route struct {
@@ -10,15 +14,15 @@ type route struct {
 	model       []byte // exact name, or prefix when modelPrefix
 	modelPrefix bool
 	hasModel    bool // the route matches on the model
-	pool        *pool
+	pool        *upstream.Pool
 }
 
 type routeHeader struct{ name, value []byte }
 
-func compileRoutes(cfg *Config, ps *pools) []route {
+func compileRoutes(cfg *Config, ps *upstream.Pools) []route {
 	rs := make([]route, 0, len(cfg.Routes))
 	for _, rc := range cfg.Routes {
-		r := route{pathPrefix: []byte(rc.Match.PathPrefix), pool: ps.byName(rc.Upstream)}
+		r := route{pathPrefix: []byte(rc.Match.PathPrefix), pool: ps.ByName(rc.Upstream)}
 		r.host = compileHostPattern(rc.Match.Host)
 		for name, value := range rc.Match.Headers {
 			r.headers = append(r.headers, routeHeader{name: []byte(name), value: []byte(value)})
@@ -37,7 +41,7 @@ func compileRoutes(cfg *Config, ps *pools) []route {
 
 // selectRoute returns the pool for a request that names no model, or nil
 // (404).
-func (s *Server) selectRoute(path, authority []byte, hdr headerGetter) *pool {
+func (s *Server) selectRoute(path, authority []byte, hdr headerGetter) *upstream.Pool {
 	var none requestModel
 	p, _ := s.selectPool(path, authority, hdr, &none)
 	return p
@@ -51,13 +55,13 @@ func (s *Server) selectRoute(path, authority []byte, hdr headerGetter) *pool {
 // goes to the first pool, one with a model to the first pool serving it.
 // When every route that matched failed only on the model, the answer is
 // model_not_found rather than route_not_found.
-func (s *Server) selectPool(path, authority []byte, hdr headerGetter, m *requestModel) (*pool, errorKind) {
+func (s *Server) selectPool(path, authority []byte, hdr headerGetter, m *requestModel) (*upstream.Pool, errorKind) {
 	if len(s.routes) == 0 {
 		if !m.has {
-			return s.pools.list[0], 0
+			return s.pools.List()[0], 0
 		}
-		for _, p := range s.pools.list {
-			if p.serves(m.name) {
+		for _, p := range s.pools.List() {
+			if p.Serves(m.name) {
 				return p, 0
 			}
 		}
@@ -80,7 +84,7 @@ func (s *Server) selectPool(path, authority []byte, hdr headerGetter, m *request
 			modelMiss = modelMiss || m.has
 			continue
 		}
-		if m.has && !r.pool.serves(m.name) {
+		if m.has && !r.pool.Serves(m.name) {
 			modelMiss = true
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -33,7 +34,7 @@ type Options struct {
 type Server struct {
 	cfg       *Config
 	router    *Router
-	pools     *pools
+	pools     *upstream.Pools
 	routes    []route
 	filters   []Filter
 	log       *slog.Logger
@@ -50,7 +51,9 @@ type Server struct {
 	set         *metrics.Set
 	extraSets   []*metrics.Set
 	duration    *metrics.Histogram
-	upstreamMet map[*pool]*upstreamCodes
+	upstreamMet map[*upstream.Pool]*upstreamCodes
+	poolErrs    []poolErrorBodies   // by pool index
+	aliasJSON   []map[string][]byte // by pool index: alias → JSON-quoted name sent upstream
 	modelMet    *modelMetricSet
 	streamCuts  streamCuts
 	models      *modelsCache
@@ -73,13 +76,21 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := buildPools(rc)
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	router := NewRouter(cfg)
+	ps := upstream.New(rc, upstream.Options{
+		Log:            log,
+		OnAvailability: func(anyUp bool) { router.setUpstreamsDown(!anyUp) },
+	})
 	s := &Server{
 		cfg:       cfg,
-		router:    NewRouter(cfg),
+		router:    router,
 		pools:     ps,
 		filters:   opts.Filters,
-		log:       opts.Logger,
+		log:       log,
 		accessLog: cfg.Log.AccessLog(),
 		timeout:   time.Duration(cfg.Timeout),
 		bodyLimit: int(cfg.MaxRequestBodySize),
@@ -88,13 +99,6 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		extraSets: opts.Metrics,
 		shutdown:  make(chan struct{}),
 	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	ps.log = s.log
-	ps.routerMu.Lock()
-	ps.router = s.router
-	ps.routerMu.Unlock()
 	s.modelMet = newModelMetricSet(s.set, cfg)
 	s.streamCuts.init(s.set)
 	s.models = newModelsCache(cfg)
@@ -102,9 +106,11 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	s.routes = compileRoutes(cfg, ps)
 	s.duration = s.set.NewHistogram("sluice_request_duration_seconds")
 	s.watch.init(s.set)
-	s.upstreamMet = make(map[*pool]*upstreamCodes, len(ps.list))
-	for _, p := range ps.list {
-		s.upstreamMet[p] = newUpstreamCodes(s.set, p.name)
+	s.upstreamMet = make(map[*upstream.Pool]*upstreamCodes, len(ps.List()))
+	for i, p := range ps.List() {
+		s.upstreamMet[p] = newUpstreamCodes(s.set, p.Name())
+		s.poolErrs = append(s.poolErrs, newPoolErrorBodies(cfg.OpenAICompat, p.Name()))
+		s.aliasJSON = append(s.aliasJSON, aliasJSON(rc.Upstreams[i].ModelAliases))
 	}
 	s.statePool.New = func() any { return newRequestState(s) }
 	s.bodyTimeout = rc.ClientBodyTimeout
@@ -168,7 +174,7 @@ func (s *Server) ListenAndServe() error {
 // first call starts the upstreams' health checks and metrics scrapes,
 // which run until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
-	s.pools.start()
+	s.pools.Start()
 	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown, linger: &defaultLinger})
 	select {
 	case <-s.shutdown:
@@ -226,7 +232,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // concurrent use; after it, health checks never start again.
 func (s *Server) Close() error {
 	s.watch.close()
-	s.pools.close()
+	s.pools.Close()
 	return nil
 }
 
@@ -234,7 +240,7 @@ func (s *Server) Close() error {
 func (s *Server) WriteMetrics(w io.Writer) {
 	s.router.set.WritePrometheus(w)
 	s.set.WritePrometheus(w)
-	s.pools.set.WritePrometheus(w)
+	s.pools.Metrics().WritePrometheus(w)
 	for _, set := range s.extraSets {
 		set.WritePrometheus(w)
 	}

@@ -238,7 +238,7 @@ func (u *usageTracker) sseLine(l []byte, now time.Time) {
 	if !bytes.HasPrefix(l, strData) {
 		return
 	}
-	d := trimSpace(l[len(strData):])
+	d := bytes.Trim(l[len(strData):], " \t\r")
 	if len(d) == 0 || bytes.Equal(d, strDone) {
 		return
 	}

@@ -1,27 +1,27 @@
-package proxy
+package upstream
 
 import (
-	"io"
-	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
 // testPool builds a pool of n endpoints (no network) with the given
 // policy, weights (nil: all 1) and cap.
-func testPool(t testing.TB, policy string, weights []int, maxBatch, n int) *pool {
+func testPool(t testing.TB, policy string, weights []int, maxBatch, n int) *Pool {
 	t.Helper()
 	urls := make([]string, n)
 	for i := range urls {
 		urls[i] = "http://127.0.0.1:" + strconv.Itoa(10001+i)
 	}
-	u := UpstreamConfig{Name: "p", Endpoints: urls, Weights: weights, LBPolicy: policy, MaxBatchSize: maxBatch}
-	if policy == LBLeastQueue {
+	u := config.UpstreamConfig{Name: "p", Endpoints: urls, Weights: weights, LBPolicy: policy, MaxBatchSize: maxBatch}
+	if policy == config.LBLeastQueue {
 		u.MetricsPath = "/metrics"
 	}
-	cfg := NewConfig().WithUpstreamConfig(u)
+	cfg := config.New().WithUpstreamConfig(u)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -29,28 +29,27 @@ func testPool(t testing.TB, policy string, weights []int, maxBatch, n int) *pool
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	t.Cleanup(ps.close)
+	t.Cleanup(ps.Close)
 	return ps.list[0]
 }
 
 // spread picks and releases n times and counts the endpoints chosen.
-func spread(t testing.TB, p *pool, n int) []int {
+func spread(t testing.TB, p *Pool, n int) []int {
 	t.Helper()
 	counts := make([]int, len(p.endpoints))
 	for range n {
-		ep := p.pick(nil)
+		ep := p.Pick(nil)
 		if ep == nil {
 			t.Fatal("no endpoint picked")
 		}
 		counts[ep.idx]++
-		p.release(ep)
+		p.Release(ep)
 	}
 	return counts
 }
 
 func TestPickRoundRobinWeighted(t *testing.T) {
-	p := testPool(t, LBRoundRobin, []int{3, 1, 2}, 4, 3)
+	p := testPool(t, config.LBRoundRobin, []int{3, 1, 2}, 4, 3)
 	if c := spread(t, p, 600); c[0] != 300 || c[1] != 100 || c[2] != 200 {
 		t.Fatalf("3:1:2 split over 600 requests: %v", c)
 	}
@@ -62,12 +61,12 @@ func TestPickRoundRobinWeighted(t *testing.T) {
 }
 
 func TestPickRandomWeighted(t *testing.T) {
-	p := testPool(t, LBRandom, []int{3, 1}, 4, 2)
+	p := testPool(t, config.LBRandom, []int{3, 1}, 4, 2)
 	c := spread(t, p, 8000)
 	if share := float64(c[0]) / 8000; share < 0.70 || share > 0.80 {
 		t.Fatalf("weight 3 of 4 got %.3f of the requests (%v)", share, c)
 	}
-	p = testPool(t, LBRandom, nil, 4, 4)
+	p = testPool(t, config.LBRandom, nil, 4, 4)
 	for i, n := range spread(t, p, 8000) {
 		if n < 1600 || n > 2400 { // expected 2000, sd ≈ 39
 			t.Fatalf("endpoint %d got %d of 8000", i, n)
@@ -76,10 +75,10 @@ func TestPickRandomWeighted(t *testing.T) {
 }
 
 func TestPickLeastRequest(t *testing.T) {
-	p := testPool(t, LBLeastRequest, nil, 10, 2)
+	p := testPool(t, config.LBLeastRequest, nil, 10, 2)
 	busy := p.endpoints[0]
 	for range 5 {
-		if !busy.tryAcquire(p.maxBatch) {
+		if !busy.TryAcquire(p.maxBatch) {
 			t.Fatal("cannot load endpoint 0")
 		}
 	}
@@ -88,10 +87,10 @@ func TestPickLeastRequest(t *testing.T) {
 	}
 	// Three endpoints, two busy: the idle one wins whenever it is drawn
 	// (two draws in three), and the busy ones share the rest.
-	p = testPool(t, LBLeastRequest, nil, 10, 3)
+	p = testPool(t, config.LBLeastRequest, nil, 10, 3)
 	for _, ep := range p.endpoints[:2] {
 		for range 5 {
-			ep.tryAcquire(p.maxBatch)
+			ep.TryAcquire(p.maxBatch)
 		}
 	}
 	c := spread(t, p, 3000)
@@ -99,17 +98,17 @@ func TestPickLeastRequest(t *testing.T) {
 		t.Fatalf("idle endpoint got %d of 3000, want about 2000 (%v)", c[2], c)
 	}
 	// Weights scale the load: 2 in flight on weight 4 beats 1 on weight 1.
-	p = testPool(t, LBLeastRequest, []int{4, 1}, 10, 2)
-	p.endpoints[0].tryAcquire(10)
-	p.endpoints[0].tryAcquire(10)
-	p.endpoints[1].tryAcquire(10)
-	if ep := p.pick(nil); ep != p.endpoints[0] {
+	p = testPool(t, config.LBLeastRequest, []int{4, 1}, 10, 2)
+	p.endpoints[0].TryAcquire(10)
+	p.endpoints[0].TryAcquire(10)
+	p.endpoints[1].TryAcquire(10)
+	if ep := p.Pick(nil); ep != p.endpoints[0] {
 		t.Fatalf("picked %v, want the heavier endpoint", ep)
 	}
 }
 
 func TestPickLeastQueue(t *testing.T) {
-	p := testPool(t, LBLeastQueue, nil, 10, 3)
+	p := testPool(t, config.LBLeastQueue, nil, 10, 3)
 	p.endpoints[0].storeLoad(engineLoad{Waiting: 5})
 	p.endpoints[1].storeLoad(engineLoad{Waiting: 0})
 	p.endpoints[2].storeLoad(engineLoad{Waiting: 3})
@@ -118,24 +117,24 @@ func TestPickLeastQueue(t *testing.T) {
 	}
 	// Equal queues: fewer requests in flight wins.
 	p.endpoints[1].storeLoad(engineLoad{Waiting: 3})
-	p.endpoints[1].tryAcquire(10)
+	p.endpoints[1].TryAcquire(10)
 	if c := spread(t, p, 20); c[2] != 20 {
 		t.Fatalf("tie not broken by in-flight: %v", c)
 	}
 	// Full ties rotate.
-	p = testPool(t, LBLeastQueue, nil, 10, 2)
+	p = testPool(t, config.LBLeastQueue, nil, 10, 2)
 	if c := spread(t, p, 20); c[0] == 0 || c[1] == 0 {
 		t.Fatalf("ties always went to one endpoint: %v", c)
 	}
 }
 
 func TestPickCapAndRelease(t *testing.T) {
-	for _, policy := range []string{LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue} {
+	for _, policy := range []string{config.LBRoundRobin, config.LBLeastRequest, config.LBRandom, config.LBLeastQueue} {
 		t.Run(policy, func(t *testing.T) {
 			p := testPool(t, policy, nil, 2, 3)
-			var held []*endpoint
+			var held []*Endpoint
 			for range 6 {
-				ep := p.pick(nil)
+				ep := p.Pick(nil)
 				if ep == nil {
 					t.Fatalf("pick %d failed below the caps", len(held))
 				}
@@ -146,11 +145,11 @@ func TestPickCapAndRelease(t *testing.T) {
 					t.Fatalf("endpoint %d has %d in flight, cap 2", ep.idx, ep.inFlight.Load())
 				}
 			}
-			if ep := p.pick(nil); ep != nil {
+			if ep := p.Pick(nil); ep != nil {
 				t.Fatal("picked past every cap")
 			}
-			p.release(held[3])
-			if ep := p.pick(nil); ep != held[3] {
+			p.Release(held[3])
+			if ep := p.Pick(nil); ep != held[3] {
 				t.Fatalf("after a release picked %v, want %v", ep, held[3])
 			}
 		})
@@ -158,9 +157,9 @@ func TestPickCapAndRelease(t *testing.T) {
 }
 
 func TestPickHealth(t *testing.T) {
-	p := testPool(t, LBRoundRobin, nil, 10, 3)
-	p.ejection.BaseEjection, p.ejection.MaxEjection = Duration(time.Hour), Duration(time.Hour)
-	p.endpoints[0].setActive(false)
+	p := testPool(t, config.LBRoundRobin, nil, 10, 3)
+	p.ejection.BaseEjection, p.ejection.MaxEjection = config.Duration(time.Hour), config.Duration(time.Hour)
+	p.endpoints[0].SetActive(false)
 	p.endpoints[2].eject()
 	if p.upCount.Load() != 1 {
 		t.Fatalf("up count %d", p.upCount.Load())
@@ -169,81 +168,81 @@ func TestPickHealth(t *testing.T) {
 		t.Fatalf("traffic went to endpoints out of rotation: %v", c)
 	}
 	// Panic mode: nothing in rotation, so everything is tried.
-	p.endpoints[1].setActive(false)
+	p.endpoints[1].SetActive(false)
 	if c := spread(t, p, 30); c[0] != 10 || c[1] != 10 || c[2] != 10 {
 		t.Fatalf("panic mode: %v", c)
 	}
-	p.endpoints[1].setActive(true)
+	p.endpoints[1].SetActive(true)
 	if c := spread(t, p, 30); c[1] != 30 {
 		t.Fatalf("after recovery: %v", c)
 	}
 	// Exclusions (retries) skip tried endpoints; nil when none is left.
-	p.endpoints[0].setActive(true)
-	ep := p.pick([]*endpoint{p.endpoints[0]})
+	p.endpoints[0].SetActive(true)
+	ep := p.Pick([]*Endpoint{p.endpoints[0]})
 	if ep != p.endpoints[1] {
 		t.Fatalf("excluding 0 picked %v", ep)
 	}
-	p.release(ep)
-	if ep := p.pick([]*endpoint{p.endpoints[0], p.endpoints[1]}); ep != nil {
+	p.Release(ep)
+	if ep := p.Pick([]*Endpoint{p.endpoints[0], p.endpoints[1]}); ep != nil {
 		t.Fatalf("every eligible endpoint excluded, picked %v", ep)
 	}
 }
 
 func TestPickPinned(t *testing.T) {
-	p := testPool(t, LBRoundRobin, nil, 1, 3)
-	ep, sat := p.pickPinned([]int32{2, 0}, nil)
+	p := testPool(t, config.LBRoundRobin, nil, 1, 3)
+	ep, sat := p.PickPinned([]int32{2, 0}, nil)
 	if ep != p.endpoints[2] || sat {
 		t.Fatalf("first choice: %v %v", ep, sat)
 	}
-	ep, sat = p.pickPinned([]int32{2, 0}, nil) // 2 is at its cap of 1
+	ep, sat = p.PickPinned([]int32{2, 0}, nil) // 2 is at its cap of 1
 	if ep != p.endpoints[0] || sat {
 		t.Fatalf("fallback: %v %v", ep, sat)
 	}
-	if ep, sat = p.pickPinned([]int32{2, 0}, nil); ep != nil || !sat {
+	if ep, sat = p.PickPinned([]int32{2, 0}, nil); ep != nil || !sat {
 		t.Fatalf("both at cap: %v %v", ep, sat)
 	}
-	p.endpoints[1].setActive(false)
-	if ep, sat = p.pickPinned([]int32{1}, nil); ep != nil || sat {
+	p.endpoints[1].SetActive(false)
+	if ep, sat = p.PickPinned([]int32{1}, nil); ep != nil || sat {
 		t.Fatalf("out of rotation: %v %v", ep, sat)
 	}
 }
 
 func TestEjectionBackoff(t *testing.T) {
-	p := testPool(t, LBRoundRobin, nil, 10, 2)
+	p := testPool(t, config.LBRoundRobin, nil, 10, 2)
 	ep := p.endpoints[0]
-	p.ejection = PassiveEjectionConfig{ConsecutiveFailures: 3, BaseEjection: Duration(1 << 40), MaxEjection: Duration(1 << 42)}
-	ep.recordFailure()
-	ep.recordFailure()
-	ep.recordSuccess() // breaks the run
-	ep.recordFailure()
-	ep.recordFailure()
+	p.ejection = config.PassiveEjectionConfig{ConsecutiveFailures: 3, BaseEjection: config.Duration(1 << 40), MaxEjection: config.Duration(1 << 42)}
+	ep.RecordFailure()
+	ep.RecordFailure()
+	ep.RecordSuccess() // breaks the run
+	ep.RecordFailure()
+	ep.RecordFailure()
 	if ep.ejected.Load() {
 		t.Fatal("ejected without 3 consecutive failures")
 	}
-	ep.recordFailure()
+	ep.RecordFailure()
 	if !ep.ejected.Load() || ep.up.Load() || ep.ejections.Load() != 1 || ep.ejectTotal.Get() != 1 {
 		t.Fatalf("not ejected: ejected=%v up=%v ejections=%d", ep.ejected.Load(), ep.up.Load(), ep.ejections.Load())
 	}
-	ep.recordFailure() // ignored while ejected
+	ep.RecordFailure() // ignored while ejected
 	ep.unEject()
 	if !ep.up.Load() || ep.fails.Load() != 0 {
 		t.Fatal("not back after the ejection")
 	}
 	for range 3 {
-		ep.recordFailure()
+		ep.RecordFailure()
 	}
 	if ep.ejections.Load() != 2 {
 		t.Fatalf("second ejection counted %d", ep.ejections.Load())
 	}
 	ep.unEject()
-	ep.recordSuccess()
+	ep.RecordSuccess()
 	if ep.ejections.Load() != 0 {
 		t.Fatal("a success did not reset the backoff")
 	}
 	// Disabled ejection never ejects.
 	p.ejection.ConsecutiveFailures = 0
 	for range 10 {
-		p.endpoints[1].recordFailure()
+		p.endpoints[1].RecordFailure()
 	}
 	if p.endpoints[1].ejected.Load() {
 		t.Fatal("ejected with passive ejection off")
@@ -253,7 +252,7 @@ func TestEjectionBackoff(t *testing.T) {
 // TestPickHammer races picks and releases on every policy and checks the
 // caps hold and every slot comes back.
 func TestPickHammer(t *testing.T) {
-	for _, policy := range []string{LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue} {
+	for _, policy := range []string{config.LBRoundRobin, config.LBLeastRequest, config.LBRandom, config.LBLeastQueue} {
 		t.Run(policy, func(t *testing.T) {
 			p := testPool(t, policy, []int{1, 2, 3}, 3, 3)
 			var wg sync.WaitGroup
@@ -262,7 +261,7 @@ func TestPickHammer(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := range 2000 {
-						ep := p.pick(nil)
+						ep := p.Pick(nil)
 						if ep == nil {
 							continue
 						}
@@ -272,7 +271,7 @@ func TestPickHammer(t *testing.T) {
 						if (g+i)%7 == 0 {
 							p.endpoints[i%3].storeLoad(engineLoad{Waiting: float64(i % 5)})
 						}
-						p.release(ep)
+						p.Release(ep)
 					}
 				}()
 			}
@@ -287,14 +286,14 @@ func TestPickHammer(t *testing.T) {
 }
 
 func BenchmarkPick(b *testing.B) {
-	for _, policy := range []string{LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue} {
+	for _, policy := range []string{config.LBRoundRobin, config.LBLeastRequest, config.LBRandom, config.LBLeastQueue} {
 		b.Run(policy, func(b *testing.B) {
 			p := testPool(b, policy, []int{1, 2, 3, 1, 2, 3, 1, 2}, 1<<20, 8)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					ep := p.pick(nil)
-					p.release(ep)
+					ep := p.Pick(nil)
+					p.Release(ep)
 				}
 			})
 		})

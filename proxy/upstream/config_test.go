@@ -1,18 +1,20 @@
-package proxy
+package upstream
 
 import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
 // TestPoolsFromConfig builds pools from config/testdata/upstreams.yaml.
 func TestPoolsFromConfig(t *testing.T) {
-	b, err := os.ReadFile("config/testdata/upstreams.yaml")
+	b, err := os.ReadFile("../config/testdata/upstreams.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig(b)
+	cfg, err := config.Parse(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,21 +22,21 @@ func TestPoolsFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ps.close()
-	p := ps.byName("llama")
+	defer ps.Close()
+	p := ps.ByName("llama")
 	if p.maxBatch != 4 || p.policy != lbLeastQueue || p.retries != 0 || p.health.Path != "/healthz" || p.scrapeInterval != 250*time.Millisecond {
 		t.Fatalf("compiled pool %+v", p)
 	}
-	if ps.byName("mistral").maxBatch != 8 || !ps.byName("mistral").anyModel {
+	if ps.ByName("mistral").maxBatch != 8 || !ps.ByName("mistral").anyModel {
 		t.Fatal("mistral pool: top-level max_batch_size or '*' not applied")
 	}
-	if !p.serves([]byte("llama")) || !p.serves([]byte("llama-3-8b")) || p.serves([]byte("mistral-7b")) {
+	if !p.Serves([]byte("llama")) || !p.Serves([]byte("llama-3-8b")) || p.Serves([]byte("mistral-7b")) {
 		t.Fatal("llama pool serves the wrong models")
 	}
 }
 
 func TestEjectionFor(t *testing.T) {
-	e := PassiveEjectionConfig{BaseEjection: Duration(time.Second), MaxEjection: Duration(30 * time.Second)}
+	e := config.PassiveEjectionConfig{BaseEjection: config.Duration(time.Second), MaxEjection: config.Duration(30 * time.Second)}
 	for k, want := range map[int32]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second, 6: 30 * time.Second, 40: 30 * time.Second} {
 		if got := ejectionFor(e, k); got != want {
 			t.Errorf("ejection %d: %s, want %s", k, got, want)

@@ -1,4 +1,7 @@
-package proxy
+// Package peek tells whether the peer of a TCP socket has closed it, without
+// consuming a byte: the one check the client disconnect watch and the
+// stale-connection check of upstream connections share.
+package peek
 
 import (
 	"unsafe"
@@ -13,19 +16,19 @@ const (
 	tcpLastAck   = 9
 )
 
-// peekSupported: the peek below works on Linux sockets. Two checks use it:
+// Supported: the peek below works on Linux sockets. Two checks use it:
 // the disconnect watch (is the client still there?) and the stale check of
 // a pooled upstream connection before reuse (did the upstream close it?).
-const peekSupported = true
+const Supported = true
 
-// peekClosed reports whether the peer of socket fd closed or reset the
+// Closed reports whether the peer of socket fd closed or reset the
 // connection. A non-blocking recv of one byte with MSG_PEEK returns 0 at
 // EOF and EAGAIN when nothing is pending, and consumes nothing either way
 // (nginx's check). When bytes are pending — pipelined requests, or the
 // close_notify alert a TLS client sends before its FIN — the peek cannot
 // see past them, so the TCP state decides: the peer's FIN puts the socket
 // in CLOSE_WAIT, a reset in CLOSE.
-func peekClosed(fd uintptr, buf *[1]byte) bool {
+func Closed(fd uintptr, buf *[1]byte) bool {
 	for {
 		// recvfrom with no address: unix.Recvfrom would allocate one.
 		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,

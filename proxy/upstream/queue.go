@@ -1,6 +1,7 @@
-package proxy
+package upstream
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,37 +20,54 @@ import (
 // queues behind them instead of overtaking them.
 type waitQueue struct {
 	mu      sync.Mutex
-	waiters []*waiter
+	waiters []*Waiter
 	n       atomic.Int32 // len(waiters), read without the lock
 }
 
-// waiter is one queued request; it lives in the request's pooled state.
-type waiter struct {
+// Waiter is one queued request; it lives in the request's pooled state
+// (NewWaiter) and is reused from request to request.
+type Waiter struct {
 	ch chan struct{} // capacity 1; one send per enqueue
-	ep *endpoint     // set, with a slot, by whoever serves the waiter
+	ep *Endpoint     // set, with a slot, by whoever serves the waiter
 }
 
-func newWaiter() waiter { return waiter{ch: make(chan struct{}, 1)} }
+func NewWaiter() Waiter { return Waiter{ch: make(chan struct{}, 1)} }
 
-// acquire returns an endpoint chosen by the policy with a slot taken, or
-// nil with the error to answer: errQueueTimeout after waiting the queue
-// timeout (errPoolSaturated only for a pool built without one, in tests).
-func (p *pool) acquire(w *waiter) (*endpoint, errorKind) {
+// Reset forgets the endpoint the last wait was served with.
+func (w *Waiter) Reset() { w.ep = nil }
+
+// Errors of Acquire and AcquirePinned, which the request path answers.
+var (
+	// ErrSaturated: every eligible endpoint is at its cap and the request
+	// may not wait (a plugin pinned the endpoints, or the pool has no
+	// queue timeout).
+	ErrSaturated = errors.New("upstream: every endpoint of the pool is at capacity")
+	// ErrQueueTimeout: no endpoint became free within the queue timeout.
+	ErrQueueTimeout = errors.New("upstream: no endpoint became free within the queue timeout")
+	// ErrNoEndpoint: none of the endpoints a plugin pinned can be used.
+	ErrNoEndpoint = errors.New("upstream: no pinned endpoint can take the request")
+)
+
+// Acquire returns an endpoint chosen by the policy with a slot taken, or
+// nil with ErrQueueTimeout after waiting the queue timeout (ErrSaturated
+// only for a pool built without one, in tests). w is the caller's place
+// in the queue, reused across requests.
+func (p *Pool) Acquire(w *Waiter) (*Endpoint, error) {
 	if p.queue.n.Load() == 0 {
-		if ep := p.pick(nil); ep != nil {
-			return ep, 0
+		if ep := p.Pick(nil); ep != nil {
+			return ep, nil
 		}
 	}
 	if p.queueTimeout <= 0 {
 		p.met.saturated.Inc()
-		return nil, errPoolSaturated
+		return nil, ErrSaturated
 	}
 	return p.wait(w)
 }
 
 // wait queues w until an endpoint is handed to it or the queue timeout
 // passes.
-func (p *pool) wait(w *waiter) (*endpoint, errorKind) {
+func (p *Pool) wait(w *Waiter) (*Endpoint, error) {
 	start := time.Now()
 	q := &p.queue
 	w.ep = nil
@@ -64,7 +82,7 @@ func (p *pool) wait(w *waiter) (*endpoint, errorKind) {
 	case <-w.ch:
 		t.Stop()
 		p.met.queueWait.UpdateDuration(start)
-		return w.ep, 0
+		return w.ep, nil
 	case <-t.C:
 	}
 	q.mu.Lock()
@@ -72,7 +90,7 @@ func (p *pool) wait(w *waiter) (*endpoint, errorKind) {
 		q.mu.Unlock()
 		<-w.ch
 		p.met.queueWait.UpdateDuration(start)
-		return w.ep, 0
+		return w.ep, nil
 	}
 	for i, x := range q.waiters {
 		if x == w {
@@ -85,15 +103,15 @@ func (p *pool) wait(w *waiter) (*endpoint, errorKind) {
 	}
 	q.mu.Unlock()
 	p.met.queueTimeouts.Inc()
-	return nil, errQueueTimeout
+	return nil, ErrQueueTimeout
 }
 
 // serveLocked hands endpoints to the waiters at the head of the queue for
 // as long as the policy finds one with a free slot. p.queue.mu is held.
-func (p *pool) serveLocked() {
+func (p *Pool) serveLocked() {
 	q := &p.queue
 	for len(q.waiters) > 0 {
-		ep := p.pick(nil)
+		ep := p.Pick(nil)
 		if ep == nil {
 			return
 		}
@@ -114,14 +132,14 @@ func (p *pool) serveLocked() {
 // while a waiter is counted before it tries to pick (under the lock), so
 // either the waiter's own pick sees the free slot or release sees the
 // waiter.
-func (p *pool) release(ep *endpoint) {
+func (p *Pool) Release(ep *Endpoint) {
 	ep.inFlight.Add(-1)
 	p.kick()
 }
 
 // kick serves waiters after capacity appeared: a slot was released or an
 // endpoint came back into rotation.
-func (p *pool) kick() {
+func (p *Pool) kick() {
 	if p.queue.n.Load() == 0 {
 		return
 	}

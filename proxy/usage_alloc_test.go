@@ -12,34 +12,18 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// TestAllocsPick asserts that endpoint selection and release allocate
-// nothing, for every policy, with retries' exclusions and plugin pins.
-func TestAllocsPick(t *testing.T) {
-	for _, policy := range []string{LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue} {
-		p := testPool(t, policy, []int{1, 2, 3}, 4, 3)
-		excl := []*endpoint{p.endpoints[0]}
-		pins := []int32{2, 1}
-		var w waiter = newWaiter()
-		if n := testing.AllocsPerRun(1000, func() {
-			ep, _ := p.acquire(&w)
-			p.release(ep)
-			ep = p.pick(excl)
-			p.release(ep)
-			ep, _ = p.pickPinned(pins, excl)
-			p.release(ep)
-		}); n != 0 {
-			t.Errorf("%s: %v allocs per selection", policy, n)
-		}
-	}
-}
-
 // TestAllocsUpstreamsJSON asserts that the plugins' snapshot allocates
 // nothing when dst has room, and that reading a request's model (escapes
 // decoded by the pooled fastjson parser) does not either.
 func TestAllocsUpstreamsJSON(t *testing.T) {
-	p := testPool(t, LBLeastQueue, nil, 4, 3)
+	ps, err := newPools(NewConfig().WithUpstreamConfig(UpstreamConfig{Name: "p", LBPolicy: LBLeastQueue, MetricsPath: "/metrics",
+		MaxBatchSize: 4, Endpoints: []string{"http://127.0.0.1:10001", "http://127.0.0.1:10002", "http://127.0.0.1:10003"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
 	buf := make([]byte, 0, 4096)
-	if n := testing.AllocsPerRun(1000, func() { buf = p.ps.appendJSON(buf[:0]) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { buf = appendPoolsJSON(buf[:0], ps) }); n != 0 {
 		t.Fatalf("appendJSON: %v allocs", n)
 	}
 	body := []byte(`{"messages":[{"role":"user","content":"a \"quoted\" word"}],"mod\u0065l":"ll\u0061ma","stream":true}`)
@@ -106,7 +90,7 @@ func TestAllocsModelHotPath(t *testing.T) {
 		reset()
 	}
 	got := testing.AllocsPerRun(500, func() { h.do(t); reset() })
-	hc := h.srv.pools.list[0].endpoints[0].hc
+	hc := h.srv.pools.List()[0].Endpoints()[0].HostClient()
 	var resp fasthttp.Response
 	buf := make([]byte, 4096)
 	baseline := func() {

@@ -1,8 +1,10 @@
-package proxy
+package upstream
 
 import (
 	"sync"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
 // Endpoint health. An endpoint is in rotation ("healthy" in /health, the
@@ -14,25 +16,9 @@ import (
 // reads only the atomic ep.up and the pool's atomic count of endpoints in
 // rotation.
 
-// PoolHealth counts a pool's endpoints in rotation.
-type PoolHealth struct {
-	Healthy int `json:"healthy"`
-	Total   int `json:"total"`
-}
-
-// UpstreamHealth returns, per pool name, how many endpoints are in
-// rotation. Safe for concurrent use.
-func (s *Server) UpstreamHealth() map[string]PoolHealth {
-	m := make(map[string]PoolHealth, len(s.pools.list))
-	for _, p := range s.pools.list {
-		m[p.name] = PoolHealth{Healthy: int(p.upCount.Load()), Total: len(p.endpoints)}
-	}
-	return m
-}
-
 // updateLocked recomputes whether ep is in rotation; ep.mu is held. It
 // reports whether ep just came back (capacity appeared).
-func (ep *endpoint) updateLocked() (cameBack bool) {
+func (ep *Endpoint) updateLocked() (cameBack bool) {
 	up := !ep.activeDown && !ep.ejected.Load()
 	if up == ep.up.Load() {
 		return false
@@ -43,27 +29,28 @@ func (ep *endpoint) updateLocked() (cameBack bool) {
 	} else {
 		ep.pool.upCount.Add(-1)
 	}
-	ep.pool.ps.updateRouter()
+	ep.pool.ps.notifyAvailability()
 	return up
 }
 
-// updateRouter tells the router whether any endpoint is in rotation. The
-// lock orders concurrent transitions so the last word is always right.
-func (ps *pools) updateRouter() {
-	ps.routerMu.Lock()
-	defer ps.routerMu.Unlock()
-	if ps.router == nil {
+// notifyAvailability tells OnAvailability whether any endpoint is in
+// rotation. The lock orders concurrent transitions so the last word is
+// always right.
+func (ps *Pools) notifyAvailability() {
+	if ps.onAvailability == nil {
 		return
 	}
+	ps.availMu.Lock()
+	defer ps.availMu.Unlock()
 	total := int32(0)
 	for _, p := range ps.list {
 		total += p.upCount.Load()
 	}
-	ps.router.setUpstreamsDown(total == 0)
+	ps.onAvailability(total > 0)
 }
 
 // setActive records an active health check verdict.
-func (ep *endpoint) setActive(healthy bool) {
+func (ep *Endpoint) SetActive(healthy bool) {
 	ep.mu.Lock()
 	if ep.closed || ep.activeDown == !healthy {
 		ep.mu.Unlock()
@@ -84,23 +71,23 @@ func (ep *endpoint) setActive(healthy bool) {
 
 // healthLoop runs the active checks of one endpoint until stop closes:
 // one at once, then one per interval.
-func (ep *endpoint) healthLoop(stop <-chan struct{}, wg *sync.WaitGroup) {
+func (ep *Endpoint) healthLoop(stop <-chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
 	h := ep.pool.health
 	t := time.NewTicker(time.Duration(h.Interval))
 	defer t.Stop()
 	okRun, failRun := 0, 0
 	for {
-		status, _, err := ep.probeGet(h.Path, time.Duration(h.Timeout))
+		status, _, err := ep.ProbeGet(h.Path, time.Duration(h.Timeout))
 		if err == nil && status >= 200 && status < 300 {
 			okRun, failRun = okRun+1, 0
 			if okRun >= h.HealthyThreshold {
-				ep.setActive(true)
+				ep.SetActive(true)
 			}
 		} else {
 			okRun, failRun = 0, failRun+1
 			if failRun >= h.UnhealthyThreshold {
-				ep.setActive(false)
+				ep.SetActive(false)
 			}
 		}
 		select {
@@ -117,7 +104,7 @@ func (ep *endpoint) healthLoop(stop <-chan struct{}, wg *sync.WaitGroup) {
 // recordFailure counts a connection error, reset, timeout or 5xx answer;
 // the ConsecutiveFailures-th in a row ejects ep. Failures while ep is
 // ejected (requests already in flight, or panic mode) do not count.
-func (ep *endpoint) recordFailure() {
+func (ep *Endpoint) RecordFailure() {
 	limit := ep.pool.ejection.ConsecutiveFailures
 	if limit <= 0 || ep.ejected.Load() {
 		return
@@ -130,7 +117,7 @@ func (ep *endpoint) recordFailure() {
 // recordSuccess resets the failure count and the ejection backoff. It
 // writes only when there is something to reset, so the common case costs
 // two loads.
-func (ep *endpoint) recordSuccess() {
+func (ep *Endpoint) RecordSuccess() {
 	if ep.fails.Load() != 0 {
 		ep.fails.Store(0)
 	}
@@ -141,7 +128,7 @@ func (ep *endpoint) recordSuccess() {
 
 // ejectionFor returns the length of the k-th consecutive ejection (k >=
 // 1): base doubled k-1 times, at most max.
-func ejectionFor(e PassiveEjectionConfig, k int32) time.Duration {
+func ejectionFor(e config.PassiveEjectionConfig, k int32) time.Duration {
 	d, limit := time.Duration(e.BaseEjection), time.Duration(e.MaxEjection)
 	for i := int32(1); i < k && d < limit; i++ {
 		d *= 2
@@ -151,7 +138,7 @@ func ejectionFor(e PassiveEjectionConfig, k int32) time.Duration {
 
 // eject takes ep out of rotation for the current backoff; a timer puts it
 // back.
-func (ep *endpoint) eject() {
+func (ep *Endpoint) eject() {
 	ep.mu.Lock()
 	if ep.closed || ep.ejected.Load() {
 		ep.mu.Unlock()
@@ -170,7 +157,7 @@ func (ep *endpoint) eject() {
 }
 
 // unEject puts ep back into rotation when its ejection ends.
-func (ep *endpoint) unEject() {
+func (ep *Endpoint) unEject() {
 	ep.mu.Lock()
 	if ep.closed || !ep.ejected.Load() {
 		ep.mu.Unlock()

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"math"
@@ -13,7 +13,7 @@ import (
 // sluice_endpoint_scrape_errors_total: a stale queue depth is a better
 // guess than none, and an endpoint that stopped answering is the health
 // checks' and passive ejection's business.
-func (ep *endpoint) scrapeLoop(stop <-chan struct{}, wg *sync.WaitGroup) {
+func (ep *Endpoint) scrapeLoop(stop <-chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
 	interval := ep.pool.scrapeInterval
 	t := time.NewTicker(interval)
@@ -28,8 +28,8 @@ func (ep *endpoint) scrapeLoop(stop <-chan struct{}, wg *sync.WaitGroup) {
 	}
 }
 
-func (ep *endpoint) scrapeOnce(timeout time.Duration) {
-	status, body, err := ep.probeGet(ep.pool.metricsPath, timeout)
+func (ep *Endpoint) scrapeOnce(timeout time.Duration) {
+	status, body, err := ep.ProbeGet(ep.pool.metricsPath, timeout)
 	if err != nil || status < 200 || status > 299 {
 		ep.scrapeFailed()
 		return
@@ -42,13 +42,13 @@ func (ep *endpoint) scrapeOnce(timeout time.Duration) {
 	ep.storeLoad(load)
 }
 
-func (ep *endpoint) scrapeFailed() {
+func (ep *Endpoint) scrapeFailed() {
 	ep.scrapeOK.Store(false)
 	ep.scrapeErrors.Inc()
 }
 
 // storeLoad publishes a scrape's signals; absent signals read as 0.
-func (ep *endpoint) storeLoad(l engineLoad) {
+func (ep *Endpoint) storeLoad(l engineLoad) {
 	ep.waiting.Store(math.Float64bits(l.Waiting))
 	ep.running.Store(math.Float64bits(l.Running))
 	ep.kvUsage.Store(math.Float64bits(l.KVCacheUsage))
@@ -56,9 +56,3 @@ func (ep *endpoint) storeLoad(l engineLoad) {
 	// A shorter queue elsewhere does not free a slot, so there is nobody
 	// to wake here.
 }
-
-// queueDepth, runningCount and kvCacheUsage return the last scraped
-// values.
-func (ep *endpoint) queueDepth() float64   { return math.Float64frombits(ep.waiting.Load()) }
-func (ep *endpoint) runningCount() float64 { return math.Float64frombits(ep.running.Load()) }
-func (ep *endpoint) kvCacheUsage() float64 { return math.Float64frombits(ep.kvUsage.Load()) }

@@ -1,31 +1,33 @@
-package proxy
+package upstream
 
 import (
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
-func queuedPool(t *testing.T, endpoints, maxBatch int, timeout time.Duration) *pool {
+func queuedPool(t *testing.T, endpoints, maxBatch int, timeout time.Duration) *Pool {
 	t.Helper()
-	p := testPool(t, LBRoundRobin, nil, maxBatch, endpoints)
+	p := testPool(t, config.LBRoundRobin, nil, maxBatch, endpoints)
 	p.queueTimeout = timeout
 	return p
 }
 
 func TestQueueFIFO(t *testing.T) {
 	p := queuedPool(t, 1, 1, time.Minute)
-	held, kind := p.acquire(&waiter{})
-	if held == nil || kind != 0 {
+	held, kind := p.Acquire(&Waiter{})
+	if held == nil || kind != nil {
 		t.Fatalf("first acquire: %v %v", held, kind)
 	}
 	order := make(chan int, 3)
-	eps := make(chan *endpoint, 3)
+	eps := make(chan *Endpoint, 3)
 	for i := 1; i <= 3; i++ {
 		go func() {
-			w := newWaiter()
-			ep, kind := p.acquire(&w)
+			w := NewWaiter()
+			ep, kind := p.Acquire(&w)
 			if ep == nil {
 				t.Errorf("waiter %d: %v", i, kind)
 			}
@@ -36,14 +38,14 @@ func TestQueueFIFO(t *testing.T) {
 	}
 	// An arrival while others wait queues behind them even though it
 	// could race for the next free slot.
-	late := make(chan *endpoint, 1)
+	late := make(chan *Endpoint, 1)
 	go func() {
-		w := newWaiter()
-		ep, _ := p.acquire(&w)
+		w := NewWaiter()
+		ep, _ := p.Acquire(&w)
 		late <- ep
 	}()
 	waitFor(t, "late arrival queued", func() bool { return p.queue.n.Load() == 4 })
-	p.release(held)
+	p.Release(held)
 	for want := 1; want <= 3; want++ {
 		if got := <-order; got != want {
 			t.Fatalf("served waiter %d, want %d (FIFO)", got, want)
@@ -52,9 +54,9 @@ func TestQueueFIFO(t *testing.T) {
 		if ep.inFlight.Load() != 1 {
 			t.Fatalf("in flight %d while a waiter holds the only slot", ep.inFlight.Load())
 		}
-		p.release(ep)
+		p.Release(ep)
 	}
-	p.release(<-late)
+	p.Release(<-late)
 	if p.queue.n.Load() != 0 || p.endpoints[0].inFlight.Load() != 0 {
 		t.Fatalf("queue %d, in flight %d", p.queue.n.Load(), p.endpoints[0].inFlight.Load())
 	}
@@ -62,15 +64,15 @@ func TestQueueFIFO(t *testing.T) {
 
 func TestQueueTimeout(t *testing.T) {
 	p := queuedPool(t, 2, 1, 50*time.Millisecond)
-	a, _ := p.acquire(&waiter{})
-	b, _ := p.acquire(&waiter{})
+	a, _ := p.Acquire(&Waiter{})
+	b, _ := p.Acquire(&Waiter{})
 	if a == nil || b == nil {
 		t.Fatal("could not fill the pool")
 	}
-	w := newWaiter()
+	w := NewWaiter()
 	start := time.Now()
-	ep, kind := p.acquire(&w)
-	if ep != nil || kind != errQueueTimeout {
+	ep, kind := p.Acquire(&w)
+	if ep != nil || kind != ErrQueueTimeout {
 		t.Fatalf("acquire on a full pool: %v %v", ep, kind)
 	}
 	if d := time.Since(start); d < 50*time.Millisecond {
@@ -82,15 +84,15 @@ func TestQueueTimeout(t *testing.T) {
 	// The waiter is reusable: released capacity reaches it.
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		p.release(a)
+		p.Release(a)
 	}()
 	p.queueTimeout = time.Minute
-	if ep, _ := p.acquire(&w); ep != a {
+	if ep, _ := p.Acquire(&w); ep != a {
 		t.Fatalf("reused waiter got %v", ep)
 	}
 	// No queue: 429 at once.
 	p.queueTimeout = 0
-	if ep, kind := p.acquire(&w); ep != nil || kind != errPoolSaturated {
+	if ep, kind := p.Acquire(&w); ep != nil || kind != ErrSaturated {
 		t.Fatalf("no queue: %v %v", ep, kind)
 	}
 }
@@ -99,19 +101,19 @@ func TestQueueTimeout(t *testing.T) {
 // waiters (kick), not only releases.
 func TestQueueComeBack(t *testing.T) {
 	p := queuedPool(t, 2, 1, time.Minute)
-	p.endpoints[1].setActive(false)
-	held, _ := p.acquire(&waiter{})
+	p.endpoints[1].SetActive(false)
+	held, _ := p.Acquire(&Waiter{})
 	if held != p.endpoints[0] {
 		t.Fatalf("acquired %v", held)
 	}
-	got := make(chan *endpoint, 1)
+	got := make(chan *Endpoint, 1)
 	go func() {
-		w := newWaiter()
-		ep, _ := p.acquire(&w)
+		w := NewWaiter()
+		ep, _ := p.Acquire(&w)
 		got <- ep
 	}()
 	waitFor(t, "queued", func() bool { return p.queue.n.Load() == 1 })
-	p.endpoints[1].setActive(true)
+	p.endpoints[1].SetActive(true)
 	if ep := <-got; ep != p.endpoints[1] {
 		t.Fatalf("waiter got %v, want the endpoint that came back", ep)
 	}
@@ -127,9 +129,9 @@ func TestQueueHammer(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := newWaiter()
+			w := NewWaiter()
 			for range 300 {
-				ep, kind := p.acquire(&w)
+				ep, kind := p.Acquire(&w)
 				if ep == nil {
 					t.Errorf("not served: %v", kind)
 					return
@@ -138,7 +140,7 @@ func TestQueueHammer(t *testing.T) {
 					t.Errorf("in flight %d over the cap", n)
 				}
 				served.Add(1)
-				p.release(ep)
+				p.Release(ep)
 			}
 		}()
 	}

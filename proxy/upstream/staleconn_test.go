@@ -1,13 +1,15 @@
-package proxy
+package upstream
 
 import (
 	"net"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/peek"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
 func TestStaleCheck(t *testing.T) {
-	if !peekSupported {
+	if !peek.Supported {
 		t.Skip("no non-blocking peek on this platform")
 	}
 	check := func(t *testing.T, c net.Conn) bool {

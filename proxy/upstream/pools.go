@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"log/slog"
@@ -31,14 +31,15 @@ var lbPolicyNames = [...]string{config.LBRoundRobin, config.LBLeastRequest, conf
 // non-idempotent requests.
 const upstreamIdleConnTimeout = 4 * time.Second
 
-// pool is a configured upstream pool: equivalent endpoints that requests
-// are balanced over. Its configuration fields are read-only after
-// newPools; the counters are atomics; the wait queue has its own lock.
-type pool struct {
-	ps           *pools
+// Pool is a configured upstream pool: equivalent endpoints that requests
+// are balanced over. Its configuration fields are read-only after New;
+// the counters are atomics; the wait queue has its own lock. Safe for
+// concurrent use.
+type Pool struct {
+	ps           *Pools
 	name         string
 	idx          int
-	endpoints    []*endpoint
+	endpoints    []*Endpoint
 	policy       lbPolicy
 	maxBatch     int64
 	retries      int
@@ -52,26 +53,24 @@ type pool struct {
 	upCount atomic.Int32 // endpoints in rotation
 	queue   waitQueue
 
-	declared bool // lists models or aliases
-	anyModel bool // serves any model
-	models   map[string]struct{}
-	aliases  map[string][]byte // alias → JSON-quoted name sent upstream
+	anyModel bool                // serves any model
+	models   map[string]struct{} // models served, alias targets included
+	aliases  map[string]string   // alias → name sent upstream
 
 	ejection       config.PassiveEjectionConfig // effective; ConsecutiveFailures 0 = off
 	health         *config.HealthCheckConfig    // effective; nil = no active checks
 	metricsPath    string
 	scrapeInterval time.Duration
 
-	met       poolMetrics
-	errBodies poolErrorBodies
+	met poolMetrics
 }
 
-// endpoint is one upstream server: its connection pools, its in-flight
+// Endpoint is one upstream server: its connection pools, its in-flight
 // count and health, and the load its engine last reported. Safe for
 // concurrent use.
-type endpoint struct {
+type Endpoint struct {
 	config.Endpoint
-	pool   *pool
+	pool   *Pool
 	idx    int
 	weight int64
 	hc     *fasthttp.HostClient // proxied requests, streaming
@@ -98,17 +97,18 @@ type endpoint struct {
 	scrapeErrors *metrics.Counter
 }
 
-// pools indexes the configured pools and owns their background work
-// (health checks, scrapes). It is built once; start and close are
-// idempotent.
-type pools struct {
-	list []*pool
-	m    map[string]*pool
+// Pools indexes the configured pools and owns their background work
+// (health checks, scrapes). It is built once, by New; Start and Close are
+// idempotent. It knows nothing of the request path: what it tells the
+// layer above goes through Options.OnAvailability.
+type Pools struct {
+	list []*Pool
+	m    map[string]*Pool
 	log  *slog.Logger
 	set  *metrics.Set // the pools' and endpoints' metrics
 
-	routerMu sync.Mutex
-	router   *Router // told when no endpoint at all is in rotation
+	availMu        sync.Mutex // orders OnAvailability calls
+	onAvailability func(anyUp bool)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -116,25 +116,39 @@ type pools struct {
 	closeOnce sync.Once
 }
 
-func buildPools(cfg *config.Resolved) *pools {
-	ps := &pools{m: make(map[string]*pool, len(cfg.Upstreams)), stop: make(chan struct{}), log: slog.Default()}
+// Options are what the layer above hands the pools: where to log, and
+// whom to tell when the last endpoint leaves rotation or one comes back.
+type Options struct {
+	// Log receives health transitions. Default slog.Default().
+	Log *slog.Logger
+	// OnAvailability, when set, is called with false when no endpoint of
+	// any pool is in rotation any more and with true when one is again
+	// (readiness follows it). Calls are serialized; the last is right.
+	OnAvailability func(anyUp bool)
+}
+
+// New builds the pools of a resolved configuration. Nothing runs until
+// Start.
+func New(cfg *config.Resolved, opts Options) *Pools {
+	ps := &Pools{m: make(map[string]*Pool, len(cfg.Upstreams)), stop: make(chan struct{}), log: opts.Log, onAvailability: opts.OnAvailability}
+	if ps.log == nil {
+		ps.log = slog.Default()
+	}
 	timeout := time.Duration(cfg.Config.Timeout)
 	for pi := range cfg.Upstreams {
 		uc := &cfg.Upstreams[pi]
-		p := &pool{
+		p := &Pool{
 			ps:             ps,
 			name:           uc.Name,
 			idx:            pi,
 			maxBatch:       int64(uc.MaxBatchSize),
 			retries:        uc.Retries,
 			queueTimeout:   uc.QueueTimeout,
-			declared:       uc.DeclaresModels,
 			anyModel:       len(uc.Models) == 0,
 			ejection:       uc.Ejection,
 			health:         uc.HealthCheck,
 			metricsPath:    uc.MetricsPath,
 			scrapeInterval: uc.ScrapeInterval,
-			errBodies:      newPoolErrorBodies(cfg.Config.OpenAICompat, uc.Name),
 		}
 		for i, name := range lbPolicyNames {
 			if uc.LBPolicy == name {
@@ -148,9 +162,9 @@ func buildPools(cfg *config.Resolved) *pools {
 			}
 			p.models[m] = struct{}{}
 		}
-		p.aliases = make(map[string][]byte, len(uc.ModelAliases))
+		p.aliases = make(map[string]string, len(uc.ModelAliases))
 		for alias, target := range uc.ModelAliases {
-			p.aliases[alias] = appendJSONString(nil, target)
+			p.aliases[alias] = target
 			p.models[target] = struct{}{} // a name the endpoints answer to
 		}
 		if len(uc.Models) == 0 && len(uc.ModelAliases) > 0 {
@@ -161,7 +175,7 @@ func buildPools(cfg *config.Resolved) *pools {
 		weights := make([]int, len(uc.Endpoints))
 		for i, ep := range uc.Endpoints {
 			weights[i] = ep.Weight
-			e := &endpoint{
+			e := &Endpoint{
 				Endpoint: ep,
 				pool:     p,
 				idx:      i,
@@ -187,10 +201,8 @@ func buildPools(cfg *config.Resolved) *pools {
 	return ps
 }
 
-func (ps *pools) byName(name string) *pool { return ps.m[name] }
-
 // start launches the health checks and scrapes; the first call wins.
-func (ps *pools) start() {
+func (ps *Pools) Start() {
 	ps.startOnce.Do(func() {
 		select {
 		case <-ps.stop: // closed before it started
@@ -214,7 +226,7 @@ func (ps *pools) start() {
 
 // close stops the background work, waits for it, cancels pending
 // ejection timers and closes idle connections. It is idempotent.
-func (ps *pools) close() {
+func (ps *Pools) Close() {
 	ps.closeOnce.Do(func() {
 		ps.startOnce.Do(func() {}) // a later start does nothing
 		close(ps.stop)
@@ -230,10 +242,10 @@ func (ps *pools) close() {
 			}
 		}
 	})
-	ps.closeIdle()
+	ps.CloseIdle()
 }
 
-func (ps *pools) closeIdle() {
+func (ps *Pools) CloseIdle() {
 	for _, p := range ps.list {
 		for _, ep := range p.endpoints {
 			ep.hc.CloseIdleConnections()
@@ -242,21 +254,9 @@ func (ps *pools) closeIdle() {
 	}
 }
 
-// serves reports whether the pool serves model.
-func (p *pool) serves(model []byte) bool {
-	if p.anyModel {
-		return true
-	}
-	if _, ok := p.models[string(model)]; ok {
-		return true
-	}
-	_, ok := p.aliases[string(model)]
-	return ok
-}
-
 // endpointIndex returns the index of the endpoint whose address
 // ("host:port") or URL is s, or -1.
-func (p *pool) endpointIndex(s string) int {
+func (p *Pool) EndpointIndex(s string) int {
 	for i, ep := range p.endpoints {
 		if ep.Addr == s || ep.URL == s {
 			return i
@@ -359,7 +359,7 @@ func noRetry(*fasthttp.Request, int, error) (resetTimeout, retry bool) { return 
 
 // probeGet sends GET path to ep with Sluice's probe client and returns
 // the status and body (a copy).
-func (ep *endpoint) probeGet(path string, timeout time.Duration) (int, []byte, error) {
+func (ep *Endpoint) ProbeGet(path string, timeout time.Duration) (int, []byte, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -377,12 +377,12 @@ func (ep *endpoint) probeGet(path string, timeout time.Duration) (int, []byte, e
 }
 
 // label is the endpoint's metric labels: upstream="…",endpoint="…".
-func (ep *endpoint) label() string {
+func (ep *Endpoint) label() string {
 	return `upstream="` + escapeLabel(ep.pool.name) + `",endpoint="` + escapeLabel(ep.Addr) + `"`
 }
 
 // String names the endpoint in logs.
-func (ep *endpoint) String() string { return ep.pool.name + "/" + ep.Addr }
+func (ep *Endpoint) String() string { return ep.pool.name + "/" + ep.Addr }
 
 // idleTimeoutDialer dials connections whose every Read has its own
 // deadline: the wait for response headers and each silence between body

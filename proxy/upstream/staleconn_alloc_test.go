@@ -1,13 +1,17 @@
 //go:build !race
 
-package proxy
+package upstream
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/peek"
+)
 
 // TestAllocsStaleCheck: the check before each request on a pooled
 // connection allocates nothing.
 func TestAllocsStaleCheck(t *testing.T) {
-	if !peekSupported {
+	if !peek.Supported {
 		t.Skip("no non-blocking peek on this platform")
 	}
 	c, _ := tcpPair(t)

@@ -1,9 +1,10 @@
-package proxy
+package upstream
 
 import (
 	"errors"
 	"syscall"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/peek"
 	"github.com/valyala/fasthttp"
 )
 
@@ -56,7 +57,7 @@ type staleCheck struct {
 
 func (s *staleCheck) init(c any) {
 	sc, ok := c.(syscall.Conn)
-	if !ok || !peekSupported {
+	if !ok || !peek.Supported {
 		return
 	}
 	raw, err := sc.SyscallConn()
@@ -70,7 +71,7 @@ func (s *staleCheck) init(c any) {
 // peek runs once per check under the connection's poller; it returns true
 // so the runtime never waits for readability.
 func (s *staleCheck) peek(fd uintptr) bool {
-	s.gone = peekClosed(fd, &s.buf)
+	s.gone = peek.Closed(fd, &s.buf)
 	return true
 }
 

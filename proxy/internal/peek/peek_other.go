@@ -1,11 +1,11 @@
 //go:build !linux
 
-package proxy
+package peek
 
-// peekSupported is false: sockets are peeked at on Linux only. Elsewhere
+// Supported is false: sockets are peeked at on Linux only. Elsewhere
 // the disconnect watch registers no connection (a gone client is noticed
 // when the upstream answers) and a pooled connection the upstream closed
 // fails its request with 502.
-const peekSupported = false
+const Supported = false
 
-func peekClosed(fd uintptr, buf *[1]byte) bool { return false }
+func Closed(fd uintptr, buf *[1]byte) bool { return false }

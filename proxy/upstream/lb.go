@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"math"
@@ -20,7 +20,7 @@ import (
 // no attempt. A request that fails there still gets its 502 and retries.
 
 // tryAcquire takes one of ep's limit slots; false when all are taken.
-func (ep *endpoint) tryAcquire(limit int64) bool {
+func (ep *Endpoint) TryAcquire(limit int64) bool {
 	for {
 		n := ep.inFlight.Load()
 		if n >= limit {
@@ -33,11 +33,11 @@ func (ep *endpoint) tryAcquire(limit int64) bool {
 }
 
 // inPanic reports whether no endpoint of p is in rotation.
-func (p *pool) inPanic() bool { return p.upCount.Load() == 0 }
+func (p *Pool) InPanic() bool { return p.upCount.Load() == 0 }
 
 // eligible reports whether ep may be chosen: in rotation (or the pool is
 // in panic mode) and not already tried by this request.
-func eligible(ep *endpoint, panicMode bool, excl []*endpoint) bool {
+func eligible(ep *Endpoint, panicMode bool, excl []*Endpoint) bool {
 	if !panicMode && !ep.up.Load() {
 		return false
 	}
@@ -52,8 +52,8 @@ func eligible(ep *endpoint, panicMode bool, excl []*endpoint) bool {
 // pick returns an endpoint chosen by the pool's policy with a slot taken
 // on it, skipping the endpoints in excl; nil when every eligible endpoint
 // is at its cap.
-func (p *pool) pick(excl []*endpoint) *endpoint {
-	pm := p.inPanic()
+func (p *Pool) Pick(excl []*Endpoint) *Endpoint {
+	pm := p.InPanic()
 	switch p.policy {
 	case lbLeastRequest:
 		return p.pickLeastRequest(pm, excl)
@@ -68,7 +68,7 @@ func (p *pool) pick(excl []*endpoint) *endpoint {
 // pickRoundRobin walks the weighted schedule from the shared cursor. A
 // retry (excl not empty) walks on from the cursor without moving it, so
 // that an endpoint that fails does not shift the rotation onto itself.
-func (p *pool) pickRoundRobin(pm bool, excl []*endpoint) *endpoint {
+func (p *Pool) pickRoundRobin(pm bool, excl []*Endpoint) *Endpoint {
 	n := uint64(len(p.sched))
 	var start uint64
 	if len(excl) > 0 {
@@ -78,7 +78,7 @@ func (p *pool) pickRoundRobin(pm bool, excl []*endpoint) *endpoint {
 	}
 	for i := uint64(0); i < n; i++ {
 		ep := p.endpoints[p.sched[(start+i)%n]]
-		if eligible(ep, pm, excl) && ep.tryAcquire(p.maxBatch) {
+		if eligible(ep, pm, excl) && ep.TryAcquire(p.maxBatch) {
 			return ep
 		}
 	}
@@ -87,7 +87,7 @@ func (p *pool) pickRoundRobin(pm bool, excl []*endpoint) *endpoint {
 
 // pickRandom draws an endpoint in proportion to the weights, then walks
 // on from it when that one cannot take the request.
-func (p *pool) pickRandom(pm bool, excl []*endpoint) *endpoint {
+func (p *Pool) pickRandom(pm bool, excl []*Endpoint) *Endpoint {
 	r := rand.Uint64N(p.totalWeight)
 	lo, hi := 0, len(p.cum)-1
 	for lo < hi { // first i with cum[i] > r
@@ -101,7 +101,7 @@ func (p *pool) pickRandom(pm bool, excl []*endpoint) *endpoint {
 	n := len(p.endpoints)
 	for i := 0; i < n; i++ {
 		ep := p.endpoints[(lo+i)%n]
-		if eligible(ep, pm, excl) && ep.tryAcquire(p.maxBatch) {
+		if eligible(ep, pm, excl) && ep.TryAcquire(p.maxBatch) {
 			return ep
 		}
 	}
@@ -110,14 +110,14 @@ func (p *pool) pickRandom(pm bool, excl []*endpoint) *endpoint {
 
 // lessLoaded reports whether a has fewer requests in flight than b per
 // unit of weight.
-func lessLoaded(a, b *endpoint) bool {
+func lessLoaded(a, b *Endpoint) bool {
 	return a.inFlight.Load()*b.weight < b.inFlight.Load()*a.weight
 }
 
 // pickLeastRequest compares two distinct random endpoints and takes the
 // less loaded (power of two choices), falling back to a full scan when
 // neither can take the request.
-func (p *pool) pickLeastRequest(pm bool, excl []*endpoint) *endpoint {
+func (p *Pool) pickLeastRequest(pm bool, excl []*Endpoint) *Endpoint {
 	n := len(p.endpoints)
 	if n >= 2 {
 		i := rand.IntN(n)
@@ -129,10 +129,10 @@ func (p *pool) pickLeastRequest(pm bool, excl []*endpoint) *endpoint {
 		if lessLoaded(b, a) {
 			a, b = b, a
 		}
-		if eligible(a, pm, excl) && a.tryAcquire(p.maxBatch) {
+		if eligible(a, pm, excl) && a.TryAcquire(p.maxBatch) {
 			return a
 		}
-		if eligible(b, pm, excl) && b.tryAcquire(p.maxBatch) {
+		if eligible(b, pm, excl) && b.TryAcquire(p.maxBatch) {
 			return b
 		}
 	}
@@ -141,7 +141,7 @@ func (p *pool) pickLeastRequest(pm bool, excl []*endpoint) *endpoint {
 
 // lessQueued orders endpoints by the queue depth their engine reported,
 // then by requests in flight.
-func lessQueued(a, b *endpoint) bool {
+func lessQueued(a, b *Endpoint) bool {
 	qa, qb := math.Float64frombits(a.waiting.Load()), math.Float64frombits(b.waiting.Load())
 	if qa != qb {
 		return qa < qb
@@ -150,7 +150,7 @@ func lessQueued(a, b *endpoint) bool {
 }
 
 // pickLeastQueue takes the endpoint with the shortest engine queue.
-func (p *pool) pickLeastQueue(pm bool, excl []*endpoint) *endpoint {
+func (p *Pool) pickLeastQueue(pm bool, excl []*Endpoint) *Endpoint {
 	return p.pickBest(pm, excl, lessQueued)
 }
 
@@ -158,11 +158,11 @@ func (p *pool) pickLeastQueue(pm bool, excl []*endpoint) *endpoint {
 // not always go to the first, for the best by less that has a free slot.
 // A slot lost to a concurrent request makes it scan again (at most once
 // per endpoint).
-func (p *pool) pickBest(pm bool, excl []*endpoint, less func(a, b *endpoint) bool) *endpoint {
+func (p *Pool) pickBest(pm bool, excl []*Endpoint, less func(a, b *Endpoint) bool) *Endpoint {
 	n := len(p.endpoints)
 	off := int(p.next.Add(1) % uint64(n))
 	for range n {
-		var best *endpoint
+		var best *Endpoint
 		for i := 0; i < n; i++ {
 			ep := p.endpoints[(off+i)%n]
 			if !eligible(ep, pm, excl) || ep.inFlight.Load() >= p.maxBatch {
@@ -175,25 +175,41 @@ func (p *pool) pickBest(pm bool, excl []*endpoint, less func(a, b *endpoint) boo
 		if best == nil {
 			return nil
 		}
-		if best.tryAcquire(p.maxBatch) {
+		if best.TryAcquire(p.maxBatch) {
 			return best
 		}
 	}
 	return nil
 }
 
-// pickPinned tries the endpoints a plugin named, in order, skipping those
+// AcquirePinned takes a slot on the first usable endpoint of list (a
+// plugin's choice, as endpoint indexes): ErrSaturated when one was skipped
+// only for its cap, ErrNoEndpoint when none can be used. It never waits.
+func (p *Pool) AcquirePinned(list []int32) (*Endpoint, error) {
+	ep, saturated := p.PickPinned(list, nil)
+	switch {
+	case ep != nil:
+		return ep, nil
+	case saturated:
+		p.met.saturated.Inc()
+		return nil, ErrSaturated
+	}
+	p.met.noEndpoint.Inc()
+	return nil, ErrNoEndpoint
+}
+
+// PickPinned tries the endpoints a plugin named, in order, skipping those
 // out of rotation (unless the pool is in panic mode), those already tried
 // and those at their cap. saturated reports whether one was skipped only
 // for its cap.
-func (p *pool) pickPinned(list []int32, excl []*endpoint) (ep *endpoint, saturated bool) {
-	pm := p.inPanic()
+func (p *Pool) PickPinned(list []int32, excl []*Endpoint) (ep *Endpoint, saturated bool) {
+	pm := p.InPanic()
 	for _, i := range list {
 		ep := p.endpoints[i]
 		if !eligible(ep, pm, excl) {
 			continue
 		}
-		if ep.tryAcquire(p.maxBatch) {
+		if ep.TryAcquire(p.maxBatch) {
 			return ep, false
 		}
 		saturated = true

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -250,4 +251,117 @@ type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// Draining. Shutdown (server.go) runs the sequence; these are its parts
+// on the request path.
+//
+// While the server drains, every answer carries Connection: close, so a
+// client on a keep-alive connection finishes the request it sent and
+// then opens its next connection elsewhere (Envoy's drain sends
+// Connection: close the same way). During drain_delay idle keep-alive
+// connections stay open and a request arriving on one is answered; when
+// the listener closes, fasthttp closes the connections that are idle at
+// that moment and never one a request has started on (nginx closes idle
+// keep-alive connections at once on a graceful shutdown: drain_delay 0).
+// A request a client sends just as its idle connection is closed meets a
+// closed connection, the race every keep-alive close has (RFC 9112
+// section 9.3.1: clients retry such requests on a new connection).
+
+// StartDrain begins draining without stopping anything: /ready answers
+// 503 from now on and every answer carries Connection: close. Shutdown
+// calls it first; it is idempotent and safe for concurrent use.
+func (s *Server) StartDrain() { s.router.StartDrain() }
+
+// closeIfDraining adds Connection: close to the answer the handler built
+// while the server drains.
+func (s *Server) closeIfDraining(ctx *fasthttp.RequestCtx) {
+	if s.router.drain.Load() {
+		ctx.SetConnectionClose()
+	}
+}
+
+// ShutdownError is what Shutdown returns when its context ended with
+// requests still running.
+type ShutdownError struct {
+	// Running is the number of requests holding an admission slot at the
+	// deadline: the ones the caller cuts by exiting.
+	Running int64
+	// Connections is the number of client connections still open then
+	// (requests still being read included).
+	Connections int
+	// Err is the context's error.
+	Err error
+}
+
+func (e *ShutdownError) Error() string {
+	return "proxy: shutdown: " + strconv.FormatInt(e.Running, 10) + " requests still running: " + e.Err.Error()
+}
+
+func (e *ShutdownError) Unwrap() error { return e.Err }
+
+// serveHealth always answers 200 with the health JSON: liveness, not
+// readiness.
+func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
+	ctx.SetBody(s.appendHealthJSON(nil))
+}
+
+// serveReady answers 200 when the router is ready, not draining and has
+// an upstream endpoint in rotation, else 503, with the health JSON either
+// way.
+func (s *Server) serveReady(ctx *fasthttp.RequestCtx) {
+	if !s.router.IsReady() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	}
+	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
+	ctx.SetBody(s.appendHealthJSON(nil))
+}
+
+// appendHealthJSON appends the router's health and, per pool, its
+// endpoints in rotation:
+//
+//	{"status":"healthy","active_requests":0,"max_concurrent_requests":128,
+//	 "upstreams":{"a":{"healthy":2,"total":3}}}
+func (s *Server) appendHealthJSON(b []byte) []byte {
+	b = appendHealthJSON(b, s.router.Health())
+	b = append(b[:len(b)-1], `,"upstreams":{`...)
+	for i, p := range s.pools.List() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, p.Name())
+		b = append(b, `:{"healthy":`...)
+		b = strconv.AppendInt(b, int64(p.Healthy()), 10)
+		b = append(b, `,"total":`...)
+		b = strconv.AppendInt(b, int64(len(p.Endpoints())), 10)
+		b = append(b, '}')
+	}
+	return append(b, "}}"...)
+}
+
+func appendHealthJSON(b []byte, h Health) []byte {
+	b = append(b, `{"status":"`...)
+	b = append(b, h.Status...)
+	b = append(b, `","active_requests":`...)
+	b = strconv.AppendInt(b, h.ActiveRequests, 10)
+	b = append(b, `,"max_concurrent_requests":`...)
+	b = strconv.AppendInt(b, h.MaxConcurrentRequests, 10)
+	return append(b, '}')
+}
+
+// PoolHealth counts a pool's endpoints in rotation.
+type PoolHealth struct {
+	Healthy int `json:"healthy"`
+	Total   int `json:"total"`
+}
+
+// UpstreamHealth returns, per pool name, how many endpoints are in
+// rotation. Safe for concurrent use.
+func (s *Server) UpstreamHealth() map[string]PoolHealth {
+	m := make(map[string]PoolHealth, len(s.pools.List()))
+	for _, p := range s.pools.List() {
+		m[p.Name()] = PoolHealth{Healthy: p.Healthy(), Total: len(p.Endpoints())}
+	}
+	return m
 }

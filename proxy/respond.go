@@ -3,10 +3,114 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"io"
+	"net"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
+
+// respond sends the upstream's response to the client, through the
+// response phase of the filters; the body is streamed when it has no
+// length or is an event stream, or whenever no filter needs it whole.
+func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
+	s := rs.srv
+	up := &rs.resp
+	out := &ctx.Response
+	up.Header.CopyTo(&out.Header)
+	out.Header.ResetConnectionClose()
+	for _, k := range hopHeaders {
+		out.Header.DelBytes(k)
+	}
+	out.Header.SetBytesKV(strXRequestID, rs.reqID)
+	if rs.clientClose {
+		ctx.SetConnectionClose()
+	}
+	sse := bytes.HasPrefix(up.Header.ContentType(), strEventStream)
+	if sse {
+		out.Header.SetBytesKV(strXAccelBuffering, strNo)
+	}
+	if len(s.filters) > 0 && !rs.responseHeaderPhase(ctx) {
+		return
+	}
+	if rs.model.has && rs.status >= 200 && rs.status < 300 && len(up.Header.ContentEncoding()) == 0 {
+		rs.usage.begin(s.modelMet.lookup(rs.model.name), rs.start, sse)
+	}
+	stream := up.BodyStream()
+	if stream == nil { // no body: HEAD, 204, 304
+		rs.ok = true
+		return
+	}
+	size := up.Header.ContentLength()
+	if size < 0 {
+		size = -1
+	}
+	rs.upBody = stream
+	if len(s.filters) > 0 {
+		if size >= 0 && !sse {
+			rs.bufferedResponseBody(ctx)
+			return
+		}
+		rs.filtered = true
+		rs.pausedAt = len(rs.streams)
+		size = -1
+	}
+	if sse && size < 0 {
+		rs.sseDialect = s.streamDialect(&ctx.Request)
+	}
+	rs.handedOff = true
+	rs.status = out.StatusCode()
+	// A stream's headers go out at once, as the upstream sent them, so the
+	// client sees the answer start before the first event.
+	out.ImmediateHeaderFlush = size < 0
+	out.SetBodyStream(rs, size)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Read implements io.Reader for the response body handed to fasthttp.
+func (rs *requestState) Read(p []byte) (int, error) {
+	if rs.cutErr != nil {
+		return rs.readCut(p)
+	}
+	if !rs.filtered {
+		n, err := rs.upBody.Read(p)
+		rs.usage.observe(p[:n])
+		if err == io.EOF {
+			rs.upEOF = true
+			rs.usage.eof()
+		} else if err != nil {
+			rs.upstreamBodyFailed(err)
+			return rs.cutStream(p, n, err)
+		}
+		rs.noteSent(p[:n])
+		return n, err
+	}
+	n, err := rs.readFiltered(p)
+	if err != nil && err != io.EOF {
+		return rs.cutStream(p, n, err)
+	}
+	rs.noteSent(p[:n])
+	return n, err
+}
+
+// upstreamBodyFailed records an error reading the upstream's body (a
+// reset or idle timeout mid-response): a failure for passive ejection.
+func (rs *requestState) upstreamBodyFailed(err error) {
+	rs.upErr = err
+	if rs.watch.gone.Load() { // the disconnect watch closed it
+		return
+	}
+	if rs.ep != nil {
+		rs.ep.RecordFailure()
+	}
+}
 
 // A response body that fails after its head went to the client — the
 // upstream resets or falls silent past the timeout, or a plugin fails on

@@ -3,14 +3,186 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
+
+// The entry handler and the first stage of the path: accept the request,
+// answer the probes, take pooled state, and walk the stages in order.
+
+var strContentTypeText = []byte("text/plain; version=0.0.4; charset=utf-8")
+
+// handle dispatches probes and metrics; everything else is proxied.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	s.dispatch(ctx)
+	s.closeIfDraining(ctx)
+}
+
+func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) { // no allocation: the compiler special-cases this
+	case "/health":
+		s.serveHealth(ctx)
+		return
+	case "/ready":
+		s.serveReady(ctx)
+		return
+	case "/metrics":
+		if s.cfg.EnableMetrics {
+			ctx.Response.Header.SetContentTypeBytes(strContentTypeText)
+			s.WriteMetrics(ctx)
+			return
+		}
+	}
+	s.serveProxy(ctx)
+}
+
+// serveEdge is the fasthttp handler: the server's handler, then the
+// connection's request-line scan starts anew for the next request.
+func (s *Server) serveEdge(ctx *fasthttp.RequestCtx) {
+	s.handle(ctx)
+	headDone(ctx)
+}
+
+// serveProxy reads the request, takes a slot once the body is read, and
+// forwards the request. The slot is released exactly once: by finish when
+// the handler ends, or by the response body stream's Close when the body
+// is streamed after the handler returns.
+func (s *Server) serveProxy(ctx *fasthttp.RequestCtx) {
+	rs := s.statePool.Get().(*requestState)
+	rs.start = ctx.Time()
+	defer rs.endHandler(ctx)
+	rs.forward(ctx)
+}
+
+// endHandler runs when the handler returns or panics: it answers 500 to a
+// panic that happened before the response was handed to fasthttp, and
+// finishes the request unless a streamed body now owns it.
+func (rs *requestState) endHandler(ctx *fasthttp.RequestCtx) {
+	if p := recover(); p != nil {
+		rs.srv.log.Error("proxy: panic while serving a request", "panic", p, "request_id", string(rs.reqID))
+		rs.ok = false
+		if rs.handedOff { // the stream writer owns rs; let it finish
+			return
+		}
+		ctx.Response.Reset()
+		ctx.Response.SetStatusCode(fasthttp.StatusInternalServerError)
+		ctx.SetConnectionClose()
+	}
+	if !rs.handedOff {
+		rs.status = ctx.Response.StatusCode()
+		rs.finish()
+	}
+}
+
+func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
+	s := rs.srv
+	req := &ctx.Request
+	rs.setRequestID(req)
+	if s.accessLog {
+		rs.logMethod = append(rs.logMethod[:0], req.Header.Method()...)
+		rs.logPath = append(rs.logPath[:0], req.Header.RequestURI()...)
+	}
+	if !rs.readBody(ctx) || !rs.admit(ctx) {
+		return
+	}
+	if len(s.filters) > 0 && !rs.requestPhase(ctx) {
+		return
+	}
+	rs.findModel(req)
+	if s.models.enabled && rs.ex.upstream == "" && isModelsList(req) {
+		rs.ok = true
+		s.serveModels(ctx)
+		return
+	}
+	p, kind := rs.choosePool(ctx)
+	if p == nil {
+		rs.ok = true // the proxy did its job: nothing serves this request
+		if kind == errModelNotFound {
+			s.writeModelNotFound(ctx, rs.model.name)
+		} else {
+			s.writeError(ctx, kind)
+		}
+		return
+	}
+	rs.pool = p
+	rs.ex.upstream = p.Name()
+	rs.prepareUpstreamRequest(ctx)
+	rs.applyAlias(req, p)
+	rs.send(ctx)
+}
+
+// requestState is everything one proxied request needs, pooled per Server
+// and reset between requests, so the hot path allocates nothing once warm.
+// It is owned by the request's handler goroutine and, when the response
+// body is streamed, by the fasthttp writer that reads it (as the body's
+// io.Reader) until Close.
+type requestState struct {
+	srv   *Server
+	guard Guard
+	ex    Exchange
+	resp  fasthttp.Response // upstream response
+	up    upstreamConn      // the endpoint connection resp reads from
+	watch clientWatch       // registration with the disconnect watcher
+
+	streams []Stream // one per filter; nil once the filter is skipped or done
+	created int      // streams[:created] were created and need OnDone
+
+	start       time.Time
+	pool        *upstream.Pool
+	ep          *upstream.Endpoint   // holds a slot of ep until finish
+	tried       []*upstream.Endpoint // endpoints this request was sent to
+	waiter      upstream.Waiter      // this request's place in a pool's queue
+	model       requestModel
+	usage       usageTracker
+	reqID       []byte
+	body        []byte // request body
+	bodyAlt     []byte // spare body buffer, for rewrites
+	scratch     []byte // X-Forwarded-For and similar
+	status      int
+	ok          bool // outcome for the guard
+	clientClose bool
+	handedOff   bool // the response body stream owns finishing
+	finished    bool
+	upErr       error
+
+	// response body streaming
+	upBody    io.Reader
+	upEOF     bool
+	filtered  bool   // chunks go through the filter chain
+	chunk     []byte // read buffer for filtered streams
+	out       []byte // filtered output not yet handed to the client
+	outOff    int
+	eosSent   bool
+	pausedAt  int    // first filter that paused the response body, or len(streams)
+	bodyBuf   []byte // body buffered for filters at and after pausedAt
+	logMethod []byte
+	logPath   []byte
+
+	// a response body cut after its head was sent (truncate.go)
+	sseDialect uint8   // error event dialect; dialectNone: abort only
+	tail       [4]byte // last bytes of the event stream sent
+	cutErr     error   // the body failed: drain cutOut, then fail with it
+	cutOut     []byte  // rest of the error event to send (shared, read-only)
+}
+
+func newRequestState(s *Server) *requestState {
+	rs := &requestState{srv: s, waiter: upstream.NewWaiter()}
+	rs.ex.srv = s
+	rs.ex.resumeCh = make(chan struct{}, 1)
+	rs.watch.initWatch(&s.watch)
+	rs.resp.StreamBody = true
+	if n := len(s.filters); n > 0 {
+		rs.streams = make([]Stream, n)
+	}
+	return rs
+}
 
 // Lingering close, after nginx's lingering_close: when Sluice answers a
 // request it has not read whole (413, 431, 414, 408, 400, 501, 503 for the
@@ -170,13 +342,6 @@ func (c *edgeConn) drain(total time.Duration) {
 			return
 		}
 	}
-}
-
-// serveEdge is the fasthttp handler: the server's handler, then the
-// connection's request-line scan starts anew for the next request.
-func (s *Server) serveEdge(ctx *fasthttp.RequestCtx) {
-	s.handle(ctx)
-	headDone(ctx)
 }
 
 // lingerOnClose asks ctx's connection, when it is an edgeConn, to linger

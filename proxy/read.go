@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"sync/atomic"
@@ -177,4 +179,75 @@ func hasHeader(raw, name []byte) bool {
 		}
 	}
 	return false
+}
+
+// maxRequestIDLen bounds a client-sent x-request-id; longer or non-printable
+// ones are replaced.
+const maxRequestIDLen = 128
+
+// setRequestID keeps a sane client x-request-id or generates one.
+func (rs *requestState) setRequestID(req *fasthttp.Request) {
+	id := req.Header.PeekBytes(strXRequestID)
+	if len(id) == 0 || len(id) > maxRequestIDLen || !printable(id) {
+		rs.reqID = rs.srv.ids.append(rs.reqID[:0])
+	} else {
+		rs.reqID = append(rs.reqID[:0], id...)
+	}
+}
+
+var errBodyTooLarge = errors.New("proxy: request body too large")
+
+// readLimited appends r's content to b, failing with errBodyTooLarge past
+// limit bytes.
+func readLimited(b []byte, r io.Reader, limit int) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > limit {
+			return b, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// requestIDs generates x-request-id values: a random per-process prefix
+// and a counter, 32 hex digits, unique within the process and unlikely to
+// collide across processes. Safe for concurrent use; no allocation.
+type requestIDs struct {
+	prefix [16]byte // hex of 8 random bytes
+	n      atomic.Uint64
+}
+
+func (g *requestIDs) init() {
+	var raw [8]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails on supported platforms
+	hex.Encode(g.prefix[:], raw[:])
+}
+
+// append appends a new ID to dst.
+func (g *requestIDs) append(dst []byte) []byte {
+	v := g.n.Add(1)
+	dst = append(dst, g.prefix[:]...)
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, digits[(v>>uint(shift))&0xf])
+	}
+	return dst
 }

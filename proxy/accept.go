@@ -81,6 +81,10 @@ func (rs *requestState) endHandler(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// forward walks the request through the stages, in the order of the
+// package's files: read and admit (read.go), the filters' request phase
+// (filter.go), model and pool (select.go), send and retry (send.go),
+// which goes on to respond (respond.go); finish.go ends it.
 func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 	s := rs.srv
 	req := &ctx.Request
@@ -113,8 +117,8 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 	}
 	rs.pool = p
 	rs.ex.upstream = p.Name()
-	rs.prepareUpstreamRequest(ctx)
 	rs.applyAlias(req, p)
+	rs.prepareUpstreamRequest(ctx)
 	rs.send(ctx)
 }
 
@@ -174,7 +178,7 @@ type requestState struct {
 
 func newRequestState(s *Server) *requestState {
 	rs := &requestState{srv: s, waiter: upstream.NewWaiter()}
-	rs.ex.srv = s
+	rs.ex.pools, rs.ex.router = s.pools, s.router
 	rs.ex.resumeCh = make(chan struct{}, 1)
 	rs.watch.initWatch(&s.watch)
 	rs.resp.StreamBody = true

@@ -22,7 +22,11 @@ import (
 // callout reply) must bracket that work with BeginAsync and EndAsync; all
 // other methods are not safe for concurrent use.
 type Exchange struct {
-	srv *Server
+	// What a filter may read beyond its request: the pools (SetUpstream,
+	// SetEndpoint, AppendUpstreamsJSON) and the admission counts. Set once
+	// per pooled state; never the Server.
+	pools  *upstream.Pools
+	router *Router
 
 	reqHeaders  Headers
 	reqBody     []byte
@@ -134,7 +138,7 @@ func (ex *Exchange) Upstream() string { return ex.upstream }
 // SetUpstream sends the request to the named pool, bypassing route
 // matching. It returns ErrUnknownUpstream for a pool that is not configured.
 func (ex *Exchange) SetUpstream(name string) error {
-	p := ex.srv.pools.ByName(name)
+	p := ex.pools.ByName(name)
 	if p == nil {
 		return ErrUnknownUpstream
 	}
@@ -146,10 +150,10 @@ func (ex *Exchange) SetUpstream(name string) error {
 }
 
 // ActiveRequests is the number of requests holding a slot now.
-func (ex *Exchange) ActiveRequests() int64 { return ex.srv.router.active.Load() }
+func (ex *Exchange) ActiveRequests() int64 { return ex.router.active.Load() }
 
 // MaxConcurrentRequests is the configured slot count.
-func (ex *Exchange) MaxConcurrentRequests() int64 { return ex.srv.router.max }
+func (ex *Exchange) MaxConcurrentRequests() int64 { return ex.router.max }
 
 // Property returns a value a filter stored with SetProperty, for names the
 // proxy does not define itself.
@@ -254,7 +258,7 @@ func (ex *Exchange) SetEndpoint(spec string) error {
 		ex.pinned, ex.pinPool, ex.impliedPool = ex.pinned[:0], nil, false
 		return nil
 	}
-	ps := ex.srv.pools
+	ps := ex.pools
 	if ex.upstream != "" && !ex.impliedPool {
 		p := ps.ByName(ex.upstream)
 		if bad, ok := ex.pinTo(p, spec); !ok {
@@ -330,7 +334,7 @@ func (ex *Exchange) Endpoint() string { return ex.endpoint }
 // so a snapshot under load is approximate. It allocates only when dst
 // must grow.
 func (ex *Exchange) AppendUpstreamsJSON(dst []byte) []byte {
-	return appendPoolsJSON(dst, ex.srv.pools)
+	return appendPoolsJSON(dst, ex.pools)
 }
 
 func appendPoolsJSON(b []byte, ps *upstream.Pools) []byte {

@@ -220,13 +220,16 @@ func (rs *requestState) requestPhase(ctx *fasthttp.RequestCtx) bool {
 		}
 	}
 	if !eos {
-		ex.reqBody = append(ex.reqBody[:0], rs.body...)
+		// The filters see the body read (rs.body) itself, not a copy; what
+		// the Exchange holds after them (SetRequestBody writes in place or
+		// grows it) is the body sent.
+		ex.reqBody = rs.body
 		for i := range rs.streams {
 			if _, ok := rs.callFilter(ctx, i, phaseRequestBody, true); !ok {
 				return false
 			}
 		}
-		rs.body = append(rs.body[:0], ex.reqBody...)
+		rs.body = ex.reqBody
 		ctx.Request.SetBodyRaw(rs.body)
 	}
 	if ex.reqHeaders.Modified() {

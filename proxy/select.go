@@ -19,7 +19,7 @@ func (rs *requestState) choosePool(ctx *fasthttp.RequestCtx) (*upstream.Pool, er
 	if rs.ex.upstream != "" {
 		return s.pools.ByName(rs.ex.upstream), 0
 	}
-	return s.selectPool(req.URI().Path(), req.Header.Host(), (*exchangeHeaders)(&rs.ex.reqHeaders), &rs.model)
+	return s.selectPool(req.URI().Path(), req.Header.Host(), &rs.ex.reqHeaders, &rs.model)
 }
 
 // route is a compiled RouteConfig.
@@ -124,7 +124,7 @@ func (r *route) modelMatch(m *requestModel) bool {
 
 func (r *route) headersMatch(hdr headerGetter) bool {
 	for _, h := range r.headers {
-		v, ok := hdr.get(h.name)
+		v, ok := hdr.Get(h.name)
 		if !ok || !bytes.Equal(v, h.value) {
 			return false
 		}
@@ -132,24 +132,20 @@ func (r *route) headersMatch(hdr headerGetter) bool {
 	return true
 }
 
-// headerGetter looks up request headers for route matching, from either
-// the fasthttp request or a filter-modified Headers.
+// headerGetter looks up request headers for route matching: the filters'
+// *Headers as it is, or the fasthttp request through fasthttpHeaders.
 type headerGetter interface {
-	get(name []byte) ([]byte, bool)
+	Get(name []byte) ([]byte, bool)
 }
 
-// fasthttpHeaders and exchangeHeaders adapt header lookups for route
-// matching.
+// fasthttpHeaders gives a fasthttp request header the lookup of Headers.
 type fasthttpHeaders fasthttp.RequestHeader
 
-func (h *fasthttpHeaders) get(name []byte) ([]byte, bool) {
+// Get returns the first value of name, as Headers.Get.
+func (h *fasthttpHeaders) Get(name []byte) ([]byte, bool) {
 	v := (*fasthttp.RequestHeader)(h).PeekBytes(name)
 	return v, v != nil
 }
-
-type exchangeHeaders Headers
-
-func (h *exchangeHeaders) get(name []byte) ([]byte, bool) { return (*Headers)(h).Get(name) }
 
 // hostPattern is a compiled RouteMatch.Host, matched the way Envoy matches
 // a virtual host's domains (envoy.config.route.v3.VirtualHost.domains):

@@ -169,7 +169,7 @@ type requestState struct {
 	logMethod []byte
 	logPath   []byte
 
-	// a response body cut after its head was sent (truncate.go)
+	// a response body cut after its head was sent (respond.go)
 	sseDialect uint8   // error event dialect; dialectNone: abort only
 	tail       [4]byte // last bytes of the event stream sent
 	cutErr     error   // the body failed: drain cutOut, then fail with it

@@ -47,7 +47,7 @@ import (
 //
 // Connections that are not a syscall.Conn (in-memory test listeners) are
 // not watched; for a *tls.Conn the socket under it is. Only Linux peeks
-// (disconnect_linux.go); elsewhere nothing is watched.
+// (internal/peek); elsewhere nothing is watched.
 
 // disconnectCheckInterval is how often the watcher checks the registered
 // connections: a gone client is noticed within about this long.

@@ -59,7 +59,7 @@ var errorSpecs = [numErrorKinds]errorSpec{
 	errQueueTimeout:  {503, "No endpoint of the upstream pool became free within queue_timeout, retry later", "overloaded_error", "queue_timeout", "overloaded"},
 	errNoEndpoint:    {503, "No endpoint the plugin chose can take the request", "api_error", "no_endpoint", "unavailable"},
 	errModelNotFound: {404, "The requested model is not served here", "invalid_request_error", "model_not_found", "not_found"},
-	// What clients send wrong at the edge (readbody.go, edge.go).
+	// What clients send wrong at the edge (read.go, accept.go).
 	errHeaderTooLarge: {431, "Request head is larger than max_request_header_size", "invalid_request_error", "request_header_too_large", "validation"},
 	errURITooLong:     {414, "Request line is larger than max_request_header_size", "invalid_request_error", "uri_too_long", "validation"},
 	errClientTimeout:  {408, "Request was not received within client_header_timeout or client_body_timeout", "invalid_request_error", "request_timeout", "validation"},

@@ -78,9 +78,9 @@ func appendRemoteIP(dst []byte, addr net.Addr) []byte {
 //
 // Each attempt is one HostClient.Do and reaches the endpoint at most once:
 // fasthttp's own retries (up to 5 sends of a GET to the same endpoint
-// after a timeout or reset) are off (upstream.go). The one exception is a
+// after a timeout or reset) are off (upstream/pools.go). The one exception is a
 // request found unsent on a pooled connection the upstream had closed,
-// which goes on a new connection (staleconn.go).
+// which goes on a new connection (upstream/staleconn.go).
 //
 // A request is retried, on another endpoint of the same pool, after
 //

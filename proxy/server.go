@@ -126,7 +126,7 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		// The head, from its first byte, must arrive within
 		// client_header_timeout (fasthttp's ReadTimeout restarts at a
 		// request's first byte); the body is read by the handler under
-		// client_body_timeout (readbody.go). Keep-alive waits between
+		// client_body_timeout (read.go). Keep-alive waits between
 		// requests are bounded by IdleTimeout.
 		ReadTimeout: rc.ClientHeaderTimeout,
 		IdleTimeout: 90 * time.Second,

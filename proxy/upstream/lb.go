@@ -9,7 +9,7 @@ import (
 // returns (inFlight, capped at the pool's max_batch_size) with a CAS, so
 // two requests racing for the last slot of an endpoint cannot both win;
 // the loser moves on to another endpoint. Selection takes no lock and
-// allocates nothing (allocation_test.go).
+// allocates nothing (lb_alloc_test.go).
 //
 // Health: endpoints out of rotation (failed active checks or passively
 // ejected) are skipped — unless none of the pool's endpoints is in

@@ -321,7 +321,7 @@ func newHostClient(ep config.Endpoint, slots int, timeout time.Duration) *fastht
 		// One attempt per Do, except a request found unsent on a pooled
 		// connection the upstream had closed (staleconn.go); each such
 		// attempt closes one pooled connection, so MaxConns+1 attempts
-		// always reach a fresh one. Other retries are retry.go's.
+		// always reach a fresh one. Other retries are package proxy's (send.go).
 		MaxIdemponentCallAttempts: maxConns + 1,
 		RetryIfErr:                retryStaleConn,
 	}
@@ -354,7 +354,7 @@ func newProbeClient(ep config.Endpoint) *fasthttp.HostClient {
 // timeout, a reset), to the same endpoint — duplicated GPU work for an
 // inference server, and 5× the timeout before the client's 504. Sluice
 // makes one attempt per HostClient.Do; whether to try again, on another
-// endpoint, is retry.go's decision alone (issue 9).
+// endpoint, is package proxy's decision alone (send.go) (issue 9).
 func noRetry(*fasthttp.Request, int, error) (resetTimeout, retry bool) { return false, false }
 
 // probeGet sends GET path to ep with Sluice's probe client and returns

@@ -40,7 +40,7 @@ var errStaleConn = errors.New("proxy: pooled upstream connection closed by the u
 // retryStaleConn is the proxy client's RetryIfErr: it lets fasthttp try
 // again only a request that was never sent (errStaleConn). Every other
 // failure (timeout, reset, EOF after the request was written) is final
-// for this HostClient.Do; retry.go alone decides on another attempt, on
+// for this HostClient.Do; package proxy's send.go alone decides on another attempt, on
 // another endpoint.
 func retryStaleConn(_ *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
 	return false, errors.Is(err, errStaleConn)

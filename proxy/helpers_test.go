@@ -27,6 +27,13 @@ type testProxy struct {
 // ends.
 func startProxy(t testing.TB, cfg *Config, opts Options) *testProxy {
 	t.Helper()
+	return startProxyOn(t, cfg, opts, nil)
+}
+
+// startProxyOn is startProxy serving on wrap(listener) (TLS, say); nil
+// wrap serves the plain listener.
+func startProxyOn(t testing.TB, cfg *Config, opts Options, wrap func(net.Listener) net.Listener) *testProxy {
+	t.Helper()
 	cfg = cfg.WithHostname("127.0.0.1")
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -40,9 +47,13 @@ func startProxy(t testing.TB, cfg *Config, opts Options) *testProxy {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
+	served := ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); err != nil {
+		if err := srv.Serve(served); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	}()

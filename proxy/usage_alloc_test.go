@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 )
 
@@ -90,29 +89,7 @@ func TestAllocsModelHotPath(t *testing.T) {
 		reset()
 	}
 	got := testing.AllocsPerRun(500, func() { h.do(t); reset() })
-	hc := h.srv.pools.List()[0].Endpoints()[0].HostClient()
-	var resp fasthttp.Response
-	buf := make([]byte, 4096)
-	baseline := func() {
-		h.ctx.Init(&h.req, h.addr, nil)
-		resp.StreamBody = true
-		if err := hc.Do(&h.ctx.Request, &resp); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := resp.BodyStream().Read(buf); err != nil {
-				break
-			}
-		}
-		_ = resp.CloseBodyStream()
-		resp.Reset()
-		h.ctx.Request.Reset()
-		reset()
-	}
-	for i := 0; i < 10; i++ {
-		baseline()
-	}
-	base := testing.AllocsPerRun(500, baseline)
+	base := h.baselineAllocs(t, reset)
 	if got > base {
 		t.Fatalf("OpenAI request: %v allocs/op, fasthttp alone %v", got, base)
 	}

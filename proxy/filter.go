@@ -95,6 +95,17 @@ const (
 // maxBufferedResponse bounds a response body buffered for filters.
 const maxBufferedResponse = 64 << 20
 
+// filterFailed logs filter i's error and ends its stream (OnDone); it
+// reports whether the filter fails open, so the chain goes on without it.
+func (rs *requestState) filterFailed(i int, err error) (failOpen bool) {
+	f := rs.srv.filters[i]
+	rs.srv.log.Warn("proxy: filter failed", "filter", f.Name(), "request_id", string(rs.reqID), "error", err)
+	st := rs.streams[i]
+	rs.streams[i] = nil
+	st.OnDone()
+	return f.FailOpen()
+}
+
 // callFilter runs one phase callback of filter i. It returns false when
 // the chain must stop: a local reply was set, or the filter failed closed
 // (then the 503 is already written).
@@ -116,11 +127,7 @@ func (rs *requestState) callFilter(ctx *fasthttp.RequestCtx, i int, ph phase, eo
 		act, err = st.OnResponseBody(eos)
 	}
 	if err != nil {
-		f := rs.srv.filters[i]
-		rs.srv.log.Warn("proxy: filter failed", "filter", f.Name(), "request_id", string(rs.reqID), "error", err)
-		rs.streams[i] = nil
-		st.OnDone()
-		if f.FailOpen() {
+		if rs.filterFailed(i, err) {
 			return ActionContinue, true
 		}
 		rs.failClosed(ctx)
@@ -436,11 +443,7 @@ func (rs *requestState) filterChunk(data []byte, eos bool) bool {
 		}
 		act, err := st.OnResponseBody(eos)
 		if err != nil {
-			f := rs.srv.filters[i]
-			rs.srv.log.Warn("proxy: filter failed", "filter", f.Name(), "request_id", string(rs.reqID), "error", err)
-			rs.streams[i] = nil
-			st.OnDone()
-			if f.FailOpen() {
+			if rs.filterFailed(i, err) {
 				continue
 			}
 			return false

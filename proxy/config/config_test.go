@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,11 +102,7 @@ func TestBuilder(t *testing.T) {
 
 func TestValidateRejects(t *testing.T) {
 	ok := func() *Config { return New().WithUpstream("a", "http://127.0.0.1:8000") }
-	tests := []struct {
-		name  string
-		edit  func(c *Config)
-		field string
-	}{
+	tests := []rejectCase{
 		{"empty hostname", func(c *Config) { c.Hostname = "" }, "hostname"},
 		{"bad hostname", func(c *Config) { c.Hostname = "a b" }, "hostname"},
 		{"port 0", func(c *Config) { c.Port = 0 }, "port"},
@@ -157,27 +152,11 @@ func TestValidateRejects(t *testing.T) {
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := ok()
-			tc.edit(c)
-			err := c.Validate()
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("Validate() = %v, want a *Error", err)
-			}
-			if ce.Field != tc.field {
-				t.Fatalf("field = %q, want %q (error: %v)", ce.Field, tc.field, err)
-			}
-			if !strings.Contains(err.Error(), tc.field) {
-				t.Fatalf("error %q does not name %q", err, tc.field)
-			}
-		})
-	}
+	checkRejects(t, ok, tests)
 }
 
 func TestParseConfigRejects(t *testing.T) {
-	tests := []struct{ name, yaml, want string }{
+	tests := []parseCase{
 		{"unknown key", "portt: 1\n", "portt"},
 		{"unknown nested key", "upstreams: [{name: a, endpoint: x}]\n", "endpoint"},
 		{"bad duration", "timeout: soon\n", `field "timeout"`},
@@ -190,14 +169,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"two documents", "port: 1\n---\nport: 2\n", "more than one"},
 		{"syntax", "port: [\n", "yaml"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.yaml))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Parse(%q) = %v, want error mentioning %q", tc.yaml, err, tc.want)
-			}
-		})
-	}
+	checkParseRejects(t, tests)
 }
 
 func TestLoadConfig(t *testing.T) {

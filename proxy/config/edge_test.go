@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -41,11 +40,7 @@ upstreams: [{name: a, endpoints: ["http://127.0.0.1:8000"]}]
 
 func TestEdgeConfigValidateNamesField(t *testing.T) {
 	ok := func() *Config { return New().WithUpstream("a", "http://127.0.0.1:8000") }
-	tests := []struct {
-		name  string
-		edit  func(c *Config)
-		field string
-	}{
+	tests := []rejectCase{
 		{"negative header timeout", func(c *Config) { c.ClientHeaderTimeout = -1 }, "client_header_timeout"},
 		{"negative body timeout", func(c *Config) { c.ClientBodyTimeout = -1 }, "client_body_timeout"},
 		{"head limit too small", func(c *Config) { c.MaxRequestHeaderSize = 512 }, "max_request_header_size"},
@@ -53,17 +48,7 @@ func TestEdgeConfigValidateNamesField(t *testing.T) {
 		{"negative body buffer", func(c *Config) { c.MaxRequestBodyBuffer = -1 }, "max_request_body_buffer"},
 		{"body buffer under one body", func(c *Config) { c.MaxRequestBodyBuffer = c.MaxRequestBodySize - 1 }, "max_request_body_buffer"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := ok()
-			tc.edit(c)
-			err := c.Validate()
-			var ce *Error
-			if !errors.As(err, &ce) || ce.Field != tc.field {
-				t.Fatalf("Validate() = %v, want an error naming %q", err, tc.field)
-			}
-		})
-	}
+	checkRejects(t, ok, tests)
 	if _, err := Parse([]byte("client_body_timeout: slow\n")); err == nil || !strings.Contains(err.Error(), "client_body_timeout") {
 		t.Fatalf("bad duration: %v", err)
 	}

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -93,7 +91,7 @@ func TestUpstreamDefaults(t *testing.T) {
 }
 
 func TestParseUpstreamConfigRejects(t *testing.T) {
-	tests := []struct{ name, yaml, want string }{
+	tests := []parseCase{
 		{"unknown upstream key", "upstreams: [{name: a, endpoints: ['http://h'], lb: x}]", "field lb not found"},
 		{"unknown endpoint key", "upstreams: [{name: a, endpoints: [{url: 'http://h', wieght: 2}]}]", "wieght"},
 		{"unknown health key", "upstreams: [{name: a, endpoints: ['http://h'], health_check: {pth: /x}}]", "pth"},
@@ -105,14 +103,7 @@ func TestParseUpstreamConfigRejects(t *testing.T) {
 		{"upstream not a mapping", "upstreams: [x]", "mapping"},
 		{"bad duration", "upstreams: [{name: a, endpoints: ['http://h'], queue_timeout: soon}]", "duration"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.yaml))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Parse(%q) = %v, want error mentioning %q", tc.yaml, err, tc.want)
-			}
-		})
-	}
+	checkParseRejects(t, tests)
 }
 
 func TestValidateUpstreamRejects(t *testing.T) {
@@ -122,11 +113,7 @@ func TestValidateUpstreamRejects(t *testing.T) {
 	up := func(c *Config) *UpstreamConfig { return &c.Upstreams[0] }
 	neg := -1
 	eleven := 11
-	tests := []struct {
-		name  string
-		edit  func(c *Config)
-		field string
-	}{
+	tests := []rejectCase{
 		{"weights count", func(c *Config) { up(c).Weights = []int{1} }, "upstreams[0].endpoints"},
 		{"weight zero", func(c *Config) { up(c).Weights = []int{1, 0} }, "upstreams[0].endpoints[1].weight"},
 		{"weight too big", func(c *Config) { up(c).Weights = []int{1001, 1} }, "upstreams[0].endpoints[0].weight"},
@@ -173,20 +160,7 @@ func TestValidateUpstreamRejects(t *testing.T) {
 			c.Routes = []RouteConfig{{Match: RouteMatch{Model: "llama"}, Upstream: "a"}}
 		}, "routes[0].match.model"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := ok()
-			tc.edit(c)
-			err := c.Validate()
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("Validate() = %v, want a *Error", err)
-			}
-			if ce.Field != tc.field {
-				t.Fatalf("field = %q, want %q (error: %v)", ce.Field, tc.field, err)
-			}
-		})
-	}
+	checkRejects(t, ok, tests)
 }
 
 func TestWithUpstreamConfig(t *testing.T) {

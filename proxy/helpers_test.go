@@ -146,3 +146,26 @@ func newPools(cfg *Config) (*upstream.Pools, error) {
 	}
 	return upstream.New(rc, upstream.Options{}), nil
 }
+
+// postStream sends a streaming chat request to p and returns the response
+// with its body still to read.
+func postStream(t testing.TB, p *testProxy) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
+	resp, err := newClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// expectCut reads resp's body to its end and fails with msg if the stream
+// ended cleanly: it must have been cut.
+func expectCut(t testing.TB, resp *http.Response, msg string) {
+	t.Helper()
+	_, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal(msg)
+	}
+}

@@ -55,24 +55,17 @@ func get[K []byte | string](h *Headers, key K) ([]byte, bool) {
 }
 
 // Add appends a field. key is lower-cased; key and value are copied.
-func (h *Headers) Add(key, value []byte) {
+func (h *Headers) Add(key, value []byte) { add(h, key, value) }
+
+// AddString is Add for string arguments.
+func (h *Headers) AddString(key, value string) { add(h, key, value) }
+
+func add[K []byte | string](h *Headers, key, value K) {
 	if h.n == len(h.kvs) {
 		h.kvs = append(h.kvs, headerField{})
 	}
 	f := &h.kvs[h.n]
 	f.key = appendLower(f.key[:0], key)
-	f.value = append(f.value[:0], value...)
-	h.n++
-	h.dirty = true
-}
-
-// AddString is Add for string arguments.
-func (h *Headers) AddString(key, value string) {
-	if h.n == len(h.kvs) {
-		h.kvs = append(h.kvs, headerField{})
-	}
-	f := &h.kvs[h.n]
-	f.key = appendLowerString(f.key[:0], key)
 	f.value = append(f.value[:0], value...)
 	h.n++
 	h.dirty = true
@@ -141,14 +134,8 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-func appendLower(dst, src []byte) []byte {
-	for _, c := range src {
-		dst = append(dst, lowerASCII(c))
-	}
-	return dst
-}
-
-func appendLowerString(dst []byte, src string) []byte {
+// appendLower appends src to dst, ASCII letters lower-cased.
+func appendLower[K []byte | string](dst []byte, src K) []byte {
 	for i := 0; i < len(src); i++ {
 		dst = append(dst, lowerASCII(src[i]))
 	}

@@ -196,7 +196,7 @@ func compileHostPattern(s string) hostPattern {
 	default:
 		p.kind = hostExact
 	}
-	p.text = appendLowerString(nil, s)
+	p.text = appendLower(nil, s)
 	return p
 }
 

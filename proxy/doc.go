@@ -11,7 +11,7 @@
 //	           respond.go status and headers back, via filter.go's response phase;
 //	                      the body streamed to the client through rs.Read
 //	           finish.go  slots back, metrics, access log; state back to the pool
-//	client ◄─ the response; /health, /ready and /metrics end in accept.go
+//	client ◄─ the response (/health, /ready, /metrics: answered from dispatch)
 //
 // The walk, file by file. accept.go: fasthttp calls serveEdge, then handle,
 // which answers /health, /ready and /metrics (server.go) and sends

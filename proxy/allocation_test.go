@@ -4,8 +4,6 @@ package proxy
 
 import (
 	"testing"
-
-	"github.com/valyala/fasthttp"
 )
 
 func TestAllocsAcquireRelease(t *testing.T) {
@@ -58,28 +56,7 @@ func TestAllocsProxyHotPath(t *testing.T) {
 	}
 	got := testing.AllocsPerRun(500, func() { h.do(t) })
 
-	hc := h.srv.pools.list[0].endpoints[0].hc
-	var resp fasthttp.Response
-	buf := make([]byte, 4096)
-	baseline := func() {
-		h.ctx.Init(&h.req, h.addr, nil)
-		resp.StreamBody = true
-		if err := hc.Do(&h.ctx.Request, &resp); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := resp.BodyStream().Read(buf); err != nil {
-				break
-			}
-		}
-		_ = resp.CloseBodyStream()
-		resp.Reset()
-		h.ctx.Request.Reset()
-	}
-	for i := 0; i < 10; i++ {
-		baseline()
-	}
-	base := testing.AllocsPerRun(500, baseline)
+	base := h.baselineAllocs(t, nil)
 	if got > base {
 		t.Fatalf("proxied request: %v allocs/op, fasthttp alone %v: Sluice adds %v", got, base, got-base)
 	}

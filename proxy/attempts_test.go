@@ -157,9 +157,9 @@ func TestProbeOneAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ps.close()
-	ep := ps.list[0].endpoints[0]
-	if _, _, err := ep.probeGet("/health", 2*time.Second); err == nil {
+	defer ps.Close()
+	ep := ps.List()[0].Endpoints()[0]
+	if _, _, err := ep.ProbeGet("/health", 2*time.Second); err == nil {
 		t.Fatal("a probe of a resetting endpoint succeeded")
 	}
 	if n := up.requests.Load(); n != 1 {

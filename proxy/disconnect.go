@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/internal/peek"
 )
 
 // Noticing a client that goes away while its request waits on the engine.
@@ -46,7 +47,7 @@ import (
 //
 // Connections that are not a syscall.Conn (in-memory test listeners) are
 // not watched; for a *tls.Conn the socket under it is. Only Linux peeks
-// (disconnect_linux.go); elsewhere nothing is watched.
+// (internal/peek); elsewhere nothing is watched.
 
 // disconnectCheckInterval is how often the watcher checks the registered
 // connections: a gone client is noticed within about this long.
@@ -110,7 +111,7 @@ func (w *disconnectWatcher) init(set *metrics.Set) {
 	w.interval = disconnectCheckInterval
 	w.gone[phaseWaiting] = set.NewCounter(`sluice_client_disconnects_total{phase="waiting"}`)
 	w.gone[phaseStreaming] = set.NewCounter(`sluice_client_disconnects_total{phase="streaming"}`)
-	w.peekFn = func(fd uintptr) { w.peeked = peekClosed(fd, &w.buf) }
+	w.peekFn = func(fd uintptr) { w.peeked = peek.Closed(fd, &w.buf) }
 }
 
 // start launches the goroutine unless it runs or the watcher is closed.
@@ -271,7 +272,7 @@ func (cw *clientWatch) initWatch(w *disconnectWatcher) {
 // setClient records the client's connection for the next watch: c itself
 // when it is a syscall.Conn, the socket under a *tls.Conn; nil otherwise.
 func (cw *clientWatch) setClient(c net.Conn) {
-	if !peekSupported {
+	if !peek.Supported {
 		return
 	}
 	if tc, ok := c.(*tls.Conn); ok {

@@ -4,6 +4,8 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/peek"
 )
 
 // peekConn runs peekClosed on c's socket.
@@ -15,7 +17,7 @@ func peekConn(t *testing.T, c net.Conn) bool {
 	}
 	var buf [1]byte
 	var gone bool
-	if err := raw.Control(func(fd uintptr) { gone = peekClosed(fd, &buf) }); err != nil {
+	if err := raw.Control(func(fd uintptr) { gone = peek.Closed(fd, &buf) }); err != nil {
 		t.Fatal(err)
 	}
 	return gone

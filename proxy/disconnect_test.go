@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -17,6 +16,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/peek"
+	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
 // goneBound is how long a test allows for a gone client to be noticed and
@@ -139,7 +142,7 @@ func receive(t *testing.T, what string, ch <-chan struct{}) {
 }
 
 func skipUnwatched(t *testing.T) {
-	if !peekSupported {
+	if !peek.Supported {
 		t.Skip("the disconnect watch peeks at sockets on Linux only")
 	}
 }
@@ -160,18 +163,8 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 	}
 	_ = c.Close()
 
-	receive(t, "upstream sees its connection closed", up.closed)
-	within(t, "admission slot freed", func() bool { return p.Router().Health().ActiveRequests == 0 })
-	ep := p.pools.list[0].endpoints[0]
-	within(t, "endpoint slot freed", func() bool { return ep.inFlight.Load() == 0 })
-	within(t, "access log line", func() bool { return strings.Contains(logs.String(), "status=499") })
-	if v := metricValue(t, p, `sluice_client_disconnects_total{phase="waiting"}`); v != 1 {
-		t.Fatalf(`sluice_client_disconnects_total{phase="waiting"} = %v, want 1`, v)
-	}
-	if n := ep.fails.Load(); n != 0 {
-		t.Fatalf("endpoint blamed for the client's leaving: %d failures", n)
-	}
-	if !ep.up.Load() {
+	ep := checkClientGone(t, p, up, logs, "waiting")
+	if !ep.Up() {
 		t.Fatal("endpoint ejected after a client left")
 	}
 }
@@ -188,17 +181,27 @@ func TestClientGoneDuringStreamGap(t *testing.T) {
 	<-up.arrived
 	_ = c.Close()
 
+	checkClientGone(t, p, up, logs, "streaming")
+}
+
+// checkClientGone asserts what a client's leaving must cause: the
+// upstream connection closed, both slots freed, a 499 access log line,
+// the disconnect counted in phase, and no failure blamed on the endpoint.
+func checkClientGone(t *testing.T, p *testProxy, up *holdUpstream, logs *syncBuffer, phase string) *upstream.Endpoint {
+	t.Helper()
 	receive(t, "upstream sees its connection closed", up.closed)
 	within(t, "admission slot freed", func() bool { return p.Router().Health().ActiveRequests == 0 })
-	ep := p.pools.list[0].endpoints[0]
-	within(t, "endpoint slot freed", func() bool { return ep.inFlight.Load() == 0 })
+	ep := p.pools.List()[0].Endpoints()[0]
+	within(t, "endpoint slot freed", func() bool { return ep.InFlight() == 0 })
 	within(t, "access log line", func() bool { return strings.Contains(logs.String(), "status=499") })
-	if v := metricValue(t, p, `sluice_client_disconnects_total{phase="streaming"}`); v != 1 {
-		t.Fatalf(`sluice_client_disconnects_total{phase="streaming"} = %v, want 1`, v)
+	name := `sluice_client_disconnects_total{phase="` + phase + `"}`
+	if v := metricValue(t, p, name); v != 1 {
+		t.Fatalf("%s = %v, want 1", name, v)
 	}
-	if n := ep.fails.Load(); n != 0 {
+	if n := ep.Failures(); n != 0 {
 		t.Fatalf("endpoint blamed for the client's leaving: %d failures", n)
 	}
+	return ep
 }
 
 // readUntil reads from c until want has been seen.
@@ -319,11 +322,11 @@ func TestHammerClientsVanish(t *testing.T) {
 	}
 	wg.Wait()
 	checkSlotsFree(t, p.Router())
-	for _, ep := range p.pools.list[0].endpoints {
-		if v := ep.inFlight.Load(); v != 0 {
+	for _, ep := range p.pools.List()[0].Endpoints() {
+		if v := ep.InFlight(); v != 0 {
 			t.Fatalf("endpoint in flight = %d after the hammer", v)
 		}
-		if f := ep.fails.Load(); f != 0 {
+		if f := ep.Failures(); f != 0 {
 			t.Fatalf("endpoint failures = %d: vanished clients blamed on it", f)
 		}
 	}
@@ -351,28 +354,12 @@ func TestClientGoneTLS(t *testing.T) {
 	certs := certSrv.TLS.Certificates
 	certSrv.Close()
 
-	srv, err := NewServer(baseConfig(up.URL).WithHostname("127.0.0.1"), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: certs}))
-	}()
-	srv.Router().SetReady(true)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
+	p := startProxyOn(t, baseConfig(up.URL), Options{}, func(ln net.Listener) net.Listener {
+		return tls.NewListener(ln, &tls.Config{Certificates: certs})
 	})
+	srv := p.Server
 
-	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	c, err := tls.Dial("tcp", p.Addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,24 +373,7 @@ func TestClientGoneTLS(t *testing.T) {
 }
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
+func tcpPair(t testing.TB) (client, server *net.TCPConn) { return testkit.TCPPair(t) }
 
 // TestHammerDisconnectRaces: clients leave at random moments — before the
 // answer, during a stream, just as it ends — while the watcher sweeps
@@ -461,12 +431,12 @@ func TestHammerDisconnectRaces(t *testing.T) {
 	}
 	wg.Wait()
 	checkSlotsFree(t, p.Router())
-	ep := p.pools.list[0].endpoints[0]
-	waitFor(t, "endpoint slots free", func() bool { return ep.inFlight.Load() == 0 })
+	ep := p.pools.List()[0].Endpoints()[0]
+	waitFor(t, "endpoint slots free", func() bool { return ep.InFlight() == 0 })
 	waitFor(t, "upstream connections closed or pooled", func() bool {
-		return ep.hc.ConnsCount() == ep.hc.IdleConnsCount()
+		return ep.HostClient().ConnsCount() == ep.HostClient().IdleConnsCount()
 	})
-	if f := ep.fails.Load(); f != 0 {
+	if f := ep.Failures(); f != 0 {
 		t.Fatalf("endpoint failures = %d: leaving clients blamed on it", f)
 	}
 	t.Logf("cancelled while waiting: %v, while streaming: %v",

@@ -15,15 +15,7 @@ type opaqueConn struct{ net.Conn }
 func (h *hotPath) doOn(tb testing.TB, conn net.Conn) {
 	h.ctx.Init2(conn, nil, false)
 	h.req.CopyTo(&h.ctx.Request)
-	h.srv.handle(&h.ctx)
-	if err := h.ctx.Response.Write(h.bw); err != nil {
-		tb.Fatal(err)
-	}
-	if sc := h.ctx.Response.StatusCode(); sc != 200 {
-		tb.Fatalf("status %d: %s", sc, h.ctx.Response.Body())
-	}
-	h.ctx.Response.Reset()
-	h.ctx.Request.Reset()
+	h.serve(tb)
 }
 
 // BenchmarkProxyWithDisconnectWatch is BenchmarkProxyHotPath on a real

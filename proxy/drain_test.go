@@ -112,15 +112,11 @@ func TestDrainReadyAnswers503(t *testing.T) {
 func TestShutdownReportsRunningRequests(t *testing.T) {
 	up := startUpstream(t, proxytest.Options{Tokens: 1000, TokenDelay: 20 * time.Millisecond})
 	p := startProxy(t, baseConfig(up.URL), Options{})
-	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
-	resp, err := newClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postStream(t, p)
 	defer resp.Body.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err = p.Shutdown(ctx)
+	err := p.Shutdown(ctx)
 	var se *ShutdownError
 	if !errors.As(err, &se) || se.Running != 1 || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown with a stream running: %v", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -58,7 +59,7 @@ var errorSpecs = [numErrorKinds]errorSpec{
 	errQueueTimeout:  {503, "No endpoint of the upstream pool became free within queue_timeout, retry later", "overloaded_error", "queue_timeout", "overloaded"},
 	errNoEndpoint:    {503, "No endpoint the plugin chose can take the request", "api_error", "no_endpoint", "unavailable"},
 	errModelNotFound: {404, "The requested model is not served here", "invalid_request_error", "model_not_found", "not_found"},
-	// What clients send wrong at the edge (readbody.go, edge.go).
+	// What clients send wrong at the edge (read.go, accept.go).
 	errHeaderTooLarge: {431, "Request head is larger than max_request_header_size", "invalid_request_error", "request_header_too_large", "validation"},
 	errURITooLong:     {414, "Request line is larger than max_request_header_size", "invalid_request_error", "uri_too_long", "validation"},
 	errClientTimeout:  {408, "Request was not received within client_header_timeout or client_body_timeout", "invalid_request_error", "request_timeout", "validation"},
@@ -141,4 +142,61 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, kind errorKind) {
 		resp.Header.SetBytesKV(strRetryAfterMs, strRetryAfterMsVal)
 	}
 	resp.SetBodyRaw(s.errBodies[kind])
+}
+
+// poolErrorBodies are the error bodies that name their pool, rendered
+// once per pool.
+type poolErrorBodies struct {
+	saturated, queueTimeout, noEndpoint []byte
+}
+
+func newPoolErrorBodies(openAI bool, name string) poolErrorBodies {
+	q := strconv.Quote(name)
+	render := func(kind errorKind, msg string) []byte {
+		s := errorSpecs[kind]
+		return errorJSON(openAI, msg, s.oaType, s.oaCode, s.tgiType)
+	}
+	return poolErrorBodies{
+		saturated: render(errPoolSaturated,
+			"All endpoints of upstream pool "+q+" are at capacity (max_batch_size requests each), retry later"),
+		queueTimeout: render(errQueueTimeout,
+			"No endpoint of upstream pool "+q+" became free within its queue_timeout, retry later"),
+		noEndpoint: render(errNoEndpoint,
+			"No endpoint of upstream pool "+q+" that the plugin chose can take the request"),
+	}
+}
+
+// writePoolError answers kind with the body that names pool p.
+func (s *Server) writePoolError(ctx *fasthttp.RequestCtx, p *upstream.Pool, kind errorKind) {
+	s.writeError(ctx, kind)
+	var b []byte
+	switch kind {
+	case errPoolSaturated:
+		b = s.poolErrs[p.Index()].saturated
+	case errQueueTimeout:
+		b = s.poolErrs[p.Index()].queueTimeout
+	case errNoEndpoint:
+		b = s.poolErrs[p.Index()].noEndpoint
+	}
+	if b != nil {
+		ctx.Response.SetBodyRaw(b)
+	}
+}
+
+// writeModelNotFound answers 404 naming the model, in OpenAI's shape
+// (code model_not_found, param "model") or TGI's. It allocates; it is an
+// error path.
+func (s *Server) writeModelNotFound(ctx *fasthttp.RequestCtx, model []byte) {
+	s.writeError(ctx, errModelNotFound)
+	msg := "The model " + strconv.Quote(string(model)) + " is not served by any upstream of this proxy"
+	var v any = tgiError{Error: msg, ErrorType: errorSpecs[errModelNotFound].tgiType}
+	if s.cfg.OpenAICompat {
+		param := "model"
+		v = openAIError{Error: openAIErrorBody{Message: msg, Type: "invalid_request_error", Param: &param, Code: "model_not_found"}}
+	}
+	b, err := json.Marshal(v)
+	if err != nil { // cannot happen: plain strings
+		return
+	}
+	ctx.Response.SetBodyRaw(b)
 }

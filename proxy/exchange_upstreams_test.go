@@ -121,7 +121,7 @@ func TestSetEndpointFallbacks(t *testing.T) {
 		PassiveEjection: PassiveEjectionConfig{Disabled: true}})
 	f := newPicker()
 	p := startProxy(t, cfg, Options{Filters: []Filter{f}})
-	pl := p.pools.list[0]
+	pl := p.pools.List()[0]
 	c := newClient()
 	list := a[0].Addr + ", " + a[1].Addr
 	send := func() (int, string, string) {
@@ -130,32 +130,32 @@ func TestSetEndpointFallbacks(t *testing.T) {
 		return resp.StatusCode, resp.Header.Get("x-upstream-name"), body
 	}
 	// First choice at its cap: the next in the list.
-	if !pl.endpoints[0].tryAcquire(1) {
+	if !pl.Endpoints()[0].TryAcquire(1) {
 		t.Fatal("cannot fill u0")
 	}
 	if code, to, _ := send(); code != 200 || to != "u1" {
 		t.Fatalf("u0 full: %d from %q", code, to)
 	}
 	// Every listed endpoint full: 429, even though u2 is free.
-	pl.endpoints[1].tryAcquire(1)
+	pl.Endpoints()[1].TryAcquire(1)
 	code, _, body := send()
 	if code != 429 || !strings.Contains(body, "at capacity") {
 		t.Fatalf("all listed full: %d %s", code, body)
 	}
-	pl.release(pl.endpoints[0])
-	pl.release(pl.endpoints[1])
+	pl.Release(pl.Endpoints()[0])
+	pl.Release(pl.Endpoints()[1])
 	// Out of rotation: skipped; all listed out of rotation: 503.
-	pl.endpoints[0].setActive(false)
+	pl.Endpoints()[0].SetActive(false)
 	if code, to, _ := send(); code != 200 || to != "u1" {
 		t.Fatalf("u0 down: %d from %q", code, to)
 	}
-	pl.endpoints[1].setActive(false)
+	pl.Endpoints()[1].SetActive(false)
 	code, _, body = send()
 	if code != 503 || !strings.Contains(body, "no_endpoint") {
 		t.Fatalf("all listed down: %d %s", code, body)
 	}
-	pl.endpoints[0].setActive(true)
-	pl.endpoints[1].setActive(true)
+	pl.Endpoints()[0].SetActive(true)
+	pl.Endpoints()[1].SetActive(true)
 	// Retries follow the list.
 	a[0].SetFailMode(proxytest.FailResetBeforeHeaders)
 	if code, to, _ := send(); code != 200 || to != "u1" {
@@ -177,8 +177,8 @@ func TestAppendUpstreamsJSON(t *testing.T) {
 		LBPolicy: LBLeastQueue, MetricsPath: "/metrics", ScrapeInterval: Duration(20 * time.Millisecond), MaxBatchSize: 7})
 	f := newPicker()
 	p := startProxy(t, cfg, Options{Filters: []Filter{f}})
-	waitFor(t, "scrape", func() bool { return p.pools.list[0].endpoints[1].queueDepth() == 4 })
-	p.pools.list[0].endpoints[0].setActive(false)
+	waitFor(t, "scrape", func() bool { return p.pools.List()[0].Endpoints()[1].QueueDepth() == 4 })
+	p.pools.List()[0].Endpoints()[0].SetActive(false)
 	doRequest(t, newClient(), "GET", p.URL+"/", "", nil)
 	f.mu.Lock()
 	snap := f.snapshot

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,16 +317,8 @@ func TestFilterLocalResponseMidStream(t *testing.T) {
 		return ActionPause, nil
 	}}
 	p := startProxy(t, baseConfig(up.URL), Options{Filters: []Filter{f}})
-	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
-	resp, err := newClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil {
-		t.Fatal("a stream a filter cut ended cleanly")
-	}
+	resp := postStream(t, p)
+	expectCut(t, resp, "a stream a filter cut ended cleanly")
 	checkSlotsFree(t, p.Router())
 	waitFor(t, "upstream closed", func() bool { return up.InFlight() == 0 })
 }

@@ -42,25 +42,25 @@ func (h *Headers) Modified() bool { return h.dirty }
 func (h *Headers) ClearModified() { h.dirty = false }
 
 // Get returns the first value of key (compared case-insensitively).
-func (h *Headers) Get(key []byte) ([]byte, bool) {
-	if i := h.index(key, 0); i >= 0 {
+func (h *Headers) Get(key []byte) ([]byte, bool) { return get(h, key) }
+
+// GetString is Get for a string key.
+func (h *Headers) GetString(key string) ([]byte, bool) { return get(h, key) }
+
+func get[K []byte | string](h *Headers, key K) ([]byte, bool) {
+	if i := index(h, key, 0); i >= 0 {
 		return h.kvs[i].value, true
 	}
 	return nil, false
 }
 
-// GetString is Get for a string key.
-func (h *Headers) GetString(key string) ([]byte, bool) {
-	for i := 0; i < h.n; i++ {
-		if equalFoldString(h.kvs[i].key, key) {
-			return h.kvs[i].value, true
-		}
-	}
-	return nil, false
-}
-
 // Add appends a field. key is lower-cased; key and value are copied.
-func (h *Headers) Add(key, value []byte) {
+func (h *Headers) Add(key, value []byte) { add(h, key, value) }
+
+// AddString is Add for string arguments.
+func (h *Headers) AddString(key, value string) { add(h, key, value) }
+
+func add[K []byte | string](h *Headers, key, value K) {
 	if h.n == len(h.kvs) {
 		h.kvs = append(h.kvs, headerField{})
 	}
@@ -71,50 +71,24 @@ func (h *Headers) Add(key, value []byte) {
 	h.dirty = true
 }
 
-// AddString is Add for string arguments.
-func (h *Headers) AddString(key, value string) {
-	if h.n == len(h.kvs) {
-		h.kvs = append(h.kvs, headerField{})
-	}
-	f := &h.kvs[h.n]
-	f.key = appendLowerString(f.key[:0], key)
-	f.value = append(f.value[:0], value...)
-	h.n++
-	h.dirty = true
-}
-
 // Set replaces the first field named key with value and removes the others;
 // with no such field it appends one. Pseudo-headers keep their position.
 func (h *Headers) Set(key, value []byte) {
-	i := h.index(key, 0)
+	i := index(h, key, 0)
 	if i < 0 {
 		h.Add(key, value)
 		return
 	}
 	h.kvs[i].value = append(h.kvs[i].value[:0], value...)
 	h.dirty = true
-	h.delFrom(key, i+1)
+	delFrom(h, key, i+1)
 }
 
 // Del removes every field named key.
-func (h *Headers) Del(key []byte) { h.delFrom(key, 0) }
+func (h *Headers) Del(key []byte) { delFrom(h, key, 0) }
 
 // DelString is Del for a string key.
-func (h *Headers) DelString(key string) {
-	j := 0
-	for i := 0; i < h.n; i++ {
-		if equalFoldString(h.kvs[i].key, key) {
-			continue
-		}
-		if i != j {
-			h.kvs[i], h.kvs[j] = h.kvs[j], h.kvs[i]
-		}
-		j++
-	}
-	if j != h.n {
-		h.n, h.dirty = j, true
-	}
-}
+func (h *Headers) DelString(key string) { delFrom(h, key, 0) }
 
 // CopyFrom makes h a copy of src.
 func (h *Headers) CopyFrom(src *Headers) {
@@ -124,7 +98,9 @@ func (h *Headers) CopyFrom(src *Headers) {
 	}
 }
 
-func (h *Headers) index(key []byte, from int) int {
+// index returns the position of the first field named key at from or
+// after, or -1.
+func index[K []byte | string](h *Headers, key K, from int) int {
 	for i := from; i < h.n; i++ {
 		if equalFold(h.kvs[i].key, key) {
 			return i
@@ -135,7 +111,7 @@ func (h *Headers) index(key []byte, from int) int {
 
 // delFrom removes fields named key at index from and after, keeping order
 // and the removed fields' storage for reuse.
-func (h *Headers) delFrom(key []byte, from int) {
+func delFrom[K []byte | string](h *Headers, key K, from int) {
 	j := from
 	for i := from; i < h.n; i++ {
 		if equalFold(h.kvs[i].key, key) {
@@ -158,33 +134,16 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-func appendLower(dst, src []byte) []byte {
-	for _, c := range src {
-		dst = append(dst, lowerASCII(c))
-	}
-	return dst
-}
-
-func appendLowerString(dst []byte, src string) []byte {
+// appendLower appends src to dst, ASCII letters lower-cased.
+func appendLower[K []byte | string](dst []byte, src K) []byte {
 	for i := 0; i < len(src); i++ {
 		dst = append(dst, lowerASCII(src[i]))
 	}
 	return dst
 }
 
-func equalFold(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFoldString(a []byte, b string) bool {
+// equalFold compares a and b ignoring ASCII case.
+func equalFold[K []byte | string](a []byte, b K) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
 // testProxy is a Server running on a random loopback port.
@@ -24,6 +26,13 @@ type testProxy struct {
 // startProxy starts a ready Server for cfg; it is shut down when the test
 // ends.
 func startProxy(t testing.TB, cfg *Config, opts Options) *testProxy {
+	t.Helper()
+	return startProxyOn(t, cfg, opts, nil)
+}
+
+// startProxyOn is startProxy serving on wrap(listener) (TLS, say); nil
+// wrap serves the plain listener.
+func startProxyOn(t testing.TB, cfg *Config, opts Options, wrap func(net.Listener) net.Listener) *testProxy {
 	t.Helper()
 	cfg = cfg.WithHostname("127.0.0.1")
 	if opts.Logger == nil {
@@ -38,9 +47,13 @@ func startProxy(t testing.TB, cfg *Config, opts Options) *testProxy {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
+	served := ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); err != nil {
+		if err := srv.Serve(served); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
@@ -54,12 +67,9 @@ func startProxy(t testing.TB, cfg *Config, opts Options) *testProxy {
 	return &testProxy{Server: srv, URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String()}
 }
 
-// startUpstream starts a proxytest server closed when the test ends.
+// startUpstream starts a fake engine for the test's duration.
 func startUpstream(t testing.TB, opts proxytest.Options) *proxytest.Server {
-	t.Helper()
-	up := proxytest.NewServer(opts)
-	t.Cleanup(up.Close)
-	return up
+	return testkit.StartUpstream(t, opts)
 }
 
 // baseConfig is a config with one pool "default" of the given upstreams.
@@ -101,17 +111,8 @@ func doRequest(t testing.TB, c *http.Client, method, url, body string, hdr map[s
 	return resp, string(b)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor polls cond until it holds (testkit.WaitFor).
+func waitFor(t testing.TB, what string, cond func() bool) { t.Helper(); testkit.WaitFor(t, what, cond) }
 
 // checkSlotsFree asserts the slot invariant once traffic has stopped.
 func checkSlotsFree(t testing.TB, r *Router) {
@@ -136,3 +137,35 @@ func sseEvents(r io.Reader, fn func(data string)) error {
 
 const chatStreamBody = `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`
 const chatBody = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+
+// newPools resolves cfg and builds its pools, as NewServer does.
+func newPools(cfg *Config) (*upstream.Pools, error) {
+	rc, err := cfg.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	return upstream.New(rc, upstream.Options{}), nil
+}
+
+// postStream sends a streaming chat request to p and returns the response
+// with its body still to read.
+func postStream(t testing.TB, p *testProxy) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
+	resp, err := newClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// expectCut reads resp's body to its end and fails with msg if the stream
+// ended cleanly: it must have been cut.
+func expectCut(t testing.TB, resp *http.Response, msg string) {
+	t.Helper()
+	_, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatal(msg)
+	}
+}

@@ -25,7 +25,7 @@ func TestAllocsRouteHostWildcards(t *testing.T) {
 	req.Header.SetHost("127.0.0.1:8080-canary")
 	path, host := req.URI().Path(), req.Header.Host()
 	if n := testing.AllocsPerRun(1000, func() {
-		if p := srv.selectRoute(path, host, (*fasthttpHeaders)(&req.Header)); p == nil || p.name != "a" {
+		if p := srv.selectRoute(path, host, (*fasthttpHeaders)(&req.Header)); p == nil || p.Name() != "a" {
 			t.Fatal("wrong route")
 		}
 	}); n != 0 {

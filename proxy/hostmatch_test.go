@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/valyala/fasthttp"
 )
 
@@ -62,8 +63,8 @@ func TestHostPatternMatchesLikeEnvoyDomains(t *testing.T) {
 		{"::1", "::1", true}, // unbracketed IPv6: no port to strip
 	}
 	for _, tc := range tests {
-		if err := validHostPattern(tc.pattern); err != nil {
-			t.Fatalf("validHostPattern(%q): %v", tc.pattern, err)
+		if err := config.ValidHostPattern(tc.pattern); err != nil {
+			t.Fatalf("config.ValidHostPattern(%q): %v", tc.pattern, err)
 		}
 		p := compileHostPattern(tc.pattern)
 		a := []byte(tc.authority)
@@ -124,10 +125,10 @@ func TestRouteHostWildcardsFirstMatchInListOrder(t *testing.T) {
 		req.SetRequestURI("/")
 		req.Header.SetHost(authority)
 		p := srv.selectRoute(req.URI().Path(), req.Header.Host(), (*fasthttpHeaders)(&req.Header))
-		if p == nil || p.name != want {
+		if p == nil || p.Name() != want {
 			got := "<none>"
 			if p != nil {
-				got = p.name
+				got = p.Name()
 			}
 			t.Errorf("authority %q: pool %s, want %s", authority, got, want)
 		}
@@ -161,7 +162,7 @@ func FuzzHostPattern(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pattern, authority string) {
-		if validHostPattern(pattern) != nil {
+		if config.ValidHostPattern(pattern) != nil {
 			return
 		}
 		p := compileHostPattern(pattern)

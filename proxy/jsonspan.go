@@ -12,7 +12,7 @@ import (
 // body's top-level members, so this file keeps one:
 //
 //   - fastjson gives no byte offsets, and the alias rewrite must splice the
-//     new name into the original bytes (model.go says why);
+//     new name into the original bytes (select.go says why);
 //   - fastjson.Parser builds a tree of the whole document, one 80-byte
 //     Value per JSON value. A request body of up to max_request_body_size
 //     is client input: with fastjson v1.6.10, a 4 MiB prompt of token ids

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -47,14 +48,14 @@ type modelsCache struct {
 	created int64 // for configured models: the server's start
 	mu      sync.Mutex
 	fetched time.Time
-	lists   map[*endpoint][]modelEntry
+	lists   map[*upstream.Endpoint][]modelEntry
 	body    []byte
 }
 
 func newModelsCache(cfg *Config) *modelsCache {
 	mc := &modelsCache{created: time.Now().Unix()}
 	for i := range cfg.Upstreams {
-		mc.enabled = mc.enabled || (cfg.OpenAICompat && cfg.Upstreams[i].declaresModels())
+		mc.enabled = mc.enabled || (cfg.OpenAICompat && cfg.Upstreams[i].DeclaresModels())
 	}
 	return mc
 }
@@ -85,19 +86,19 @@ func (mc *modelsCache) get(s *Server) []byte {
 // refresh fetches every endpoint's list concurrently; mc.mu is held.
 func (mc *modelsCache) refresh(s *Server) {
 	if mc.lists == nil {
-		mc.lists = make(map[*endpoint][]modelEntry)
+		mc.lists = make(map[*upstream.Endpoint][]modelEntry)
 	}
 	timeout := min(modelsFetchTimeout, s.timeout)
 	type result struct {
-		ep   *endpoint
+		ep   *upstream.Endpoint
 		list []modelEntry
 		ok   bool
 	}
-	var eps []*endpoint
-	for _, p := range s.pools.list {
-		pm := p.inPanic()
-		for _, ep := range p.endpoints {
-			if pm || ep.up.Load() {
+	var eps []*upstream.Endpoint
+	for _, p := range s.pools.List() {
+		pm := p.InPanic()
+		for _, ep := range p.Endpoints() {
+			if pm || ep.Up() {
 				eps = append(eps, ep)
 			}
 		}
@@ -123,8 +124,8 @@ func (mc *modelsCache) refresh(s *Server) {
 }
 
 // fetchModels reads an endpoint's /v1/models.
-func fetchModels(ep *endpoint, timeout time.Duration) ([]modelEntry, bool) {
-	status, body, err := ep.probeGet(pathV1Models, timeout)
+func fetchModels(ep *upstream.Endpoint, timeout time.Duration) ([]modelEntry, bool) {
+	status, body, err := ep.ProbeGet(pathV1Models, timeout)
 	if err != nil || status != fasthttp.StatusOK {
 		return nil, false
 	}
@@ -170,8 +171,8 @@ func (mc *modelsCache) render(s *Server) []byte {
 			add(modelEntry{ID: n, Object: "model", Created: mc.created, OwnedBy: u.Name})
 		}
 	}
-	for _, p := range s.pools.list {
-		for _, ep := range p.endpoints {
+	for _, p := range s.pools.List() {
+		for _, ep := range p.Endpoints() {
 			for _, m := range mc.lists[ep] {
 				add(m)
 			}

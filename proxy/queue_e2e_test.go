@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
 // TestBatchOverflowQueuesNot429: with the defaults (128 admission slots,
@@ -56,9 +58,9 @@ func TestBatchOverflowQueuesNot429(t *testing.T) {
 			statuses <- resp.StatusCode
 		}()
 	}
-	q := &p.pools.list[0].queue
+	q := p.pools.List()[0]
 	deadline := time.Now().Add(20 * time.Second)
-	for inFlight.Load() != DefaultMaxBatchSize || q.n.Load() != n-DefaultMaxBatchSize {
+	for inFlight.Load() != config.DefaultMaxBatchSize || q.Queued() != n-config.DefaultMaxBatchSize {
 		select {
 		case code := <-statuses:
 			t.Fatalf("a request ended with %d while the endpoint was full; want it to wait", code)
@@ -66,7 +68,7 @@ func TestBatchOverflowQueuesNot429(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("upstream in flight %d, queued %d; want %d and %d",
-				inFlight.Load(), q.n.Load(), DefaultMaxBatchSize, n-DefaultMaxBatchSize)
+				inFlight.Load(), q.Queued(), config.DefaultMaxBatchSize, n-config.DefaultMaxBatchSize)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -79,8 +81,8 @@ func TestBatchOverflowQueuesNot429(t *testing.T) {
 			t.Fatalf("status %d, want 200 for every request", code)
 		}
 	}
-	if pk := peak.Load(); pk > DefaultMaxBatchSize {
-		t.Fatalf("%d requests in flight on one endpoint, above max_batch_size %d", pk, DefaultMaxBatchSize)
+	if pk := peak.Load(); pk > config.DefaultMaxBatchSize {
+		t.Fatalf("%d requests in flight on one endpoint, above max_batch_size %d", pk, config.DefaultMaxBatchSize)
 	}
 	if hits.Load() != n {
 		t.Fatalf("upstream served %d requests, want %d", hits.Load(), n)

@@ -61,7 +61,7 @@ func TestRoundTripRetriesLikeDo(t *testing.T) {
 		t.Helper()
 		addr, conns := dropFirstUpstream(t, drop)
 		p := startProxy(t, baseConfig("http://"+addr), Options{})
-		hc := p.pools.list[0].endpoints[0].hc // set before any request
+		hc := p.pools.List()[0].Endpoints()[0].HostClient() // set before any request
 		hc.MaxIdemponentCallAttempts = int(maxAttempts)
 		hc.RetryIfErr = retryIfErr
 		hc.RetryIf = nil

@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -33,7 +35,7 @@ type Options struct {
 type Server struct {
 	cfg       *Config
 	router    *Router
-	pools     *pools
+	pools     *upstream.Pools
 	routes    []route
 	filters   []Filter
 	log       *slog.Logger
@@ -50,7 +52,9 @@ type Server struct {
 	set         *metrics.Set
 	extraSets   []*metrics.Set
 	duration    *metrics.Histogram
-	upstreamMet map[*pool]*upstreamCodes
+	upstreamMet map[*upstream.Pool]*upstreamCodes
+	poolErrs    []poolErrorBodies   // by pool index
+	aliasJSON   []map[string][]byte // by pool index: alias → JSON-quoted name sent upstream
 	modelMet    *modelMetricSet
 	streamCuts  streamCuts
 	models      *modelsCache
@@ -69,19 +73,25 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("proxy: nil config")
 	}
-	if err := cfg.Validate(); err != nil {
+	rc, err := cfg.Resolve()
+	if err != nil {
 		return nil, err
 	}
-	ps, err := newPools(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
 	}
+	router := NewRouter(cfg)
+	ps := upstream.New(rc, upstream.Options{
+		Log:            log,
+		OnAvailability: func(anyUp bool) { router.setUpstreamsDown(!anyUp) },
+	})
 	s := &Server{
 		cfg:       cfg,
-		router:    NewRouter(cfg),
+		router:    router,
 		pools:     ps,
 		filters:   opts.Filters,
-		log:       opts.Logger,
+		log:       log,
 		accessLog: cfg.Log.AccessLog(),
 		timeout:   time.Duration(cfg.Timeout),
 		bodyLimit: int(cfg.MaxRequestBodySize),
@@ -90,13 +100,6 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		extraSets: opts.Metrics,
 		shutdown:  make(chan struct{}),
 	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	ps.log = s.log
-	ps.routerMu.Lock()
-	ps.router = s.router
-	ps.routerMu.Unlock()
 	s.modelMet = newModelMetricSet(s.set, cfg)
 	s.streamCuts.init(s.set)
 	s.models = newModelsCache(cfg)
@@ -104,13 +107,15 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	s.routes = compileRoutes(cfg, ps)
 	s.duration = s.set.NewHistogram("sluice_request_duration_seconds")
 	s.watch.init(s.set)
-	s.upstreamMet = make(map[*pool]*upstreamCodes, len(ps.list))
-	for _, p := range ps.list {
-		s.upstreamMet[p] = newUpstreamCodes(s.set, p.name)
+	s.upstreamMet = make(map[*upstream.Pool]*upstreamCodes, len(ps.List()))
+	for i, p := range ps.List() {
+		s.upstreamMet[p] = newUpstreamCodes(s.set, p.Name())
+		s.poolErrs = append(s.poolErrs, newPoolErrorBodies(cfg.OpenAICompat, p.Name()))
+		s.aliasJSON = append(s.aliasJSON, aliasJSON(rc.Upstreams[i].ModelAliases))
 	}
 	s.statePool.New = func() any { return newRequestState(s) }
-	s.bodyTimeout = cfg.clientBodyTimeout()
-	s.bodies.max = cfg.maxRequestBodyBuffer()
+	s.bodyTimeout = rc.ClientBodyTimeout
+	s.bodies.max = rc.MaxRequestBodyBuffer
 	s.fs = &fasthttp.Server{
 		Handler:               s.serveEdge,
 		Name:                  "sluice",
@@ -121,13 +126,13 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		// The head, from its first byte, must arrive within
 		// client_header_timeout (fasthttp's ReadTimeout restarts at a
 		// request's first byte); the body is read by the handler under
-		// client_body_timeout (readbody.go). Keep-alive waits between
+		// client_body_timeout (read.go). Keep-alive waits between
 		// requests are bounded by IdleTimeout.
-		ReadTimeout: cfg.clientHeaderTimeout(),
+		ReadTimeout: rc.ClientHeaderTimeout,
 		IdleTimeout: 90 * time.Second,
 		// The read buffer bounds the head: past it fasthttp reports
 		// ErrSmallBuffer, answered 431 or 414 (handleParseError).
-		ReadBufferSize: cfg.maxRequestHeaderSize(),
+		ReadBufferSize: rc.MaxRequestHeaderSize,
 		// Readers are taken from the pool only once a new connection's
 		// first byte arrives, so a connection that never sends holds no
 		// read buffer and is closed silently at client_header_timeout, as
@@ -170,7 +175,7 @@ func (s *Server) ListenAndServe() error {
 // first call starts the upstreams' health checks and metrics scrapes,
 // which run until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
-	s.pools.start()
+	s.pools.Start()
 	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown, linger: &defaultLinger})
 	select {
 	case <-s.shutdown:
@@ -228,7 +233,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // concurrent use; after it, health checks never start again.
 func (s *Server) Close() error {
 	s.watch.close()
-	s.pools.close()
+	s.pools.Close()
 	return nil
 }
 
@@ -236,7 +241,7 @@ func (s *Server) Close() error {
 func (s *Server) WriteMetrics(w io.Writer) {
 	s.router.set.WritePrometheus(w)
 	s.set.WritePrometheus(w)
-	s.pools.set.WritePrometheus(w)
+	s.pools.Metrics().WritePrometheus(w)
 	for _, set := range s.extraSets {
 		set.WritePrometheus(w)
 	}
@@ -246,4 +251,117 @@ type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// Draining. Shutdown (server.go) runs the sequence; these are its parts
+// on the request path.
+//
+// While the server drains, every answer carries Connection: close, so a
+// client on a keep-alive connection finishes the request it sent and
+// then opens its next connection elsewhere (Envoy's drain sends
+// Connection: close the same way). During drain_delay idle keep-alive
+// connections stay open and a request arriving on one is answered; when
+// the listener closes, fasthttp closes the connections that are idle at
+// that moment and never one a request has started on (nginx closes idle
+// keep-alive connections at once on a graceful shutdown: drain_delay 0).
+// A request a client sends just as its idle connection is closed meets a
+// closed connection, the race every keep-alive close has (RFC 9112
+// section 9.3.1: clients retry such requests on a new connection).
+
+// StartDrain begins draining without stopping anything: /ready answers
+// 503 from now on and every answer carries Connection: close. Shutdown
+// calls it first; it is idempotent and safe for concurrent use.
+func (s *Server) StartDrain() { s.router.StartDrain() }
+
+// closeIfDraining adds Connection: close to the answer the handler built
+// while the server drains.
+func (s *Server) closeIfDraining(ctx *fasthttp.RequestCtx) {
+	if s.router.drain.Load() {
+		ctx.SetConnectionClose()
+	}
+}
+
+// ShutdownError is what Shutdown returns when its context ended with
+// requests still running.
+type ShutdownError struct {
+	// Running is the number of requests holding an admission slot at the
+	// deadline: the ones the caller cuts by exiting.
+	Running int64
+	// Connections is the number of client connections still open then
+	// (requests still being read included).
+	Connections int
+	// Err is the context's error.
+	Err error
+}
+
+func (e *ShutdownError) Error() string {
+	return "proxy: shutdown: " + strconv.FormatInt(e.Running, 10) + " requests still running: " + e.Err.Error()
+}
+
+func (e *ShutdownError) Unwrap() error { return e.Err }
+
+// serveHealth always answers 200 with the health JSON: liveness, not
+// readiness.
+func (s *Server) serveHealth(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
+	ctx.SetBody(s.appendHealthJSON(nil))
+}
+
+// serveReady answers 200 when the router is ready, not draining and has
+// an upstream endpoint in rotation, else 503, with the health JSON either
+// way.
+func (s *Server) serveReady(ctx *fasthttp.RequestCtx) {
+	if !s.router.IsReady() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	}
+	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
+	ctx.SetBody(s.appendHealthJSON(nil))
+}
+
+// appendHealthJSON appends the router's health and, per pool, its
+// endpoints in rotation:
+//
+//	{"status":"healthy","active_requests":0,"max_concurrent_requests":128,
+//	 "upstreams":{"a":{"healthy":2,"total":3}}}
+func (s *Server) appendHealthJSON(b []byte) []byte {
+	b = appendHealthJSON(b, s.router.Health())
+	b = append(b[:len(b)-1], `,"upstreams":{`...)
+	for i, p := range s.pools.List() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, p.Name())
+		b = append(b, `:{"healthy":`...)
+		b = strconv.AppendInt(b, int64(p.Healthy()), 10)
+		b = append(b, `,"total":`...)
+		b = strconv.AppendInt(b, int64(len(p.Endpoints())), 10)
+		b = append(b, '}')
+	}
+	return append(b, "}}"...)
+}
+
+func appendHealthJSON(b []byte, h Health) []byte {
+	b = append(b, `{"status":"`...)
+	b = append(b, h.Status...)
+	b = append(b, `","active_requests":`...)
+	b = strconv.AppendInt(b, h.ActiveRequests, 10)
+	b = append(b, `,"max_concurrent_requests":`...)
+	b = strconv.AppendInt(b, h.MaxConcurrentRequests, 10)
+	return append(b, '}')
+}
+
+// PoolHealth counts a pool's endpoints in rotation.
+type PoolHealth struct {
+	Healthy int `json:"healthy"`
+	Total   int `json:"total"`
+}
+
+// UpstreamHealth returns, per pool name, how many endpoints are in
+// rotation. Safe for concurrent use.
+func (s *Server) UpstreamHealth() map[string]PoolHealth {
+	m := make(map[string]PoolHealth, len(s.pools.List()))
+	for _, p := range s.pools.List() {
+		m[p.Name()] = PoolHealth{Healthy: p.Healthy(), Total: len(p.Endpoints())}
+	}
+	return m
 }

@@ -59,11 +59,7 @@ func TestSSEStreamsEventByEvent(t *testing.T) {
 func TestStreamHoldsSlot(t *testing.T) {
 	up := startUpstream(t, proxytest.Options{Tokens: 4, TokenDelay: 100 * time.Millisecond})
 	p := startProxy(t, baseConfig(up.URL).WithMaxConcurrentRequests(1), Options{})
-	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
-	resp, err := newClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postStream(t, p)
 	br := bufio.NewReader(resp.Body)
 	if _, err := br.ReadString('\n'); err != nil { // first event arrived
 		t.Fatal(err)
@@ -133,16 +129,8 @@ func TestStreamIdleTimeout(t *testing.T) {
 	t.Run("silent stream is cut", func(t *testing.T) {
 		up := startUpstream(t, proxytest.Options{Tokens: 3, TokenDelay: 2 * time.Second})
 		p := startProxy(t, baseConfig(up.URL).WithTimeout(200*time.Millisecond), Options{})
-		req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
-		resp, err := newClient().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil {
-			t.Fatal("a stream cut by the idle timeout ended cleanly")
-		}
+		resp := postStream(t, p)
+		expectCut(t, resp, "a stream cut by the idle timeout ended cleanly")
 		checkSlotsFree(t, p.Router())
 		waitFor(t, "upstream request closed", func() bool { return up.InFlight() == 0 })
 		if m := p.Router().Metrics(); m.Failed != 1 {
@@ -152,16 +140,8 @@ func TestStreamIdleTimeout(t *testing.T) {
 	t.Run("reset mid-stream", func(t *testing.T) {
 		up := startUpstream(t, proxytest.Options{Tokens: 10, Fail: proxytest.FailResetMidStream, FailAfterTokens: 2})
 		p := startProxy(t, baseConfig(up.URL), Options{})
-		req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
-		resp, err := newClient().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil {
-			t.Fatal("a stream reset upstream ended cleanly for the client")
-		}
+		resp := postStream(t, p)
+		expectCut(t, resp, "a stream reset upstream ended cleanly for the client")
 		checkSlotsFree(t, p.Router())
 		if m := p.Router().Metrics(); m.Failed != 1 {
 			t.Fatalf("metrics %+v", m)
@@ -174,11 +154,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 func TestGracefulDrain(t *testing.T) {
 	up := startUpstream(t, proxytest.Options{Tokens: 8, TokenDelay: 100 * time.Millisecond})
 	p := startProxy(t, baseConfig(up.URL), Options{})
-	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
-	resp, err := newClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postStream(t, p)
 	shutdownErr := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -210,11 +186,7 @@ func TestGracefulDrain(t *testing.T) {
 func TestShutdownTimeout(t *testing.T) {
 	up := startUpstream(t, proxytest.Options{Tokens: 100, TokenDelay: 100 * time.Millisecond})
 	p := startProxy(t, baseConfig(up.URL), Options{})
-	req, _ := http.NewRequest("POST", p.URL+"/v1/chat/completions", strings.NewReader(chatStreamBody))
-	resp, err := newClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postStream(t, p)
 	defer resp.Body.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -131,9 +131,9 @@ func TestLBLeastQueueE2E(t *testing.T) {
 		Name: "pool", Endpoints: urlsOf(ups), LBPolicy: LBLeastQueue,
 		MetricsPath: "/metrics", ScrapeInterval: Duration(20 * time.Millisecond),
 	}), Options{})
-	pl := p.pools.list[0]
+	pl := p.pools.List()[0]
 	waitFor(t, "first scrapes", func() bool {
-		return pl.endpoints[0].queueDepth() == 5 && pl.endpoints[2].queueDepth() == 9
+		return pl.Endpoints()[0].QueueDepth() == 5 && pl.Endpoints()[2].QueueDepth() == 9
 	})
 	if got := servedBy(t, newClient(), p.URL, 20); got["u1"] != 20 {
 		t.Fatalf("shortest queue is u1, requests went to %v", got)
@@ -142,7 +142,7 @@ func TestLBLeastQueueE2E(t *testing.T) {
 	_ = ups[1].SetEngineMetrics(proxytest.EngineMetrics{Engine: proxytest.EngineSGLang, Waiting: 12})
 	_ = ups[2].SetEngineMetrics(proxytest.EngineMetrics{Engine: proxytest.EngineTGI, Waiting: 1})
 	waitFor(t, "new scrapes", func() bool {
-		return pl.endpoints[1].queueDepth() == 12 && pl.endpoints[2].queueDepth() == 1
+		return pl.Endpoints()[1].QueueDepth() == 12 && pl.Endpoints()[2].QueueDepth() == 1
 	})
 	if got := servedBy(t, newClient(), p.URL, 20); got["u2"] != 20 {
 		t.Fatalf("shortest queue is u2, requests went to %v", got)
@@ -235,7 +235,7 @@ func TestQueueTimeoutE2E(t *testing.T) {
 			resp, _ := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, nil)
 			done <- resp.StatusCode
 		}()
-		waitFor(t, "request queued", func() bool { return p.pools.list[0].queue.n.Load() == 1 })
+		waitFor(t, "request queued", func() bool { return p.pools.List()[0].Queued() == 1 })
 		if up.Requests() != 1 {
 			t.Fatal("the queued request reached the upstream past the cap")
 		}
@@ -306,7 +306,7 @@ func TestEjectionAndRecoveryE2E(t *testing.T) {
 			UnhealthyThreshold: 2, HealthyThreshold: 2},
 		PassiveEjection: PassiveEjectionConfig{BaseEjection: Duration(200 * time.Millisecond)},
 	}), Options{})
-	pl := p.pools.list[0]
+	pl := p.pools.List()[0]
 	// A long stream on u0, the endpoint about to die.
 	var rest func() (int, error)
 	for {
@@ -329,13 +329,9 @@ func TestEjectionAndRecoveryE2E(t *testing.T) {
 	if got["u1"]+got["u2"] != 30 {
 		t.Fatalf("served by %v", got)
 	}
-	victim := pl.endpoints[0]
-	waitFor(t, "killed endpoint failing its health checks", func() bool {
-		victim.mu.Lock()
-		defer victim.mu.Unlock()
-		return victim.activeDown
-	})
-	if victim.up.Load() {
+	victim := pl.Endpoints()[0]
+	waitFor(t, "killed endpoint failing its health checks", victim.FailsActiveChecks)
+	if victim.Up() {
 		t.Fatal("an endpoint failing its health checks is in rotation")
 	}
 	if h := p.UpstreamHealth()["pool"]; h.Healthy != 2 || h.Total != 3 {
@@ -343,7 +339,7 @@ func TestEjectionAndRecoveryE2E(t *testing.T) {
 	}
 	// It comes back once it answers its health checks again.
 	back := restartAt(t, addr, proxytest.Options{Name: "u0-back"})
-	waitFor(t, "endpoint back in rotation", func() bool { return victim.up.Load() })
+	waitFor(t, "endpoint back in rotation", func() bool { return victim.Up() })
 	waitFor(t, "traffic back on the endpoint", func() bool {
 		return servedBy(t, newClient(), p.URL, 3)["u0-back"] > 0
 	})

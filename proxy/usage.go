@@ -79,7 +79,7 @@ func newModelMetricSet(set *metrics.Set, cfg *Config) *modelMetricSet {
 	names := map[string]bool{}
 	declared := false
 	for _, u := range cfg.Upstreams {
-		declared = declared || u.declaresModels()
+		declared = declared || u.DeclaresModels()
 		for _, m := range u.Models {
 			if m != "*" {
 				names[m] = true
@@ -238,7 +238,7 @@ func (u *usageTracker) sseLine(l []byte, now time.Time) {
 	if !bytes.HasPrefix(l, strData) {
 		return
 	}
-	d := trimSpace(l[len(strData):])
+	d := bytes.Trim(l[len(strData):], " \t\r")
 	if len(d) == 0 || bytes.Equal(d, strDone) {
 		return
 	}

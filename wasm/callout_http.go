@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
 // DefaultMaxCalloutResponse caps the body of a callout response that
@@ -57,8 +58,9 @@ type calloutPool struct {
 }
 
 // NewHTTPCallouts returns a Callouts over the endpoints of upstreams. An
-// endpoint must be an absolute http or https URL ("http://host:port"); any
-// path in it is ignored (the call's :path is used).
+// endpoint is checked by the proxy's rules (config.ParseEndpoint): an http
+// or https URL with a host, an optional port and no path, query or user
+// info; the call's :path is used.
 func NewHTTPCallouts(upstreams []proxy.UpstreamConfig, cfg HTTPCalloutsConfig) (*HTTPCallouts, error) {
 	c := &HTTPCallouts{pools: make(map[string]*calloutPool, len(upstreams)), maxBody: cfg.MaxResponseBytes}
 	if c.maxBody <= 0 {
@@ -79,15 +81,14 @@ func NewHTTPCallouts(upstreams []proxy.UpstreamConfig, cfg HTTPCalloutsConfig) (
 			return nil, fmt.Errorf("wasm: callouts: upstream pool %q has no endpoints", u.Name)
 		}
 		p := &calloutPool{}
-		for _, ep := range u.Endpoints {
-			eu, err := url.Parse(ep)
+		for _, raw := range u.Endpoints {
+			// The proxy's own rules (config.ParseEndpoint), so a pool
+			// the proxy accepts is one the callouts accept, and no other.
+			ep, err := config.ParseEndpoint(raw)
 			if err != nil {
-				return nil, fmt.Errorf("wasm: callouts: upstream pool %q: endpoint %q: %w", u.Name, ep, err)
+				return nil, fmt.Errorf("wasm: callouts: upstream pool %q: endpoint %q: want http://host:port or https://host:port (%v)", u.Name, raw, err)
 			}
-			if (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
-				return nil, fmt.Errorf("wasm: callouts: upstream pool %q: endpoint %q: want http://host:port or https://host:port", u.Name, ep)
-			}
-			p.endpoints = append(p.endpoints, &url.URL{Scheme: eu.Scheme, Host: eu.Host})
+			p.endpoints = append(p.endpoints, &url.URL{Scheme: ep.Scheme(), Host: ep.Addr})
 		}
 		c.pools[u.Name] = p
 	}

@@ -84,7 +84,7 @@ func echoServer(t *testing.T, name string) *httptest.Server {
 func TestHTTPCallouts(t *testing.T) {
 	a1, a2 := echoServer(t, "a1"), echoServer(t, "a2")
 	c, err := NewHTTPCallouts([]proxy.UpstreamConfig{
-		{Name: "a", Endpoints: []string{a1.URL, a2.URL + "/ignored/path"}},
+		{Name: "a", Endpoints: []string{a1.URL, a2.URL + "/"}},
 	}, HTTPCalloutsConfig{MaxResponseBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +154,8 @@ func TestNewHTTPCalloutsErrors(t *testing.T) {
 		{[]proxy.UpstreamConfig{{Name: "a"}}, `"a" has no endpoints`},
 		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"a:1"}}}, `endpoint "a:1": want http://host:port`},
 		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"ftp://a"}}}, "want http://host:port"},
+		// The proxy refuses a path in an endpoint URL; so do the callouts.
+		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"http://a:1/v1"}}}, "must be scheme://host[:port] only"},
 		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"http://a:1"}}, {Name: "a", Endpoints: []string{"http://b:1"}}}, "defined twice"},
 	} {
 		_, err := NewHTTPCallouts(tc.ups, HTTPCalloutsConfig{})

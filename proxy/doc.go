@@ -1,0 +1,52 @@
+// Package proxy is Sluice's edge: it takes client requests, admits them,
+// runs the plugins (Filter), picks an upstream pool and endpoint, sends,
+// streams the answer back and accounts for it. One request walks these
+// files in this order:
+//
+//	client ─► accept.go   handle: probes or serveProxy; pooled state; forward
+//	           read.go    request id, body (timeouts, budget); admit: a slot or 429
+//	           filter.go  plugins' request phase: headers, then the whole body
+//	           select.go  model from the body; route (path, host, headers) → pool
+//	           send.go    endpoint (upstream.Pool: policy, queue), retries ─► upstream
+//	           respond.go status and headers back, via filter.go's response phase;
+//	                      the body streamed to the client through rs.Read
+//	           finish.go  slots back, metrics, access log; state back to the pool
+//	client ◄─ the response (/health, /ready, /metrics: answered from dispatch)
+//
+// The walk, file by file. accept.go: fasthttp calls serveEdge, then handle,
+// which answers /health, /ready and /metrics (server.go) and sends
+// everything else to serveProxy; serveProxy takes a pooled requestState
+// (defined there) and forward runs the stages below in order. read.go:
+// setRequestID, then readBody reads the whole request body under
+// client_body_timeout and the server-wide body budget, and admit takes an
+// admission slot from the Router (router.go), or answers 429. filter.go:
+// requestPhase creates each Filter's Stream and calls OnRequestHeaders and
+// OnRequestBody with the Exchange (exchange.go, headers.go); a filter may
+// answer locally, pause, choose a pool or endpoints, or rewrite the
+// request. select.go: findModel reads the OpenAI "model" field
+// (jsonspan.go), GET /v1/models is answered from models_endpoint.go, and
+// choosePool matches the routes (hostPattern, headers, model) or takes
+// the filter's choice; applyAlias rewrites an aliased model. send.go:
+// prepareUpstreamRequest sets the forwarded headers, send takes an
+// endpoint from the pool (waiting in its queue), roundTrip sends it under
+// the disconnect watch (disconnect.go) and retries another endpoint on a
+// connection failure, 502, 503 or 429 before any byte went to the client.
+// respond.go: respond copies status and headers, runs the response phase
+// (filter.go), and streams the body through requestState.Read, which
+// tracks token usage (usage.go) and cuts a broken event stream cleanly.
+// finish.go: finish runs exactly once, by the handler or by the body
+// stream's Close: the filters' OnDone, the endpoint slot, the admission
+// slot (Guard), metrics and the access log, then the state is reset into
+// the pool. Errors are answered in OpenAI or TGI shape by errors.go.
+//
+// Beside the path: server.go builds the Server from a Config (NewServer),
+// serves, drains and shuts down; config.go re-exports package config's
+// types, so that proxy.Config is config.Config. The upstream pools —
+// balancers, the FIFO queue, health checks, engine-metrics scraping — are
+// package upstream; the request path reads them through its methods and
+// they tell readiness through a callback, never a pointer back up.
+//
+// The public API: Server and NewServer; Router with TryAcquire and the
+// Guard's Complete, Fail and Release; Health and Metrics; Filter, Stream,
+// Action and Exchange for plugins (package wasm implements them).
+package proxy

@@ -36,7 +36,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.configPath, "config", "", "YAML config `file`")
 	fs.BoolVar(&o.validate, "validate", false, "check the config (and compile every plugin), then exit: 0 if valid, 2 if not")
-	fs.BoolVar(&o.demo, "demo", false, "also start an embedded OpenAI-compatible demo upstream and proxy to it")
+	fs.BoolVar(&o.demo, "demo", false, "also start an embedded simulated inference engine (model \"demo\") and proxy to it")
 	fs.StringVar(&o.hostname, "hostname", "", "address to listen on (overrides the file; default 0.0.0.0)")
 	fs.IntVar(&o.port, "port", 0, "port to listen on (overrides the file; default 8080)")
 	fs.Var(&o.upstreams, "upstream", "upstream endpoint `URL` for pool \"default\" (repeatable; replaces the file's pools)")

@@ -2,7 +2,7 @@
 //
 //	sluice -config sluice.yaml          run with a config file
 //	sluice -config sluice.yaml -validate  check the config and plugins, exit 0 or 2
-//	sluice -demo                        run in front of an embedded demo upstream
+//	sluice -demo                        run in front of an embedded simulated engine
 //
 // Flags override the file: -hostname, -port, -upstream URL (repeatable, into
 // pool "default"), -max-concurrent-requests, -timeout.

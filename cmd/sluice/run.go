@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/proxy"
-	"github.com/sluice-proxy/sluice/proxy/proxytest"
 	"github.com/sluice-proxy/sluice/wasm"
 )
 
@@ -50,7 +48,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 		defer demo.close()
 		if len(cfg.Upstreams) == 0 {
-			cfg.Upstreams = []proxy.UpstreamConfig{{Name: "default", Endpoints: []string{demo.url}}}
+			cfg.Upstreams = []proxy.UpstreamConfig{demo.upstream()}
 		}
 	}
 	resolvePluginPaths(cfg, o.configPath)
@@ -208,25 +206,6 @@ func newLogger(lc proxy.LogConfig, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
-
-// demoUpstream is the embedded proxytest server behind -demo.
-type demoUpstream struct {
-	url string
-	srv *http.Server
-}
-
-func startDemo() (*demoUpstream, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	up := proxytest.NewUnstartedServer(proxytest.Options{TokenDelay: 20 * time.Millisecond, Tokens: 16, Model: "demo"})
-	hs := &http.Server{Handler: up.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	return &demoUpstream{url: "http://" + ln.Addr().String(), srv: hs}, nil
-}
-
-func (d *demoUpstream) close() { _ = d.srv.Close() }
 
 func displayAddr(a net.Addr) string {
 	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {

@@ -169,3 +169,19 @@ func expectCut(t testing.TB, resp *http.Response, msg string) {
 		t.Fatal(msg)
 	}
 }
+
+// eachRequest reads HTTP/1.1 requests from c, discarding their bodies, and
+// calls handle after each, until reading fails or handle returns false.
+func eachRequest(c net.Conn, handle func() bool) {
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if !handle() {
+			return
+		}
+	}
+}

@@ -184,13 +184,7 @@ func TestGracefulDrain(t *testing.T) {
 
 // TestShutdownTimeout checks that Shutdown gives up at its deadline.
 func TestShutdownTimeout(t *testing.T) {
-	up := startUpstream(t, proxytest.Options{Tokens: 100, TokenDelay: 100 * time.Millisecond})
-	p := startProxy(t, baseConfig(up.URL), Options{})
-	resp := postStream(t, p)
-	defer resp.Body.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := p.Shutdown(ctx); err == nil {
+	if err := shutdownMidStream(t, proxytest.Options{Tokens: 100, TokenDelay: 100 * time.Millisecond}); err == nil {
 		t.Fatal("Shutdown returned nil with a stream still running")
 	}
 }

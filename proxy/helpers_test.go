@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
@@ -99,15 +100,7 @@ func doRequest(t testing.TB, c *http.Client, method, url, body string, hdr map[s
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
-	}
+	resp, b := testhttp.Do(t, c, req)
 	return resp, string(b)
 }
 

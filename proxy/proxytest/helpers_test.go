@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 )
 
 // newTestServer starts a server closed at the end of the test.
@@ -41,16 +43,7 @@ func do(t *testing.T, c *http.Client, method, url, body string, hdr ...string) (
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
-	}
-	return resp, b
+	return testhttp.Do(t, c, req)
 }
 
 // readSSE reads server-sent events until the end of r, returning the data

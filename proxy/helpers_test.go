@@ -17,6 +17,18 @@ import (
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
+// newServer builds a Server that is not serving, closed when the test
+// ends.
+func newServer(tb testing.TB, cfg *Config, opts Options) *Server {
+	tb.Helper()
+	srv, err := NewServer(cfg, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
 // testProxy is a Server running on a random loopback port.
 type testProxy struct {
 	*Server

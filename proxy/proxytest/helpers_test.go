@@ -107,3 +107,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 const chatBody = `{"model":"m1","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hello there world"}]}]}`
+
+// startStream POSTs a streaming chat request to s and returns the
+// response, its headers read and its body open (closed when the test
+// ends), and the cancel that makes the client leave.
+func startStream(t *testing.T, s *Server) (*http.Response, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+pathChat, strings.NewReader(`{"stream":true,`+chatBody[1:]))
+	resp, err := newClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp, cancel
+}

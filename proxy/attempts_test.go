@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -59,20 +58,14 @@ func (u *rawUpstream) accept() {
 func (u *rawUpstream) serve(c net.Conn) {
 	defer u.wg.Done()
 	defer c.Close()
-	br := bufio.NewReader(c)
-	for {
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		_, _ = io.Copy(io.Discard, req.Body)
+	eachRequest(c, func() bool {
 		u.requests.Add(1)
 		if u.reset {
 			_ = c.(*net.TCPConn).SetLinger(0) // RST, not FIN
-			return
+			return false
 		}
-		// Silent: wait for the next request or the proxy giving up.
-	}
+		return true // silent: wait for the next request or the proxy giving up
+	})
 }
 
 func (u *rawUpstream) close() {

@@ -152,11 +152,7 @@ func skipUnwatched(t *testing.T) {
 // count and a 499 log line, within about a second — not when the engine
 // answers.
 func TestClientGoneWhileWaiting(t *testing.T) {
-	skipUnwatched(t)
-	up := startHoldUpstream(t)
-	logs := &syncBuffer{}
-	p := startProxy(t, baseConfig(up.URL), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	c := rawRequest(t, p.Addr, "/v1/chat/completions")
+	up, p, logs, c := watchedRequest(t, "/v1/chat/completions")
 	<-up.arrived
 	if got := p.Router().Health().ActiveRequests; got != 1 {
 		t.Fatalf("active requests while waiting = %d, want 1", got)
@@ -172,16 +168,24 @@ func TestClientGoneWhileWaiting(t *testing.T) {
 // TestClientGoneDuringStreamGap: a client that leaves during a silence
 // between events is noticed the same way.
 func TestClientGoneDuringStreamGap(t *testing.T) {
-	skipUnwatched(t)
-	up := startHoldUpstream(t)
-	logs := &syncBuffer{}
-	p := startProxy(t, baseConfig(up.URL), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	c := rawRequest(t, p.Addr, "/stream")
+	up, p, logs, c := watchedRequest(t, "/stream")
 	readUntil(t, c, "data: first")
 	<-up.arrived
 	_ = c.Close()
 
 	checkClientGone(t, p, up, logs, "streaming")
+}
+
+// watchedRequest starts a hold upstream and a proxy logging into logs
+// before it, and sends one raw request for path whose client the test may
+// then drop; it skips where the disconnect watch is not supported.
+func watchedRequest(t *testing.T, path string) (up *holdUpstream, p *testProxy, logs *syncBuffer, c net.Conn) {
+	t.Helper()
+	skipUnwatched(t)
+	up = startHoldUpstream(t)
+	logs = &syncBuffer{}
+	p = startProxy(t, baseConfig(up.URL), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	return up, p, logs, rawRequest(t, p.Addr, path)
 }
 
 // checkClientGone asserts what a client's leaving must cause: the

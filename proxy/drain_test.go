@@ -106,17 +106,25 @@ func TestDrainReadyAnswers503(t *testing.T) {
 	checkSlotsFree(t, p.Router())
 }
 
-// TestShutdownReportsRunningRequests checks that a Shutdown whose context
-// ends with a stream still running says how many requests it leaves, so
-// the command can exit 1.
-func TestShutdownReportsRunningRequests(t *testing.T) {
-	up := startUpstream(t, proxytest.Options{Tokens: 1000, TokenDelay: 20 * time.Millisecond})
+// shutdownMidStream starts an engine with opts, a proxy before it and one
+// stream through it, and returns what Shutdown says when its context ends
+// after 200ms, the stream (paced by opts) still running.
+func shutdownMidStream(t *testing.T, opts proxytest.Options) error {
+	t.Helper()
+	up := startUpstream(t, opts)
 	p := startProxy(t, baseConfig(up.URL), Options{})
 	resp := postStream(t, p)
 	defer resp.Body.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := p.Shutdown(ctx)
+	return p.Shutdown(ctx)
+}
+
+// TestShutdownReportsRunningRequests checks that a Shutdown whose context
+// ends with a stream still running says how many requests it leaves, so
+// the command can exit 1.
+func TestShutdownReportsRunningRequests(t *testing.T) {
+	err := shutdownMidStream(t, proxytest.Options{Tokens: 1000, TokenDelay: 20 * time.Millisecond})
 	var se *ShutdownError
 	if !errors.As(err, &se) || se.Running != 1 || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown with a stream running: %v", err)

@@ -161,11 +161,7 @@ func TestLingerBounded(t *testing.T) {
 // TestParseErrorStatus maps each error fasthttp reports while reading a
 // request to its answer; every answer closes the connection.
 func TestParseErrorStatus(t *testing.T) {
-	srv, err := NewServer(baseConfig("http://127.0.0.1:1"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := newServer(t, baseConfig("http://127.0.0.1:1"), Options{})
 	timeout := &net.OpError{Op: "read", Net: "tcp", Err: osTimeout{}}
 	tests := []struct {
 		err  error

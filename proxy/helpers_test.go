@@ -11,10 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
+
+// newServer builds a Server that is not serving, closed when the test
+// ends.
+func newServer(tb testing.TB, cfg *Config, opts Options) *Server {
+	tb.Helper()
+	srv, err := NewServer(cfg, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
 
 // testProxy is a Server running on a random loopback port.
 type testProxy struct {
@@ -99,15 +112,7 @@ func doRequest(t testing.TB, c *http.Client, method, url, body string, hdr map[s
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
-	}
+	resp, b := testhttp.Do(t, c, req)
 	return resp, string(b)
 }
 
@@ -167,5 +172,21 @@ func expectCut(t testing.TB, resp *http.Response, msg string) {
 	resp.Body.Close()
 	if err == nil {
 		t.Fatal(msg)
+	}
+}
+
+// eachRequest reads HTTP/1.1 requests from c, discarding their bodies, and
+// calls handle after each, until reading fails or handle returns false.
+func eachRequest(c net.Conn, handle func() bool) {
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if !handle() {
+			return
+		}
 	}
 }

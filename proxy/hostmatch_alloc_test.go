@@ -16,10 +16,7 @@ func TestAllocsRouteHostWildcards(t *testing.T) {
 		WithRoute(RouteMatch{Host: "*.example.com:8443"}, "b").
 		WithRoute(RouteMatch{Host: "api.*"}, "b").
 		WithRoute(RouteMatch{Host: "*-canary"}, "a")
-	srv, err := NewServer(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newServer(t, cfg, Options{})
 	var req fasthttp.Request
 	req.SetRequestURI("/v1/models")
 	req.Header.SetHost("127.0.0.1:8080-canary")

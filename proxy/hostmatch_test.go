@@ -107,10 +107,7 @@ func TestRouteHostWildcardsFirstMatchInListOrder(t *testing.T) {
 		WithRoute(RouteMatch{Host: "exact.test:9000"}, "b").
 		WithRoute(RouteMatch{Host: "*"}, "a").
 		WithRoute(RouteMatch{Host: "later.example.org"}, "b")
-	srv, err := NewServer(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newServer(t, cfg, Options{})
 	for authority, want := range map[string]string{
 		"127.0.0.1:8080-canary":  "c",
 		"web.example.com":        "b",

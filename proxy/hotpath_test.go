@@ -36,10 +36,7 @@ func newHotPath(tb testing.TB, filters ...Filter) *hotPath {
 	tb.Cleanup(func() { _ = up.Shutdown() })
 	cfg := NewConfig().WithUpstream("default", "http://"+ln.Addr().String())
 	cfg.Log.Access = new(bool)
-	srv, err := NewServer(cfg, Options{Filters: filters, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	srv := newServer(tb, cfg, Options{Filters: filters, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	srv.Router().SetReady(true)
 	h := &hotPath{srv: srv, bw: bufio.NewWriter(io.Discard), addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}}
 	h.req.Header.SetMethod("GET")
@@ -117,10 +114,7 @@ func BenchmarkRouteSelection(b *testing.B) {
 		WithRoute(RouteMatch{Host: "api.example.com"}, "b").
 		WithRoute(RouteMatch{PathPrefix: "/v1/", Headers: map[string]string{"X-Tier": "gold"}}, "b").
 		WithRoute(RouteMatch{PathPrefix: "/v1/"}, "a")
-	srv, err := NewServer(cfg, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	srv := newServer(b, cfg, Options{})
 	var req fasthttp.Request
 	req.SetRequestURI("/v1/chat/completions")
 	req.Header.SetHost("other.example.com")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -154,15 +155,7 @@ func TestModelsEndpoint(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %v %s", resp.StatusCode, resp.Header, body)
 	}
-	var list struct {
-		Object string `json:"object"`
-		Data   []struct {
-			ID      string `json:"id"`
-			Object  string `json:"object"`
-			Created int64  `json:"created"`
-			OwnedBy string `json:"owned_by"`
-		} `json:"data"`
-	}
+	var list testhttp.ModelList
 	if err := json.Unmarshal([]byte(body), &list); err != nil || list.Object != "list" {
 		t.Fatalf("list %s: %v", body, err)
 	}

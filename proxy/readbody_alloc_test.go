@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"bytes"
-	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -14,26 +13,8 @@ import (
 // deadlines, the body budget, the buffer from the pooled request state —
 // allocates nothing once warm.
 func TestAllocsReadStreamedBody(t *testing.T) {
-	srv, err := NewServer(baseConfig("http://127.0.0.1:1"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	conn, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	srv := newServer(t, baseConfig("http://127.0.0.1:1"), Options{})
+	_, conn := tcpPair(t)
 
 	var ctx fasthttp.RequestCtx
 	ctx.Init2(conn, nil, false)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -72,7 +73,7 @@ func TestRetryBeforeFirstByte(t *testing.T) {
 				PassiveEjection: PassiveEjectionConfig{Disabled: true}, // keep sending to the bad one
 			}), Options{})
 			for i := range 6 {
-				body := `{"model":"m","messages":[{"role":"user","content":"n` + itoa(i) + `"}]}`
+				body := `{"model":"m","messages":[{"role":"user","content":"n` + strconv.Itoa(i) + `"}]}`
 				resp, got := doRequest(t, c, "POST", p.URL+"/v1/chat/completions", body, nil)
 				if resp.StatusCode != 200 || resp.Header.Get("x-upstream-name") != "good" || !strings.Contains(got, "chat.completion") {
 					t.Fatalf("request %d: %d from %q: %s", i, resp.StatusCode, resp.Header.Get("x-upstream-name"), got)

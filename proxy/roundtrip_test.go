@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bufio"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"testing"
 
@@ -30,20 +28,13 @@ func dropFirstUpstream(t *testing.T, drop int32) (addr string, conns *atomic.Int
 			n := conns.Add(1)
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_ = req.Body.Close()
+				eachRequest(c, func() bool {
 					if n <= drop {
-						return
+						return false
 					}
-					if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")); err != nil {
-						return
-					}
-				}
+					_, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+					return err == nil
+				})
 			}()
 		}
 	}()

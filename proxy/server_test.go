@@ -276,6 +276,22 @@ func TestRoundRobin(t *testing.T) {
 	}
 }
 
+// checkUpstreamError POSTs body to path and asserts the answer: status,
+// an error in OpenAI shape with code (or TGI shape), both slots free, and
+// where countsFailed, one failed request in the metrics.
+func checkUpstreamError(t *testing.T, c *http.Client, p *testProxy, path, body string, status int, openAI bool, code string, countsFailed bool) {
+	t.Helper()
+	resp, got := doRequest(t, c, "POST", p.URL+path, body, nil)
+	if resp.StatusCode != status {
+		t.Fatalf("status %d body %q", resp.StatusCode, got)
+	}
+	checkErrorShape(t, openAI, got, code)
+	checkSlotsFree(t, p.Router())
+	if m := p.Router().Metrics(); countsFailed && m.Failed != 1 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
 func TestUpstreamErrors(t *testing.T) {
 	c := newClient()
 	t.Run("unreachable 502", func(t *testing.T) {
@@ -283,38 +299,17 @@ func TestUpstreamErrors(t *testing.T) {
 		addr := up.URL
 		up.Close() // nothing listens there now
 		p := startProxy(t, baseConfig(addr), Options{})
-		resp, body := doRequest(t, c, "POST", p.URL+"/v1/chat/completions", chatBody, nil)
-		if resp.StatusCode != 502 {
-			t.Fatalf("status %d body %q", resp.StatusCode, body)
-		}
-		checkErrorShape(t, true, body, "bad_gateway")
-		checkSlotsFree(t, p.Router())
-		if m := p.Router().Metrics(); m.Failed != 1 {
-			t.Fatalf("metrics %+v", m)
-		}
+		checkUpstreamError(t, c, p, "/v1/chat/completions", chatBody, 502, true, "bad_gateway", true)
 	})
 	t.Run("reset 502", func(t *testing.T) {
 		up := startUpstream(t, proxytest.Options{Fail: proxytest.FailResetBeforeHeaders})
 		p := startProxy(t, baseConfig(up.URL).WithOpenAICompat(false), Options{})
-		resp, body := doRequest(t, c, "POST", p.URL+"/generate", `{"inputs":"x"}`, nil)
-		if resp.StatusCode != 502 {
-			t.Fatalf("status %d body %q", resp.StatusCode, body)
-		}
-		checkErrorShape(t, false, body, "")
-		checkSlotsFree(t, p.Router())
+		checkUpstreamError(t, c, p, "/generate", `{"inputs":"x"}`, 502, false, "", false)
 	})
 	t.Run("timeout 504", func(t *testing.T) {
 		up := startUpstream(t, proxytest.Options{HeaderDelay: 5 * time.Second})
 		p := startProxy(t, baseConfig(up.URL).WithTimeout(200*time.Millisecond), Options{})
-		resp, body := doRequest(t, c, "POST", p.URL+"/v1/chat/completions", chatBody, nil)
-		if resp.StatusCode != 504 {
-			t.Fatalf("status %d body %q", resp.StatusCode, body)
-		}
-		checkErrorShape(t, true, body, "upstream_timeout")
-		checkSlotsFree(t, p.Router())
-		if m := p.Router().Metrics(); m.Failed != 1 {
-			t.Fatalf("metrics %+v", m)
-		}
+		checkUpstreamError(t, c, p, "/v1/chat/completions", chatBody, 504, true, "upstream_timeout", true)
 	})
 	t.Run("body too large 413", func(t *testing.T) {
 		up := startUpstream(t, proxytest.Options{})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
-		"Content-Length: "+itoa(len(chatStreamBody))+"\r\n\r\n"+chatStreamBody)
+		"Content-Length: "+strconv.Itoa(len(chatStreamBody))+"\r\n\r\n"+chatStreamBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,26 +185,7 @@ func TestGracefulDrain(t *testing.T) {
 
 // TestShutdownTimeout checks that Shutdown gives up at its deadline.
 func TestShutdownTimeout(t *testing.T) {
-	up := startUpstream(t, proxytest.Options{Tokens: 100, TokenDelay: 100 * time.Millisecond})
-	p := startProxy(t, baseConfig(up.URL), Options{})
-	resp := postStream(t, p)
-	defer resp.Body.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := p.Shutdown(ctx); err == nil {
+	if err := shutdownMidStream(t, proxytest.Options{Tokens: 100, TokenDelay: 100 * time.Millisecond}); err == nil {
 		t.Fatal("Shutdown returned nil with a stream still running")
-	}
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ func startUpstreams(t *testing.T, n int, opts proxytest.Options) []*proxytest.Se
 	ups := make([]*proxytest.Server, n)
 	for i := range ups {
 		o := opts
-		o.Name = "u" + itoa(i)
+		o.Name = "u" + strconv.Itoa(i)
 		ups[i] = startUpstream(t, o)
 	}
 	return ups
@@ -298,7 +299,7 @@ func restartAt(t *testing.T, addr string, opts proxytest.Options) *proxytest.Ser
 func TestEjectionAndRecoveryE2E(t *testing.T) {
 	ups := startUpstreams(t, 3, proxytest.Options{TokenDelay: 30 * time.Millisecond, Tokens: 100})
 	for i := 1; i < 3; i++ {
-		ups[i].SetOptions(proxytest.Options{Name: "u" + itoa(i)})
+		ups[i].SetOptions(proxytest.Options{Name: "u" + strconv.Itoa(i)})
 	}
 	p := startProxy(t, NewConfig().WithUpstreamConfig(UpstreamConfig{
 		Name: "pool", Endpoints: urlsOf(ups),

@@ -137,7 +137,7 @@ func TestModelLabelCardinality(t *testing.T) {
 		t.Fatal("a route prefix got a series")
 	}
 	for i := range maxLearnedModels + 10 {
-		ms.lookup([]byte("model-" + itoa(i)))
+		ms.lookup([]byte("model-" + strconv.Itoa(i)))
 	}
 	if n := len(*ms.known.Load()); n != maxLearnedModels+1 {
 		t.Fatalf("%d series, want %d learnt + 1 configured", n, maxLearnedModels)

@@ -11,106 +11,105 @@ import "time"
 // (slices are shared until changed). Values are checked by Validate, not
 // here.
 
-// WithHostname sets Hostname.
-func (c *Config) WithHostname(h string) *Config { n := *c; n.Hostname = h; return &n }
-
-// WithPort sets Port.
-func (c *Config) WithPort(p int) *Config { n := *c; n.Port = p; return &n }
-
-// WithMaxConcurrentRequests sets MaxConcurrentRequests.
-func (c *Config) WithMaxConcurrentRequests(v int) *Config {
+// with returns a copy of c changed by set.
+func (c *Config) with(set func(n *Config)) *Config {
 	n := *c
-	n.MaxConcurrentRequests = v
+	set(&n)
 	return &n
 }
 
+// appended returns a new slice holding s and then v; s is not changed, so
+// configs copied from one another never share an appended element.
+func appended[T any](s []T, v T) []T { return append(append([]T(nil), s...), v) }
+
+// WithHostname sets Hostname.
+func (c *Config) WithHostname(h string) *Config {
+	return c.with(func(n *Config) { n.Hostname = h })
+}
+
+// WithPort sets Port.
+func (c *Config) WithPort(p int) *Config {
+	return c.with(func(n *Config) { n.Port = p })
+}
+
+// WithMaxConcurrentRequests sets MaxConcurrentRequests.
+func (c *Config) WithMaxConcurrentRequests(v int) *Config {
+	return c.with(func(n *Config) { n.MaxConcurrentRequests = v })
+}
+
 // WithMaxBatchSize sets MaxBatchSize.
-func (c *Config) WithMaxBatchSize(v int) *Config { n := *c; n.MaxBatchSize = v; return &n }
+func (c *Config) WithMaxBatchSize(v int) *Config {
+	return c.with(func(n *Config) { n.MaxBatchSize = v })
+}
 
 // WithTimeout sets Timeout.
-func (c *Config) WithTimeout(d time.Duration) *Config { n := *c; n.Timeout = Duration(d); return &n }
+func (c *Config) WithTimeout(d time.Duration) *Config {
+	return c.with(func(n *Config) { n.Timeout = Duration(d) })
+}
 
 // WithOpenAICompat sets OpenAICompat.
-func (c *Config) WithOpenAICompat(v bool) *Config { n := *c; n.OpenAICompat = v; return &n }
+func (c *Config) WithOpenAICompat(v bool) *Config {
+	return c.with(func(n *Config) { n.OpenAICompat = v })
+}
 
 // WithEnableMetrics sets EnableMetrics.
-func (c *Config) WithEnableMetrics(v bool) *Config { n := *c; n.EnableMetrics = v; return &n }
+func (c *Config) WithEnableMetrics(v bool) *Config {
+	return c.with(func(n *Config) { n.EnableMetrics = v })
+}
 
 // WithMaxRequestBodySize sets MaxRequestBodySize in bytes.
 func (c *Config) WithMaxRequestBodySize(v int64) *Config {
-	n := *c
-	n.MaxRequestBodySize = ByteSize(v)
-	return &n
+	return c.with(func(n *Config) { n.MaxRequestBodySize = ByteSize(v) })
 }
 
 // WithShutdownTimeout sets ShutdownTimeout.
 func (c *Config) WithShutdownTimeout(d time.Duration) *Config {
-	n := *c
-	n.ShutdownTimeout = Duration(d)
-	return &n
+	return c.with(func(n *Config) { n.ShutdownTimeout = Duration(d) })
 }
 
 // WithClientHeaderTimeout sets ClientHeaderTimeout.
 func (c *Config) WithClientHeaderTimeout(d time.Duration) *Config {
-	n := *c
-	n.ClientHeaderTimeout = Duration(d)
-	return &n
+	return c.with(func(n *Config) { n.ClientHeaderTimeout = Duration(d) })
 }
 
 // WithClientBodyTimeout sets ClientBodyTimeout.
 func (c *Config) WithClientBodyTimeout(d time.Duration) *Config {
-	n := *c
-	n.ClientBodyTimeout = Duration(d)
-	return &n
+	return c.with(func(n *Config) { n.ClientBodyTimeout = Duration(d) })
 }
 
 // WithMaxRequestHeaderSize sets MaxRequestHeaderSize in bytes.
 func (c *Config) WithMaxRequestHeaderSize(v int64) *Config {
-	n := *c
-	n.MaxRequestHeaderSize = ByteSize(v)
-	return &n
+	return c.with(func(n *Config) { n.MaxRequestHeaderSize = ByteSize(v) })
 }
 
 // WithMaxRequestBodyBuffer sets MaxRequestBodyBuffer in bytes.
 func (c *Config) WithMaxRequestBodyBuffer(v int64) *Config {
-	n := *c
-	n.MaxRequestBodyBuffer = ByteSize(v)
-	return &n
+	return c.with(func(n *Config) { n.MaxRequestBodyBuffer = ByteSize(v) })
 }
 
 // WithDrainDelay sets DrainDelay.
 func (c *Config) WithDrainDelay(d time.Duration) *Config {
-	n := *c
-	n.DrainDelay = Duration(d)
-	return &n
+	return c.with(func(n *Config) { n.DrainDelay = Duration(d) })
 }
 
 // WithUpstream appends a pool.
 func (c *Config) WithUpstream(name string, endpoints ...string) *Config {
-	n := *c
-	n.Upstreams = append(append([]UpstreamConfig(nil), c.Upstreams...),
-		UpstreamConfig{Name: name, Endpoints: append([]string(nil), endpoints...)})
-	return &n
+	u := UpstreamConfig{Name: name, Endpoints: append([]string(nil), endpoints...)}
+	return c.with(func(n *Config) { n.Upstreams = appended(c.Upstreams, u) })
 }
 
 // WithUpstreamConfig appends a pool with every setting (policy, weights,
 // health checks, models…). u's slices and maps are shared, not copied.
 func (c *Config) WithUpstreamConfig(u UpstreamConfig) *Config {
-	n := *c
-	n.Upstreams = append(append([]UpstreamConfig(nil), c.Upstreams...), u)
-	return &n
+	return c.with(func(n *Config) { n.Upstreams = appended(c.Upstreams, u) })
 }
 
 // WithRoute appends a route.
 func (c *Config) WithRoute(match RouteMatch, upstream string) *Config {
-	n := *c
-	n.Routes = append(append([]RouteConfig(nil), c.Routes...), RouteConfig{Match: match, Upstream: upstream})
-	return &n
+	return c.with(func(n *Config) { n.Routes = appended(c.Routes, RouteConfig{Match: match, Upstream: upstream}) })
 }
 
 // WithPlugin appends a plugin.
 func (c *Config) WithPlugin(p PluginConfig) *Config {
-	n := *c
-	n.Plugins = append(append([]PluginConfig(nil), c.Plugins...), p)
-	return &n
+	return c.with(func(n *Config) { n.Plugins = appended(c.Plugins, p) })
 }

@@ -41,13 +41,7 @@ plugins:
 `
 
 func TestParseConfig(t *testing.T) {
-	cfg, err := Parse([]byte(validYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := mustParseValid(t, validYAML)
 	if cfg.Port != 9000 || cfg.MaxConcurrentRequests != 64 || cfg.MaxBatchSize != 16 ||
 		time.Duration(cfg.Timeout) != 30*time.Second || cfg.OpenAICompat || cfg.EnableMetrics ||
 		cfg.MaxRequestBodySize != 1<<20 || time.Duration(cfg.ShutdownTimeout) != 5*time.Second ||

@@ -51,3 +51,17 @@ func checkParseRejects(t *testing.T, tests []parseCase) {
 		})
 	}
 }
+
+// mustParseValid parses yaml and validates it, failing the test on either
+// error.
+func mustParseValid(t *testing.T, yaml string) *Config {
+	t.Helper()
+	cfg, err := Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -340,11 +341,11 @@ func (c *Config) validateUpstream(f string, u *UpstreamConfig) error {
 		return fieldErr(f+".lb_policy", "must be %s, %s, %s or %s, got %q",
 			LBRoundRobin, LBLeastRequest, LBRandom, LBLeastQueue, u.LBPolicy)
 	}
-	if u.MaxBatchSize < 0 {
-		return fieldErr(f+".max_batch_size", "must not be negative, got %d", u.MaxBatchSize)
-	}
-	if u.QueueTimeout < 0 {
-		return fieldErr(f+".queue_timeout", "must not be negative, got %s", u.QueueTimeout)
+	if err := cmp.Or(
+		notNegative(f+".max_batch_size", u.MaxBatchSize),
+		notNegative(f+".queue_timeout", u.QueueTimeout),
+	); err != nil {
+		return err
 	}
 	if u.Retries != nil && (*u.Retries < 0 || *u.Retries > MaxRetries) {
 		return fieldErr(f+".retries", "must be 0-%d, got %d", MaxRetries, *u.Retries)
@@ -399,20 +400,18 @@ func validateHealthCheck(f string, h *HealthCheckConfig) error {
 	if h.Path != "" && !validPath(h.Path) {
 		return fieldErr(f+".path", "must be a path starting with '/', got %q", h.Path)
 	}
-	if h.Interval < 0 {
-		return fieldErr(f+".interval", "must not be negative, got %s", h.Interval)
+	if err := notNegative(f+".interval", h.Interval); err != nil {
+		return err
 	}
 	if h.Interval != 0 && time.Duration(h.Interval) < MinScrapeInterval {
 		return fieldErr(f+".interval", "must be at least %s, got %s", MinScrapeInterval, h.Interval)
 	}
-	if h.Timeout < 0 {
-		return fieldErr(f+".timeout", "must not be negative, got %s", h.Timeout)
-	}
-	if h.UnhealthyThreshold < 0 {
-		return fieldErr(f+".unhealthy_threshold", "must not be negative, got %d", h.UnhealthyThreshold)
-	}
-	if h.HealthyThreshold < 0 {
-		return fieldErr(f+".healthy_threshold", "must not be negative, got %d", h.HealthyThreshold)
+	if err := cmp.Or(
+		notNegative(f+".timeout", h.Timeout),
+		notNegative(f+".unhealthy_threshold", h.UnhealthyThreshold),
+		notNegative(f+".healthy_threshold", h.HealthyThreshold),
+	); err != nil {
+		return err
 	}
 	if eff := h.withDefaults(); eff.Timeout > eff.Interval {
 		return fieldErr(f+".timeout", "%s is longer than the interval %s", eff.Timeout, eff.Interval)
@@ -421,14 +420,12 @@ func validateHealthCheck(f string, h *HealthCheckConfig) error {
 }
 
 func validateEjection(f string, e *PassiveEjectionConfig) error {
-	if e.ConsecutiveFailures < 0 {
-		return fieldErr(f+".consecutive_failures", "must not be negative, got %d", e.ConsecutiveFailures)
-	}
-	if e.BaseEjection < 0 {
-		return fieldErr(f+".base_ejection", "must not be negative, got %s", e.BaseEjection)
-	}
-	if e.MaxEjection < 0 {
-		return fieldErr(f+".max_ejection", "must not be negative, got %s", e.MaxEjection)
+	if err := cmp.Or(
+		notNegative(f+".consecutive_failures", e.ConsecutiveFailures),
+		notNegative(f+".base_ejection", e.BaseEjection),
+		notNegative(f+".max_ejection", e.MaxEjection),
+	); err != nil {
+		return err
 	}
 	if eff := e.withDefaults(); eff.MaxEjection < eff.BaseEjection {
 		return fieldErr(f+".max_ejection", "%s is shorter than base_ejection %s", eff.MaxEjection, eff.BaseEjection)

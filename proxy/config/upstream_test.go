@@ -18,13 +18,7 @@ var upstreamYAML = func() string {
 }()
 
 func TestParseUpstreamConfig(t *testing.T) {
-	cfg, err := Parse([]byte(upstreamYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := mustParseValid(t, upstreamYAML)
 	u := cfg.Upstreams[0]
 	if len(u.Endpoints) != 3 || u.Endpoints[1] != "http://127.0.0.1:8002" || u.Endpoints[2] != "http://127.0.0.1:8003" {
 		t.Fatalf("endpoints %q", u.Endpoints)

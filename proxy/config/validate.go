@@ -18,6 +18,15 @@ func fieldErr(field, format string, args ...any) error {
 	return &Error{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
+// notNegative returns the error for a field that must not be negative
+// when v is, else nil (Durations print as "-5s", counts as "-5").
+func notNegative[T ~int | ~int64](field string, v T) error {
+	if v < 0 {
+		return fieldErr(field, "must not be negative, got %v", v)
+	}
+	return nil
+}
+
 // Validate reports the first impossible value, as a *Error naming the
 // field. It is Resolve without the result.
 func (c *Config) Validate() error {

@@ -153,13 +153,7 @@ func TestFailHang(t *testing.T) {
 // counted, and the handler stops.
 func TestCancelMidStream(t *testing.T) {
 	s := newTestServer(t, Options{Tokens: 1000, TokenDelay: 5 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+pathChat, strings.NewReader(`{"stream":true,`+chatBody[1:]))
-	resp, err := newClient(t).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, cancel := startStream(t, s)
 	if _, err := resp.Body.Read(make([]byte, 64)); err != nil {
 		t.Fatal(err)
 	}

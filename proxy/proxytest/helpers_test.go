@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 )
 
 // newTestServer starts a server closed at the end of the test.
@@ -41,16 +43,7 @@ func do(t *testing.T, c *http.Client, method, url, body string, hdr ...string) (
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", method, url, err)
-	}
-	return resp, b
+	return testhttp.Do(t, c, req)
 }
 
 // readSSE reads server-sent events until the end of r, returning the data
@@ -114,3 +107,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 const chatBody = `{"model":"m1","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hello there world"}]}]}`
+
+// startStream POSTs a streaming chat request to s and returns the
+// response, its headers read and its body open (closed when the test
+// ends), and the cancel that makes the client leave.
+func startStream(t *testing.T, s *Server) (*http.Response, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+pathChat, strings.NewReader(`{"stream":true,`+chatBody[1:]))
+	resp, err := newClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp, cancel
+}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 )
 
 // chatReply is the part of a chat.completion the tests check.
@@ -259,15 +261,7 @@ func TestModels(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
-		var list struct {
-			Object string `json:"object"`
-			Data   []struct {
-				ID      string `json:"id"`
-				Object  string `json:"object"`
-				Created int64  `json:"created"`
-				OwnedBy string `json:"owned_by"`
-			} `json:"data"`
-		}
+		var list testhttp.ModelList
 		if err := json.Unmarshal(b, &list); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package proxytest
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 )
@@ -65,24 +66,31 @@ type Options struct {
 // Validate reports the first field of o that has no meaning, by name.
 // Zero fields are valid: they mean the documented defaults.
 func (o Options) Validate() error {
-	switch {
-	case o.Tokens < 0:
-		return fmt.Errorf("proxytest: Options.Tokens is %d, must be >= 0", o.Tokens)
-	case o.TokenDelay < 0:
-		return fmt.Errorf("proxytest: Options.TokenDelay is %v, must be >= 0", o.TokenDelay)
-	case o.HeaderDelay < 0:
-		return fmt.Errorf("proxytest: Options.HeaderDelay is %v, must be >= 0", o.HeaderDelay)
-	case o.FailAfterTokens < 0:
-		return fmt.Errorf("proxytest: Options.FailAfterTokens is %d, must be >= 0", o.FailAfterTokens)
-	case o.MaxBodyBytes < 0:
-		return fmt.Errorf("proxytest: Options.MaxBodyBytes is %d, must be >= 0", o.MaxBodyBytes)
-	case !o.Fail.valid():
+	if err := cmp.Or(
+		notNegative("Tokens", o.Tokens),
+		notNegative("TokenDelay", o.TokenDelay),
+		notNegative("HeaderDelay", o.HeaderDelay),
+		notNegative("FailAfterTokens", o.FailAfterTokens),
+		notNegative("MaxBodyBytes", o.MaxBodyBytes),
+	); err != nil {
+		return err
+	}
+	if !o.Fail.valid() {
 		return fmt.Errorf("proxytest: Options.Fail is %d, not a known FailMode", int(o.Fail))
 	}
 	for i, m := range o.Models {
 		if m == "" {
 			return fmt.Errorf("proxytest: Options.Models[%d] is empty", i)
 		}
+	}
+	return nil
+}
+
+// notNegative returns the error for the field name of Options when v is
+// negative, else nil.
+func notNegative[T ~int | ~int64](name string, v T) error {
+	if v < 0 {
+		return fmt.Errorf("proxytest: Options.%s is %v, must be >= 0", name, v)
 	}
 	return nil
 }

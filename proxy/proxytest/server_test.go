@@ -2,7 +2,6 @@ package proxytest
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -209,14 +208,7 @@ func TestStartOnGivenListener(t *testing.T) {
 
 func TestCloseReleasesWaits(t *testing.T) {
 	s := NewServer(Options{TokenDelay: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+pathChat, strings.NewReader(`{"stream":true,`+chatBody[1:]))
-	resp, err := newClient(t).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	startStream(t, s)
 	closed := make(chan struct{})
 	go func() { s.Close(); close(closed) }()
 	select {

@@ -1,12 +1,11 @@
 package upstream
 
 import (
-	"io"
 	"math"
-	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -16,15 +15,7 @@ func scrapeText(t *testing.T, up *proxytest.Server, m proxytest.EngineMetrics) s
 	if err := up.SetEngineMetrics(m); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(up.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := testhttp.Get(t, up.URL+"/metrics")
 	return string(b)
 }
 

@@ -28,3 +28,15 @@ func startUpstream(t testing.TB, opts proxytest.Options) *proxytest.Server {
 func waitFor(t testing.TB, what string, cond func() bool) { t.Helper(); testkit.WaitFor(t, what, cond) }
 
 func tcpPair(t testing.TB) (client, server *net.TCPConn) { return testkit.TCPPair(t) }
+
+// acquireAsync acquires an endpoint of p with a fresh Waiter in a new
+// goroutine and delivers it (nil when refused) on the channel returned.
+func acquireAsync(p *Pool) <-chan *Endpoint {
+	got := make(chan *Endpoint, 1)
+	go func() {
+		w := NewWaiter()
+		ep, _ := p.Acquire(&w)
+		got <- ep
+	}()
+	return got
+}

@@ -38,12 +38,7 @@ func TestQueueFIFO(t *testing.T) {
 	}
 	// An arrival while others wait queues behind them even though it
 	// could race for the next free slot.
-	late := make(chan *Endpoint, 1)
-	go func() {
-		w := NewWaiter()
-		ep, _ := p.Acquire(&w)
-		late <- ep
-	}()
+	late := acquireAsync(p)
 	waitFor(t, "late arrival queued", func() bool { return p.queue.n.Load() == 4 })
 	p.Release(held)
 	for want := 1; want <= 3; want++ {
@@ -106,12 +101,7 @@ func TestQueueComeBack(t *testing.T) {
 	if held != p.endpoints[0] {
 		t.Fatalf("acquired %v", held)
 	}
-	got := make(chan *Endpoint, 1)
-	go func() {
-		w := NewWaiter()
-		ep, _ := p.Acquire(&w)
-		got <- ep
-	}()
+	got := acquireAsync(p)
 	waitFor(t, "queued", func() bool { return p.queue.n.Load() == 1 })
 	p.endpoints[1].SetActive(true)
 	if ep := <-got; ep != p.endpoints[1] {

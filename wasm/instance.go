@@ -464,6 +464,20 @@ func (in *instance) allocate(ctx context.Context, mod api.Module, size uint32) (
 	return ptr, statusOK
 }
 
+// allocateView is allocate followed by a view of the n bytes it reserved
+// (a view, not a copy; invalid after the guest's memory grows).
+func (in *instance) allocateView(ctx context.Context, mod api.Module, n uint32) (uint32, []byte, status) {
+	ptr, st := in.allocate(ctx, mod, n)
+	if st != statusOK {
+		return 0, nil, st
+	}
+	buf, ok := readGuest(in.memOf(mod), ptr, n)
+	if !ok {
+		return 0, nil, statusInvalidMemoryAccess
+	}
+	return ptr, buf, statusOK
+}
+
 // returnBytes copies data into newly allocated guest memory and stores its
 // address and size at retPtr and retSize. data must not point into guest
 // memory (the allocation may move it).
@@ -479,13 +493,9 @@ func (in *instance) returnBytes(ctx context.Context, mod api.Module, data []byte
 		return statusInternalFailure
 	}
 	n := uint32(len(data))
-	ptr, st := in.allocate(ctx, mod, n)
+	ptr, buf, st := in.allocateView(ctx, mod, n)
 	if st != statusOK {
 		return st
-	}
-	buf, ok := readGuest(mem, ptr, n)
-	if !ok {
-		return statusInvalidMemoryAccess
 	}
 	copy(buf, data)
 	return writeRetPair(mem, retPtr, retSize, ptr, n)
@@ -504,13 +514,9 @@ func (in *instance) returnPairs(ctx context.Context, mod api.Module, h *proxy.He
 	if !ok {
 		return statusSerializationFailed
 	}
-	ptr, st := in.allocate(ctx, mod, n)
+	ptr, buf, st := in.allocateView(ctx, mod, n)
 	if st != statusOK {
 		return st
-	}
-	buf, ok := readGuest(mem, ptr, n)
-	if !ok {
-		return statusInvalidMemoryAccess
 	}
 	encodePairs(buf, h)
 	return writeRetPair(mem, retPtr, retSize, ptr, n)

@@ -198,9 +198,8 @@ func (q *sharedQueue) deliver(p *Plugin) {
 }
 
 func hostRegisterSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -215,16 +214,12 @@ func hostRegisterSharedQueue(ctx context.Context, mod api.Module, stack []uint64
 		return
 	}
 	id, st := in.p.host.queues.register(in, string(in.p.vmIDBytes), string(name))
-	if st == statusOK && !writeGuestU32(mem, retID, id) {
-		st = statusInvalidMemoryAccess
-	}
-	stack[0] = uint64(st)
+	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
 }
 
 func hostResolveSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -239,16 +234,12 @@ func hostResolveSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 		vmID = in.p.vmIDBytes // "" is the caller's own VM
 	}
 	id, st := in.p.host.queues.resolve(string(vmID), string(name))
-	if st == statusOK && !writeGuestU32(mem, retID, id) {
-		st = statusInvalidMemoryAccess
-	}
-	stack[0] = uint64(st)
+	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
 }
 
 func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	data, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
@@ -265,9 +256,8 @@ func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 }
 
 func hostDequeueSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	retPtr, retSize := u32(stack[1]), u32(stack[2])

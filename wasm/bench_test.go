@@ -143,8 +143,9 @@ func BenchmarkCallbackOverhead(b *testing.B) {
 	})
 }
 
-// benchRequest runs one request through p's stream callbacks.
-func benchRequest(b *testing.B, p *Plugin, ex *proxy.Exchange) {
+// benchRequest runs one request through p's stream callbacks (request
+// headers, response headers, done).
+func benchRequest(b testing.TB, p *Plugin, ex *proxy.Exchange) {
 	st, err := p.NewStream(ex)
 	if err != nil {
 		b.Fatal(err)

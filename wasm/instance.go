@@ -251,22 +251,25 @@ func (in *instance) start() error {
 	if _, err := in.call(cbContextCreate, nil, rootContextID, 0, 0, p.host.startTimeout); err != nil {
 		return err
 	}
-	if in.fns[cbVMStart] != nil {
-		ok, err := in.call(cbVMStart, nil, rootContextID, uint64(len(p.vmConfig)), 0, p.host.startTimeout)
+	// proxy_on_vm_start, then proxy_on_configure, each given the size of
+	// its buffer; a false return rejects the plugin.
+	for _, step := range []struct {
+		cb       callback
+		size     int
+		rejected string
+	}{
+		{cbVMStart, len(p.vmConfig), "proxy_on_vm_start returned false: the plugin rejected its vm_config"},
+		{cbConfigure, len(p.config), "proxy_on_configure returned false: the plugin rejected its configuration"},
+	} {
+		if in.fns[step.cb] == nil {
+			continue
+		}
+		ok, err := in.call(step.cb, nil, rootContextID, uint64(step.size), 0, p.host.startTimeout)
 		if err != nil {
 			return err
 		}
 		if uint32(ok) == 0 {
-			return errors.New("proxy_on_vm_start returned false: the plugin rejected its vm_config")
-		}
-	}
-	if in.fns[cbConfigure] != nil {
-		ok, err := in.call(cbConfigure, nil, rootContextID, uint64(len(p.config)), 0, p.host.startTimeout)
-		if err != nil {
-			return err
-		}
-		if uint32(ok) == 0 {
-			return errors.New("proxy_on_configure returned false: the plugin rejected its configuration")
+			return errors.New(step.rejected)
 		}
 	}
 	return nil

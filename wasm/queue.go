@@ -237,6 +237,16 @@ func hostResolveSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
 }
 
+// queueOf returns the queue whose id is in stack[0], or nil after writing
+// NOT_FOUND to stack[0].
+func queueOf(in *instance, stack []uint64) *sharedQueue {
+	q := in.p.host.queues.get(u32(stack[0]))
+	if q == nil {
+		stack[0] = uint64(statusNotFound)
+	}
+	return q
+}
+
 func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
 	in := callerOf(ctx, stack)
 	if in == nil {
@@ -247,9 +257,8 @@ func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 		stack[0] = uint64(statusInvalidMemoryAccess)
 		return
 	}
-	q := in.p.host.queues.get(u32(stack[0]))
+	q := queueOf(in, stack)
 	if q == nil {
-		stack[0] = uint64(statusNotFound)
 		return
 	}
 	stack[0] = uint64(q.enqueue(data))
@@ -265,9 +274,8 @@ func hostDequeueSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 		stack[0] = uint64(statusInvalidMemoryAccess)
 		return
 	}
-	q := in.p.host.queues.get(u32(stack[0]))
+	q := queueOf(in, stack)
 	if q == nil {
-		stack[0] = uint64(statusNotFound)
 		return
 	}
 	item, ok := q.dequeue()

@@ -46,28 +46,33 @@ func writeChart(path string, rows []row) error {
 	if err != nil {
 		return err
 	}
-	const w, h = 14 * vg.Inch, 5 * vg.Inch
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))
+	return writePanels(path, "chart", []*plot.Plot{rps, p99}, 14*vg.Inch, 5*vg.Inch, 110)
+}
+
+// writePanels draws panels side by side on one w×h image at dpi dots per
+// inch and writes it as a PNG to path, creating its folder. what names the
+// chart in errors.
+func writePanels(path, what string, panels []*plot.Plot, w, h vg.Length, dpi int) error {
+	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(dpi))
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 3, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
-	plots := [][]*plot.Plot{{rps, p99}}
-	canvases := plot.Align(plots, tiles, dc)
-	for j := range plots[0] {
-		plots[0][j].Draw(canvases[0][j])
+	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Inch / 3, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
+	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
+	for j := range panels {
+		panels[j].Draw(canvases[0][j])
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("benchmarks: chart: %w", err)
+		return fmt.Errorf("benchmarks: %s: %w", what, err)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("benchmarks: chart: %w", err)
+		return fmt.Errorf("benchmarks: %s: %w", what, err)
 	}
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
 		f.Close()
-		return fmt.Errorf("benchmarks: chart: %w", err)
+		return fmt.Errorf("benchmarks: %s: %w", what, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("benchmarks: chart: %w", err)
+		return fmt.Errorf("benchmarks: %s: %w", what, err)
 	}
 	return nil
 }

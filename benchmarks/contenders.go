@@ -59,13 +59,15 @@ type sluicePlugin struct {
 	Config any    `yaml:"config,omitempty"`
 }
 
-// sluiceConfig is the YAML the harness writes for Sluice: only the keys it
-// needs, in the snake_case of proxy.Config.
+// sluiceConfig is the YAML the harness writes for Sluice (the proxy and
+// the fleet benchmarks): only the keys it needs, in the snake_case of
+// proxy.Config; a key left empty is left out, for Sluice's default.
 type sluiceConfig struct {
 	Hostname              string           `yaml:"hostname"`
 	Port                  int              `yaml:"port"`
 	MaxConcurrentRequests int              `yaml:"max_concurrent_requests"`
 	MaxBatchSize          int              `yaml:"max_batch_size"`
+	Timeout               string           `yaml:"timeout,omitempty"`
 	Upstreams             []sluiceUpstream `yaml:"upstreams"`
 	Log                   sluiceLog        `yaml:"log"`
 	PluginCacheDir        string           `yaml:"plugin_cache_dir,omitempty"`
@@ -73,8 +75,11 @@ type sluiceConfig struct {
 }
 
 type sluiceUpstream struct {
-	Name      string   `yaml:"name"`
-	Endpoints []string `yaml:"endpoints"`
+	Name           string   `yaml:"name"`
+	Endpoints      []string `yaml:"endpoints"`
+	LBPolicy       string   `yaml:"lb_policy,omitempty"`
+	MetricsPath    string   `yaml:"metrics_path,omitempty"`
+	ScrapeInterval string   `yaml:"scrape_interval,omitempty"`
 }
 
 type sluiceLog struct {

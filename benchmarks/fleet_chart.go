@@ -3,14 +3,10 @@ package main
 import (
 	"fmt"
 	"image/color"
-	"os"
-	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // fleetColors extend chartColors for up to eight contenders.
@@ -60,29 +56,5 @@ func writeFleetChart(path string, rows []fleetRow, workloads, contenders []strin
 		p.Y.Min, p.Y.Max = 0, max(top*1.4, 1)
 		panels = append(panels, p)
 	}
-	w := vg.Length(len(panels)) * 6 * vg.Inch
-	const h = 4.5 * vg.Inch
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(100))
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Inch / 3, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
-	plots := [][]*plot.Plot{panels}
-	canvases := plot.Align(plots, tiles, dc)
-	for j := range panels {
-		panels[j].Draw(canvases[0][j])
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("benchmarks: fleet chart: %w", err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("benchmarks: fleet chart: %w", err)
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("benchmarks: fleet chart: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("benchmarks: fleet chart: %w", err)
-	}
-	return nil
+	return writePanels(path, "fleet chart", panels, vg.Length(len(panels))*6*vg.Inch, 4.5*vg.Inch, 100)
 }

@@ -77,27 +77,6 @@ var fleetContenders = []fleetContender{
 // fleetPool is the name of the engines' pool in Sluice's configuration.
 const fleetPool = "fleet"
 
-// fleetSluiceConfig is the YAML the fleet benchmark writes for Sluice.
-type fleetSluiceConfig struct {
-	Hostname              string            `yaml:"hostname"`
-	Port                  int               `yaml:"port"`
-	MaxConcurrentRequests int               `yaml:"max_concurrent_requests"`
-	MaxBatchSize          int               `yaml:"max_batch_size"`
-	Timeout               string            `yaml:"timeout"`
-	Upstreams             []fleetSluicePool `yaml:"upstreams"`
-	Log                   sluiceLog         `yaml:"log"`
-	PluginCacheDir        string            `yaml:"plugin_cache_dir,omitempty"`
-	Plugins               []sluicePlugin    `yaml:"plugins,omitempty"`
-}
-
-type fleetSluicePool struct {
-	Name           string   `yaml:"name"`
-	Endpoints      []string `yaml:"endpoints"`
-	LBPolicy       string   `yaml:"lb_policy"`
-	MetricsPath    string   `yaml:"metrics_path"`
-	ScrapeInterval string   `yaml:"scrape_interval"`
-}
-
 // fleetScrapeInterval is how often Sluice scrapes each engine's /metrics:
 // the Gateway API Inference Extension's 50 ms in simulated time, but not
 // under proxy.MinScrapeInterval (10 ms) of wall time.
@@ -112,9 +91,9 @@ func fleetScrapeInterval(timeScale float64) time.Duration {
 // them, not in Sluice. pluginPath is the built plugin of a plugin
 // contender.
 func fleetSluiceYAML(c fleetContender, port int, endpoints []string, timeScale float64, pluginPath, cacheDir string) ([]byte, error) {
-	cfg := fleetSluiceConfig{
+	cfg := sluiceConfig{
 		Hostname: "127.0.0.1", Port: port, MaxConcurrentRequests: 4096, MaxBatchSize: 1024, Timeout: "300s",
-		Upstreams: []fleetSluicePool{{
+		Upstreams: []sluiceUpstream{{
 			Name: fleetPool, Endpoints: endpoints, LBPolicy: c.LB,
 			MetricsPath: "/metrics", ScrapeInterval: fleetScrapeInterval(timeScale).String(),
 		}},

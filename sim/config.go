@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"strconv"
@@ -64,39 +65,19 @@ const (
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	if c.Model == "" {
-		c.Model = DefaultModel
-	}
-	if c.MaxNumSeqs == 0 {
-		c.MaxNumSeqs = DefaultMaxNumSeqs
-	}
-	if c.MaxBatchedTokens == 0 {
-		c.MaxBatchedTokens = DefaultMaxBatchedTokens
-	}
-	if c.BlockSize == 0 {
-		c.BlockSize = DefaultBlockSize
-	}
-	if c.NumBlocks == 0 {
-		c.NumBlocks = DefaultNumBlocks
-	}
+	c.Model = cmp.Or(c.Model, DefaultModel)
+	c.MaxNumSeqs = cmp.Or(c.MaxNumSeqs, DefaultMaxNumSeqs)
+	c.MaxBatchedTokens = cmp.Or(c.MaxBatchedTokens, DefaultMaxBatchedTokens)
+	c.BlockSize = cmp.Or(c.BlockSize, DefaultBlockSize)
+	c.NumBlocks = cmp.Or(c.NumBlocks, DefaultNumBlocks)
 	if c.MaxModelLen == 0 && c.BlockSize > 0 && c.NumBlocks > 0 {
 		c.MaxModelLen = min(DefaultMaxModelLen, c.NumBlocks*c.BlockSize)
 	}
-	if c.TimeScale == 0 {
-		c.TimeScale = 1
-	}
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.StepOverhead == 0 {
-		c.StepOverhead = DefaultStepOverhead
-	}
-	if c.PrefillPerToken == 0 {
-		c.PrefillPerToken = DefaultPrefillPerToken
-	}
-	if c.DecodePerSeq == 0 {
-		c.DecodePerSeq = DefaultDecodePerSeq
-	}
+	c.TimeScale = cmp.Or(c.TimeScale, 1)
+	c.Seed = cmp.Or(c.Seed, 1)
+	c.StepOverhead = cmp.Or(c.StepOverhead, DefaultStepOverhead)
+	c.PrefillPerToken = cmp.Or(c.PrefillPerToken, DefaultPrefillPerToken)
+	c.DecodePerSeq = cmp.Or(c.DecodePerSeq, DefaultDecodePerSeq)
 	return c
 }
 

@@ -105,6 +105,17 @@ func activeInstance(ctx context.Context) *instance {
 	return in
 }
 
+// callerOf is activeInstance for a host function: when there is no instance
+// to serve the call it writes INTERNAL_FAILURE to stack[0] and returns nil,
+// and the host function just returns.
+func callerOf(ctx context.Context, stack []uint64) *instance {
+	in := activeInstance(ctx)
+	if in == nil {
+		stack[0] = uint64(statusInternalFailure)
+	}
+	return in
+}
+
 func u32(v uint64) uint32 { return api.DecodeU32(v) }
 
 func hostUnimplemented(_ context.Context, _ api.Module, stack []uint64) {

@@ -41,9 +41,8 @@ func (in *instance) headerMap(mt mapType) (h *proxy.Headers, writable bool, st s
 }
 
 func hostGetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	h, _, st := in.headerMap(mapType(u32(stack[0])))
@@ -54,9 +53,8 @@ func hostGetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) 
 }
 
 func hostGetHeaderMapSize(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	h, _, st := in.headerMap(mapType(u32(stack[0])))
@@ -68,17 +66,14 @@ func hostGetHeaderMapSize(ctx context.Context, mod api.Module, stack []uint64) {
 				st = statusSerializationFailed
 			}
 		}
-		if st == statusOK && !writeGuestU32(in.memOf(mod), u32(stack[1]), n) {
-			st = statusInvalidMemoryAccess
-		}
+		st = thenWriteU32(st, in.memOf(mod), u32(stack[1]), n)
 	}
 	stack[0] = uint64(st)
 }
 
 func hostGetHeaderMapValue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -129,9 +124,8 @@ func hostReplaceHeaderMapValue(ctx context.Context, mod api.Module, stack []uint
 }
 
 func setHeaderValue(ctx context.Context, mod api.Module, stack []uint64, replace bool) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	val, ok := readGuest(in.memOf(mod), u32(stack[3]), u32(stack[4]))
@@ -154,9 +148,8 @@ func setHeaderValue(ctx context.Context, mod api.Module, stack []uint64, replace
 }
 
 func hostRemoveHeaderMapValue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	h, key, st := in.writableMap(mod, u32(stack[0]), u32(stack[1]), u32(stack[2]))
@@ -167,9 +160,8 @@ func hostRemoveHeaderMapValue(ctx context.Context, mod api.Module, stack []uint6
 }
 
 func hostSetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	data, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
@@ -219,9 +211,8 @@ func (in *instance) buffer(bt bufferType) (data []byte, writable bool, st status
 }
 
 func hostGetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	start, maxSize := uint64(u32(stack[1])), uint64(u32(stack[2]))
@@ -243,9 +234,8 @@ func hostGetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostGetBufferStatus(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -265,9 +255,8 @@ func hostGetBufferStatus(ctx context.Context, mod api.Module, stack []uint64) {
 const maxScratchKeep = 1 << 20
 
 func hostSetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	bt := bufferType(u32(stack[0]))
@@ -304,9 +293,8 @@ func hostSetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostSendLocalResponse(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -367,9 +355,8 @@ func hostContinueResponse(ctx context.Context, _ api.Module, stack []uint64) {
 }
 
 func streamCall(ctx context.Context, stack []uint64, streamType uint32, closeStream bool) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	stack[0] = uint64(in.streamOp(streamType, closeStream))

@@ -29,9 +29,8 @@ func levelOf(l uint32) slog.Level {
 }
 
 func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	level := u32(stack[0])
@@ -63,9 +62,8 @@ func (in *instance) logMessage(level slog.Level, msg []byte) {
 }
 
 func hostGetLogLevel(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	level := uint32(logCritical)
@@ -75,30 +73,20 @@ func hostGetLogLevel(ctx context.Context, mod api.Module, stack []uint64) {
 			break
 		}
 	}
-	if !writeGuestU32(in.memOf(mod), u32(stack[0]), level) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	stack[0] = uint64(statusOK)
+	stack[0] = uint64(accessStatus(writeGuestU32(in.memOf(mod), u32(stack[0]), level)))
 }
 
 func hostGetCurrentTime(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
-	if !writeGuestU64(in.memOf(mod), u32(stack[0]), uint64(time.Now().UnixNano())) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	stack[0] = uint64(statusOK)
+	stack[0] = uint64(accessStatus(writeGuestU64(in.memOf(mod), u32(stack[0]), uint64(time.Now().UnixNano()))))
 }
 
 func hostSetTickPeriod(ctx context.Context, _ api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	in.setTickPeriod(time.Duration(u32(stack[0])) * time.Millisecond)
@@ -145,9 +133,8 @@ func (in *instance) endEffective() {
 }
 
 func hostSetEffectiveContext(ctx context.Context, _ api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	stack[0] = uint64(in.setEffective(u32(stack[0])))
@@ -160,9 +147,8 @@ func hostDone(_ context.Context, _ api.Module, stack []uint64) {
 }
 
 func hostGetProperty(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -194,9 +180,8 @@ func hostGetProperty(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostSetProperty(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -216,9 +201,8 @@ func hostSetProperty(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostSetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -232,9 +216,8 @@ func hostSetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostGetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -253,8 +236,5 @@ func hostGetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	st := in.returnBytes(ctx, mod, in.scratch, retPtr, retSize)
-	if st == statusOK && !writeGuestU32(mem, retCAS, cas) {
-		st = statusInvalidMemoryAccess
-	}
-	stack[0] = uint64(st)
+	stack[0] = uint64(thenWriteU32(st, mem, retCAS, cas))
 }

@@ -48,17 +48,7 @@ func TestRequestPathAllocations(t *testing.T) {
 	gex.ResponseHeaders().AddString(":status", "200")
 	grun := func() {
 		gex.RequestHeaders().DelString("x-bench")
-		st, err := gp.NewStream(gex)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.OnRequestHeaders(true); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.OnResponseHeaders(true); err != nil {
-			t.Fatal(err)
-		}
-		st.OnDone()
+		benchRequest(t, gp, gex)
 	}
 	// Let the guest's heap reach its working size: growing guest memory
 	// allocates (rarely: the average rounds to 0 below).

@@ -143,8 +143,9 @@ func BenchmarkCallbackOverhead(b *testing.B) {
 	})
 }
 
-// benchRequest runs one request through p's stream callbacks.
-func benchRequest(b *testing.B, p *Plugin, ex *proxy.Exchange) {
+// benchRequest runs one request through p's stream callbacks (request
+// headers, response headers, done).
+func benchRequest(b testing.TB, p *Plugin, ex *proxy.Exchange) {
 	st, err := p.NewStream(ex)
 	if err != nil {
 		b.Fatal(err)
@@ -162,17 +163,8 @@ func benchRequest(b *testing.B, p *Plugin, ex *proxy.Exchange) {
 // counter decremented to zero, 2000 iterations per request header) and
 // reports the cost of one iteration, stop check included.
 func BenchmarkGuestLoop(b *testing.B) {
-	h := newTestHost(b)
-	p := h.mustLoad(b, proxy.PluginConfig{Name: "spin", Path: "testdata/cpu/spin.wasm", Instances: 1,
-		CallTimeout: proxy.Duration(time.Second)})
-	defer p.Close()
 	const headers = 64
-	ex := spinExchange(headers)
-	b.ReportAllocs()
-	for b.Loop() {
-		benchRequest(b, p, ex)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(headers*2000), "ns/iter")
+	benchGuestCPU(b, "spin", headers, headers*2000, "ns/iter")
 }
 
 // BenchmarkGuestRecursion measures a guest's function calls with no loop
@@ -180,15 +172,22 @@ func BenchmarkGuestLoop(b *testing.B) {
 // itself twice) and reports the cost of one call, its entry stop check
 // included.
 func BenchmarkGuestRecursion(b *testing.B) {
+	const headers = 16
+	benchGuestCPU(b, "recurse", headers, 1<<(headers+1)-1, "ns/call")
+}
+
+// benchGuestCPU runs requests with the given number of headers through the
+// CPU fixture testdata/cpu/<name>.wasm and reports the time per unit of
+// guest work, perRequest units being done per request.
+func benchGuestCPU(b *testing.B, name string, headers int, perRequest float64, unit string) {
 	h := newTestHost(b)
-	p := h.mustLoad(b, proxy.PluginConfig{Name: "recurse", Path: "testdata/cpu/recurse.wasm", Instances: 1,
+	p := h.mustLoad(b, proxy.PluginConfig{Name: name, Path: "testdata/cpu/" + name + ".wasm", Instances: 1,
 		CallTimeout: proxy.Duration(time.Second)})
 	defer p.Close()
-	const headers = 16
 	ex := spinExchange(headers)
 	b.ReportAllocs()
 	for b.Loop() {
 		benchRequest(b, p, ex)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(1<<(headers+1)-1), "ns/call")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/perRequest, unit)
 }

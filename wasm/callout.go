@@ -104,9 +104,8 @@ const (
 var calloutResults = [...]string{calloutOK, calloutTimeout, calloutCancelled, calloutError}
 
 func hostHttpCall(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	stack[0] = uint64(in.httpCall(mod, stack))
@@ -280,9 +279,8 @@ func (p *Plugin) closing() bool {
 }
 
 func hostGetStatus(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -299,10 +297,7 @@ func hostGetStatus(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	st := in.returnBytes(ctx, mod, c.message, retPtr, retSize)
-	if st == statusOK && !writeGuestU32(mem, retCode, c.code) {
-		st = statusInvalidMemoryAccess
-	}
-	stack[0] = uint64(st)
+	stack[0] = uint64(thenWriteU32(st, mem, retCode, c.code))
 }
 
 // decodeCalloutHeaders fills req from the serialized headers of a

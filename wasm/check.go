@@ -228,28 +228,24 @@ func sameTypes(a, b []api.ValueType) bool {
 // signature formats a function type as "(i32 i32) -> i32".
 func signature(params, results []api.ValueType) string {
 	var b strings.Builder
+	writeTypeList(&b, params)
+	b.WriteString(" -> ")
+	if len(results) == 1 {
+		b.WriteString(api.ValueTypeName(results[0]))
+	} else {
+		writeTypeList(&b, results)
+	}
+	return b.String()
+}
+
+// writeTypeList writes ts as "(i32 i64)", or "()" when ts is empty.
+func writeTypeList(b *strings.Builder, ts []api.ValueType) {
 	b.WriteByte('(')
-	for i, t := range params {
+	for i, t := range ts {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteString(api.ValueTypeName(t))
 	}
-	b.WriteString(") -> ")
-	switch len(results) {
-	case 0:
-		b.WriteString("()")
-	case 1:
-		b.WriteString(api.ValueTypeName(results[0]))
-	default:
-		b.WriteByte('(')
-		for i, t := range results {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(api.ValueTypeName(t))
-		}
-		b.WriteByte(')')
-	}
-	return b.String()
+	b.WriteByte(')')
 }

@@ -213,10 +213,7 @@ func TestHammerTrapsDoNotFailInnocents(t *testing.T) {
 			if len(bad)+strandedTrappers != stranded {
 				t.Errorf("%d innocent requests failed or skipped the plugin and %d trapping ones were stranded, but %d were counted as stranded:",
 					len(bad), strandedTrappers, stranded)
-				for i, b := range bad {
-					if i == 10 {
-						break
-					}
+				for _, b := range bad[:min(len(bad), 10)] {
 					t.Log(b)
 				}
 			}
@@ -355,10 +352,7 @@ func TestHammerGoGuestTrapsDoNotFailInnocents(t *testing.T) {
 			// whole answer. So stranded may exceed the visible failures.
 			if len(bad) > stranded {
 				t.Errorf("%d innocent requests failed or skipped the plugin, only %d counted as stranded:", len(bad), stranded)
-				for i, b := range bad {
-					if i == 10 {
-						break
-					}
+				for _, b := range bad[:min(len(bad), 10)] {
 					t.Log(b)
 				}
 			}

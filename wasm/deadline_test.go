@@ -31,6 +31,20 @@ func newTestDeadline() (*deadline, *callCtx) {
 	return d, cc
 }
 
+// burnUntilFired burns CPU in short bursts, yielding between them as a
+// guest's stop checks make it do, until the deadline fires or limit has
+// passed since start (a monoNow time); it then ends the call and returns
+// the time since start.
+func burnUntilFired(d *deadline, cc *callCtx, start, limit time.Duration) time.Duration {
+	for !cc.fired.Load() && monoNow()-start < limit {
+		d.yield()
+		spinFor(10 * time.Microsecond)
+	}
+	el := monoNow() - start
+	d.end()
+	return el
+}
+
 // spinFor burns CPU on the calling goroutine for about d of wall time.
 func spinFor(d time.Duration) {
 	for start := time.Now(); time.Since(start) < d; {
@@ -63,13 +77,7 @@ func TestDeadlineCountsCPUNotWall(t *testing.T) {
 	// Burn CPU, yielding as the stop checks make a guest do: the first
 	// yield starts the CPU count, so the deadline fires after about one
 	// budget of CPU, long before the 1 s wall-clock cap.
-	start := time.Now()
-	for !cc.fired.Load() && time.Since(start) < 2*time.Second {
-		d.yield()
-		spinFor(10 * time.Microsecond)
-	}
-	el := time.Since(start)
-	d.end()
+	el := burnUntilFired(d, cc, monoNow(), 2*time.Second)
 	if !cc.fired.Load() {
 		t.Fatalf("deadline did not fire after %v of CPU time (budget %v)", el, budget)
 	}
@@ -90,12 +98,7 @@ func TestDeadlineArmedForEarlierCall(t *testing.T) {
 	time.Sleep(budget * 3 / 4)
 	start := monoNow()
 	d.begin(start, budget)
-	for !cc.fired.Load() && monoNow()-start < 2*time.Second {
-		d.yield()
-		spinFor(10 * time.Microsecond)
-	}
-	el := monoNow() - start
-	d.end()
+	el := burnUntilFired(d, cc, start, 2*time.Second)
 	if !cc.fired.Load() {
 		t.Fatalf("deadline did not fire after %v of CPU time (budget %v)", el, budget)
 	}
@@ -115,12 +118,7 @@ func TestDeadlineShorterBudgetRearms(t *testing.T) {
 	const budget = 20 * time.Millisecond
 	start := monoNow()
 	d.begin(start, budget)
-	for !cc.fired.Load() && monoNow()-start < 5*time.Second {
-		d.yield()
-		spinFor(10 * time.Microsecond)
-	}
-	el := monoNow() - start
-	d.end()
+	el := burnUntilFired(d, cc, start, 5*time.Second)
 	if !cc.fired.Load() || el > time.Second {
 		t.Fatalf("fired %v after %v; want a stop after about 2×%v", cc.fired.Load(), el, budget)
 	}

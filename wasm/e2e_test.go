@@ -78,10 +78,16 @@ func grep(text, sub string) string {
 
 const probePkg = "wasm/testdata/guests/probe"
 
-func TestE2EProbeRouting(t *testing.T) {
+// startProbe loads the probe guest with its defaults on a new test host
+// and starts a proxy with it as the only filter.
+func startProbe(t *testing.T) (*testHost, *e2e) {
+	t.Helper()
 	h := newTestHost(t)
-	p := loadGo(t, h, probePkg, "probe", "")
-	e := startProxy(t, p)
+	return h, startProxy(t, loadGo(t, h, probePkg, "probe", ""))
+}
+
+func TestE2EProbeRouting(t *testing.T) {
+	_, e := startProbe(t)
 	tests := []struct {
 		name     string
 		path     string
@@ -192,9 +198,7 @@ func TestE2EProbeProperties(t *testing.T) {
 }
 
 func TestE2EProbeBodies(t *testing.T) {
-	h := newTestHost(t)
-	p := loadGo(t, h, probePkg, "probe", "")
-	e := startProxy(t, p)
+	_, e := startProbe(t)
 	r := e.do(t, "POST", "/x", "hello", "x-probe-req-body", "-world")
 	if r.status != 200 || !strings.HasSuffix(r.body, " hello-world") {
 		t.Fatalf("request body rewrite: %d %q", r.status, r.body)
@@ -212,9 +216,7 @@ func TestE2EProbeBodies(t *testing.T) {
 }
 
 func TestE2EProbeLocalResponse(t *testing.T) {
-	h := newTestHost(t)
-	p := loadGo(t, h, probePkg, "probe", "")
-	e := startProxy(t, p)
+	h, e := startProbe(t)
 	r := e.do(t, "GET", "/x", "", "x-probe-deny", "418")
 	if r.status != 418 || r.body != "denied by probe" || r.header.Get("x-denied") != "yes" {
 		t.Fatalf("local response: %d %q %v", r.status, r.body, r.header)
@@ -231,9 +233,7 @@ func TestE2EProbeLocalResponse(t *testing.T) {
 // snapshot of the pools; setting sluice.endpoint to an endpoint of pool b
 // sends the request there, and sluice.endpoint then reads it back.
 func TestE2EProbeUpstreamsAndEndpoint(t *testing.T) {
-	h := newTestHost(t)
-	p := loadGo(t, h, probePkg, "probe", "")
-	e := startProxy(t, p)
+	h, e := startProbe(t)
 	r := e.do(t, "GET", "/x", "", "x-probe-props", "sluice.upstreams")
 	var snap struct {
 		Pools map[string]struct {

@@ -65,7 +65,7 @@ func validFieldOrKept(h *proxy.Headers, name, value []byte) bool {
 	}
 	for i := 0; i < h.Len(); i++ {
 		k, v := h.At(i)
-		if equalFoldBytes(k, name) && string(v) == string(value) {
+		if equalFoldASCII(k, name) && string(v) == string(value) {
 			return true
 		}
 	}
@@ -141,19 +141,9 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		if lowerASCII(b[i]) != lowerASCII(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFoldBytes(a, b []byte) bool {
+// equalFoldASCII reports whether a and b are equal, ignoring the case of
+// ASCII letters.
+func equalFoldASCII[S string | []byte](a []byte, b S) bool {
 	if len(a) != len(b) {
 		return false
 	}

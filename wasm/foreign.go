@@ -74,9 +74,8 @@ func foreignRandomBytes(_ *stream, args, dst []byte) ([]byte, status) {
 }
 
 func hostCallForeignFunction(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)

@@ -251,22 +251,25 @@ func (in *instance) start() error {
 	if _, err := in.call(cbContextCreate, nil, rootContextID, 0, 0, p.host.startTimeout); err != nil {
 		return err
 	}
-	if in.fns[cbVMStart] != nil {
-		ok, err := in.call(cbVMStart, nil, rootContextID, uint64(len(p.vmConfig)), 0, p.host.startTimeout)
+	// proxy_on_vm_start, then proxy_on_configure, each given the size of
+	// its buffer; a false return rejects the plugin.
+	for _, step := range []struct {
+		cb       callback
+		size     int
+		rejected string
+	}{
+		{cbVMStart, len(p.vmConfig), "proxy_on_vm_start returned false: the plugin rejected its vm_config"},
+		{cbConfigure, len(p.config), "proxy_on_configure returned false: the plugin rejected its configuration"},
+	} {
+		if in.fns[step.cb] == nil {
+			continue
+		}
+		ok, err := in.call(step.cb, nil, rootContextID, uint64(step.size), 0, p.host.startTimeout)
 		if err != nil {
 			return err
 		}
 		if uint32(ok) == 0 {
-			return errors.New("proxy_on_vm_start returned false: the plugin rejected its vm_config")
-		}
-	}
-	if in.fns[cbConfigure] != nil {
-		ok, err := in.call(cbConfigure, nil, rootContextID, uint64(len(p.config)), 0, p.host.startTimeout)
-		if err != nil {
-			return err
-		}
-		if uint32(ok) == 0 {
-			return errors.New("proxy_on_configure returned false: the plugin rejected its configuration")
+			return errors.New(step.rejected)
 		}
 	}
 	return nil
@@ -464,6 +467,20 @@ func (in *instance) allocate(ctx context.Context, mod api.Module, size uint32) (
 	return ptr, statusOK
 }
 
+// allocateView is allocate followed by a view of the n bytes it reserved
+// (a view, not a copy; invalid after the guest's memory grows).
+func (in *instance) allocateView(ctx context.Context, mod api.Module, n uint32) (uint32, []byte, status) {
+	ptr, st := in.allocate(ctx, mod, n)
+	if st != statusOK {
+		return 0, nil, st
+	}
+	buf, ok := readGuest(in.memOf(mod), ptr, n)
+	if !ok {
+		return 0, nil, statusInvalidMemoryAccess
+	}
+	return ptr, buf, statusOK
+}
+
 // returnBytes copies data into newly allocated guest memory and stores its
 // address and size at retPtr and retSize. data must not point into guest
 // memory (the allocation may move it).
@@ -479,13 +496,9 @@ func (in *instance) returnBytes(ctx context.Context, mod api.Module, data []byte
 		return statusInternalFailure
 	}
 	n := uint32(len(data))
-	ptr, st := in.allocate(ctx, mod, n)
+	ptr, buf, st := in.allocateView(ctx, mod, n)
 	if st != statusOK {
 		return st
-	}
-	buf, ok := readGuest(mem, ptr, n)
-	if !ok {
-		return statusInvalidMemoryAccess
 	}
 	copy(buf, data)
 	return writeRetPair(mem, retPtr, retSize, ptr, n)
@@ -504,13 +517,9 @@ func (in *instance) returnPairs(ctx context.Context, mod api.Module, h *proxy.He
 	if !ok {
 		return statusSerializationFailed
 	}
-	ptr, st := in.allocate(ctx, mod, n)
+	ptr, buf, st := in.allocateView(ctx, mod, n)
 	if st != statusOK {
 		return st
-	}
-	buf, ok := readGuest(mem, ptr, n)
-	if !ok {
-		return statusInvalidMemoryAccess
 	}
 	encodePairs(buf, h)
 	return writeRetPair(mem, retPtr, retSize, ptr, n)

@@ -67,6 +67,25 @@ func checkRetPair(mem guestMemory, ptrPtr, sizePtr uint32) bool {
 	return inBounds(n, ptrPtr, 4) && inBounds(n, sizePtr, 4)
 }
 
+// thenWriteU32 finishes a host call whose status so far is st and which
+// also returns a u32 at ptr: it writes v only when st is OK, and the write
+// failing turns OK into INVALID_MEMORY_ACCESS.
+func thenWriteU32(st status, mem guestMemory, ptr, v uint32) status {
+	if st == statusOK && !writeGuestU32(mem, ptr, v) {
+		return statusInvalidMemoryAccess
+	}
+	return st
+}
+
+// accessStatus is OK for a guest-memory access that succeeded, else
+// INVALID_MEMORY_ACCESS.
+func accessStatus(ok bool) status {
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	return statusOK
+}
+
 // writeRetPair stores a (pointer, size) result.
 func writeRetPair(mem guestMemory, ptrPtr, sizePtr, ptr, size uint32) status {
 	if !writeGuestU32(mem, ptrPtr, ptr) || !writeGuestU32(mem, sizePtr, size) {

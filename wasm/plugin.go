@@ -95,13 +95,7 @@ func (p *Plugin) load(ctx context.Context, n int) error {
 		in, err := p.newInstance(ctx, idx)
 		if err != nil {
 			// Stop what the instances already started (ticks, calls).
-			p.mu.Lock()
-			p.closed = true
-			p.mu.Unlock()
-			close(p.done)
-			p.cancel()
-			p.wg.Wait()
-			p.closeInstances()
+			p.shutdown()
 			return err
 		}
 		if idx < 0 {
@@ -211,17 +205,9 @@ func (p *Plugin) goTracked(f func()) bool {
 // the plugin fail on their next callback. Its metrics stay registered and
 // its shared data and queues stay in the Host. Close is idempotent.
 func (p *Plugin) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.shutdown() {
 		return nil
 	}
-	p.closed = true
-	p.mu.Unlock()
-	close(p.done)
-	p.cancel()
-	p.wg.Wait()
-	p.closeInstances()
 	p.logLimit.close()
 	err := p.compiled.Close(context.Background())
 	p.host.forget(p)
@@ -229,6 +215,24 @@ func (p *Plugin) Close() error {
 		return pluginError(p.name, fmt.Errorf("close: %w", err))
 	}
 	return nil
+}
+
+// shutdown marks the plugin closed, stops its ticks and HTTP calls, waits
+// for its background goroutines and closes its instances. It reports false,
+// doing nothing, when the plugin was closed already.
+func (p *Plugin) shutdown() bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.done)
+	p.cancel()
+	p.wg.Wait()
+	p.closeInstances()
+	return true
 }
 
 // liveInstances counts instances that can take requests (for tests).

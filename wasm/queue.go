@@ -198,9 +198,8 @@ func (q *sharedQueue) deliver(p *Plugin) {
 }
 
 func hostRegisterSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -215,16 +214,12 @@ func hostRegisterSharedQueue(ctx context.Context, mod api.Module, stack []uint64
 		return
 	}
 	id, st := in.p.host.queues.register(in, string(in.p.vmIDBytes), string(name))
-	if st == statusOK && !writeGuestU32(mem, retID, id) {
-		st = statusInvalidMemoryAccess
-	}
-	stack[0] = uint64(st)
+	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
 }
 
 func hostResolveSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -239,16 +234,22 @@ func hostResolveSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 		vmID = in.p.vmIDBytes // "" is the caller's own VM
 	}
 	id, st := in.p.host.queues.resolve(string(vmID), string(name))
-	if st == statusOK && !writeGuestU32(mem, retID, id) {
-		st = statusInvalidMemoryAccess
+	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
+}
+
+// queueOf returns the queue whose id is in stack[0], or nil after writing
+// NOT_FOUND to stack[0].
+func queueOf(in *instance, stack []uint64) *sharedQueue {
+	q := in.p.host.queues.get(u32(stack[0]))
+	if q == nil {
+		stack[0] = uint64(statusNotFound)
 	}
-	stack[0] = uint64(st)
+	return q
 }
 
 func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	data, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
@@ -256,18 +257,16 @@ func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 		stack[0] = uint64(statusInvalidMemoryAccess)
 		return
 	}
-	q := in.p.host.queues.get(u32(stack[0]))
+	q := queueOf(in, stack)
 	if q == nil {
-		stack[0] = uint64(statusNotFound)
 		return
 	}
 	stack[0] = uint64(q.enqueue(data))
 }
 
 func hostDequeueSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	retPtr, retSize := u32(stack[1]), u32(stack[2])
@@ -275,9 +274,8 @@ func hostDequeueSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 		stack[0] = uint64(statusInvalidMemoryAccess)
 		return
 	}
-	q := in.p.host.queues.get(u32(stack[0]))
+	q := queueOf(in, stack)
 	if q == nil {
-		stack[0] = uint64(statusNotFound)
 		return
 	}
 	item, ok := q.dequeue()

@@ -313,9 +313,8 @@ func appendLabelValue(dst, v []byte) []byte {
 }
 
 func hostDefineMetric(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
 		return
 	}
 	mem := in.memOf(mod)
@@ -326,54 +325,44 @@ func hostDefineMetric(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	id, st := in.p.defineMetric(u32(stack[0]), name)
-	if st == statusOK && !writeGuestU32(mem, retID, id) {
-		st = statusInvalidMemoryAccess
-	}
-	stack[0] = uint64(st)
+	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
 }
 
-func hostIncrementMetric(ctx context.Context, _ api.Module, stack []uint64) {
-	in := activeInstance(ctx)
+// metricOf returns the calling instance and the metric whose id is in
+// stack[0]. When either is missing it writes the status (INTERNAL_FAILURE,
+// NOT_FOUND) to stack[0] and returns a nil metric.
+func metricOf(ctx context.Context, stack []uint64) (*instance, *userMetric) {
+	in := callerOf(ctx, stack)
 	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
-		return
+		return nil, nil
 	}
 	m := in.p.metric(u32(stack[0]))
 	if m == nil {
 		stack[0] = uint64(statusNotFound)
+	}
+	return in, m
+}
+
+func hostIncrementMetric(ctx context.Context, _ api.Module, stack []uint64) {
+	_, m := metricOf(ctx, stack)
+	if m == nil {
 		return
 	}
 	stack[0] = uint64(m.increment(int64(stack[1])))
 }
 
 func hostRecordMetric(ctx context.Context, _ api.Module, stack []uint64) {
-	in := activeInstance(ctx)
-	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
-		return
-	}
-	m := in.p.metric(u32(stack[0]))
+	_, m := metricOf(ctx, stack)
 	if m == nil {
-		stack[0] = uint64(statusNotFound)
 		return
 	}
 	stack[0] = uint64(m.record(stack[1]))
 }
 
 func hostGetMetric(ctx context.Context, mod api.Module, stack []uint64) {
-	in := activeInstance(ctx)
-	if in == nil {
-		stack[0] = uint64(statusInternalFailure)
-		return
-	}
-	m := in.p.metric(u32(stack[0]))
+	in, m := metricOf(ctx, stack)
 	if m == nil {
-		stack[0] = uint64(statusNotFound)
 		return
 	}
-	if !writeGuestU64(in.memOf(mod), u32(stack[1]), m.value()) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	stack[0] = uint64(statusOK)
+	stack[0] = uint64(accessStatus(writeGuestU64(in.memOf(mod), u32(stack[1]), m.value())))
 }

@@ -64,12 +64,20 @@ type runningSluice struct {
 	logs chan string
 }
 
+// startSluice runs the binary with config (hostname, port and JSON logs
+// added) and waits for /ready.
 func startSluice(t *testing.T, config string) *runningSluice {
 	t.Helper()
-	bin := sluiceBinary(t)
 	port := freePort(t)
 	path := writeConfig(t, "hostname: 127.0.0.1\nport: "+strconv.Itoa(port)+"\nlog: {format: json}\n"+config)
-	cmd := exec.Command(bin, "-config", path)
+	return startSluiceArgs(t, port, "-config", path)
+}
+
+// startSluiceArgs runs the binary with args, which make it listen on
+// 127.0.0.1:port and log JSON, and waits for /ready.
+func startSluiceArgs(t *testing.T, port int, args ...string) *runningSluice {
+	t.Helper()
+	cmd := exec.Command(sluiceBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

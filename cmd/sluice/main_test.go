@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -108,44 +106,9 @@ func TestBinaryDemoAndSignal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	port := freePort(t)
-	cmd := exec.Command(bin, "-demo", "-hostname", "127.0.0.1", "-port", strconv.Itoa(port), "-log-format", "json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	logs := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs <- sc.Text()
-		}
-		close(logs)
-	}()
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(base + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sluice -demo never became ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
+	s := startSluiceArgs(t, port, "-demo", "-hostname", "127.0.0.1", "-port", strconv.Itoa(port), "-log-format", "json")
+	resp, err := http.Post(s.base+"/v1/chat/completions", "application/json",
 		strings.NewReader(`{"model":"demo","messages":[{"role":"user","content":"hi"}]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -155,17 +118,13 @@ func TestBinaryDemoAndSignal(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "chat.completion") {
 		t.Fatalf("demo completion: %d %q", resp.StatusCode, body)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v", err)
+	code, text := s.wait(t)
+	if code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, text)
 	}
-	var all []string
-	for l := range logs {
-		all = append(all, l)
-	}
-	text := strings.Join(all, "\n")
 	for _, want := range []string{`"msg":"access"`, `"msg":"sluice: draining"`, `"msg":"sluice: stopped"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("logs lack %s:\n%s", want, text)

@@ -13,7 +13,6 @@ import (
 // fleetEngineKind describes the engines in reports.
 const fleetEngineKind = "engine simulator (package sim): continuous batching, token budget per step, vLLM-style prefix cache"
 
-
 // newFleetEngine returns the handler of simulated engine i and its Close.
 func newFleetEngine(i int, c fleetEngineConfig) (http.Handler, func(), error) {
 	e, err := sim.New(sim.Config{

@@ -67,6 +67,23 @@ func Load(t *testing.T, pkg, config string) (*wasm.Plugin, *plugintest.LogBuffer
 	return p, logs, err
 }
 
+// LoadFails loads plugin pkg with the invalid config and fails t when the
+// load succeeds or when the host logs contain none of wants (give both
+// spellings where the plugin's message may arrive JSON-quoted).
+func LoadFails(t *testing.T, pkg, config string, wants ...string) {
+	t.Helper()
+	_, logs, err := Load(t, pkg, config)
+	if err == nil {
+		t.Fatal("loading with an invalid configuration succeeded")
+	}
+	for _, w := range wants {
+		if strings.Contains(logs.String(), w) {
+			return
+		}
+	}
+	t.Errorf("load error %v; logs do not name the bad configuration (want one of %q):\n%s", err, wants, logs)
+}
+
 // PluginConfig is plugin pkg with config, two instances (so shared state
 // is really shared) and a call timeout generous enough for -race.
 func PluginConfig(t *testing.T, pkg, config string) proxy.PluginConfig {

@@ -243,11 +243,6 @@ func TestEndToEndHammer(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := pluginenv.Load(t, pluginPkg, `{"requests_per_minute": -1}`)
-	if err == nil {
-		t.Fatal("loading with an invalid configuration succeeded")
-	}
-	if !strings.Contains(logs.String(), "ratelimit: requests_per_minute: -1 is negative") {
-		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
-	}
+	pluginenv.LoadFails(t, pluginPkg, `{"requests_per_minute": -1}`,
+		"ratelimit: requests_per_minute: -1 is negative")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,10 +66,8 @@ type picker struct {
 // default configuration. Errors name the field at fault.
 func parseConfig(data []byte) (*picker, error) {
 	var cfg Config
-	if len(bytes.TrimSpace(data)) > 0 {
-		if err := config.Decode("queuepicker", data, &cfg); err != nil {
-			return nil, err
-		}
+	if err := config.DecodeOptional("queuepicker", data, &cfg); err != nil {
+		return nil, err
 	}
 	p := &picker{pool: cfg.Pool, wq: DefaultQueueWeight, wi: DefaultInFlightWeight, wkv: DefaultKVWeight, maxEndpoints: DefaultMaxEndpoints}
 	for _, w := range []struct {

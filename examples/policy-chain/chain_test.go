@@ -6,7 +6,6 @@ package policychain
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -120,16 +119,8 @@ func TestPolicyChain(t *testing.T) {
 		if key != "" {
 			req.Header.Set("authorization", "Bearer "+key)
 		}
-		resp, err := cli.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return reply{resp.StatusCode, resp.Header, string(b)}
+		resp, body := plugintest.RoundTrip(t, cli, req)
+		return reply{resp.StatusCode, resp.Header, body}
 	}
 
 	if r := chat("", "demo"); r.status != 401 || r.errorCode() != "invalid_api_key" {

@@ -67,6 +67,23 @@ func Load(t *testing.T, pkg, config string) (*wasm.Plugin, *plugintest.LogBuffer
 	return p, logs, err
 }
 
+// LoadFails loads plugin pkg with the invalid config and fails t when the
+// load succeeds or when the host logs contain none of wants (give both
+// spellings where the plugin's message may arrive JSON-quoted).
+func LoadFails(t *testing.T, pkg, config string, wants ...string) {
+	t.Helper()
+	_, logs, err := Load(t, pkg, config)
+	if err == nil {
+		t.Fatal("loading with an invalid configuration succeeded")
+	}
+	for _, w := range wants {
+		if strings.Contains(logs.String(), w) {
+			return
+		}
+	}
+	t.Errorf("load error %v; logs do not name the bad configuration (want one of %q):\n%s", err, wants, logs)
+}
+
 // PluginConfig is plugin pkg with config, two instances (so shared state
 // is really shared) and a call timeout generous enough for -race.
 func PluginConfig(t *testing.T, pkg, config string) proxy.PluginConfig {
@@ -149,14 +166,5 @@ func (e *Env) Do(t *testing.T, method, path, body string, headers ...string) (*h
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := e.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, path, err)
-	}
-	return resp, string(b)
+	return plugintest.RoundTrip(t, e.Client, req)
 }

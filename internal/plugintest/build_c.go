@@ -200,13 +200,20 @@ func buildCached(key string, build func(tmp string) error) (string, error) {
 // wasmMagic is the wasm binary preamble: "\0asm" and version 1.
 var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 
+// toolCommand is name with args, run in dir and killed after toolTimeout;
+// the caller calls cancel when the command is done.
+func toolCommand(dir, name string, args ...string) (*exec.Cmd, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	return cmd, cancel
+}
+
 // runTool runs name with args in dir, with a timeout, and returns an error
 // carrying the combined output when it fails.
 func runTool(dir, name string, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	cmd, cancel := toolCommand(dir, name, args...)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
@@ -216,10 +223,8 @@ func runTool(dir, name string, args ...string) error {
 
 // output runs name with args and returns its trimmed standard output.
 func output(dir, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	cmd, cancel := toolCommand(dir, name, args...)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("%s %s: %w", filepath.Base(name), strings.Join(args, " "), err)

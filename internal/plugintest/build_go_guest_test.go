@@ -381,14 +381,6 @@ func TestGoGuestDeny(t *testing.T) {
 	const cfg = `{"rules": [
 		{"path_prefix": "/admin", "message": "admin is off"},
 		{"header": {"name": "X-Blocked", "value": "1"}, "status": 400, "message": "blocked"}]}`
-	type errBody struct {
-		Error struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Param   *string `json:"param"`
-			Code    string  `json:"code"`
-		} `json:"error"`
-	}
 	for i, c := range []struct {
 		headers  [][2]string
 		status   uint32 // 0: not denied
@@ -424,7 +416,7 @@ func TestGoGuestDeny(t *testing.T) {
 		if want := [][2]string{{"content-type", "application/json"}}; !reflect.DeepEqual(h.reply.headers, want) {
 			t.Errorf("%q: reply headers %q, want %q", c.headers, h.reply.headers, want)
 		}
-		var body errBody
+		var body OpenAIError
 		if err := json.Unmarshal(h.reply.body, &body); err != nil {
 			t.Fatalf("%q: reply body %q: %v", c.headers, h.reply.body, err)
 		}

@@ -185,29 +185,40 @@ var lifecycle = []struct {
 	{"delete", "proxy_on_delete", []uint32{2}},
 }
 
+// started is a mini host on the fixture at path whose configure returned 1.
+func started(t *testing.T, path string) *miniHost {
+	t.Helper()
+	h := newMiniHost(t, path, hostOptions{})
+	if r := h.start(); r != 1 {
+		t.Fatalf("configure returned %d", r)
+	}
+	return h
+}
+
+// exchangeOK runs one request for / through h and checks that the fixture
+// continued it and set x-wat: ok.
+func exchangeOK(t *testing.T, h *miniHost) {
+	t.Helper()
+	if a := h.exchange("/"); a != 0 {
+		t.Errorf("action %d, want 0", a)
+	}
+	if v, _ := header(h.reqHeaders, "x-wat"); v != "ok" {
+		t.Errorf("x-wat = %q, want ok", v)
+	}
+}
+
 func checkFixtureBehaviour(t *testing.T, name, path string) {
 	const limitPages = 16
 	switch {
 	case name == "ok" || name == "ok_abi_0_2_0":
-		h := newMiniHost(t, path, hostOptions{})
-		if r := h.start(); r != 1 {
-			t.Fatalf("configure returned %d", r)
-		}
-		if a := h.exchange("/"); a != 0 {
-			t.Errorf("action %d, want 0", a)
-		}
-		if v, _ := header(h.reqHeaders, "x-wat"); v != "ok" {
-			t.Errorf("x-wat = %q, want ok", v)
-		}
+		h := started(t, path)
+		exchangeOK(t, h)
 		if s, _ := h.global("status"); s != statusOK {
 			t.Errorf("status global %d, want 0", s)
 		}
 
 	case strings.HasPrefix(name, "oob_"):
-		h := newMiniHost(t, path, hostOptions{})
-		if r := h.start(); r != 1 {
-			t.Fatalf("configure returned %d", r)
-		}
+		h := started(t, path)
 		if s, _ := h.global("status"); s != 0xFFFFFFFF {
 			t.Errorf("status global starts at %d, want -1", s)
 		}
@@ -310,10 +321,7 @@ func checkFixtureBehaviour(t *testing.T, name, path string) {
 		// "status". (A real request's 4 pseudo-headers make it 2^33,
 		// which wazero's own close-on-context-done, checking loops only,
 		// cannot stop: the Sluice host's entry checks do.)
-		h := newMiniHost(t, path, hostOptions{})
-		if r := h.start(); r != 1 {
-			t.Fatalf("configure returned %d", r)
-		}
+		h := started(t, path)
 		h.mustCall("proxy_on_context_create", 2, 1)
 		if a := h.mustCall("proxy_on_request_headers", 2, 2, 0); a != 0 {
 			t.Errorf("action %d, want 0", a)
@@ -323,16 +331,8 @@ func checkFixtureBehaviour(t *testing.T, name, path string) {
 		}
 
 	case name == "conditional_trap":
-		h := newMiniHost(t, path, hostOptions{})
-		if r := h.start(); r != 1 {
-			t.Fatalf("configure returned %d", r)
-		}
-		if a := h.exchange("/"); a != 0 {
-			t.Errorf("action %d, want 0", a)
-		}
-		if v, _ := header(h.reqHeaders, "x-wat"); v != "ok" {
-			t.Errorf("x-wat = %q, want ok", v)
-		}
+		h := started(t, path)
+		exchangeOK(t, h)
 		h.mustCall("proxy_on_context_create", 9, 1)
 		h.reqHeaders = append(h.reqHeaders, [2]string{"x-trap", "1"})
 		if _, err := h.call("proxy_on_request_headers", 9, uint32(len(h.reqHeaders)), 1); err == nil || !strings.Contains(err.Error(), "unreachable") {
@@ -340,10 +340,7 @@ func checkFixtureBehaviour(t *testing.T, name, path string) {
 		}
 
 	case name == "recurse_deep":
-		h := newMiniHost(t, path, hostOptions{})
-		if r := h.start(); r != 1 {
-			t.Fatalf("configure returned %d", r)
-		}
+		h := started(t, path)
 		h.mustCall("proxy_on_context_create", 2, 1)
 		if _, err := h.callWithin(time.Minute, "proxy_on_request_headers", 2, 1, 0); err == nil || !strings.Contains(err.Error(), "stack overflow") {
 			t.Errorf("proxy_on_request_headers = %v, want a stack overflow", err)

@@ -5,24 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/sluice-proxy/sluice/plugins/internal/config"
-	"github.com/sluice-proxy/sluice/plugins/internal/glob"
 	"strings"
 	"testing"
-)
 
-func mustParse(t *testing.T, cfg string) *policy {
-	t.Helper()
-	p, err := parseConfig([]byte(cfg))
-	if err != nil {
-		t.Fatalf("parseConfig(%s): %v", cfg, err)
-	}
-	return p
-}
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
+	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
+	"github.com/sluice-proxy/sluice/plugins/internal/glob"
+)
 
 func TestParseConfig(t *testing.T) {
 	sum := sha256.Sum256([]byte("sk-hashed"))
-	p := mustParse(t, `{"keys": [
+	p := configtest.MustParse(t, parseConfig, `{"keys": [
 		{"key": "sk-acme", "tenant": "acme", "models": ["gpt-4o", "llama-*"]},
 		{"key_sha256": "`+strings.ToUpper(hex.EncodeToString(sum[:]))+`", "tenant": "beta"}]}`)
 	if p.header != DefaultHeader {
@@ -41,7 +34,7 @@ func TestParseConfig(t *testing.T) {
 			t.Errorf("lookup(%q) = %+v, want nil", k, e)
 		}
 	}
-	if p := mustParse(t, `{"header": "X-Tenant", "keys": [{"key": "k", "tenant": "t"}]}`); p.header != "x-tenant" {
+	if p := configtest.MustParse(t, parseConfig, `{"header": "X-Tenant", "keys": [{"key": "k", "tenant": "t"}]}`); p.header != "x-tenant" {
 		t.Errorf("header %q, want it lower-cased", p.header)
 	}
 }
@@ -91,7 +84,7 @@ func TestPresentedKey(t *testing.T) {
 }
 
 func TestCheckBody(t *testing.T) {
-	p := mustParse(t, `{"keys": [{"key": "r", "tenant": "t", "models": ["gpt-4o", "llama-*"]}, {"key": "any", "tenant": "u"}]}`)
+	p := configtest.MustParse(t, parseConfig, `{"keys": [{"key": "r", "tenant": "t", "models": ["gpt-4o", "llama-*"]}, {"key": "any", "tenant": "u"}]}`)
 	restricted, open := p.lookup("r"), p.lookup("any")
 	f := func(e *keyEntry, body string, status uint32, code string) {
 		t.Helper()
@@ -151,14 +144,7 @@ func FuzzParseConfig(f *testing.F) {
 		strings.Repeat("ab", 32) + `","tenant":"t"}]}`, `{}`, ``, `{"keys":[{"key":"a","key_sha256":"b"}]}`} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := parseConfig(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "apikey: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
-			return
-		}
+	configtest.Fuzz(f, "apikey: ", parseConfig, func(t *testing.T, data []byte, p *policy) {
 		if len(p.keys) == 0 || !config.ValidToken(p.header) {
 			t.Fatalf("accepted %q with no keys or a bad header %q", data, p.header)
 		}

@@ -88,13 +88,8 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := pluginenv.Load(t, pluginPkg, `{"keys": [{"key": "sk-1"}]}`)
-	if err == nil {
-		t.Fatal("loading with an invalid configuration succeeded")
-	}
-	if !strings.Contains(logs.String(), "apikey: keys[0].tenant: required") {
-		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
-	}
+	pluginenv.LoadFails(t, pluginPkg, `{"keys": [{"key": "sk-1"}]}`,
+		"apikey: keys[0].tenant: required")
 }
 
 // TestEndToEndLargeBody sends a 1 MiB prompt through the model check with a

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"strings"
@@ -89,10 +88,8 @@ type settings struct {
 // default configuration. Errors name the field at fault.
 func parseConfig(data []byte) (*settings, error) {
 	var cfg Config
-	if len(bytes.TrimSpace(data)) > 0 {
-		if err := config.Decode("cacheaware", data, &cfg); err != nil {
-			return nil, err
-		}
+	if err := config.DecodeOptional("cacheaware", data, &cfg); err != nil {
+		return nil, err
 	}
 	s := &settings{
 		pool: cfg.Pool, chunk: DefaultChunkBytes, maxPrompt: DefaultMaxPromptBytes, ttl: DefaultBlockTTL,

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
+	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
 )
 
 // reason is why an endpoint was chosen (the decisions metric's label).
@@ -162,7 +163,7 @@ func less(a, b endpoint, rnd uint64) bool {
 	if a.load != b.load {
 		return a.load < b.load
 	}
-	ta, tb := mix(rnd, a.addr), mix(rnd, b.addr)
+	ta, tb := tiebreak.Mix(rnd, a.addr), tiebreak.Mix(rnd, b.addr)
 	if ta != tb {
 		return ta < tb
 	}
@@ -179,14 +180,4 @@ func (s *settings) endpointList(dst []byte, eps []endpoint) []byte {
 		dst = append(dst, eps[i].addr...)
 	}
 	return dst
-}
-
-// mix hashes rnd and addr (FNV-1a) into a tie-breaking key.
-func mix(rnd uint64, addr string) uint64 {
-	h := uint64(14695981039346656037) ^ rnd
-	for i := 0; i < len(addr); i++ {
-		h ^= uint64(addr[i])
-		h *= 1099511628211
-	}
-	return h
 }

@@ -135,13 +135,8 @@ func TestEndToEndOverload(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := pluginenv.Load(t, pluginPkg, `{"balance_rel_threshold": 0.5}`)
-	if err == nil {
-		t.Fatal("loading with an invalid configuration succeeded")
-	}
-	if !strings.Contains(logs.String(), "cacheaware: balance_rel_threshold: 0.5 is not in 1..") {
-		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
-	}
+	pluginenv.LoadFails(t, pluginPkg, `{"balance_rel_threshold": 0.5}`,
+		"cacheaware: balance_rel_threshold: 0.5 is not in 1..")
 }
 
 // TestEndToEndSession: with session_header, unrelated prompts of one

@@ -5,19 +5,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
 )
 
-func mustParse(t *testing.T, cfg string) []rule {
-	t.Helper()
-	rules, err := parseConfig([]byte(cfg))
-	if err != nil {
-		t.Fatalf("parseConfig(%s): %v", cfg, err)
-	}
-	return rules
-}
-
 func TestParseConfigDefaults(t *testing.T) {
-	rules := mustParse(t, `{"rules": [
+	rules := configtest.MustParse(t, parseConfig, `{"rules": [
 		{"path_prefix": "/admin"},
 		{"header": {"name": "X-Blocked", "value": "1"}, "status": 400, "message": "blocked"},
 		{"header": {"name": "x-present"}, "status": 401},
@@ -84,7 +77,7 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
-	rules := mustParse(t, `{"rules": [
+	rules := configtest.MustParse(t, parseConfig, `{"rules": [
 		{"path_prefix": "/admin", "status": 403},
 		{"header": {"name": "x-blocked", "value": "1"}, "status": 400},
 		{"path_prefix": "/v1/embeddings", "header": {"name": "x-tier", "value": "free"}, "status": 402},
@@ -155,14 +148,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"rules": [{"path_prefix": "/admin", "header": {"name": "x", "value": "1"}, "status": 429, "message": "m", "type": "permission_error"}]}`))
 	f.Add([]byte(`{"rules": [{"header": {"name": "x"}}]}`))
 	f.Add([]byte(`{"rules": [{"path_prefix": "a"}]}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		rules, err := parseConfig(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "deny: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
-			return
-		}
+	configtest.Fuzz(f, "deny: ", parseConfig, func(t *testing.T, data []byte, rules []rule) {
 		for i, r := range rules {
 			if r.status < 400 || r.status > 599 || (r.pathPrefix == "" && r.headerName == "") || !json.Valid(r.body) {
 				t.Fatalf("accepted invalid rule %d: %+v", i, r)

@@ -7,25 +7,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
 )
 
-func mustParse(t *testing.T, cfg string) *settings {
-	t.Helper()
-	s, err := parseConfig([]byte(cfg))
-	if err != nil {
-		t.Fatalf("parseConfig(%s): %v", cfg, err)
-	}
-	return s
-}
-
 func TestParseConfig(t *testing.T) {
-	s := mustParse(t, `{"pool": "auth"}`)
+	s := configtest.MustParse(t, parseConfig, `{"pool": "auth"}`)
 	want := settings{pool: "auth", path: "/", method: "GET", authority: "auth", timeout: time.Second,
 		forward: []string{"authorization"}, copy: []string{}}
 	if !reflect.DeepEqual(*s, want) {
 		t.Errorf("defaults %+v, want %+v", *s, want)
 	}
-	s = mustParse(t, `{"pool": "auth", "path": "/v1/check?x=1", "method": "post", "authority": "auth.internal:8443",
+	s = configtest.MustParse(t, parseConfig, `{"pool": "auth", "path": "/v1/check?x=1", "method": "post", "authority": "auth.internal:8443",
 		"timeout": "250ms", "forward_headers": ["Authorization", "x-api-key"], "copy_headers": ["X-User-Id"],
 		"cache_ttl": "30s", "failure_mode_allow": true}`)
 	want = settings{pool: "auth", path: "/v1/check?x=1", method: "POST", authority: "auth.internal:8443", timeout: 250 * time.Millisecond,
@@ -33,7 +26,7 @@ func TestParseConfig(t *testing.T) {
 	if !reflect.DeepEqual(*s, want) {
 		t.Errorf("explicit %+v, want %+v", *s, want)
 	}
-	if s := mustParse(t, `{"pool": "auth", "forward_headers": []}`); len(s.forward) != 0 {
+	if s := configtest.MustParse(t, parseConfig, `{"pool": "auth", "forward_headers": []}`); len(s.forward) != 0 {
 		t.Errorf("an explicit empty forward list became %q", s.forward)
 	}
 }
@@ -89,7 +82,7 @@ func TestForwardedAndKey(t *testing.T) {
 }
 
 func TestCalloutHeaders(t *testing.T) {
-	s := mustParse(t, `{"pool": "auth", "path": "/check", "authority": "auth.local"}`)
+	s := configtest.MustParse(t, parseConfig, `{"pool": "auth", "path": "/check", "authority": "auth.local"}`)
 	got := calloutHeaders(s, [][2]string{{"authorization", "Bearer a"}}, "POST", "/v1/chat/completions?x=1", "req-1")
 	want := [][2]string{{":method", "GET"}, {":path", "/check"}, {":authority", "auth.local"}, {"authorization", "Bearer a"},
 		{"x-forwarded-method", "POST"}, {"x-forwarded-uri", "/v1/chat/completions?x=1"}, {"x-request-id", "req-1"}}
@@ -99,7 +92,7 @@ func TestCalloutHeaders(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
-	s := mustParse(t, `{"pool": "auth", "copy_headers": ["x-user-id", "x-groups"]}`)
+	s := configtest.MustParse(t, parseConfig, `{"pool": "auth", "copy_headers": ["x-user-id", "x-groups"]}`)
 	v, ok := decide(s, 200, [][2]string{{":status", "200"}, {"x-user-id", "u1"}, {"x-groups", "a"}, {"x-groups", "b"}, {"x-other", "z"}}, nil)
 	if !ok || !v.allow || !reflect.DeepEqual(v.headers, [][2]string{{"x-user-id", "u1"}, {"x-groups", "a"}, {"x-groups", "b"}}) {
 		t.Errorf("200: %+v %v", v, ok)
@@ -160,14 +153,7 @@ func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{`{"pool":"a"}`, `{"pool":"a","cache_ttl":"1s","copy_headers":["x"]}`, `{}`, ``} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := parseConfig(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "extauth: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
-			return
-		}
+	configtest.Fuzz(f, "extauth: ", parseConfig, func(t *testing.T, data []byte, s *settings) {
 		if s.pool == "" || s.path[0] != '/' || s.timeout < time.Millisecond || s.timeout > maxTimeout || s.ttl < 0 || s.ttl > maxCacheTTL {
 			t.Fatalf("accepted %q as %+v", data, s)
 		}

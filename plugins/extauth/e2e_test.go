@@ -122,12 +122,6 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := pluginenv.Load(t, pluginPkg, `{"pool": "auth", "timeout": "5"}`)
-	if err == nil {
-		t.Fatal("loading with an invalid configuration succeeded")
-	}
-	if !strings.Contains(logs.String(), `extauth: timeout: \"5\" is not a duration`) &&
-		!strings.Contains(logs.String(), `extauth: timeout: "5" is not a duration`) {
-		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
-	}
+	pluginenv.LoadFails(t, pluginPkg, `{"pool": "auth", "timeout": "5"}`,
+		`extauth: timeout: \"5\" is not a duration`, `extauth: timeout: "5" is not a duration`)
 }

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"slices"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
 )
 
 // Config is the plugin configuration (JSON):
@@ -57,10 +57,8 @@ var (
 // fault, e.g. `headers: request.set: header name "x a" is not a valid token`.
 func parseConfig(data []byte) (*plan, error) {
 	var cfg Config
-	if len(bytes.TrimSpace(data)) > 0 {
-		if err := config.Decode("headers", data, &cfg); err != nil {
-			return nil, err
-		}
+	if err := config.DecodeOptional("headers", data, &cfg); err != nil {
+		return nil, err
 	}
 	req, err := compileOps("request", cfg.Request, requestPseudo)
 	if err != nil {

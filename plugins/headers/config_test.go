@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -88,14 +90,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"request": {"remove": ["x-a"], "set": {"X-A": "1"}}}`))
 	f.Add([]byte(`{"response": {"add": {"a": "b\r\n"}}}`))
 	f.Add([]byte(``))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		pl, err := parseConfig(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "headers: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
-			return
-		}
+	configtest.Fuzz(f, "headers: ", parseConfig, func(t *testing.T, data []byte, pl *plan) {
 		for _, o := range []struct {
 			dir    string
 			ops    ops

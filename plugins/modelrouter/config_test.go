@@ -2,22 +2,15 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
+	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
 )
 
-func mustParse(t *testing.T, cfg string) *router {
-	t.Helper()
-	r, err := parseConfig([]byte(cfg))
-	if err != nil {
-		t.Fatalf("parseConfig(%s): %v", cfg, err)
-	}
-	return r
-}
-
 func TestParseConfig(t *testing.T) {
-	r := mustParse(t, `{"aliases": {"gpt-4o": "llama-3-70b"},
+	r := configtest.MustParse(t, parseConfig, `{"aliases": {"gpt-4o": "llama-3-70b"},
 		"routes": [{"model": "llama-3*", "pools": [{"pool": "stable", "weight": 90}, {"pool": "canary", "weight": 10}], "fallback": "backup"},
 		           {"model": "mistral", "pools": [{"pool": "small"}]}],
 		"reject_unknown_models": true}`)
@@ -36,8 +29,8 @@ func TestParseConfig(t *testing.T) {
 	if rt := r.match("mistral-7b"); rt != nil {
 		t.Errorf("match(mistral-7b) = %+v, want nil (exact names are exact)", rt)
 	}
-	mustParse(t, `{"aliases": {"a": "b"}}`)
-	mustParse(t, `{"routes": [{"model": "*", "pools": [{"pool": "p", "weight": 0}, {"pool": "q", "weight": 1}]}]}`)
+	configtest.MustParse(t, parseConfig, `{"aliases": {"a": "b"}}`)
+	configtest.MustParse(t, parseConfig, `{"routes": [{"model": "*", "pools": [{"pool": "p", "weight": 0}, {"pool": "q", "weight": 1}]}]}`)
 }
 
 func TestParseConfigErrors(t *testing.T) {
@@ -72,7 +65,7 @@ func healthOf(m map[string]bool) health {
 }
 
 func TestChoose(t *testing.T) {
-	r := mustParse(t, `{"routes": [{"model": "m", "pools": [{"pool": "stable", "weight": 90}, {"pool": "canary", "weight": 10}, {"pool": "dark", "weight": 0}], "fallback": "backup"}]}`)
+	r := configtest.MustParse(t, parseConfig, `{"routes": [{"model": "m", "pools": [{"pool": "stable", "weight": 90}, {"pool": "canary", "weight": 10}, {"pool": "dark", "weight": 0}], "fallback": "backup"}]}`)
 	rt := &r.routes[0]
 	// The split follows the weights exactly over one cycle of rnd.
 	counts := map[string]int{}
@@ -150,14 +143,7 @@ func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{`{"aliases":{"a":"b"}}`, `{"routes":[{"model":"m*","pools":[{"pool":"p","weight":3},{"pool":"q"}],"fallback":"f"}]}`, `{}`} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := parseConfig(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "modelrouter: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
-			return
-		}
+	configtest.Fuzz(f, "modelrouter: ", parseConfig, func(t *testing.T, data []byte, r *router) {
 		for _, rt := range r.routes {
 			sum := 0
 			for _, w := range rt.weights {

@@ -148,11 +148,6 @@ func waitFor(t *testing.T, e *pluginenv.Env, pool string, n int) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := pluginenv.Load(t, pluginPkg, `{"routes": [{"model": "m", "pools": [{"pool": "p", "weight": -5}]}]}`)
-	if err == nil {
-		t.Fatal("loading with an invalid configuration succeeded")
-	}
-	if !strings.Contains(logs.String(), "modelrouter: routes[0].pools[0].weight: -5 is not in 0..1000000") {
-		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
-	}
+	pluginenv.LoadFails(t, pluginPkg, `{"routes": [{"model": "m", "pools": [{"pool": "p", "weight": -5}]}]}`,
+		"modelrouter: routes[0].pools[0].weight: -5 is not in 0..1000000")
 }

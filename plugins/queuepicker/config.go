@@ -1,14 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
+	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
 )
 
 // Config is the plugin configuration (JSON); every field is optional:
@@ -65,10 +66,8 @@ type picker struct {
 // default configuration. Errors name the field at fault.
 func parseConfig(data []byte) (*picker, error) {
 	var cfg Config
-	if len(bytes.TrimSpace(data)) > 0 {
-		if err := config.Decode("queuepicker", data, &cfg); err != nil {
-			return nil, err
-		}
+	if err := config.DecodeOptional("queuepicker", data, &cfg); err != nil {
+		return nil, err
 	}
 	p := &picker{pool: cfg.Pool, wq: DefaultQueueWeight, wi: DefaultInFlightWeight, wkv: DefaultKVWeight, maxEndpoints: DefaultMaxEndpoints}
 	for _, w := range []struct {
@@ -172,7 +171,7 @@ func (p *picker) pick(s *snapshot, pool string, rnd uint64) string {
 		if !e.Healthy || addr == "" || strings.ContainsAny(addr, ", ") {
 			continue
 		}
-		cands = append(cands, cand{addr: addr, score: p.score(e), tie: mix(rnd, addr)})
+		cands = append(cands, cand{addr: addr, score: p.score(e), tie: tiebreak.Mix(rnd, addr)})
 	}
 	sort.Slice(cands, func(i, j int) bool {
 		if cands[i].score != cands[j].score {
@@ -191,14 +190,4 @@ func (p *picker) pick(s *snapshot, pool string, rnd uint64) string {
 		b.WriteString(cands[i].addr)
 	}
 	return b.String()
-}
-
-// mix hashes rnd and addr (FNV-1a) into a tie-breaking key.
-func mix(rnd uint64, addr string) uint64 {
-	h := uint64(14695981039346656037) ^ rnd
-	for i := 0; i < len(addr); i++ {
-		h ^= uint64(addr[i])
-		h *= 1099511628211
-	}
-	return h
 }

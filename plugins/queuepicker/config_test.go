@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -122,14 +124,7 @@ func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{``, `{"weights":{"in_flight":0.5}}`, `{"max_endpoints":16,"pool":"x"}`} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := parseConfig(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "queuepicker: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
-			return
-		}
+	configtest.Fuzz(f, "queuepicker: ", parseConfig, func(t *testing.T, data []byte, p *picker) {
 		if p.maxEndpoints < 1 || p.maxEndpoints > maxEndpointsLimit || !(p.wq >= 0) || !(p.wi >= 0) || !(p.wkv >= 0) {
 			t.Fatalf("accepted %q as %+v", data, p)
 		}

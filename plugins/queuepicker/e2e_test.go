@@ -76,11 +76,6 @@ func expectRun(t *testing.T, e *pluginenv.Env, name string, n int) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := pluginenv.Load(t, pluginPkg, `{"max_endpoints": 17}`)
-	if err == nil {
-		t.Fatal("loading with an invalid configuration succeeded")
-	}
-	if !strings.Contains(logs.String(), "queuepicker: max_endpoints: 17 is not in 1..16") {
-		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
-	}
+	pluginenv.LoadFails(t, pluginPkg, `{"max_endpoints": 17}`,
+		"queuepicker: max_endpoints: 17 is not in 1..16")
 }

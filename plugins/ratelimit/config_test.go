@@ -1,27 +1,20 @@
 package main
 
 import (
-	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"strings"
 	"testing"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/config"
+	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
 )
 
-func mustParse(t *testing.T, cfg string) *settings {
-	t.Helper()
-	s, err := parseConfig([]byte(cfg))
-	if err != nil {
-		t.Fatalf("parseConfig(%s): %v", cfg, err)
-	}
-	return s
-}
-
 func TestParseConfigDefaults(t *testing.T) {
-	s := mustParse(t, `{"requests_per_minute": 60}`)
+	s := configtest.MustParse(t, parseConfig, `{"requests_per_minute": 60}`)
 	if s.limits != (limits{rpm: 60}) || s.keyHeader != DefaultKeyHeader || s.defaultEstimate != DefaultTokenEstimate ||
 		s.casRetries != DefaultMaxCASRetries || s.promptBytes != 0 || s.failureModeDeny || s.overrides != nil {
 		t.Errorf("defaults: %+v", s)
 	}
-	s = mustParse(t, `{"tokens_per_minute": 1000, "key_header": "X-Team", "default_token_estimate": 10,
+	s = configtest.MustParse(t, parseConfig, `{"tokens_per_minute": 1000, "key_header": "X-Team", "default_token_estimate": 10,
 		"prompt_bytes_per_token": 4, "failure_mode_deny": true, "max_cas_retries": 3,
 		"overrides": {"acme": {"tokens_per_minute": 5000, "requests_per_minute": 7}, "free": {"tokens_per_minute": 0}}}`)
 	if s.limits != (limits{tpm: 1000}) || s.keyHeader != "x-team" || s.defaultEstimate != 10 || s.promptBytes != 4 ||
@@ -96,14 +89,7 @@ func FuzzParseConfig(f *testing.F) {
 		`{}`, ``, `{"key_header":""}`} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := parseConfig(data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "ratelimit: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
-			return
-		}
+	configtest.Fuzz(f, "ratelimit: ", parseConfig, func(t *testing.T, data []byte, s *settings) {
 		if s.limits.rpm == 0 && s.limits.tpm == 0 || !config.ValidToken(s.keyHeader) || s.defaultEstimate <= 0 || s.casRetries <= 0 {
 			t.Fatalf("accepted %q as %+v", data, s)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/pluginenv"
+	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
@@ -83,14 +84,7 @@ func TestEndToEndRequests(t *testing.T) {
 
 func checkRateLimited(t *testing.T, resp *http.Response, body, typ string) {
 	t.Helper()
-	var env struct {
-		Error struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Param   *string `json:"param"`
-			Code    string  `json:"code"`
-		} `json:"error"`
-	}
+	var env plugintest.OpenAIError
 	if err := json.Unmarshal([]byte(body), &env); err != nil {
 		t.Fatalf("429 body %q: %v", body, err)
 	}
@@ -243,11 +237,6 @@ func TestEndToEndHammer(t *testing.T) {
 }
 
 func TestEndToEndBadConfig(t *testing.T) {
-	_, logs, err := pluginenv.Load(t, pluginPkg, `{"requests_per_minute": -1}`)
-	if err == nil {
-		t.Fatal("loading with an invalid configuration succeeded")
-	}
-	if !strings.Contains(logs.String(), "ratelimit: requests_per_minute: -1 is negative") {
-		t.Errorf("load error %v; logs do not name the bad field:\n%s", err, logs)
-	}
+	pluginenv.LoadFails(t, pluginPkg, `{"requests_per_minute": -1}`,
+		"ratelimit: requests_per_minute: -1 is negative")
 }

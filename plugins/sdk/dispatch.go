@@ -93,48 +93,52 @@ func (d *dispatcher) onConfigure(pluginID uint32, pluginConfigSize uint32) bool 
 	return pc.OnPluginStart(int(pluginConfigSize))
 }
 
-func (d *dispatcher) onRequestHeaders(id, numHeaders uint32, endOfStream bool) Action {
+// toStream calls f on stream id's context with n and endOfStream, and
+// continues when id is no open stream (the host may call back after the
+// guest dropped it). f is a method expression, so nothing allocates.
+func (d *dispatcher) toStream(id uint32, f func(HttpContext, int, bool) Action, n uint32, endOfStream bool) Action {
 	if s, ok := d.streams[id]; ok {
-		return s.ctx.OnHttpRequestHeaders(int(numHeaders), endOfStream)
+		return f(s.ctx, int(n), endOfStream)
 	}
 	return ActionContinue
+}
+
+func (d *dispatcher) onRequestHeaders(id, numHeaders uint32, endOfStream bool) Action {
+	return d.toStream(id, HttpContext.OnHttpRequestHeaders, numHeaders, endOfStream)
 }
 
 func (d *dispatcher) onRequestBody(id, bodySize uint32, endOfStream bool) Action {
-	if s, ok := d.streams[id]; ok {
-		return s.ctx.OnHttpRequestBody(int(bodySize), endOfStream)
-	}
-	return ActionContinue
+	return d.toStream(id, HttpContext.OnHttpRequestBody, bodySize, endOfStream)
 }
 
 func (d *dispatcher) onRequestTrailers(id, numTrailers uint32) Action {
-	if s, ok := d.streams[id]; ok {
-		if h, ok := s.ctx.(RequestTrailersHandler); ok {
-			return h.OnHttpRequestTrailers(int(numTrailers))
-		}
-	}
-	return ActionContinue
+	return d.toStream(id, requestTrailers, numTrailers, true)
 }
 
 func (d *dispatcher) onResponseHeaders(id, numHeaders uint32, endOfStream bool) Action {
-	if s, ok := d.streams[id]; ok {
-		return s.ctx.OnHttpResponseHeaders(int(numHeaders), endOfStream)
-	}
-	return ActionContinue
+	return d.toStream(id, HttpContext.OnHttpResponseHeaders, numHeaders, endOfStream)
 }
 
 func (d *dispatcher) onResponseBody(id, bodySize uint32, endOfStream bool) Action {
-	if s, ok := d.streams[id]; ok {
-		return s.ctx.OnHttpResponseBody(int(bodySize), endOfStream)
+	return d.toStream(id, HttpContext.OnHttpResponseBody, bodySize, endOfStream)
+}
+
+func (d *dispatcher) onResponseTrailers(id, numTrailers uint32) Action {
+	return d.toStream(id, responseTrailers, numTrailers, true)
+}
+
+// requestTrailers and responseTrailers call the optional trailer handlers;
+// a context without one continues.
+func requestTrailers(c HttpContext, n int, _ bool) Action {
+	if h, ok := c.(RequestTrailersHandler); ok {
+		return h.OnHttpRequestTrailers(n)
 	}
 	return ActionContinue
 }
 
-func (d *dispatcher) onResponseTrailers(id, numTrailers uint32) Action {
-	if s, ok := d.streams[id]; ok {
-		if h, ok := s.ctx.(ResponseTrailersHandler); ok {
-			return h.OnHttpResponseTrailers(int(numTrailers))
-		}
+func responseTrailers(c HttpContext, n int, _ bool) Action {
+	if h, ok := c.(ResponseTrailersHandler); ok {
+		return h.OnHttpResponseTrailers(n)
 	}
 	return ActionContinue
 }

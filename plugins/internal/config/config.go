@@ -29,6 +29,16 @@ func Decode(plugin string, data []byte, v any) error {
 	return nil
 }
 
+// DecodeOptional is Decode for plugins whose configuration may be empty:
+// empty or all-whitespace data leaves v unchanged (the defaults) and is no
+// error; anything else is decoded as strictly as Decode does.
+func DecodeOptional(plugin string, data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	return Decode(plugin, data, v)
+}
+
 // tchar lists the RFC 9110 section 5.6.2 token characters besides ALPHA
 // and DIGIT.
 const tchar = "!#$%&'*+-.^_`|~"

@@ -64,3 +64,22 @@ func FuzzValidToken(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeOptional(t *testing.T) {
+	type cfg struct {
+		N int `json:"n"`
+	}
+	for _, data := range []string{"", " \n\t"} {
+		c := cfg{N: 7}
+		if err := DecodeOptional("p", []byte(data), &c); err != nil || c.N != 7 {
+			t.Errorf("DecodeOptional(%q) = %v, left %+v; want no error and the default kept", data, err, c)
+		}
+	}
+	c := cfg{N: 7}
+	if err := DecodeOptional("p", []byte(`{"n": 2}`), &c); err != nil || c.N != 2 {
+		t.Errorf(`DecodeOptional({"n": 2}) = %v, left %+v`, err, c)
+	}
+	if err := DecodeOptional("p", []byte(`{"m": 2}`), &c); err == nil || !strings.Contains(err.Error(), `p: invalid JSON configuration: json: unknown field "m"`) {
+		t.Errorf("DecodeOptional with an unknown field = %v", err)
+	}
+}

@@ -90,12 +90,9 @@ func Object(data []byte, keys ...string) ([]Member, error) {
 		}
 		ke := s.pos
 		key := data[ks+1 : ke-1]
-		s.space()
-		if s.peek() != ':' {
-			return nil, s.fail("want ':' after an object key")
+		if err := s.colon(); err != nil {
+			return nil, err
 		}
-		s.pos++
-		s.space()
 		vs := s.pos
 		if err := s.value(1); err != nil {
 			return nil, err
@@ -106,15 +103,10 @@ func Object(data []byte, keys ...string) ([]Member, error) {
 				out[i].Count++
 			}
 		}
-		s.space()
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
+		if more, err := s.more('}', "an object"); err != nil {
+			return nil, err
+		} else if !more {
 			return out, s.end()
-		default:
-			return nil, s.fail("want ',' or '}' in an object")
 		}
 	}
 }
@@ -167,6 +159,33 @@ func (s *jsonScanner) end() error {
 	return nil
 }
 
+// colon consumes the ':' after an object key and the space around it.
+func (s *jsonScanner) colon() error {
+	s.space()
+	if s.peek() != ':' {
+		return s.fail("want ':' after an object key")
+	}
+	s.pos++
+	s.space()
+	return nil
+}
+
+// more consumes what follows a member or element: after space, a ','
+// (more is true: another follows) or the closing byte close (more is
+// false, err nil); anything else is an error naming the container in.
+func (s *jsonScanner) more(close byte, in string) (more bool, err error) {
+	s.space()
+	switch s.peek() {
+	case ',':
+		s.pos++
+		return true, nil
+	case close:
+		s.pos++
+		return false, nil
+	}
+	return false, s.fail("want ',' or '" + string(close) + "' in " + in)
+}
+
 // value skips one value at the given nesting depth.
 func (s *jsonScanner) value(depth int) error {
 	if depth > MaxDepth {
@@ -185,24 +204,14 @@ func (s *jsonScanner) value(depth int) error {
 			if _, err := s.str(); err != nil {
 				return err
 			}
-			s.space()
-			if s.peek() != ':' {
-				return s.fail("want ':' after an object key")
+			if err := s.colon(); err != nil {
+				return err
 			}
-			s.pos++
-			s.space()
 			if err := s.value(depth + 1); err != nil {
 				return err
 			}
-			s.space()
-			switch s.peek() {
-			case ',':
-				s.pos++
-			case '}':
-				s.pos++
-				return nil
-			default:
-				return s.fail("want ',' or '}' in an object")
+			if more, err := s.more('}', "an object"); !more {
+				return err
 			}
 		}
 	case c == '[':
@@ -217,15 +226,8 @@ func (s *jsonScanner) value(depth int) error {
 			if err := s.value(depth + 1); err != nil {
 				return err
 			}
-			s.space()
-			switch s.peek() {
-			case ',':
-				s.pos++
-			case ']':
-				s.pos++
-				return nil
-			default:
-				return s.fail("want ',' or ']' in an array")
+			if more, err := s.more(']', "an array"); !more {
+				return err
 			}
 		}
 	case c == '"':

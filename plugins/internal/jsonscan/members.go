@@ -35,12 +35,9 @@ func Members(data []byte, fn func(key []byte, escaped bool, value []byte) bool) 
 			return err
 		}
 		key := data[ks+1 : s.pos-1]
-		s.space()
-		if s.peek() != ':' {
-			return s.fail("want ':' after an object key")
+		if err := s.colon(); err != nil {
+			return err
 		}
-		s.pos++
-		s.space()
 		vs := s.pos
 		if err := s.value(1); err != nil {
 			return err
@@ -48,15 +45,10 @@ func Members(data []byte, fn func(key []byte, escaped bool, value []byte) bool) 
 		if !fn(key, escaped, data[vs:s.pos]) {
 			return nil
 		}
-		s.space()
-		switch s.peek() {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
+		if more, err := s.more('}', "an object"); err != nil {
+			return err
+		} else if !more {
 			return s.end()
-		default:
-			return s.fail("want ',' or '}' in an object")
 		}
 	}
 }

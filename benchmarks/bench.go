@@ -26,6 +26,8 @@ const (
 	portSluiceAS3
 	portLLM
 	portSluiceStream
+	portSluiceGoList
+	portSluiceGoListLog
 )
 
 // contenderSpec says how to make each named contender: its port offset,
@@ -44,11 +46,17 @@ var contenderSpec = map[string]struct {
 	"sluice-go-x3": {portSluiceGo3, 3, kindSluice, "go"},
 	"sluice-c-x3":  {portSluiceC3, 3, kindSluice, "c"},
 	"sluice-as-x3": {portSluiceAS3, 3, kindSluice, "as"},
+	// A guest written like third-party-SDK plugins (issue 10): the whole
+	// header list read per request, one header set, response headers
+	// added; -log also formats a log line per header at info, which the
+	// harness's Sluice (log level warn) drops.
+	"sluice-golist":     {portSluiceGoList, 1, kindSluice, "golist"},
+	"sluice-golist-log": {portSluiceGoListLog, 1, kindSluice, "golist-log"},
 }
 
 var (
 	mainContenders   = []string{kindDirect, kindNginx, kindHAProxy, kindSluice, "sluice-go", "sluice-c", "sluice-as"}
-	pluginContenders = []string{kindSluice, "sluice-go", "sluice-go-x3", "sluice-c", "sluice-c-x3", "sluice-as", "sluice-as-x3"}
+	pluginContenders = []string{kindSluice, "sluice-go", "sluice-go-x3", "sluice-c", "sluice-c-x3", "sluice-as", "sluice-as-x3", "sluice-golist", "sluice-golist-log"}
 )
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }

@@ -63,7 +63,7 @@ type options struct {
 // contenderNames lists every contender, in table order.
 var contenderNames = []string{
 	kindDirect, kindNginx, kindHAProxy, kindSluice, "sluice-go", "sluice-c", "sluice-as",
-	"sluice-go-x3", "sluice-c-x3", "sluice-as-x3",
+	"sluice-go-x3", "sluice-c-x3", "sluice-as-x3", "sluice-golist", "sluice-golist-log",
 }
 
 func parseFlags(args []string) (options, error) {

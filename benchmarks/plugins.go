@@ -26,11 +26,39 @@ type guest struct {
 }
 
 // guestLabel names a guest language in tables.
-var guestLabel = map[string]string{"go": "Go", "c": "C", "as": "AssemblyScript"}
+var guestLabel = map[string]string{"go": "Go", "c": "C", "as": "AssemblyScript",
+	"golist": "Go (header list)", "golist-log": "Go (header list, logs dropped)"}
 
 // guestBuilders build the headers plugin per guest language.
 var guestBuilders = map[string]func(context.Context, string, string) (*guest, error){
 	"go": buildGoGuest, "c": buildCGuest, "as": buildASGuest,
+	"golist": func(ctx context.Context, repo, dir string) (*guest, error) {
+		return buildListGuest(ctx, repo, dir, "golist", "quiet")
+	},
+	"golist-log": func(ctx context.Context, repo, dir string) (*guest, error) {
+		return buildListGuest(ctx, repo, dir, "golist-log", "")
+	},
+}
+
+// buildListGuest builds wasm/testdata/guests/listheaders, the guest
+// written the way third-party-SDK plugins are; config "quiet" makes it
+// skip its per-header log lines.
+func buildListGuest(ctx context.Context, repo, dir, lang, config string) (*guest, error) {
+	g := &guest{Lang: lang, Config: func(int) any { return config }}
+	pkg := "./wasm/testdata/guests/listheaders"
+	if !hasGoFiles(filepath.Join(repo, pkg)) {
+		g.Skip = pkg + " has no Go sources"
+		return g, nil
+	}
+	g.Path = filepath.Join(dir, lang+".wasm")
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", g.Path, pkg)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	g.Build = "GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o " + lang + ".wasm " + pkg
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("benchmarks: build the list-headers guest (%s): %w\n%s", g.Build, err, tail(string(out), 2000))
+	}
+	return g, nil
 }
 
 // buildGuests builds the headers plugin for each of langs ("go", "c",

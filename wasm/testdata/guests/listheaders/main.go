@@ -65,7 +65,7 @@ func (h *httpCtx) OnHttpRequestHeaders(int, bool) sdk.Action {
 			sdk.LogInfof("request header --> %s: %s%v", kv[0], kv[1], counter{})
 		}
 	}
-	if err := sdk.SetHttpRequestHeader("x-listheaders", "seen"); err != nil {
+	if err := sdk.SetHttpRequestHeader("x-bench", "1"); err != nil {
 		sdk.LogCriticalf("listheaders: cannot replace a header: %v", err)
 	}
 	return sdk.ActionContinue

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/internal/peek"
 	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
@@ -82,24 +83,6 @@ func startHoldUpstream(t *testing.T) *holdUpstream {
 		u.Close()
 	})
 	return u
-}
-
-// syncBuffer is a bytes.Buffer for a logger written by several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // rawRequest opens a client connection to the proxy and sends one POST.
@@ -179,11 +162,11 @@ func TestClientGoneDuringStreamGap(t *testing.T) {
 // watchedRequest starts a hold upstream and a proxy logging into logs
 // before it, and sends one raw request for path whose client the test may
 // then drop; it skips where the disconnect watch is not supported.
-func watchedRequest(t *testing.T, path string) (up *holdUpstream, p *testProxy, logs *syncBuffer, c net.Conn) {
+func watchedRequest(t *testing.T, path string) (up *holdUpstream, p *testProxy, logs *testsync.LogBuffer, c net.Conn) {
 	t.Helper()
 	skipUnwatched(t)
 	up = startHoldUpstream(t)
-	logs = &syncBuffer{}
+	logs = &testsync.LogBuffer{}
 	p = startProxy(t, baseConfig(up.URL), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	return up, p, logs, rawRequest(t, p.Addr, path)
 }
@@ -191,7 +174,7 @@ func watchedRequest(t *testing.T, path string) (up *holdUpstream, p *testProxy, 
 // checkClientGone asserts what a client's leaving must cause: the
 // upstream connection closed, both slots freed, a 499 access log line,
 // the disconnect counted in phase, and no failure blamed on the endpoint.
-func checkClientGone(t *testing.T, p *testProxy, up *holdUpstream, logs *syncBuffer, phase string) *upstream.Endpoint {
+func checkClientGone(t *testing.T, p *testProxy, up *holdUpstream, logs *testsync.LogBuffer, phase string) *upstream.Endpoint {
 	t.Helper()
 	receive(t, "upstream sees its connection closed", up.closed)
 	within(t, "admission slot freed", func() bool { return p.Router().Health().ActiveRequests == 0 })

@@ -12,18 +12,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testsync"
 )
 
 // waitFor polls cond for up to 5 s (generous for a loaded CI machine).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsync.WaitFor(t, 5*time.Second, what, cond)
 }
 
 // checkNoLeak waits for the goroutine count to return to base.

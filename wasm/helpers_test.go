@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -110,11 +111,5 @@ func newExchange(path string, headers ...string) *proxy.Exchange {
 // waitFor polls cond for up to 5 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsync.WaitFor(t, 5*time.Second, what, cond)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -14,13 +15,7 @@ import (
 // (a bound for a starved CI machine, not a claim about speed).
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsync.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // TCPPair returns both ends of a loopback TCP connection, closed when the

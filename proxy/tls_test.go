@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -46,19 +48,32 @@ func handshake(t *testing.T, p *testProxy, cfg *tls.Config) (*x509.Certificate, 
 
 // TestTLSClientRequest: a client that trusts the CA completes the
 // handshake (ALPN http/1.1, TLS 1.2 at least) and gets its answer; the
-// upstream hears X-Forwarded-Proto: https.
+// upstream hears X-Forwarded-Proto: https. A client offering only h2 is
+// refused.
 func TestTLSClientRequest(t *testing.T) {
 	ca := testcerts.NewCA(t, "edge")
-	p := tlsProxy(t, nil, ca.Issue(t, "api", "api.test", "127.0.0.1"))
+	protos := make(chan string, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos <- r.Header.Get("X-Forwarded-Proto")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(up.Close)
+	p := tlsProxy(t, func(c *Config) { c.Upstreams[0].Endpoints = []string{up.URL} }, ca.Issue(t, "api", "api.test", "127.0.0.1"))
 	for _, sni := range []string{"api.test", ""} { // "": by IP address, no SNI
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: sni, NextProtos: []string{"h2", "http/1.1"}}}}
 		resp, body := doRequest(t, client, "POST", p.URL+"/v1/chat/completions", chatBody, nil)
-		if resp.StatusCode != 200 || !strings.Contains(body, "chat.completion") {
+		if resp.StatusCode != 200 || body != `{"ok":true}` {
 			t.Fatalf("sni %q: %d %q", sni, resp.StatusCode, body)
 		}
 		if st := resp.TLS; st == nil || st.NegotiatedProtocol != "http/1.1" || st.Version < tls.VersionTLS12 {
 			t.Fatalf("sni %q: TLS state %+v, want ALPN http/1.1 and TLS 1.2+", sni, st)
 		}
+		if proto := <-protos; proto != "https" {
+			t.Fatalf("upstream heard X-Forwarded-Proto %q, want https", proto)
+		}
+	}
+	if _, err := handshake(t, p, &tls.Config{RootCAs: ca.Pool, ServerName: "api.test", NextProtos: []string{"h2"}}); err == nil {
+		t.Fatal("a client offering only h2 completed the handshake")
 	}
 	plain, err := http.Get("http://" + p.Addr + "/health")
 	if err == nil {

@@ -165,30 +165,43 @@ func resolveUpstreamTLS(f string, u *UpstreamConfig, eps []Endpoint) (*tls.Confi
 	for _, ep := range eps {
 		https = https || ep.TLS
 	}
-	t := u.TLS
 	if !https {
-		if t != nil {
+		if u.TLS != nil {
 			return nil, fieldErr(f+".tls", "is set but no endpoint is https://")
 		}
 		return nil, nil
 	}
+	cfg, err := u.TLS.ClientConfig()
+	if ce, ok := err.(*Error); ok {
+		return nil, fieldErr(f+".tls."+ce.Field, "%s", ce.Reason)
+	}
+	return cfg, err
+}
+
+// ClientConfig returns the crypto/tls client settings t describes, for
+// connections to a pool's https:// endpoints: TLS 1.2 at least, RootCAs
+// read from CAFile (nil, the system's roots, without one), ServerName and
+// InsecureSkipVerify as set. A nil t gives the defaults. The error is a
+// *Error naming the field within t ("ca_file"). Each call reads CAFile
+// again and returns a new config.
+func (t *UpstreamTLSConfig) ClientConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t == nil {
 		return cfg, nil
 	}
 	if t.InsecureSkipVerify && t.CAFile != "" {
-		return nil, fieldErr(f+".tls.ca_file", "is unused with insecure_skip_verify: set one of them")
+		return nil, fieldErr("ca_file", "is unused with insecure_skip_verify: set one of them")
 	}
 	cfg.InsecureSkipVerify = t.InsecureSkipVerify
 	cfg.ServerName = t.ServerName
 	if t.CAFile != "" {
 		b, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fieldErr(f+".tls.ca_file", "%v", err)
+			return nil, fieldErr("ca_file", "%v", err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(b) {
-			return nil, fieldErr(f+".tls.ca_file", "%s holds no PEM certificate", t.CAFile)
+			return nil, fieldErr("ca_file", "%s holds no PEM certificate", t.CAFile)
 		}
 	}
 	return cfg, nil

@@ -258,6 +258,15 @@ func TestKubernetesManifests(t *testing.T) {
 	if len(k.service.Spec.Ports) != 1 || portOf(c, k.service.Spec.Ports[0].TargetPort) != cfg.Port {
 		t.Errorf("Service ports %+v, want targetPort %d", k.service.Spec.Ports, cfg.Port)
 	}
+	t.Run("kubectl kustomize", func(t *testing.T) {
+		kubectl, err := exec.LookPath("kubectl")
+		if err != nil {
+			t.Skip("SKIP: kubectl not found; the manifests were checked as YAML only")
+		}
+		if out, err := exec.Command(kubectl, "kustomize", "kubernetes").CombinedOutput(); err != nil {
+			t.Fatalf("kubectl kustomize: %v\n%s", err, out)
+		}
+	})
 	checkServed(t, cfg, c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path, ann["prometheus.io/path"])
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -229,12 +230,15 @@ type lingerBounds struct {
 // defaultLinger are the bounds the server uses.
 var defaultLinger = lingerBounds{time: lingerTime, timeout: lingerTimeout, afterTimeout: lingerTimeAfterTimeout, maxBytes: lingerMaxBytes}
 
-// edgeListener wraps each accepted TCP connection in an edgeConn. Other
-// connections (a TLS or Unix listener handed to Serve) pass through.
+// edgeListener wraps each accepted TCP connection in an edgeConn, and
+// that in a tlsEdgeConn when the server has TLS (tls.go). Other
+// connections (a TLS or Unix listener handed to Serve) pass through, or
+// get TLS alone.
 type edgeListener struct {
 	net.Listener
 	stop   <-chan struct{} // closed by Shutdown: lingering ends early
 	linger *lingerBounds
+	tls    *tls.Config // nil: plain HTTP
 }
 
 // Accept implements net.Listener.
@@ -243,8 +247,15 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
+	tc, ok := c.(*net.TCPConn)
+	switch {
+	case ok && l.tls != nil:
+		ec := &edgeConn{TCPConn: tc, stop: l.stop, bounds: l.linger, underTLS: true}
+		return &tlsEdgeConn{Conn: tls.Server(ec, l.tls), edge: ec}, nil
+	case ok:
 		return &edgeConn{TCPConn: tc, stop: l.stop, bounds: l.linger}, nil
+	case l.tls != nil:
+		return tls.Server(c, l.tls), nil
 	}
 	return c, nil
 }
@@ -266,6 +277,7 @@ type edgeConn struct {
 	linger   atomic.Uint32
 	closed   atomic.Bool
 	lineDone bool // a '\n' was read since the current head started
+	underTLS bool // the tlsEdgeConn above scans the plaintext instead
 }
 
 // Read implements net.Conn. Until the current request line has ended, the
@@ -275,16 +287,36 @@ type edgeConn struct {
 // having its line ended, so an oversized one gets 431 rather than 414.
 func (c *edgeConn) Read(p []byte) (int, error) {
 	n, err := c.TCPConn.Read(p)
-	if !c.lineDone && n > 0 {
-		c.lineDone = bytes.IndexByte(p[:n], '\n') >= 0
+	if !c.underTLS {
+		c.scanLine(p[:n])
 	}
 	return n, err
+}
+
+// scanLine records whether b, the next bytes of the request, end the
+// current request line.
+func (c *edgeConn) scanLine(b []byte) {
+	if !c.lineDone && len(b) > 0 {
+		c.lineDone = bytes.IndexByte(b, '\n') >= 0
+	}
+}
+
+// edgeOf returns the edgeConn of a client connection, under its TLS if
+// any; nil for other connections.
+func edgeOf(c net.Conn) *edgeConn {
+	switch c := c.(type) {
+	case *edgeConn:
+		return c
+	case *tlsEdgeConn:
+		return c.edge
+	}
+	return nil
 }
 
 // headDone records that a request head was read whole: the next bytes
 // belong to the next request's line.
 func headDone(ctx *fasthttp.RequestCtx) {
-	if c, ok := ctx.Conn().(*edgeConn); ok {
+	if c := edgeOf(ctx.Conn()); c != nil {
 		c.lineDone = false
 	}
 }
@@ -352,7 +384,7 @@ func (c *edgeConn) drain(total time.Duration) {
 // when it is closed, and marks the response as the connection's last.
 func lingerOnClose(ctx *fasthttp.RequestCtx, mode uint32) {
 	ctx.SetConnectionClose()
-	if c, ok := ctx.Conn().(*edgeConn); ok {
+	if c := edgeOf(ctx.Conn()); c != nil {
 		c.lingerOnClose(mode)
 	}
 }
@@ -372,7 +404,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		kind = errTooLarge
 	case errors.As(err, &small):
 		kind = errHeaderTooLarge
-		if c, ok := ctx.Conn().(*edgeConn); ok && !c.lineDone {
+		if c := edgeOf(ctx.Conn()); c != nil && !c.lineDone {
 			kind = errURITooLong
 		}
 	case isTimeout(err):

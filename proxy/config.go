@@ -15,6 +15,9 @@ type (
 	RouteConfig            = config.RouteConfig
 	RouteMatch             = config.RouteMatch
 	LogConfig              = config.LogConfig
+	TLSConfig              = config.TLSConfig
+	CertificateConfig      = config.CertificateConfig
+	UpstreamTLSConfig      = config.UpstreamTLSConfig
 	PluginConfig           = config.PluginConfig
 	PluginEnvironment      = config.PluginEnvironment
 	PluginLogLimit         = config.PluginLogLimit

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testcerts"
 	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/internal/peek"
 	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
@@ -331,32 +332,36 @@ func TestHammerClientsVanish(t *testing.T) {
 	checkSlotsFree(t, p.Router())
 }
 
-// TestClientGoneTLS: for a TLS client the socket under the tls.Conn is
-// watched.
+// TestClientGoneTLS: for a TLS client the socket under the TLS
+// connection is watched, whether Serve got a tls.Listener or the config
+// has tls (tlsEdgeConn).
 func TestClientGoneTLS(t *testing.T) {
 	skipUnwatched(t)
-	up := startHoldUpstream(t)
-	certSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	certSrv.StartTLS()
-	certs := certSrv.TLS.Certificates
-	certSrv.Close()
-
-	p := startProxyOn(t, baseConfig(up.URL), Options{}, func(ln net.Listener) net.Listener {
-		return tls.NewListener(ln, &tls.Config{Certificates: certs})
-	})
-	srv := p.Server
-
-	c, err := tls.Dial("tcp", p.Addr, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
+	ca := testcerts.NewCA(t, "edge")
+	pair := ca.Issue(t, "api", "sluice.test")
+	for _, builtin := range []bool{false, true} {
+		t.Run(fmt.Sprint("tls_in_config=", builtin), func(t *testing.T) {
+			up := startHoldUpstream(t)
+			cfg, wrap := baseConfig(up.URL), func(ln net.Listener) net.Listener {
+				return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair.TLS}})
+			}
+			if builtin {
+				cfg, wrap = cfg.WithTLS(pair.CertFile, pair.KeyFile), nil
+			}
+			p := startProxyOn(t, cfg, Options{}, wrap)
+			c, err := tls.Dial("tcp", p.Addr, &tls.Config{ServerName: "sluice.test", RootCAs: ca.Pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: sluice.test\r\nContent-Length: %d\r\n\r\n%s", len(chatBody), chatBody); err != nil {
+				t.Fatal(err)
+			}
+			<-up.arrived
+			_ = c.Close()
+			receive(t, "upstream sees its connection closed", up.closed)
+			within(t, "admission slot freed", func() bool { return p.Router().Health().ActiveRequests == 0 })
+		})
 	}
-	if _, err := fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: sluice.test\r\nContent-Length: %d\r\n\r\n%s", len(chatBody), chatBody); err != nil {
-		t.Fatal(err)
-	}
-	<-up.arrived
-	_ = c.Close()
-	receive(t, "upstream sees its connection closed", up.closed)
-	within(t, "admission slot freed", func() bool { return srv.Router().Health().ActiveRequests == 0 })
 }
 
 // tcpPair returns both ends of a loopback TCP connection.

@@ -40,7 +40,9 @@
 // the pool. Errors are answered in OpenAI or TGI shape by errors.go.
 //
 // Beside the path: server.go builds the Server from a Config (NewServer),
-// serves, drains and shuts down; config.go re-exports package config's
+// serves, drains and shuts down; tls.go serves clients TLS under
+// accept.go's edge connection (CertStore: certificates by SNI, reloaded
+// in place); config.go re-exports package config's
 // types, so that proxy.Config is config.Config. The upstream pools —
 // balancers, the FIFO queue, health checks, engine-metrics scraping — are
 // package upstream; the request path reads them through its methods and

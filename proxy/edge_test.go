@@ -100,7 +100,12 @@ func TestStalledBodyHoldsNoSlot(t *testing.T) {
 // the status and the first error, writing or reading.
 func sendThenRead(t *testing.T, addr, head string, bodyLen int) (int, error) {
 	t.Helper()
-	c := rawConn(t, addr)
+	return sendThenReadOn(t, rawConn(t, addr), head, bodyLen)
+}
+
+// sendThenReadOn is sendThenRead on c (a TLS connection, say).
+func sendThenReadOn(t *testing.T, c net.Conn, head string, bodyLen int) (int, error) {
+	t.Helper()
 	_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.WriteString(c, head); err != nil {
 		return 0, err

@@ -128,6 +128,7 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 		if err != nil {
 			ep.RecordFailure()
 			s.upstreamMet[p].inc(0)
+			s.logTLSFailure(ep, err)
 			if attempt < p.Retries() && retryableError(err) {
 				if next := rs.nextEndpoint(); next != nil {
 					ep = rs.switchTo(next)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,10 @@ type Server struct {
 	streamCuts  streamCuts
 	models      *modelsCache
 
+	// certs and tlsConfig serve clients TLS (tls.go); nil without.
+	certs     *CertStore
+	tlsConfig *tls.Config
+
 	fs        *fasthttp.Server
 	statePool sync.Pool
 	watch     disconnectWatcher
@@ -114,6 +119,10 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		s.aliasJSON = append(s.aliasJSON, aliasJSON(rc.Upstreams[i].ModelAliases))
 	}
 	s.statePool.New = func() any { return newRequestState(s) }
+	if rc.TLS != nil {
+		s.certs = newCertStore(rc.TLS)
+		s.tlsConfig = s.certs.serverTLSConfig(rc.TLS.MinVersion)
+	}
 	s.bodyTimeout = rc.ClientBodyTimeout
 	s.bodies.max = rc.MaxRequestBodyBuffer
 	s.fs = &fasthttp.Server{
@@ -158,6 +167,10 @@ func (s *Server) Router() *Router { return s.router }
 // Config returns the server's configuration (read-only).
 func (s *Server) Config() *Config { return s.cfg }
 
+// Certificates returns the store of the certificates served to clients,
+// whose Reload re-reads their files; nil when the config has no tls.
+func (s *Server) Certificates() *CertStore { return s.certs }
+
 // Handler returns the server's request handler, for tests and embedding.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
@@ -171,12 +184,13 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(ln)
 }
 
-// Serve serves on ln until Shutdown; it returns nil after a shutdown. The
-// first call starts the upstreams' health checks and metrics scrapes,
+// Serve serves on ln until Shutdown; it returns nil after a shutdown. With
+// tls in the config it serves TLS on ln (a plain TCP listener). The first
+// call starts the upstreams' health checks and metrics scrapes,
 // which run until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
 	s.pools.Start()
-	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown, linger: &defaultLinger})
+	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown, linger: &defaultLinger, tls: s.tlsConfig})
 	select {
 	case <-s.shutdown:
 		return nil

@@ -40,7 +40,8 @@ type HTTPCalloutsConfig struct {
 // HTTPCallouts is the Callouts the Host builds from HostConfig.Upstreams:
 // it sends each call with net/http to one endpoint of the named pool,
 // chosen round-robin, with the call's :authority as Host (the endpoint's
-// host:port when :authority is empty). It follows no
+// host:port when :authority is empty), verifying https endpoints as the
+// pool's tls says (proxy.UpstreamTLSConfig). It follows no
 // redirects, asks for no compression, ignores proxy environment variables,
 // and reads at most MaxResponseBytes of body. It does not share the
 // proxy's load balancing, health checks or per-endpoint caps. It is safe
@@ -49,12 +50,14 @@ type HTTPCallouts struct {
 	pools   map[string]*calloutPool
 	client  *http.Client
 	tr      *http.Transport
+	poolTrs []*http.Transport // of the pools that set tls
 	maxBody int64
 }
 
 type calloutPool struct {
 	endpoints []*url.URL
 	next      atomic.Uint32
+	client    *http.Client // the pool's own when it sets tls; else the shared one
 }
 
 // NewHTTPCallouts returns a Callouts over the endpoints of upstreams. An
@@ -101,13 +104,35 @@ func NewHTTPCallouts(upstreams []proxy.UpstreamConfig, cfg HTTPCalloutsConfig) (
 		DisableCompression:    true,
 		ExpectContinueTimeout: time.Second,
 	}
-	c.client = &http.Client{
-		Transport: c.tr,
+	c.client = c.newClient(c.tr)
+	for _, u := range upstreams {
+		p := c.pools[u.Name]
+		p.client = c.client
+		if u.TLS == nil {
+			continue
+		}
+		// The pool's tls (ca_file, server_name, insecure_skip_verify)
+		// applies to its callouts as to proxied requests.
+		tc, err := u.TLS.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("wasm: callouts: upstream pool %q: tls: %w", u.Name, err)
+		}
+		tr := c.tr.Clone()
+		tr.TLSClientConfig = tc
+		c.poolTrs = append(c.poolTrs, tr)
+		p.client = c.newClient(tr)
+	}
+	return c, nil
+}
+
+// newClient returns a client on tr that follows no redirects.
+func (c *HTTPCallouts) newClient(tr *http.Transport) *http.Client {
+	return &http.Client{
+		Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 	}
-	return c, nil
 }
 
 // HasPool reports whether pool is one of the configured upstream pools.
@@ -169,7 +194,7 @@ func (c *HTTPCallouts) Do(ctx context.Context, pool string, req *CalloutRequest)
 		hr.ContentLength = -1
 		hr.Body = io.NopCloser(bytes.NewReader(req.Body))
 	}
-	resp, err := c.client.Do(hr)
+	resp, err := p.client.Do(hr)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +232,11 @@ func addHTTPHeader(dst *proxy.Headers, src http.Header) {
 }
 
 // Close closes idle connections.
-func (c *HTTPCallouts) Close() { c.tr.CloseIdleConnections() }
+func (c *HTTPCallouts) Close() {
+	c.tr.CloseIdleConnections()
+	for _, tr := range c.poolTrs {
+		tr.CloseIdleConnections()
+	}
+}
 
 var _ Callouts = (*HTTPCallouts)(nil)

@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 	}
 	resolvePluginPaths(cfg, o.configPath)
+	resolveTLSPaths(cfg, o.configPath)
 	if err := cfg.Validate(); err != nil {
 		fatalf(stderr, "%v", err)
 		return exitConfig
@@ -121,7 +122,7 @@ func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wa
 	go func() { serveErr <- srv.Serve(ln) }()
 	srv.Router().SetReady(true)
 	logger.Info("sluice: listening", "addr", ln.Addr().String(), "upstreams", len(cfg.Upstreams),
-		"plugins", len(filters), "max_concurrent_requests", cfg.MaxConcurrentRequests)
+		"plugins", len(filters), "max_concurrent_requests", cfg.MaxConcurrentRequests, "tls", cfg.TLS != nil)
 	if demo != nil {
 		logger.Info("sluice: demo upstream running", "url", demo.url,
 			"try", "curl http://"+displayAddr(ln.Addr())+"/v1/chat/completions -H 'content-type: application/json' -d '{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'")

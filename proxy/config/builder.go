@@ -113,3 +113,8 @@ func (c *Config) WithRoute(match RouteMatch, upstream string) *Config {
 func (c *Config) WithPlugin(p PluginConfig) *Config {
 	return c.with(func(n *Config) { n.Plugins = appended(c.Plugins, p) })
 }
+
+// WithTLS sets TLS: the listener serves HTTPS with certFile and keyFile.
+func (c *Config) WithTLS(certFile, keyFile string) *Config {
+	return c.with(func(n *Config) { n.TLS = &TLSConfig{CertFile: certFile, KeyFile: keyFile} })
+}

@@ -97,6 +97,9 @@ type Config struct {
 	// X-Forwarded-Proto (appending to them) instead of replacing them.
 	// Default false: set it only behind a trusted load balancer.
 	TrustForwardedHeaders bool `yaml:"trust_forwarded_headers"`
+	// TLS serves clients HTTPS with these certificates (TLSConfig).
+	// Default nil: plain HTTP.
+	TLS *TLSConfig `yaml:"tls"`
 	// Upstreams are the pools requests are forwarded to.
 	Upstreams []UpstreamConfig `yaml:"upstreams"`
 	// Routes choose a pool per request; the first match wins. A route

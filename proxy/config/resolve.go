@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -24,6 +25,9 @@ type Resolved struct {
 	ClientBodyTimeout    time.Duration
 	MaxRequestHeaderSize int
 	MaxRequestBodyBuffer int64
+	// TLS is the client-facing TLS with its files read once; nil when
+	// Config.TLS is.
+	TLS *ServerTLS
 }
 
 // Upstream is one pool's effective settings: an UpstreamConfig with its
@@ -58,6 +62,10 @@ type Upstream struct {
 	// DeclaresModels reports whether the pool lists models or aliases,
 	// which makes Sluice model-aware (404 model_not_found, /v1/models).
 	DeclaresModels bool
+	// TLS is the client TLS config of the pool's https:// endpoints
+	// (UpstreamTLSConfig applied; ServerName empty means the endpoint's
+	// host); nil when the pool has none. Shared: clone before changing.
+	TLS *tls.Config
 }
 
 // Endpoint is a parsed upstream endpoint URL.
@@ -145,7 +153,13 @@ func (c *Config) resolveUpstreams() ([]Upstream, error) {
 		if err := c.validateUpstream(f, u); err != nil {
 			return nil, err
 		}
-		out = append(out, c.resolveUpstream(u, eps))
+		tc, err := resolveUpstreamTLS(f, u, eps)
+		if err != nil {
+			return nil, err
+		}
+		r := c.resolveUpstream(u, eps)
+		r.TLS = tc
+		out = append(out, r)
 	}
 	return out, nil
 }

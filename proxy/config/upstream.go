@@ -53,7 +53,8 @@ const (
 type UpstreamConfig struct {
 	// Name identifies the pool in routes, metrics and plugins.
 	Name string `yaml:"name"`
-	// Endpoints are base URLs, "http://host:port". In YAML an entry is a
+	// Endpoints are base URLs, "http://host:port" or "https://host:port"
+	// (verified as TLS sets). In YAML an entry is a
 	// URL string or a mapping {url: "http://host:port", weight: 3}.
 	Endpoints []string `yaml:"endpoints"`
 	// Weights[i] is the weight of Endpoints[i] (1 to MaxEndpointWeight)
@@ -101,6 +102,9 @@ type UpstreamConfig struct {
 	// pool's endpoints (the request body's "model" is rewritten). An alias
 	// counts as a model the pool serves. Needs OpenAICompat.
 	ModelAliases map[string]string `yaml:"model_aliases"`
+	// TLS sets how https:// endpoints are verified (UpstreamTLSConfig).
+	// Default nil: against the system's roots.
+	TLS *UpstreamTLSConfig `yaml:"tls"`
 }
 
 // HealthCheckConfig configures active health checks: GET Path on every

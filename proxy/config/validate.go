@@ -72,6 +72,10 @@ func (c *Config) Resolve() (*Resolved, error) {
 	if err != nil {
 		return nil, err
 	}
+	serverTLS, err := c.resolveTLS()
+	if err != nil {
+		return nil, err
+	}
 	for i, r := range c.Routes {
 		f := "routes[" + strconv.Itoa(i) + "]"
 		if r.Upstream == "" {
@@ -120,6 +124,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 		ClientBodyTimeout:    c.clientBodyTimeout(),
 		MaxRequestHeaderSize: c.maxRequestHeaderSize(),
 		MaxRequestBodyBuffer: c.maxRequestBodyBuffer(),
+		TLS:                  serverTLS,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"sync"
@@ -172,6 +173,9 @@ func New(cfg *config.Resolved, opts Options) *Pools {
 			// their targets.
 			p.anyModel = false
 		}
+		if uc.TLS != nil && uc.TLS.InsecureSkipVerify {
+			ps.log.Warn("upstream: TLS certificates of this pool's https endpoints are not verified (insecure_skip_verify)", "upstream", uc.Name)
+		}
 		weights := make([]int, len(uc.Endpoints))
 		for i, ep := range uc.Endpoints {
 			weights[i] = ep.Weight
@@ -180,8 +184,8 @@ func New(cfg *config.Resolved, opts Options) *Pools {
 				pool:     p,
 				idx:      i,
 				weight:   int64(ep.Weight),
-				hc:       newHostClient(ep, cfg.Config.MaxConcurrentRequests, timeout),
-				probe:    newProbeClient(ep),
+				hc:       newHostClient(ep, uc.TLS, cfg.Config.MaxConcurrentRequests, timeout),
+				probe:    newProbeClient(ep, uc.TLS),
 			}
 			e.up.Store(true)
 			p.endpoints = append(p.endpoints, e)
@@ -303,7 +307,10 @@ func gcd(a, b int) int {
 	return a
 }
 
-func newHostClient(ep config.Endpoint, slots int, timeout time.Duration) *fasthttp.HostClient {
+// newHostClient returns the client for proxied requests to ep; tc is the
+// pool's TLS config (config.Upstream.TLS), used when ep is https: fasthttp
+// sets its ServerName (SNI, verified name) to ep's host unless tc has one.
+func newHostClient(ep config.Endpoint, tc *tls.Config, slots int, timeout time.Duration) *fasthttp.HostClient {
 	d := idleTimeoutDialer{timeout: timeout}
 	// Enough connections for every slot: a request never waits for a
 	// connection behind other requests.
@@ -311,6 +318,7 @@ func newHostClient(ep config.Endpoint, slots int, timeout time.Duration) *fastht
 	return &fasthttp.HostClient{
 		Addr:                     ep.Addr,
 		IsTLS:                    ep.TLS,
+		TLSConfig:                tc,
 		Dial:                     d.dial,
 		MaxConns:                 maxConns,
 		MaxIdleConnDuration:      upstreamIdleConnTimeout,
@@ -332,10 +340,11 @@ const maxProbeBody = 8 << 20
 
 // newProbeClient returns the client for Sluice's own requests to an
 // endpoint; they never share connections with proxied requests.
-func newProbeClient(ep config.Endpoint) *fasthttp.HostClient {
+func newProbeClient(ep config.Endpoint, tc *tls.Config) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr:                ep.Addr,
 		IsTLS:               ep.TLS,
+		TLSConfig:           tc,
 		Name:                "sluice",
 		MaxConns:            4,
 		MaxIdleConnDuration: upstreamIdleConnTimeout,

@@ -1,0 +1,216 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TLSConfig turns on TLS for clients: the listener serves HTTPS only. It
+// holds one certificate pair, several, or both:
+//
+//	tls:
+//	  cert_file: /etc/sluice/tls/api.example.com.crt
+//	  key_file: /etc/sluice/tls/api.example.com.key
+//	  certificates:
+//	    - {cert_file: /etc/sluice/tls/other.crt, key_file: /etc/sluice/tls/other.key}
+//
+// Each handshake gets the first pair, in that order (cert_file first),
+// whose certificate is valid for the server name the client sent (SNI)
+// and that the client can use; when none is, the first pair, as nginx
+// answers with its default server's certificate and Envoy with its first
+// tls_certificates entry. TLS 1.2 is the minimum (min_version "1.3" raises
+// it); cipher suites are Go's defaults (ECDHE with AES-GCM or
+// ChaCha20-Poly1305); ALPN offers http/1.1 only. The files are read when
+// the config is validated (a bad file is an error naming it, as nginx -t
+// reports one) and again on reload (proxy.CertStore.Reload).
+type TLSConfig struct {
+	// CertFile is a PEM certificate chain, leaf first; KeyFile its PEM
+	// private key. Set both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Certificates are more pairs, after CertFile's.
+	Certificates []CertificateConfig `yaml:"certificates"`
+	// MinVersion is the oldest TLS version accepted: "1.2" (default) or
+	// "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// CertificateConfig is one certificate chain and its key, as PEM files.
+type CertificateConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// UpstreamTLSConfig sets how a pool's https:// endpoints are verified.
+// Without it they are verified against the system's roots, with the
+// endpoint's host as server name (SNI) and TLS 1.2 at least, as with it
+// and no field set. nginx verifies nothing and sends no SNI unless told
+// (proxy_ssl_verify, proxy_ssl_server_name); Envoy's default is also not
+// to verify: Sluice verifies unless insecure_skip_verify says otherwise.
+type UpstreamTLSConfig struct {
+	// CAFile is a PEM file of the certificates to trust instead of the
+	// system's roots. Default "": the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is sent as SNI and verified instead of the endpoint's
+	// host (for endpoints given by IP address). Default "": the host.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate: the connection is
+	// encrypted but not authenticated. Logged as a warning at start.
+	// Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// TLS versions for TLSConfig.MinVersion.
+const (
+	TLSVersion12 = "1.2"
+	TLSVersion13 = "1.3"
+)
+
+// Pairs lists the certificate pairs in the order handshakes try them.
+func (t *TLSConfig) Pairs() []CertificateConfig {
+	var out []CertificateConfig
+	if t.CertFile != "" || t.KeyFile != "" {
+		out = append(out, CertificateConfig{CertFile: t.CertFile, KeyFile: t.KeyFile})
+	}
+	return append(out, t.Certificates...)
+}
+
+// LoadCertificates reads every pair's files, in Pairs order. An error is
+// a *Error naming the field and the file.
+func (t *TLSConfig) LoadCertificates() ([]tls.Certificate, error) {
+	pairs := t.Pairs()
+	if len(pairs) == 0 {
+		return nil, fieldErr("tls", "needs cert_file and key_file, or certificates")
+	}
+	first := 0 // pairs[first+j] is certificates[j]
+	if t.CertFile != "" || t.KeyFile != "" {
+		first = 1
+	}
+	out := make([]tls.Certificate, 0, len(pairs))
+	for i, p := range pairs {
+		f := "tls"
+		if j := i - first; j >= 0 {
+			f = "tls.certificates[" + strconv.Itoa(j) + "]"
+		}
+		switch {
+		case p.CertFile == "":
+			return nil, fieldErr(f+".cert_file", "must be set with key_file %q", p.KeyFile)
+		case p.KeyFile == "":
+			return nil, fieldErr(f+".key_file", "must be set with cert_file %q", p.CertFile)
+		}
+		if _, err := os.Stat(p.CertFile); err != nil {
+			return nil, fieldErr(f+".cert_file", "%v", err)
+		}
+		if _, err := os.Stat(p.KeyFile); err != nil {
+			return nil, fieldErr(f+".key_file", "%v", err)
+		}
+		c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+		if err != nil {
+			return nil, fieldErr(f, "cert_file %s, key_file %s: %v", p.CertFile, p.KeyFile, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// minVersion is MinVersion as a crypto/tls constant, or 0 when it is not
+// a version Sluice accepts.
+func (t *TLSConfig) minVersion() uint16 {
+	switch t.MinVersion {
+	case "", TLSVersion12:
+		return tls.VersionTLS12
+	case TLSVersion13:
+		return tls.VersionTLS13
+	}
+	return 0
+}
+
+// ServerTLS is the client-facing TLS settings Resolve checked: the pairs
+// read once, to validate them (a server keeps its own copy, re-read on
+// reload).
+type ServerTLS struct {
+	// Config is the TLSConfig resolved.
+	Config *TLSConfig
+	// Certificates are the pairs as read, in Pairs order.
+	Certificates []tls.Certificate
+	// MinVersion is a crypto/tls version constant.
+	MinVersion uint16
+}
+
+// resolveTLS checks the client-facing TLS block and reads its files; nil
+// without one.
+func (c *Config) resolveTLS() (*ServerTLS, error) {
+	if c.TLS == nil {
+		return nil, nil
+	}
+	v := c.TLS.minVersion()
+	if v == 0 {
+		return nil, fieldErr("tls.min_version", "must be %q or %q, got %q", TLSVersion12, TLSVersion13, c.TLS.MinVersion)
+	}
+	certs, err := c.TLS.LoadCertificates()
+	if err != nil {
+		return nil, err
+	}
+	return &ServerTLS{Config: c.TLS, Certificates: certs, MinVersion: v}, nil
+}
+
+// resolveUpstreamTLS builds the client TLS settings of pool f's https
+// endpoints: nil when it has none.
+func resolveUpstreamTLS(f string, u *UpstreamConfig, eps []Endpoint) (*tls.Config, error) {
+	https := false
+	for _, ep := range eps {
+		https = https || ep.TLS
+	}
+	if !https {
+		if u.TLS != nil {
+			return nil, fieldErr(f+".tls", "is set but no endpoint is https://")
+		}
+		return nil, nil
+	}
+	cfg, err := u.TLS.ClientConfig()
+	if ce, ok := err.(*Error); ok {
+		return nil, fieldErr(f+".tls."+ce.Field, "%s", ce.Reason)
+	}
+	return cfg, err
+}
+
+// ClientConfig returns the crypto/tls client settings t describes, for
+// connections to a pool's https:// endpoints: TLS 1.2 at least, RootCAs
+// read from CAFile (nil, the system's roots, without one), ServerName and
+// InsecureSkipVerify as set. A nil t gives the defaults. The error is a
+// *Error naming the field within t ("ca_file"). Each call reads CAFile
+// again and returns a new config.
+func (t *UpstreamTLSConfig) ClientConfig() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t == nil {
+		return cfg, nil
+	}
+	if t.InsecureSkipVerify && t.CAFile != "" {
+		return nil, fieldErr("ca_file", "is unused with insecure_skip_verify: set one of them")
+	}
+	cfg.InsecureSkipVerify = t.InsecureSkipVerify
+	cfg.ServerName = t.ServerName
+	if t.CAFile != "" {
+		b, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fieldErr("ca_file", "%v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fieldErr("ca_file", "%s holds no PEM certificate", t.CAFile)
+		}
+	}
+	return cfg, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler, rejecting unknown keys (a
+// pool is decoded node by node, without the top-level decoder's
+// KnownFields, which TLSConfig gets).
+func (t *UpstreamTLSConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain UpstreamTLSConfig
+	return decodeStrict(n, (*plain)(t), "proxy.UpstreamTLSConfig")
+}

@@ -1,0 +1,312 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/testcerts"
+	"github.com/sluice-proxy/sluice/proxy/proxytest"
+)
+
+// tlsProxy starts a proxy serving TLS with pairs (the first as cert_file,
+// the rest as certificates) in front of a fake engine.
+func tlsProxy(t *testing.T, edit func(*Config), pairs ...testcerts.Pair) *testProxy {
+	t.Helper()
+	up := startUpstream(t, proxytest.Options{})
+	cfg := baseConfig(up.URL).WithTLS(pairs[0].CertFile, pairs[0].KeyFile)
+	for _, p := range pairs[1:] {
+		cfg.TLS.Certificates = append(cfg.TLS.Certificates, CertificateConfig{CertFile: p.CertFile, KeyFile: p.KeyFile})
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	p := startProxy(t, cfg, Options{})
+	p.URL = "https://" + p.Addr
+	return p
+}
+
+// handshake dials p with cfg and returns the certificate p presented.
+func handshake(t *testing.T, p *testProxy, cfg *tls.Config) (*x509.Certificate, error) {
+	t.Helper()
+	c, err := tls.Dial("tcp", p.Addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0], nil
+}
+
+// TestTLSClientRequest: a client that trusts the CA completes the
+// handshake (ALPN http/1.1, TLS 1.2 at least) and gets its answer; the
+// upstream hears X-Forwarded-Proto: https. A client offering only h2 is
+// refused.
+func TestTLSClientRequest(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	protos := make(chan string, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos <- r.Header.Get("X-Forwarded-Proto")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(up.Close)
+	p := tlsProxy(t, func(c *Config) { c.Upstreams[0].Endpoints = []string{up.URL} }, ca.Issue(t, "api", "api.test", "127.0.0.1"))
+	for _, sni := range []string{"api.test", ""} { // "": by IP address, no SNI
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: sni, NextProtos: []string{"h2", "http/1.1"}}}}
+		resp, body := doRequest(t, client, "POST", p.URL+"/v1/chat/completions", chatBody, nil)
+		if resp.StatusCode != 200 || body != `{"ok":true}` {
+			t.Fatalf("sni %q: %d %q", sni, resp.StatusCode, body)
+		}
+		if st := resp.TLS; st == nil || st.NegotiatedProtocol != "http/1.1" || st.Version < tls.VersionTLS12 {
+			t.Fatalf("sni %q: TLS state %+v, want ALPN http/1.1 and TLS 1.2+", sni, st)
+		}
+		if proto := <-protos; proto != "https" {
+			t.Fatalf("upstream heard X-Forwarded-Proto %q, want https", proto)
+		}
+	}
+	if _, err := handshake(t, p, &tls.Config{RootCAs: ca.Pool, ServerName: "api.test", NextProtos: []string{"h2"}}); err == nil {
+		t.Fatal("a client offering only h2 completed the handshake")
+	}
+	plain, err := http.Get("http://" + p.Addr + "/health")
+	if err == nil {
+		plain.Body.Close()
+		if plain.StatusCode != http.StatusBadRequest {
+			t.Fatalf("plain HTTP on the TLS port: %d, want 400 or a closed connection", plain.StatusCode)
+		}
+	}
+}
+
+// TestTLSSNIPicksCertificate: the certificate naming the client's server
+// name is served; an unknown or absent name gets the first pair.
+func TestTLSSNIPicksCertificate(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	p := tlsProxy(t, nil,
+		ca.Issue(t, "a", "a.test"),
+		ca.Issue(t, "b", "b.test", "*.b.test"),
+		ca.Issue(t, "c", "c.test"))
+	for sni, want := range map[string]string{"a.test": "a.test", "b.test": "b.test", "x.b.test": "b.test", "c.test": "c.test", "other.test": "a.test", "": "a.test"} {
+		cert, err := handshake(t, p, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("sni %q: %v", sni, err)
+		}
+		if cert.Subject.CommonName != want {
+			t.Errorf("sni %q: served %q, want %q", sni, cert.Subject.CommonName, want)
+		}
+	}
+	// Verified by name, the way a client sees it.
+	if _, err := handshake(t, p, &tls.Config{ServerName: "c.test", RootCAs: ca.Pool}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTLSRefusesOldVersions: TLS 1.0 and 1.1 clients are refused; with
+// min_version 1.3, TLS 1.2 is too.
+func TestTLSRefusesOldVersions(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	pair := ca.Issue(t, "api", "api.test")
+	p := tlsProxy(t, nil, pair)
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
+		if _, err := handshake(t, p, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool, MinVersion: v, MaxVersion: v}); err == nil {
+			t.Fatalf("a TLS %s client completed the handshake", tls.VersionName(v))
+		}
+	}
+	if _, err := handshake(t, p, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool, MaxVersion: tls.VersionTLS12}); err != nil {
+		t.Fatalf("TLS 1.2: %v", err)
+	}
+	p13 := tlsProxy(t, func(c *Config) { c.TLS.MinVersion = "1.3" }, pair)
+	if _, err := handshake(t, p13, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool, MaxVersion: tls.VersionTLS12}); err == nil {
+		t.Fatal("min_version 1.3 accepted a TLS 1.2 client")
+	}
+}
+
+// TestTLSStalledHandshakeBounded: a client that opens a connection and
+// stalls before or within the handshake is closed at
+// client_header_timeout (1s here; asserted within 10s for a starved
+// machine), as nginx's client_header_timeout covers its SSL handshake.
+func TestTLSStalledHandshakeBounded(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	p := tlsProxy(t, func(c *Config) { c.ClientHeaderTimeout = Duration(time.Second) }, ca.Issue(t, "api", "api.test"))
+	start := time.Now() // before the dials: the server's deadline starts later
+	silent := rawConn(t, p.Addr)
+	partial := rawConn(t, p.Addr)
+	// A handshake record header announcing 512 bytes, and 3 of them.
+	if _, err := partial.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, silent, 10*time.Second)
+	expectClosed(t, partial, 10*time.Second)
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("closed after %s, before client_header_timeout (1s)", d)
+	}
+	// A handshake that completes and then sends nothing is bounded too.
+	c, err := tls.Dial("tcp", p.Addr, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expectClosed(t, c, 10*time.Second)
+}
+
+// TestTLSHeadLimits: the request-line scan that tells 414 from 431 runs on
+// the decrypted bytes.
+func TestTLSHeadLimits(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	p := tlsProxy(t, func(c *Config) { c.MaxRequestHeaderSize = 4 << 10 }, ca.Issue(t, "api", "api.test"))
+	long := strings.Repeat("a", 8<<10)
+	for _, tc := range []struct {
+		head string
+		want int
+	}{
+		{"GET /" + long + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + long + "\r\n\r\n", 431},
+	} {
+		c, err := tls.Dial("tcp", p.Addr, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(tc.head)); err != nil {
+			t.Fatal(err)
+		}
+		status, _, err := readStatus(c, 10*time.Second)
+		c.Close()
+		if err != nil || status != tc.want {
+			t.Fatalf("head of %d bytes: status %d (%v), want %d", len(tc.head), status, err, tc.want)
+		}
+	}
+}
+
+// TestTLSOversizedBodyGets413NotReset: over TLS too, a client still
+// sending an oversized body reads the 413: the server sends its
+// close_notify, then lingers on the socket.
+func TestTLSOversizedBodyGets413NotReset(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	p := tlsProxy(t, func(c *Config) { c.MaxRequestBodySize = 64 << 10 }, ca.Issue(t, "api", "api.test"))
+	c, err := tls.Dial("tcp", p.Addr, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	const n = 16 << 20
+	code, err := sendThenReadOn(t, c, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(n)+"\r\n\r\n", n)
+	if err != nil || code != 413 {
+		t.Fatalf("status %d, err %v; want 413", code, err)
+	}
+	checkSlotsFree(t, p.Router())
+}
+
+// TestTLSReload: Reload serves the files' new contents from the next
+// handshake; files that do not load leave the pairs in use and the error
+// names the field and the file.
+func TestTLSReload(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	first := ca.Issue(t, "api", "api.test")
+	p := tlsProxy(t, nil, first)
+	serial := func() string {
+		t.Helper()
+		cert, err := handshake(t, p, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert.SerialNumber.String()
+	}
+	if got, want := serial(), first.TLS.Leaf.SerialNumber.String(); got != want {
+		t.Fatalf("serial %s, want %s", got, want)
+	}
+	second := ca.Issue(t, "api2", "api.test")
+	copyFile(t, second.CertFile, first.CertFile)
+	copyFile(t, second.KeyFile, first.KeyFile)
+	if err := p.Certificates().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := serial(), second.TLS.Leaf.SerialNumber.String(); got != want {
+		t.Fatalf("after Reload: serial %s, want %s", got, want)
+	}
+
+	if err := os.WriteFile(first.CertFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Certificates().Reload()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "tls" || !strings.Contains(err.Error(), first.CertFile) {
+		t.Fatalf("Reload of a bad file: %v, want a *ConfigError for tls naming %s", err, first.CertFile)
+	}
+	if got, want := serial(), second.TLS.Leaf.SerialNumber.String(); got != want {
+		t.Fatalf("after a failed Reload: serial %s, want the old pair's %s", got, want)
+	}
+	// Set with new paths takes them, and Reload then reads those.
+	third := ca.Issue(t, "api3", "api.test")
+	if err := p.Certificates().Set(&TLSConfig{CertFile: third.CertFile, KeyFile: third.KeyFile}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Certificates().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := serial(), third.TLS.Leaf.SerialNumber.String(); got != want {
+		t.Fatalf("after Set: serial %s, want %s", got, want)
+	}
+}
+
+// TestTLSReloadHammer: handshakes run while the pairs are reloaded back
+// and forth; each gets a whole, valid pair (run with -race).
+func TestTLSReloadHammer(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	a, b := ca.Issue(t, "a", "api.test"), ca.Issue(t, "b", "api.test")
+	p := tlsProxy(t, nil, a)
+	store := p.Certificates()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			next := a
+			if i%2 == 0 {
+				next = b
+			}
+			if err := store.Set(&TLSConfig{CertFile: next.CertFile, KeyFile: next.KeyFile}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var hs sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		hs.Add(1)
+		go func() {
+			defer hs.Done()
+			for i := 0; i < 10; i++ {
+				if _, err := handshake(t, p, &tls.Config{ServerName: "api.test", RootCAs: ca.Pool}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	hs.Wait()
+	close(stop)
+	wg.Wait()
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

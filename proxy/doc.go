@@ -39,7 +39,11 @@
 // slot (Guard), metrics and the access log, then the state is reset into
 // the pool. Errors are answered in OpenAI or TGI shape by errors.go.
 //
-// Beside the path: server.go builds the Server from a Config (NewServer),
+// Beside the path: trace.go keeps or generates the W3C traceparent
+// (forward calls it right after setRequestID); accesslog.go writes the
+// access-log line finish ends with, stamps x-request-id on every answer,
+// and logs requests whose head could not be read (handleParseError).
+// server.go builds the Server from a Config (NewServer),
 // serves, drains and shuts down; config.go re-exports package config's
 // types, so that proxy.Config is config.Config. The upstream pools —
 // balancers, the FIFO queue, health checks, engine-metrics scraping — are

@@ -86,7 +86,9 @@ func (t *traceContext) apply(h *fasthttp.RequestHeader) {
 	}
 	t.generate()
 	h.DelBytes(strTracestate)
-	h.DelBytes(strTraceparent)
+	if len(vals) > 1 {
+		h.DelBytes(strTraceparent) // SetBytesKV replaces only the first
+	}
 	h.SetBytesKV(strTraceparent, t.header[:])
 }
 

@@ -340,6 +340,28 @@ func TestAccessLogOff(t *testing.T) {
 	}
 }
 
+// TestAccessLogModelAndRequestID: the line names the model the client
+// asked for (an alias, before it is rewritten), and a plugin that removes
+// x-request-id from the answer does not remove it.
+func TestAccessLogModelAndRequestID(t *testing.T) {
+	llama, _, cfg := modelPools(t)
+	strip := &funcFilter{name: "strip", onRspHdr: func(ex *Exchange) (Action, error) {
+		ex.ResponseHeaders().DelString("x-request-id")
+		return ActionContinue, nil
+	}}
+	p, logs := loggedProxy(t, cfg, Options{Filters: []Filter{strip}}, false)
+	resp, _ := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatFor("gpt-4o"),
+		map[string]string{"X-Request-Id": "alias-1"})
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") != "alias-1" {
+		t.Fatalf("status %d, x-request-id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+	}
+	m := logs.line(t, "alias-1")
+	logs.checkFields(t, m, map[string]string{"model": "gpt-4o", "upstream": "llama"})
+	if ep := m["endpoint"]; ep != llama[0].Addr && ep != llama[1].Addr {
+		t.Errorf("endpoint = %q, want one of pool llama's", ep)
+	}
+}
+
 // rawExchange sends raw on a new connection and reads the response head
 // (and body) within 10s.
 func rawExchange(t *testing.T, addr, raw string) *http.Response {

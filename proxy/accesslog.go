@@ -20,12 +20,14 @@ import (
 //
 // With log.access off nothing on this page runs: the request path only
 // tests Server.accessLog. With it on, the line is built in finish (after
-// the slot is released) with slog.LogAttrs, whose handler (text or JSON)
-// formats and writes it; BenchmarkAccessLog measures the cost.
+// the slots are released) and handed to the logger's handler (text or
+// JSON), which formats and writes it; BenchmarkAccessLog measures the
+// cost.
 
 // accessFields are what the access log needs that the rest of the request
 // state does not keep. They are filled only while the access log is on,
-// except bytesOut, which the body stream counts either way (an addition).
+// except bytesIn and bytesOut, kept either way (a store; an addition per
+// body read).
 // (The request line is in requestState.logMethod and logPath.)
 type accessFields struct {
 	client   []byte // the peer's "ip:port"

@@ -76,8 +76,12 @@ func (rs *requestState) endHandler(ctx *fasthttp.RequestCtx) {
 		ctx.Response.SetStatusCode(fasthttp.StatusInternalServerError)
 		ctx.SetConnectionClose()
 	}
+	rs.stampRequestID(ctx)
 	if !rs.handedOff {
 		rs.status = ctx.Response.StatusCode()
+		if rs.srv.accessLog {
+			rs.acc.noteResponse(ctx)
+		}
 		rs.finish()
 	}
 }
@@ -90,11 +94,13 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 	s := rs.srv
 	req := &ctx.Request
 	rs.setRequestID(req)
+	rs.trace.apply(&req.Header)
 	if s.accessLog {
-		rs.logMethod = append(rs.logMethod[:0], req.Header.Method()...)
-		rs.logPath = append(rs.logPath[:0], req.Header.RequestURI()...)
+		rs.noteRequest(ctx)
 	}
-	if !rs.readBody(ctx) || !rs.admit(ctx) {
+	read := rs.readBody(ctx)
+	rs.acc.bytesIn = len(rs.body)
+	if !read || !rs.admit(ctx) {
 		return
 	}
 	if len(s.filters) > 0 && !rs.requestPhase(ctx) {
@@ -169,6 +175,10 @@ type requestState struct {
 	bodyBuf   []byte // body buffered for filters at and after pausedAt
 	logMethod []byte
 	logPath   []byte
+
+	// the access log's other fields and the trace id (accesslog.go, trace.go)
+	acc   accessFields
+	trace traceContext
 
 	// a response body cut after its head was sent (respond.go)
 	sseDialect uint8   // error event dialect; dialectNone: abort only
@@ -415,6 +425,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		kind = errTransferCoding
 	}
 	s.writeError(ctx, kind)
+	s.answerUnread(ctx, kind)
 	lingerOnClose(ctx, mode)
 }
 

@@ -42,7 +42,11 @@
 // Beside the path: server.go builds the Server from a Config (NewServer),
 // serves, drains and shuts down; tls.go serves clients TLS under
 // accept.go's edge connection (CertStore: certificates by SNI, reloaded
-// in place); config.go re-exports package config's
+// in place); trace.go keeps or generates the W3C traceparent (forward
+// calls it right after setRequestID); accesslog.go writes the access-log
+// line finish ends with, stamps x-request-id on every answer, and logs
+// requests whose head could not be read (handleParseError); config.go
+// re-exports package config's
 // types, so that proxy.Config is config.Config. The upstream pools —
 // balancers, the FIFO queue, health checks, engine-metrics scraping — are
 // package upstream; the request path reads them through its methods and

@@ -159,7 +159,8 @@ func TestLingerBounded(t *testing.T) {
 }
 
 // TestParseErrorStatus maps each error fasthttp reports while reading a
-// request to its answer; every answer closes the connection.
+// request to its answer; every answer closes the connection and carries
+// a request id.
 func TestParseErrorStatus(t *testing.T) {
 	srv := newServer(t, baseConfig("http://127.0.0.1:1"), Options{})
 	timeout := &net.OpError{Op: "read", Net: "tcp", Err: osTimeout{}}
@@ -184,6 +185,9 @@ func TestParseErrorStatus(t *testing.T) {
 		}
 		if !ctx.Response.ConnectionClose() {
 			t.Errorf("%v: connection not closed", tc.err)
+		}
+		if id := ctx.Response.Header.Peek("X-Request-Id"); len(id) != 32 {
+			t.Errorf("%v: x-request-id %q, want a generated one", tc.err, id)
 		}
 	}
 }

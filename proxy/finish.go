@@ -1,10 +1,6 @@
 package proxy
 
-import (
-	"context"
-	"log/slog"
-	"time"
-)
+import "time"
 
 func (rs *requestState) reset() {
 	rs.guard = Guard{}
@@ -31,6 +27,8 @@ func (rs *requestState) reset() {
 	rs.pausedAt = 0
 	rs.bodyBuf = rs.bodyBuf[:0]
 	rs.sseDialect, rs.tail, rs.cutErr, rs.cutOut = dialectNone, [4]byte{}, nil, nil
+	rs.acc.reset()
+	rs.trace.reset()
 	rs.logMethod, rs.logPath = rs.logMethod[:0], rs.logPath[:0]
 }
 
@@ -81,25 +79,4 @@ func (rs *requestState) Close() error {
 	}
 	rs.finish()
 	return nil
-}
-
-// logAccess writes one access-log line for a finished request.
-func (s *Server) logAccess(rs *requestState, elapsed time.Duration) {
-	upstream := ""
-	if rs.pool != nil {
-		upstream = rs.pool.Name()
-	}
-	attrs := []slog.Attr{
-		slog.String("method", string(rs.logMethod)),
-		slog.String("path", string(rs.logPath)),
-		slog.Int("status", rs.status),
-		slog.Duration("duration", elapsed),
-		slog.String("upstream", upstream),
-		slog.String("request_id", string(rs.reqID)),
-		slog.Bool("ok", rs.ok),
-	}
-	if rs.upErr != nil {
-		attrs = append(attrs, slog.String("error", rs.upErr.Error()))
-	}
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 }

@@ -76,6 +76,13 @@ func isTimeout(err error) bool {
 
 // Read implements io.Reader for the response body handed to fasthttp.
 func (rs *requestState) Read(p []byte) (int, error) {
+	n, err := rs.readResponse(p)
+	rs.acc.bytesOut += n
+	return n, err
+}
+
+// readResponse reads the next part of the response body for Read.
+func (rs *requestState) readResponse(p []byte) (int, error) {
 	if rs.cutErr != nil {
 		return rs.readCut(p)
 	}

@@ -149,6 +149,7 @@ type usageTracker struct {
 	start     time.Time
 	sse       bool
 	firstSeen bool
+	ttft      time.Duration // set with firstSeen
 	lastEvent time.Time
 	carry     []byte // an SSE line split across chunks
 	skipLine  bool   // dropping an over-long line up to its end
@@ -187,7 +188,8 @@ func (u *usageTracker) observe(b []byte) {
 	now := time.Now()
 	if !u.firstSeen {
 		u.firstSeen = true
-		u.mm.ttft.Update(now.Sub(u.start).Seconds())
+		u.ttft = now.Sub(u.start)
+		u.mm.ttft.Update(u.ttft.Seconds())
 	}
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')

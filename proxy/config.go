@@ -15,6 +15,7 @@ type (
 	RouteConfig            = config.RouteConfig
 	RouteMatch             = config.RouteMatch
 	LogConfig              = config.LogConfig
+	AdminConfig            = config.AdminConfig
 	PluginConfig           = config.PluginConfig
 	PluginEnvironment      = config.PluginEnvironment
 	PluginLogLimit         = config.PluginLogLimit

@@ -116,13 +116,8 @@ func Write(w io.Writer, write func(io.Writer)) {
 // rewrite copies the exposition src to out line by line, completing the
 // metadata.
 func rewrite(out *bytes.Buffer, src []byte) {
-	for len(src) > 0 {
-		line := src
-		if i := bytes.IndexByte(src, '\n'); i >= 0 {
-			line, src = src[:i], src[i+1:]
-		} else {
-			src = nil
-		}
+	for line := range bytes.Lines(src) {
+		line = bytes.TrimSuffix(line, []byte("\n"))
 		switch {
 		case bytes.HasPrefix(line, []byte("# HELP ")):
 			family, rest, _ := strings.Cut(string(line[len("# HELP "):]), " ")

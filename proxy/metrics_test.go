@@ -3,7 +3,9 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
@@ -172,5 +174,50 @@ func TestAdminListener(t *testing.T) {
 	plain := startProxy(t, baseConfig(up.URL), Options{})
 	if s := scrape(t, plain.URL); !strings.Contains(s, "sluice_requests_total") {
 		t.Fatal("without admin the main port does not serve /metrics")
+	}
+}
+
+// TestResponseCodesHammer: goroutines counting answers by code, the
+// counters created on first use by whichever goroutine sees a code first,
+// while scrapes run: no count is lost and no series is created twice.
+func TestResponseCodesHammer(t *testing.T) {
+	srv := newServer(t, baseConfig("http://127.0.0.1:9"), Options{})
+	const workers, per = 8, 2000
+	codes := []int{200, 429, 413, 502, 499}
+	done := make(chan struct{})
+	scrapes := make(chan struct{})
+	go func() {
+		defer close(scrapes)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				var b strings.Builder
+				srv.WriteMetrics(&b)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				srv.responses.inc(codes[(w+i)%len(codes)])
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(done)
+	<-scrapes
+	var b strings.Builder
+	srv.WriteMetrics(&b)
+	s := b.String()
+	for _, c := range codes {
+		want := `sluice_responses_total{code="` + strconv.Itoa(c) + `"} ` + strconv.Itoa(workers*per/len(codes))
+		if strings.Count(s, `sluice_responses_total{code="`+strconv.Itoa(c)+`"}`) != 1 || !strings.Contains(s, "\n"+want+"\n") {
+			t.Errorf("want one line %q:\n%s", want, s)
+		}
 	}
 }

@@ -35,6 +35,10 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
 		s.serveReady(ctx)
 		return
 	case "/metrics":
+		if s.cfg.EnableMetrics && s.cfg.Admin.Enabled() {
+			s.writeError(ctx, errNoRoute) // served on the admin listener only (admin.go)
+			return
+		}
 		if s.cfg.EnableMetrics {
 			ctx.Response.Header.SetContentTypeBytes(strContentTypeText)
 			s.WriteMetrics(ctx)
@@ -424,6 +428,8 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding):
 		kind = errTransferCoding
 	}
+	s.router.refuse(refusalOf(kind))
+	s.responses.inc(errorSpecs[kind].status)
 	s.writeError(ctx, kind)
 	s.answerUnread(ctx, kind)
 	lingerOnClose(ctx, mode)

@@ -18,6 +18,7 @@ type (
 	TLSConfig              = config.TLSConfig
 	CertificateConfig      = config.CertificateConfig
 	UpstreamTLSConfig      = config.UpstreamTLSConfig
+	AdminConfig            = config.AdminConfig
 	PluginConfig           = config.PluginConfig
 	PluginEnvironment      = config.PluginEnvironment
 	PluginLogLimit         = config.PluginLogLimit

@@ -64,6 +64,7 @@ func (rs *requestState) finish() {
 	}
 	elapsed := time.Since(rs.start)
 	s.duration.Update(elapsed.Seconds())
+	s.responses.inc(rs.status)
 	if s.accessLog {
 		s.logAccess(rs, elapsed)
 	}

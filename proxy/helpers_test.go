@@ -124,8 +124,8 @@ func checkSlotsFree(t testing.TB, r *Router) {
 	t.Helper()
 	waitFor(t, "all slots released", func() bool { return r.Metrics().Active == 0 })
 	m := r.Metrics()
-	if m.Total != m.Completed+m.Failed {
-		t.Fatalf("total %d != completed %d + failed %d", m.Total, m.Completed, m.Failed)
+	if m.Total != m.Completed+m.Failed+m.Rejected+m.Refused {
+		t.Fatalf("total %d != completed %d + failed %d + rejected %d + refused %d", m.Total, m.Completed, m.Failed, m.Rejected, m.Refused)
 	}
 }
 

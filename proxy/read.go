@@ -97,6 +97,7 @@ func (rs *requestState) readBody(ctx *fasthttp.RequestCtx) bool {
 // refuse answers kind and closes the connection after the answer, lingering
 // as mode says.
 func (rs *requestState) refuse(ctx *fasthttp.RequestCtx, kind errorKind, mode uint32) bool {
+	rs.srv.router.refuse(refusalOf(kind))
 	rs.srv.writeError(ctx, kind)
 	lingerOnClose(ctx, mode)
 	return false

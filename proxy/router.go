@@ -29,7 +29,22 @@ type Router struct {
 	failed    *metrics.Counter
 	rejected  *metrics.Counter // reason="overloaded"
 	byPlugin  *metrics.Counter // reason="plugin"
+	// refused while being read, by refusal (refuseReasons)
+	refused [numRefusals]*metrics.Counter
 }
+
+// Refusals: requests answered before they took a slot because they could
+// not be read whole. The reason label of sluice_requests_rejected_total.
+const (
+	// refusedBadRequest: the client's request was malformed, too large
+	// or too slow (400, 408, 413, 414, 431, 501).
+	refusedBadRequest = iota
+	// refusedBodyBuffer: max_request_body_buffer was full (503).
+	refusedBodyBuffer
+	numRefusals
+)
+
+var refuseReasons = [numRefusals]string{"bad_request", "body_buffer_full"}
 
 // NewRouter returns a Router with cfg.MaxConcurrentRequests slots (the
 // default when cfg is nil or the field is not positive), not ready.
@@ -44,6 +59,9 @@ func NewRouter(cfg *Config) *Router {
 	r.failed = r.set.NewCounter("sluice_requests_failed_total")
 	r.rejected = r.set.NewCounter(`sluice_requests_rejected_total{reason="overloaded"}`)
 	r.byPlugin = r.set.NewCounter(`sluice_requests_rejected_total{reason="plugin"}`)
+	for i, reason := range refuseReasons {
+		r.refused[i] = r.set.NewCounter(`sluice_requests_rejected_total{reason="` + reason + `"}`)
+	}
 	r.set.NewGauge("sluice_active_requests", func() float64 { return float64(r.active.Load()) })
 	r.set.NewGauge("sluice_max_concurrent_requests", func() float64 { return float64(r.max) })
 	r.set.NewGauge("sluice_utilization", func() float64 { return r.Metrics().Utilization() })
@@ -98,6 +116,7 @@ func (r *Router) takeSlot() error {
 	for {
 		cur := r.active.Load()
 		if cur >= r.max {
+			r.total.Inc()
 			r.rejected.Inc()
 			return ErrResourceExhausted
 		}
@@ -107,6 +126,14 @@ func (r *Router) takeSlot() error {
 	}
 	r.total.Inc()
 	return nil
+}
+
+// refuse counts a request answered before it took a slot because it
+// could not be read whole (reason: refusedBadRequest or
+// refusedBodyBuffer).
+func (r *Router) refuse(reason int) {
+	r.total.Inc()
+	r.refused[reason].Inc()
 }
 
 // MetricsSet returns the set holding the router's Prometheus metrics.
@@ -140,10 +167,30 @@ func (r *Router) Health() Health {
 	return h
 }
 
-// Metrics is a snapshot of the router's counters.
+// Metrics is a snapshot of the router's counters. Every request on the
+// proxy path (not /health, /ready, /metrics) is counted once in Total,
+// when it takes a slot or is turned away, so once traffic stops
+//
+//	Total == Completed + Failed + Rejected + Refused
+//
+// (TGI's tgi_request_count likewise counts every request, overloaded and
+// invalid ones included). RejectedByPlugin counts admitted requests a
+// plugin answered itself; they are also in Completed or Failed.
 type Metrics struct {
-	Total, Completed, Failed, Rejected, RejectedByPlugin uint64
-	Active, Max                                          int64
+	// Total: every request (sluice_requests_total).
+	Total uint64
+	// Completed, Failed: outcomes of the requests that took a slot.
+	Completed, Failed uint64
+	// Rejected: answered 429 because every slot was taken
+	// (sluice_requests_rejected_total{reason="overloaded"}).
+	Rejected uint64
+	// Refused: answered before taking a slot because the request could
+	// not be read whole: 400, 408, 413, 414, 431, 501 (reason
+	// "bad_request") or 503 with the body buffer full
+	// ("body_buffer_full"). Requests fasthttp could not parse count here.
+	Refused          uint64
+	RejectedByPlugin uint64
+	Active, Max      int64
 }
 
 // Metrics returns a snapshot of the counters. Counters are read one by one,
@@ -154,16 +201,21 @@ func (r *Router) Metrics() Metrics {
 		Completed:        r.completed.Get(),
 		Failed:           r.failed.Get(),
 		Rejected:         r.rejected.Get(),
+		Refused:          r.refused[refusedBadRequest].Get() + r.refused[refusedBodyBuffer].Get(),
 		RejectedByPlugin: r.byPlugin.Get(),
 		Active:           r.active.Load(),
 		Max:              r.max,
 	}
 }
 
-// SuccessRate is completed / (completed + failed), or 1 with no finished
-// request.
+// SuccessRate is the share of finished requests that completed:
+// completed / (completed + failed + rejected + refused), or 1 with no
+// finished request. A 429 or a refused request is not a success (as in
+// TGI, where tgi_request_failure counts overloaded and validation
+// errors, and in Envoy, where they are 4xx/5xx answers); the reason
+// label of sluice_requests_rejected_total tells them apart.
 func (m Metrics) SuccessRate() float64 {
-	done := m.Completed + m.Failed
+	done := m.Completed + m.Failed + m.Rejected + m.Refused
 	if done == 0 {
 		return 1
 	}

@@ -463,29 +463,29 @@ func (rs *requestState) clientGone(ctx *fasthttp.RequestCtx) {
 	ctx.SetConnectionClose()
 }
 
-// upstreamCodes holds sluice_upstream_requests_total{upstream,code}
-// counters of one pool. A counter is created the first time its code is
-// seen (status codes are few), then found with one atomic load.
-type upstreamCodes struct {
-	set   *metrics.Set
-	name  string
-	codes [600]atomic.Pointer[metrics.Counter]
+// codeCounters holds counters of one family by status code: a pool's
+// sluice_upstream_requests_total{upstream,code} or the server's
+// sluice_responses_total{code}. A counter is created the first time its
+// code is seen (status codes are few), then found with one atomic load.
+type codeCounters struct {
+	set    *metrics.Set
+	prefix string // the series up to the code label: `family{…,` or `family{`
+	codes  [600]atomic.Pointer[metrics.Counter]
 }
 
-func newUpstreamCodes(set *metrics.Set, pool string) *upstreamCodes {
-	return &upstreamCodes{set: set, name: pool}
+func newUpstreamCodes(set *metrics.Set, pool string) *codeCounters {
+	return &codeCounters{set: set, prefix: `sluice_upstream_requests_total{upstream="` + escapeLabel(pool) + `",`}
 }
 
-// inc counts one upstream answer with status code (0 = no answer: a
-// connection error or timeout).
-func (u *upstreamCodes) inc(code int) {
+// inc counts one answer with status code (0 = no answer: a connection
+// error or timeout).
+func (u *codeCounters) inc(code int) {
 	if code < 0 || code >= len(u.codes) {
 		code = 0
 	}
 	c := u.codes[code].Load()
 	if c == nil {
-		c = u.set.GetOrCreateCounter(`sluice_upstream_requests_total{upstream="` + escapeLabel(u.name) +
-			`",code="` + strconv.Itoa(code) + `"}`)
+		c = u.set.GetOrCreateCounter(u.prefix + `code="` + strconv.Itoa(code) + `"}`)
 		u.codes[code].Store(c)
 	}
 	c.Inc()

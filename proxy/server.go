@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/internal/exposition"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -52,8 +53,9 @@ type Server struct {
 
 	set         *metrics.Set
 	extraSets   []*metrics.Set
-	duration    *metrics.Histogram
-	upstreamMet map[*upstream.Pool]*upstreamCodes
+	duration    *metrics.PrometheusHistogram
+	responses   *codeCounters // sluice_responses_total{code}
+	upstreamMet map[*upstream.Pool]*codeCounters
 	poolErrs    []poolErrorBodies   // by pool index
 	aliasJSON   []map[string][]byte // by pool index: alias → JSON-quoted name sent upstream
 	modelMet    *modelMetricSet
@@ -110,9 +112,11 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	s.models = newModelsCache(cfg)
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)
-	s.duration = s.set.NewHistogram("sluice_request_duration_seconds")
+	s.duration = s.set.NewPrometheusHistogramExt("sluice_request_duration_seconds", exposition.LatencyBuckets)
+	s.responses = newResponseCodes(s.set)
+	registerBuildInfo(s.set)
 	s.watch.init(s.set)
-	s.upstreamMet = make(map[*upstream.Pool]*upstreamCodes, len(ps.List()))
+	s.upstreamMet = make(map[*upstream.Pool]*codeCounters, len(ps.List()))
 	for i, p := range ps.List() {
 		s.upstreamMet[p] = newUpstreamCodes(s.set, p.Name())
 		s.poolErrs = append(s.poolErrs, newPoolErrorBodies(cfg.OpenAICompat, p.Name()))
@@ -251,14 +255,20 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// WriteMetrics writes every metric in Prometheus text format.
+// WriteMetrics writes every metric in the Prometheus text format, each
+// family with its HELP and TYPE lines: the router's, the server's, the
+// pools', the extra sets (plugins'), then the Go runtime's and the
+// process's (go_*, process_*).
 func (s *Server) WriteMetrics(w io.Writer) {
-	s.router.set.WritePrometheus(w)
-	s.set.WritePrometheus(w)
-	s.pools.Metrics().WritePrometheus(w)
-	for _, set := range s.extraSets {
-		set.WritePrometheus(w)
-	}
+	exposition.Write(w, func(w io.Writer) {
+		s.router.set.WritePrometheus(w)
+		s.set.WritePrometheus(w)
+		s.pools.Metrics().WritePrometheus(w)
+		for _, set := range s.extraSets {
+			set.WritePrometheus(w)
+		}
+		exposition.WriteRuntime(w)
+	})
 }
 
 type fasthttpLogger struct{ l *slog.Logger }

@@ -341,8 +341,8 @@ func TestUpstreamErrors(t *testing.T) {
 		}
 		checkSlotsFree(t, p.Router())
 		// The two 413s were refused while reading the body: they never
-		// took a slot.
-		if m := p.Router().Metrics(); m.Total != 1 || m.Failed != 0 || m.Completed != 1 {
+		// took a slot, and are counted as refused requests.
+		if m := p.Router().Metrics(); m.Total != 3 || m.Refused != 2 || m.Failed != 0 || m.Completed != 1 {
 			t.Fatalf("metrics %+v", m)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/internal/exposition"
 	"github.com/valyala/fastjson"
 )
 
@@ -45,11 +46,11 @@ const (
 
 // modelMetrics are one model's series.
 type modelMetrics struct {
-	prompt     *metrics.Counter   // sluice_tokens_total{model,kind="prompt"}
-	completion *metrics.Counter   // sluice_tokens_total{model,kind="completion"}
-	noUsage    *metrics.Counter   // sluice_responses_without_usage_total{model}
-	ttft       *metrics.Histogram // sluice_time_to_first_token_seconds{model}
-	interval   *metrics.Histogram // sluice_stream_event_interval_seconds{model}
+	prompt     *metrics.Counter             // sluice_tokens_total{model,kind="prompt"}
+	completion *metrics.Counter             // sluice_tokens_total{model,kind="completion"}
+	noUsage    *metrics.Counter             // sluice_responses_without_usage_total{model}
+	ttft       *metrics.PrometheusHistogram // sluice_time_to_first_token_seconds{model}
+	interval   *metrics.PrometheusHistogram // sluice_stream_event_interval_seconds{model}
 }
 
 func newModelMetrics(set *metrics.Set, name string) *modelMetrics {
@@ -58,8 +59,8 @@ func newModelMetrics(set *metrics.Set, name string) *modelMetrics {
 		prompt:     set.NewCounter(`sluice_tokens_total{` + l + `,kind="prompt"}`),
 		completion: set.NewCounter(`sluice_tokens_total{` + l + `,kind="completion"}`),
 		noUsage:    set.NewCounter(`sluice_responses_without_usage_total{` + l + `}`),
-		ttft:       set.NewHistogram(`sluice_time_to_first_token_seconds{` + l + `}`),
-		interval:   set.NewHistogram(`sluice_stream_event_interval_seconds{` + l + `}`),
+		ttft:       set.NewPrometheusHistogramExt(`sluice_time_to_first_token_seconds{`+l+`}`, exposition.LatencyBuckets),
+		interval:   set.NewPrometheusHistogramExt(`sluice_stream_event_interval_seconds{`+l+`}`, exposition.IntervalBuckets),
 	}
 }
 

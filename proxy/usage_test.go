@@ -66,8 +66,8 @@ func TestUsageMetrics(t *testing.T) {
 				`sluice_time_to_first_token_seconds_count{model="m"}`:       1,
 				`sluice_stream_event_interval_seconds_count{model="m"}`:     6, // 7 data events
 				`sluice_responses_without_usage_total{model="m"}`:           0,
-				`sluice_time_to_first_token_seconds_count{model="other"}`:   -1, // no sample
-				`sluice_stream_event_interval_seconds_count{model="other"}`: -1,
+				`sluice_time_to_first_token_seconds_count{model="other"}`:   0, // no sample
+				`sluice_stream_event_interval_seconds_count{model="other"}`: 0,
 			}
 			for series, v := range want {
 				if got := metricValue(t, p, series); got != v {
@@ -115,7 +115,7 @@ func TestTTFTMeasuresTheFirstChunk(t *testing.T) {
 	// The headers go out at once; the first token comes 150ms later, the
 	// last 600ms later.
 	m := metricsText(t, p)
-	if !regexp.MustCompile(`sluice_time_to_first_token_seconds_bucket\{model="m",vmrange="[^"]+"\} 1`).MatchString(m) {
+	if !regexp.MustCompile(`sluice_time_to_first_token_seconds_bucket\{model="m",le="[^"]+"\} 1`).MatchString(m) {
 		t.Fatalf("no TTFT sample:\n%s", grepLines(m, "first_token"))
 	}
 	if sum := metricValue(t, p, `sluice_time_to_first_token_seconds_sum{model="m"}`); sum < 0.14 || sum > total-0.2 {

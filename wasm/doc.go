@@ -327,8 +327,9 @@
 // INTERNAL_FAILURE. Counters take proxy_increment_metric deltas >= 0
 // (negative: BAD_ARGUMENT) and proxy_record_metric adds (as Envoy); gauges
 // take any delta and record sets them (values are int64); histograms
-// (VictoriaMetrics histograms: _bucket{vmrange}, _sum, _count) take
-// record only. proxy_get_metric returns a counter's value, a gauge's (as
+// (Prometheus histograms: _bucket{le}, _sum, _count, with Envoy's default
+// bucket bounds 0.5 to 3,600,000) take record only. Every plugin-defined
+// family is exposed with a generic HELP text naming the plugin label. proxy_get_metric returns a counter's value, a gauge's (as
 // int64 bits) or a histogram's observation count. Unknown ids are
 // NOT_FOUND. Increment, record and get allocate nothing.
 //

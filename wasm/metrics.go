@@ -4,7 +4,28 @@ import (
 	"strconv"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-proxy/sluice/internal/exposition"
 )
+
+// The HELP texts of the host's families (this file, shared.go) and of
+// plugin-defined ones (usermetrics.go).
+func init() {
+	exposition.Describe(map[string]string{
+		"sluice_plugin_errors_total":            "Plugin callback failures by kind (trap, timeout, memory, exit, bad_action, unavailable).",
+		"sluice_plugin_call_duration_seconds":   "Histogram of the time one plugin callback ran, in seconds.",
+		"sluice_plugin_local_responses_total":   "Answers a plugin sent itself (proxy_send_local_response).",
+		"sluice_plugin_instance_restarts_total": "Plugin instances replaced after a failure.",
+		"sluice_plugin_http_calls_total":        "HTTP callouts a plugin made, by result (ok, timeout, cancelled, error).",
+		"sluice_plugin_log_lines_dropped_total": "Plugin log lines dropped by the log rate limit.",
+		"sluice_plugin_stranded_requests_total": "Requests whose plugin instance was discarded or closed while they were in flight, by reason.",
+		"sluice_shared_data_keys":               "Keys in a VM's shared data store now, by vm_id.",
+		"sluice_shared_data_expired_total":      "Shared data keys removed because their TTL passed, by vm_id.",
+		"sluice_shared_data_evicted_total":      "Shared data keys evicted to make room, by vm_id.",
+		"sluice_shared_data_refused_total":      "Shared data writes refused because the store was full, by vm_id.",
+	})
+	exposition.DescribePrefix(UserMetricPrefix, "Metric defined by the plugin named in the plugin label (proxy_define_metric); see that plugin's documentation.")
+}
 
 // Error kinds: the "kind" label of sluice_plugin_errors_total and
 // CallError.Kind.

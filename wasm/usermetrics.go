@@ -11,6 +11,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluice-proxy/sluice/internal/exposition"
 )
 
 // Plugin-defined metrics (proxy_define_metric and friends), exported in
@@ -43,7 +45,7 @@ type userMetric struct {
 	kind    uint32
 	counter *metrics.Counter
 	gauge   *metrics.Gauge
-	hist    *metrics.Histogram
+	hist    *metrics.PrometheusHistogram
 	count   atomic.Uint64 // histogram observations, for proxy_get_metric
 }
 
@@ -79,7 +81,7 @@ func (r *metricRegistry) getOrCreate(kind uint32, series string) (*userMetric, s
 	case metricGauge:
 		m.gauge = r.set.GetOrCreateGauge(series, nil)
 	default:
-		m.hist = r.set.GetOrCreateHistogram(series)
+		m.hist = r.set.GetOrCreatePrometheusHistogramExt(series, exposition.ValueBuckets)
 	}
 	r.byName[series] = m
 	return m, statusOK

@@ -23,6 +23,7 @@ type options struct {
 	logFormat   string
 	logLevel    string
 	pprofAddr   string
+	version     bool
 }
 
 type stringList []string
@@ -44,7 +45,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, *flag.FlagSet, error
 	fs.DurationVar(&o.timeout, "timeout", 0, "upstream idle timeout (overrides the file; default 60s)")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: text or json (overrides the file)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides the file)")
-	fs.StringVar(&o.pprofAddr, "pprof", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060) for profiling; off by default")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060) for profiling, or \"admin\" for the admin listener (required when admin.port is set); off by default")
+	fs.BoolVar(&o.version, "version", false, "print the version, commit and Go version, then exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, fs, err
 	}

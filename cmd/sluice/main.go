@@ -3,9 +3,12 @@
 //	sluice -config sluice.yaml          run with a config file
 //	sluice -config sluice.yaml -validate  check the config and plugins, exit 0 or 2
 //	sluice -demo                        run in front of an embedded simulated engine
+//	sluice -version                     print version, commit and Go version
 //
 // Flags override the file: -hostname, -port, -upstream URL (repeatable, into
-// pool "default"), -max-concurrent-requests, -timeout.
+// pool "default"), -max-concurrent-requests, -timeout. -pprof ADDR serves
+// Go's profiles on their own listener; -pprof admin on the admin listener
+// (config admin: {hostname, port}), which also takes /metrics.
 //
 // SIGTERM or SIGINT drains: /ready answers 503 at once, the listener keeps
 // serving for drain_delay (every answer with Connection: close), then

@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-proxy/sluice/internal/version"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/wasm"
 )
@@ -31,6 +32,10 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 		fatalf(stderr, "%v", err)
 		return exitConfig
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version.Get())
+		return exitOK
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -57,8 +62,12 @@ func run(args []string, stdout, stderr *os.File) int {
 		fatalf(stderr, "%v", err)
 		return exitConfig
 	}
+	if err := checkPprof(o.pprofAddr, cfg.Admin); err != nil {
+		fatalf(stderr, "%v", err)
+		return exitConfig
+	}
 	logger := newLogger(cfg.Log, stderr)
-	if o.pprofAddr != "" {
+	if o.pprofAddr != "" && o.pprofAddr != pprofOnAdmin {
 		if err := startPprof(o.pprofAddr, logger); err != nil {
 			fatalf(stderr, "pprof: %v", err)
 			return exitError
@@ -86,14 +95,14 @@ func run(args []string, stdout, stderr *os.File) int {
 				len(cfg.Upstreams), len(cfg.Routes), len(cfg.Plugins))
 			return exitOK
 		}
-		return serve(ctx, cfg, logger, host, pluginMetrics, demo)
+		return serve(ctx, cfg, logger, host, pluginMetrics, demo, o.pprofAddr == pprofOnAdmin)
 	}
-	return serve(ctx, cfg, logger, nil, nil, demo)
+	return serve(ctx, cfg, logger, nil, nil, demo, o.pprofAddr == pprofOnAdmin)
 }
 
 // serve builds the server, loads plugins, marks ready and runs until a
 // signal, then drains.
-func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wasm.Host, pluginMetrics *metrics.Set, demo *demoUpstream) int {
+func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wasm.Host, pluginMetrics *metrics.Set, demo *demoUpstream, adminPprof bool) int {
 	var filters []proxy.Filter
 	var sets []*metrics.Set
 	if host != nil {
@@ -117,6 +126,15 @@ func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wa
 	if err != nil {
 		logger.Error("sluice: cannot listen", "addr", cfg.Addr(), "error", err)
 		return exitError
+	}
+	if cfg.Admin.Enabled() {
+		admin, err := startAdmin(cfg.Admin.Addr(), srv, adminPprof, logger)
+		if err != nil {
+			ln.Close()
+			logger.Error("sluice: cannot listen", "admin", cfg.Admin.Addr(), "error", err)
+			return exitError
+		}
+		defer admin.Close() // after the drain: probes and scrapes answer until the end
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

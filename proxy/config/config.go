@@ -117,6 +117,9 @@ type Config struct {
 	PluginCacheDir string `yaml:"plugin_cache_dir"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
+	// Admin is the admin listener (metrics and profiles on their own
+	// port). Default: none, /metrics is served on the main port.
+	Admin AdminConfig `yaml:"admin"`
 }
 
 // RouteConfig sends matching requests to an upstream pool.

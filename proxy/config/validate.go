@@ -68,6 +68,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 	if c.DrainDelay < 0 {
 		return nil, fieldErr("drain_delay", "must not be negative, got %s", c.DrainDelay)
 	}
+	if err := c.validateAdmin(); err != nil {
+		return nil, err
+	}
 	pools, err := c.resolveUpstreams()
 	if err != nil {
 		return nil, err

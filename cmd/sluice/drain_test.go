@@ -110,9 +110,19 @@ func startSluiceArgs(t *testing.T, port int, args ...string) *runningSluice {
 	}
 }
 
-// wait returns the exit code and every log line.
+// wait returns the exit code and every log line. It reads the logs to
+// their end (the process closing stderr as it exits) before it calls Wait:
+// Wait closes the pipe, and lines still unread then would be lost (os/exec:
+// it is incorrect to call Wait before all reads from the pipe have
+// completed). A process still running after a minute is killed.
 func (r *runningSluice) wait(t *testing.T) (int, string) {
 	t.Helper()
+	kill := time.AfterFunc(time.Minute, func() { _ = r.cmd.Process.Kill() })
+	defer kill.Stop()
+	var all []string
+	for l := range r.logs {
+		all = append(all, l)
+	}
 	err := r.cmd.Wait()
 	code := 0
 	var ee *exec.ExitError
@@ -120,10 +130,6 @@ func (r *runningSluice) wait(t *testing.T) (int, string) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
-	}
-	var all []string
-	for l := range r.logs {
-		all = append(all, l)
 	}
 	return code, strings.Join(all, "\n")
 }

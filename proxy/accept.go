@@ -43,10 +43,13 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
 	s.serveProxy(ctx)
 }
 
-// serveEdge is the fasthttp handler: the server's handler, then the
-// connection's request-line scan starts anew for the next request.
+// serveEdge is the fasthttp handler: the handler of the generation
+// serving new requests (reload.go), then the connection's request-line
+// scan starts anew for the next request.
 func (s *Server) serveEdge(ctx *fasthttp.RequestCtx) {
-	s.handle(ctx)
+	g := s.enter()
+	g.handle(ctx)
+	g.leave()
 	headDone(ctx)
 }
 

@@ -47,10 +47,16 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
 // serving new requests (reload.go), then the connection's request-line
 // scan starts anew for the next request.
 func (s *Server) serveEdge(ctx *fasthttp.RequestCtx) {
+	s.serveCurrent(ctx)
+	headDone(ctx)
+}
+
+// serveCurrent runs the request on the current generation, holding a
+// reference on it (reload.go).
+func (s *Server) serveCurrent(ctx *fasthttp.RequestCtx) {
 	g := s.enter()
 	g.handle(ctx)
 	g.leave()
-	headDone(ctx)
 }
 
 // serveProxy reads the request, takes a slot once the body is read, and

@@ -181,7 +181,9 @@ func (s *Server) Router() *Router { return s.router }
 func (s *Server) Config() *Config { return s.current().cfg }
 
 // Handler returns the server's request handler, for tests and embedding.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+// It runs each request on the generation current when it arrives
+// (Reload).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.serveCurrent }
 
 // ListenAndServe listens on the configured address and serves until
 // Shutdown.
@@ -250,8 +252,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops the server's background work — health checks, metrics
 // scrapes, ejection timers — waiting for it to end, and closes idle
-// upstream connections; it retires the generation serving new requests
-// (Reload). It does not stop listeners or drain requests (Shutdown does,
+// upstream connections; it retires every generation (Reload), the
+// current one included. It does not stop listeners or drain requests (Shutdown does,
 // then calls Close). Close is idempotent and safe for concurrent use;
 // after it, health checks never start again.
 func (s *Server) Close() error {
@@ -259,8 +261,10 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// WriteMetrics writes every metric in Prometheus text format.
+// WriteMetrics writes every metric in Prometheus text format: the
+// router's and those of the current generation (Reload).
 func (s *Server) WriteMetrics(w io.Writer) {
+	s = s.current()
 	s.router.set.WritePrometheus(w)
 	s.set.WritePrometheus(w)
 	s.pools.Metrics().WritePrometheus(w)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -42,24 +43,44 @@ func upstreamName(t testing.TB, p *testProxy) string {
 	return resp.Header.Get("x-upstream-name")
 }
 
+// postHeld opens a stream through p to held and returns the client
+// connection once the request is at the upstream; the stream ends when
+// held is released. readDone reads the answer to its end.
+func postHeld(t *testing.T, p *testProxy, held *holdUpstream) net.Conn {
+	t.Helper()
+	c := rawRequest(t, p.Addr, "/stream")
+	select {
+	case <-held.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream never reached the upstream")
+	}
+	return c
+}
+
+// readDone reads the answer on c and fails unless it is a complete
+// event stream.
+func readDone(t *testing.T, c net.Conn) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(b), "[DONE]") {
+		t.Fatalf("the stream was cut: %d %v %q", resp.StatusCode, err, b)
+	}
+}
+
 // TestReloadOldGenerationFinishesItsStream: after a reload new requests
 // go to the new pools at once, a stream started before it runs to its end
 // on the old generation, and the old generation is retired (OnRetire)
 // only once that stream has ended.
 func TestReloadOldGenerationFinishesItsStream(t *testing.T) {
-	a := startUpstream(t, proxytest.Options{Name: "a", Tokens: 6, TokenDelay: 30 * time.Millisecond})
+	held := startHoldUpstream(t)
 	b := startUpstream(t, proxytest.Options{Name: "b"})
 	onRetire, retired := retireSignal()
-	p := startProxy(t, reloadConfig(a.URL), Options{OnRetire: onRetire})
-	if got := upstreamName(t, p); got != "a" {
-		t.Fatalf("before the reload: upstream %q", got)
-	}
-	resp := postStream(t, p)
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "data:") {
-		t.Fatalf("first event: %q %v", line, err)
-	}
+	p := startProxy(t, reloadConfig(held.URL), Options{OnRetire: onRetire})
+	stream := postHeld(t, p, held)
 	if err := p.Reload(reloadConfig(b.URL), quiet(nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +92,8 @@ func TestReloadOldGenerationFinishesItsStream(t *testing.T) {
 		t.Fatal("the old generation was retired while its stream ran")
 	default:
 	}
-	rest, err := io.ReadAll(br)
-	if err != nil || !strings.Contains(string(rest), "[DONE]") {
-		t.Fatalf("the stream on the old generation was cut: %v %q", err, rest)
-	}
+	close(held.release)
+	readDone(t, stream)
 	select {
 	case <-retired:
 	case <-time.After(10 * time.Second):
@@ -89,11 +108,10 @@ func TestReloadOldGenerationFinishesItsStream(t *testing.T) {
 // TestReloadSlotsCarryOver: a request in flight keeps its slot across a
 // reload and counts against the new max_concurrent_requests.
 func TestReloadSlotsCarryOver(t *testing.T) {
-	up := startUpstream(t, proxytest.Options{Tokens: 5, TokenDelay: 40 * time.Millisecond})
-	p := startProxy(t, reloadConfig(up.URL).WithMaxConcurrentRequests(4), Options{})
-	resp := postStream(t, p)
-	defer resp.Body.Close()
-	waitFor(t, "the stream holds a slot", func() bool { return p.Router().Metrics().Active == 1 })
+	held := startHoldUpstream(t)
+	up := startUpstream(t, proxytest.Options{})
+	p := startProxy(t, reloadConfig(held.URL).WithMaxConcurrentRequests(4), Options{})
+	stream := postHeld(t, p, held)
 	if err := p.Reload(reloadConfig(up.URL).WithMaxConcurrentRequests(1), quiet(nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +122,8 @@ func TestReloadSlotsCarryOver(t *testing.T) {
 	if r.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("a request past the new max: %d, want 429", r.StatusCode)
 	}
-	if b, err := io.ReadAll(resp.Body); err != nil || !strings.Contains(string(b), "[DONE]") {
-		t.Fatalf("the stream holding the slot was cut: %v", err)
-	}
+	close(held.release)
+	readDone(t, stream)
 	checkSlotsFree(t, p.Router())
 	if r, _ := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, nil); r.StatusCode != 200 {
 		t.Fatalf("after the stream ended: %d", r.StatusCode)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/internal/testsync"
+	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -365,5 +366,35 @@ func TestSIGHUPReloads(t *testing.T) {
 	}
 	if code, logs := s.wait(t); code != 0 {
 		t.Fatalf("exit code %d, want 0\n%s", code, logs)
+	}
+}
+
+// TestReloadersHook: the reloaders run on every reload, after the config
+// is valid and before the swap, with the new config; an error from one
+// refuses the reload like a bad config.
+func TestReloadersHook(t *testing.T) {
+	up := proxytest.NewServer(proxytest.Options{})
+	defer up.Close()
+	ups := "upstreams: [{name: a, endpoints: ['" + up.URL + "']}]\n"
+	p := startLive(t, "max_concurrent_requests: 5\n"+ups)
+	var seen []int
+	var fail error
+	p.l.reloaders = append(p.l.reloaders, func(cfg *proxy.Config) error {
+		seen = append(seen, cfg.MaxConcurrentRequests)
+		return fail
+	})
+	fail = errors.New("tls: cert.pem: no such file")
+	if err := p.reload("max_concurrent_requests: 6\n" + ups); err == nil || !strings.Contains(err.Error(), "cert.pem") {
+		t.Fatalf("a failing reloader: %v, want its error", err)
+	}
+	if got := p.l.srv.Config().MaxConcurrentRequests; got != 5 {
+		t.Fatalf("a failing reloader let the reload through: max %d", got)
+	}
+	fail = nil
+	if err := p.reload("max_concurrent_requests: 7\n" + ups); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.l.srv.Config().MaxConcurrentRequests; got != 7 || len(seen) != 2 || seen[0] != 6 || seen[1] != 7 {
+		t.Fatalf("max %d, reloaders saw %v; want 7 and [6 7]", got, seen)
 	}
 }

@@ -391,7 +391,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding):
 		kind = errTransferCoding
 	}
-	s.writeError(ctx, kind)
+	s.current().writeError(ctx, kind) // in the current config's error shape (Reload)
 	lingerOnClose(ctx, mode)
 }
 

@@ -34,7 +34,6 @@ type generation struct {
 	refs     atomic.Int64           // requests running on it, +1 while it is current
 	onRetire func()
 	once     sync.Once
-	retired  chan struct{} // closed once retired
 
 	mu     sync.Mutex // front only: orders Reload and Close
 	live   []*Server  // front only: generations not retired yet
@@ -44,7 +43,6 @@ type generation struct {
 func (g *generation) init(s, front *Server, onRetire func()) {
 	g.front, g.onRetire = front, onRetire
 	g.refs.Store(1)
-	g.retired = make(chan struct{})
 	if front == nil {
 		g.live = []*Server{s}
 	}
@@ -57,8 +55,8 @@ var ErrReloadClosed = errors.New("proxy: reload: the server is shutting down")
 // Reload swaps in a new configuration and filters without a restart. It
 // builds the new generation (routes, upstream pools, metrics) off the
 // request path, seeds each new endpoint's active-check health from the
-// running endpoint of the same pool and address, starts the new pools'
-// health checks and swaps: requests that arrive from then on run on the
+// running endpoint of the same pool and address, swaps, and starts the
+// new pools' health checks: requests that arrive from then on run on the
 // new generation; requests in flight (streams, requests paused in a
 // filter, requests waiting in a pool's queue) finish on the one they
 // started on, which is retired when its last request ends (see
@@ -207,7 +205,6 @@ func (s *Server) retire() {
 		if s.gen.onRetire != nil {
 			s.gen.onRetire()
 		}
-		close(s.gen.retired)
 	})
 }
 

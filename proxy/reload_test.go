@@ -238,3 +238,37 @@ func TestReloadHammer(t *testing.T) {
 		t.Fatalf("%d generations still live, want the current one", live)
 	}
 }
+
+// TestReloadParseErrorsFollowConfig: the answers to requests fasthttp
+// refuses while parsing (431 here) take the current generation's error
+// shape once a reload changed openai_compat.
+func TestReloadParseErrorsFollowConfig(t *testing.T) {
+	up := startUpstream(t, proxytest.Options{})
+	p := startProxy(t, reloadConfig(up.URL), Options{})
+	answer431 := func() string {
+		t.Helper()
+		c := rawConn(t, p.Addr)
+		if _, err := io.WriteString(c, "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 70<<10)+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 431 {
+			t.Fatalf("status %d %v, want 431", resp.StatusCode, err)
+		}
+		return string(b)
+	}
+	if b := answer431(); strings.Contains(b, "error_type") {
+		t.Fatalf("before the reload: %s, want OpenAI's shape", b)
+	}
+	if err := p.Reload(reloadConfig(up.URL).WithOpenAICompat(false), quiet(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if b := answer431(); !strings.Contains(b, "error_type") {
+		t.Fatalf("after a reload to openai_compat false: %s, want TGI's shape", b)
+	}
+}

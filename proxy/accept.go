@@ -48,11 +48,20 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
 	s.serveProxy(ctx)
 }
 
-// serveEdge is the fasthttp handler: the server's handler, then the
-// connection's request-line scan starts anew for the next request.
+// serveEdge is the fasthttp handler: the handler of the generation
+// serving new requests (reload.go), then the connection's request-line
+// scan starts anew for the next request.
 func (s *Server) serveEdge(ctx *fasthttp.RequestCtx) {
-	s.handle(ctx)
+	s.serveCurrent(ctx)
 	headDone(ctx)
+}
+
+// serveCurrent runs the request on the current generation, holding a
+// reference on it (reload.go).
+func (s *Server) serveCurrent(ctx *fasthttp.RequestCtx) {
+	g := s.enter()
+	g.handle(ctx)
+	g.leave()
 }
 
 // serveProxy reads the request, takes a slot once the body is read, and
@@ -428,10 +437,12 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding):
 		kind = errTransferCoding
 	}
+	g := s.enter() // the current config's error shape and log settings (Reload)
 	s.router.refuse(refusalOf(kind))
-	s.responses.inc(errorSpecs[kind].status)
-	s.writeError(ctx, kind)
-	s.answerUnread(ctx, kind)
+	g.responses.inc(errorSpecs[kind].status)
+	g.writeError(ctx, kind)
+	g.answerUnread(ctx, kind)
+	g.leave()
 	lingerOnClose(ctx, mode)
 }
 

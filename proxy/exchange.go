@@ -153,7 +153,7 @@ func (ex *Exchange) SetUpstream(name string) error {
 func (ex *Exchange) ActiveRequests() int64 { return ex.router.active.Load() }
 
 // MaxConcurrentRequests is the configured slot count.
-func (ex *Exchange) MaxConcurrentRequests() int64 { return ex.router.max }
+func (ex *Exchange) MaxConcurrentRequests() int64 { return ex.router.max.Load() }
 
 // Property returns a value a filter stored with SetProperty, for names the
 // proxy does not define itself.

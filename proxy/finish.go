@@ -68,8 +68,12 @@ func (rs *requestState) finish() {
 	if s.accessLog {
 		s.logAccess(rs, elapsed)
 	}
+	handedOff := rs.handedOff
 	rs.reset()
 	s.statePool.Put(rs)
+	if handedOff {
+		s.leave() // the hold taken at the hand-off (respond.go)
+	}
 }
 
 // Close implements io.Closer: fasthttp calls it when the response is

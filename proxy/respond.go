@@ -59,6 +59,7 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 		rs.sseDialect = s.streamDialect(&ctx.Request)
 	}
 	rs.handedOff = true
+	rs.srv.hold() // the stream keeps its generation until finish
 	rs.status = out.StatusCode()
 	// A stream's headers go out at once, as the upstream sent them, so the
 	// client sees the answer start before the first event.

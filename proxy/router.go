@@ -17,7 +17,7 @@ var ErrResourceExhausted = errors.New("proxy: resource exhausted: all request sl
 //
 // A Router is safe for concurrent use.
 type Router struct {
-	max    int64
+	max    atomic.Int64 // SetMax changes it on a reload
 	active atomic.Int64
 	ready  atomic.Bool
 	drain  atomic.Bool
@@ -53,7 +53,8 @@ func NewRouter(cfg *Config) *Router {
 	if cfg != nil && cfg.MaxConcurrentRequests > 0 {
 		n = cfg.MaxConcurrentRequests
 	}
-	r := &Router{max: int64(n), set: metrics.NewSet()}
+	r := &Router{set: metrics.NewSet()}
+	r.max.Store(int64(n))
 	r.total = r.set.NewCounter("sluice_requests_total")
 	r.completed = r.set.NewCounter("sluice_requests_completed_total")
 	r.failed = r.set.NewCounter("sluice_requests_failed_total")
@@ -63,7 +64,7 @@ func NewRouter(cfg *Config) *Router {
 		r.refused[i] = r.set.NewCounter(`sluice_requests_rejected_total{reason="` + reason + `"}`)
 	}
 	r.set.NewGauge("sluice_active_requests", func() float64 { return float64(r.active.Load()) })
-	r.set.NewGauge("sluice_max_concurrent_requests", func() float64 { return float64(r.max) })
+	r.set.NewGauge("sluice_max_concurrent_requests", func() float64 { return float64(r.max.Load()) })
 	r.set.NewGauge("sluice_utilization", func() float64 { return r.Metrics().Utilization() })
 	r.set.NewGauge("sluice_success_rate", func() float64 { return r.Metrics().SuccessRate() })
 	return r
@@ -115,7 +116,7 @@ func (r *Router) acquireInto(g *Guard) error {
 func (r *Router) takeSlot() error {
 	for {
 		cur := r.active.Load()
-		if cur >= r.max {
+		if cur >= r.max.Load() {
 			r.total.Inc()
 			r.rejected.Inc()
 			return ErrResourceExhausted
@@ -157,7 +158,7 @@ const (
 
 // Health returns the current health.
 func (r *Router) Health() Health {
-	h := Health{Status: StatusStarting, ActiveRequests: r.active.Load(), MaxConcurrentRequests: r.max}
+	h := Health{Status: StatusStarting, ActiveRequests: r.active.Load(), MaxConcurrentRequests: r.max.Load()}
 	switch {
 	case r.drain.Load(), r.noUp.Load():
 		h.Status = StatusUnhealthy
@@ -204,7 +205,7 @@ func (r *Router) Metrics() Metrics {
 		Refused:          r.refused[refusedBadRequest].Get() + r.refused[refusedBodyBuffer].Get(),
 		RejectedByPlugin: r.byPlugin.Get(),
 		Active:           r.active.Load(),
-		Max:              r.max,
+		Max:              r.max.Load(),
 	}
 }
 

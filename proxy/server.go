@@ -28,6 +28,11 @@ type Options struct {
 	// Metrics are extra metric sets written on /metrics after the
 	// server's own (for example the plugin host's).
 	Metrics []*metrics.Set
+	// OnRetire, when set, is called once, on its own goroutine, when the
+	// generation these options built is retired: Reload replaced it and
+	// its last request ended, or the server was closed. The caller
+	// releases what it handed over (Filters) there.
+	OnRetire func()
 }
 
 // Server is the Sluice proxy: probes, metrics, and the proxied request path
@@ -71,12 +76,21 @@ type Server struct {
 	watch     disconnectWatcher
 	shutdown  chan struct{}
 	once      sync.Once
+
+	gen generation // reload.go
 }
 
 // NewServer validates cfg and builds a Server. The router starts not
 // ready: call Router().SetReady(true) once everything the server depends
 // on (plugins) is loaded.
 func NewServer(cfg *Config, opts Options) (*Server, error) {
+	return buildServer(cfg, opts, nil)
+}
+
+// buildServer builds a Server; front is nil for the server that owns the
+// listener, or that server when Reload builds a generation for it (the
+// generation shares its router: slots, readiness and request counters).
+func buildServer(cfg *Config, opts Options, front *Server) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("proxy: nil config")
 	}
@@ -88,12 +102,18 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	router := NewRouter(cfg)
+	var router *Router
+	if front != nil {
+		router = front.router
+	} else {
+		router = NewRouter(cfg)
+	}
+	var s *Server
 	ps := upstream.New(rc, upstream.Options{
 		Log:            log,
-		OnAvailability: func(anyUp bool) { router.setUpstreamsDown(!anyUp) },
+		OnAvailability: func(anyUp bool) { s.setAvailability(anyUp) },
 	})
-	s := &Server{
+	s = &Server{
 		cfg:       cfg,
 		router:    router,
 		pools:     ps,
@@ -107,6 +127,7 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 		extraSets: opts.Metrics,
 		shutdown:  make(chan struct{}),
 	}
+	s.gen.init(s, front, opts.OnRetire)
 	s.modelMet = newModelMetricSet(s.set, cfg)
 	s.streamCuts.init(s.set)
 	s.models = newModelsCache(cfg)
@@ -168,15 +189,18 @@ func NewServer(cfg *Config, opts Options) (*Server, error) {
 // Router returns the server's router (slots, readiness, health).
 func (s *Server) Router() *Router { return s.router }
 
-// Config returns the server's configuration (read-only).
-func (s *Server) Config() *Config { return s.cfg }
+// Config returns the configuration of the generation serving new
+// requests (read-only): the last one Reload swapped in.
+func (s *Server) Config() *Config { return s.current().cfg }
 
 // Certificates returns the store of the certificates served to clients,
 // whose Reload re-reads their files; nil when the config has no tls.
 func (s *Server) Certificates() *CertStore { return s.certs }
 
 // Handler returns the server's request handler, for tests and embedding.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+// It runs each request on the generation current when it arrives
+// (Reload).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.serveCurrent }
 
 // ListenAndServe listens on the configured address and serves until
 // Shutdown.
@@ -228,7 +252,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		first = true
 		close(s.shutdown) // Serve returns nil once its listener closes
 	})
-	if d := time.Duration(s.cfg.DrainDelay); first && d > 0 {
+	if d := time.Duration(s.current().cfg.DrainDelay); first && d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -246,20 +270,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops the server's background work — health checks, metrics
 // scrapes, ejection timers — waiting for it to end, and closes idle
-// upstream connections. It does not stop listeners or drain requests
-// (Shutdown does, then calls Close). Close is idempotent and safe for
-// concurrent use; after it, health checks never start again.
+// upstream connections; it retires every generation (Reload), the
+// current one included. It does not stop listeners or drain requests (Shutdown does,
+// then calls Close). Close is idempotent and safe for concurrent use;
+// after it, health checks never start again.
 func (s *Server) Close() error {
-	s.watch.close()
-	s.pools.Close()
+	s.closeGenerations()
 	return nil
 }
 
 // WriteMetrics writes every metric in the Prometheus text format, each
-// family with its HELP and TYPE lines: the router's, the server's, the
-// pools', the extra sets (plugins'), then the Go runtime's and the
-// process's (go_*, process_*).
+// family with its HELP and TYPE lines: the router's, then those of the
+// current generation (Reload): the server's, the pools', the extra sets
+// (plugins'), then the Go runtime's and the process's (go_*, process_*).
 func (s *Server) WriteMetrics(w io.Writer) {
+	s = s.current()
 	exposition.Write(w, func(w io.Writer) {
 		s.router.set.WritePrometheus(w)
 		s.set.WritePrometheus(w)
@@ -383,6 +408,7 @@ type PoolHealth struct {
 // UpstreamHealth returns, per pool name, how many endpoints are in
 // rotation. Safe for concurrent use.
 func (s *Server) UpstreamHealth() map[string]PoolHealth {
+	s = s.current()
 	m := make(map[string]PoolHealth, len(s.pools.List()))
 	for _, p := range s.pools.List() {
 		m[p.Name()] = PoolHealth{Healthy: p.Healthy(), Total: len(p.Endpoints())}

@@ -124,7 +124,7 @@ func (in *instance) httpCall(mod api.Module, stack []uint64) status {
 	if !ok1 || !ok2 || !ok3 || !ok4 || mem == nil || !inBounds(mem.Size(), retID, 4) {
 		return statusInvalidMemoryAccess
 	}
-	co := in.p.host.callouts
+	co := in.p.host.currentCallouts()
 	if co == nil || len(body) > MaxCalloutRequestBody {
 		return statusBadArgument
 	}
@@ -157,7 +157,7 @@ func (in *instance) httpCall(mod api.Module, stack []uint64) status {
 		return statusInvalidMemoryAccess
 	}
 	in.callouts[id] = c
-	if !in.p.goTracked(func() { in.runCallout(cctx, c, poolName, req) }) {
+	if !in.p.goTracked(func() { in.runCallout(cctx, co, c, poolName, req) }) {
 		delete(in.callouts, id)
 		cancel()
 		return statusInternalFailure
@@ -177,8 +177,8 @@ func (in *instance) newCallID() uint32 {
 
 // runCallout is the goroutine of one HTTP call: it sends the request, then
 // delivers the reply (or the failure) to the instance.
-func (in *instance) runCallout(ctx context.Context, c *callout, pool string, req *CalloutRequest) {
-	resp, err := in.p.host.callouts.Do(ctx, pool, req)
+func (in *instance) runCallout(ctx context.Context, co Callouts, c *callout, pool string, req *CalloutRequest) {
+	resp, err := co.Do(ctx, pool, req)
 	result := c.setReply(ctx, resp, err)
 	c.cancel()
 	in.p.metrics.calloutsOf(result).Inc()

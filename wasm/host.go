@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -64,8 +65,7 @@ type Host struct {
 	metrics      *metrics.Set
 	startTimeout time.Duration
 
-	callouts    Callouts      // nil: no callouts
-	ownCallouts *HTTPCallouts // built from HostConfig.Upstreams; closed by Close
+	callouts    atomic.Pointer[calloutSet] // nil: no callouts; SetUpstreams swaps it
 	queues      queueRegistry
 	userMetrics metricRegistry
 
@@ -97,13 +97,10 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if h.startTimeout <= 0 {
 		h.startTimeout = DefaultStartTimeout
 	}
-	h.callouts = cfg.Callouts
-	if h.callouts == nil && len(cfg.Upstreams) > 0 {
-		c, err := NewHTTPCallouts(cfg.Upstreams, HTTPCalloutsConfig{})
-		if err != nil {
-			return nil, err
-		}
-		h.callouts, h.ownCallouts = c, c
+	if cfg.Callouts != nil {
+		h.callouts.Store(&calloutSet{c: cfg.Callouts})
+	} else if err := h.SetUpstreams(cfg.Upstreams); err != nil {
+		return nil, err
 	}
 	h.queues.init()
 	h.userMetrics.init(h.metrics)
@@ -195,8 +192,8 @@ func (h *Host) Close(ctx context.Context) error {
 		errs = append(errs, p.Close())
 	}
 	errs = append(errs, h.rt.Close(ctx), h.cache.Close(ctx))
-	if h.ownCallouts != nil {
-		h.ownCallouts.Close()
+	if cs := h.callouts.Load(); cs != nil && cs.own != nil {
+		cs.own.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -317,3 +314,41 @@ const (
 	pageSize       = 1 << 16
 	maxMemoryBytes = 1 << 32
 )
+
+// calloutSet is what proxy_http_call sends through: the Callouts in use
+// and, when the Host built them from upstreams, the HTTPCallouts to close.
+type calloutSet struct {
+	c   Callouts
+	own *HTTPCallouts
+}
+
+// currentCallouts returns the Callouts new HTTP calls use, or nil.
+func (h *Host) currentCallouts() Callouts {
+	if cs := h.callouts.Load(); cs != nil {
+		return cs.c
+	}
+	return nil
+}
+
+// SetUpstreams replaces the pools proxy_http_call reaches (a reload's new
+// HostConfig.Upstreams). Calls already sent finish on the pools they
+// started on; the old pools' idle connections are closed. It does nothing
+// when the Host was given its own HostConfig.Callouts. Safe for
+// concurrent use with calls; on error the running pools stay.
+func (h *Host) SetUpstreams(upstreams []proxy.UpstreamConfig) error {
+	if cs := h.callouts.Load(); cs != nil && cs.own == nil {
+		return nil
+	}
+	var next *calloutSet
+	if len(upstreams) > 0 {
+		c, err := NewHTTPCallouts(upstreams, HTTPCalloutsConfig{})
+		if err != nil {
+			return err
+		}
+		next = &calloutSet{c: c, own: c}
+	}
+	if old := h.callouts.Swap(next); old != nil && old.own != nil {
+		old.own.Close() // idle connections only: calls in flight finish
+	}
+	return nil
+}

@@ -10,6 +10,12 @@
 // Go's profiles on their own listener; -pprof admin on the admin listener
 // (config admin: {hostname, port}), which also takes /metrics.
 //
+// SIGHUP reloads: the file is read again (with the same flags), validated
+// and its plugins compiled off the request path, then swapped in; requests
+// in flight finish on the old configuration. A bad config, a plugin that
+// fails to load or a change only a restart can apply (hostname, port…)
+// keeps the running one, with an error logged.
+//
 // SIGTERM or SIGINT drains: /ready answers 503 at once, the listener keeps
 // serving for drain_delay (every answer with Connection: close), then
 // closes, and in-flight requests get shutdown_timeout; a second signal

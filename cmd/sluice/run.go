@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
 	"github.com/sluice-proxy/sluice/internal/version"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/wasm"
@@ -56,9 +54,7 @@ func run(args []string, stdout, stderr *os.File) int {
 			cfg.Upstreams = []proxy.UpstreamConfig{demo.upstream()}
 		}
 	}
-	resolvePluginPaths(cfg, o.configPath)
-	resolveTLSPaths(cfg, o.configPath)
-	if err := cfg.Validate(); err != nil {
+	if err := finishConfig(cfg, o, demo); err != nil {
 		fatalf(stderr, "%v", err)
 		return exitConfig
 	}
@@ -66,7 +62,8 @@ func run(args []string, stdout, stderr *os.File) int {
 		fatalf(stderr, "%v", err)
 		return exitConfig
 	}
-	logger := newLogger(cfg.Log, stderr)
+	level := new(slog.LevelVar)
+	logger := newLeveledLogger(cfg.Log, stderr, level)
 	if o.pprofAddr != "" && o.pprofAddr != pprofOnAdmin {
 		if err := startPprof(o.pprofAddr, logger); err != nil {
 			fatalf(stderr, "pprof: %v", err)
@@ -75,60 +72,58 @@ func run(args []string, stdout, stderr *os.File) int {
 	}
 
 	ctx := context.Background()
-	var host *wasm.Host
-	if len(cfg.Plugins) > 0 || o.validate {
-		pluginMetrics := metrics.NewSet()
-		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics, Upstreams: cfg.Upstreams})
-		if err != nil {
-			fatalf(stderr, "%v", err)
-			return exitError
-		}
-		defer host.Close(ctx)
-		if o.validate {
-			for _, pc := range cfg.Plugins {
-				if err := host.Check(ctx, pc); err != nil {
-					fatalf(stderr, "config: plugins: %v", err)
-					return exitConfig
-				}
-			}
-			fmt.Fprintf(stdout, "sluice: config is valid (%d upstreams, %d routes, %d plugins)\n",
-				len(cfg.Upstreams), len(cfg.Routes), len(cfg.Plugins))
-			return exitOK
-		}
-		return serve(ctx, cfg, logger, host, pluginMetrics, demo, o.pprofAddr == pprofOnAdmin)
+	l := newLive(o, set, demo, logger, level, cfg.PluginCacheDir)
+	defer l.close(ctx)
+	if o.validate {
+		return validate(ctx, l, cfg, stdout, stderr)
 	}
-	return serve(ctx, cfg, logger, nil, nil, demo, o.pprofAddr == pprofOnAdmin)
+	return serve(ctx, cfg, l)
 }
 
-// serve builds the server, loads plugins, marks ready and runs until a
-// signal, then drains.
-func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wasm.Host, pluginMetrics *metrics.Set, demo *demoUpstream, adminPprof bool) int {
-	var filters []proxy.Filter
-	var sets []*metrics.Set
-	if host != nil {
-		sets = append(sets, pluginMetrics)
-		for _, pc := range cfg.Plugins {
-			p, err := host.Load(ctx, pc)
-			if err != nil {
-				logger.Error("sluice: cannot start", "error", err)
-				return exitError
-			}
-			defer p.Close()
-			filters = append(filters, p)
+// validate compiles and checks every plugin of cfg (-validate).
+func validate(ctx context.Context, l *live, cfg *proxy.Config, stdout, stderr *os.File) int {
+	host, err := wasm.NewHost(ctx, l.hostCfg)
+	if err != nil {
+		fatalf(stderr, "%v", err)
+		return exitError
+	}
+	defer host.Close(ctx)
+	for _, pc := range cfg.Plugins {
+		if err := host.Check(ctx, pc); err != nil {
+			fatalf(stderr, "config: plugins: %v", err)
+			return exitConfig
 		}
 	}
-	srv, err := proxy.NewServer(cfg, proxy.Options{Filters: filters, Logger: logger, Metrics: sets})
-	if err != nil {
+	fmt.Fprintf(stdout, "sluice: config is valid (%d upstreams, %d routes, %d plugins)\n",
+		len(cfg.Upstreams), len(cfg.Routes), len(cfg.Plugins))
+	return exitOK
+}
+
+// serve builds the server, loads plugins, marks ready and runs until
+// SIGTERM or SIGINT, then drains. SIGHUP reloads (live.reload).
+func serve(ctx context.Context, cfg *proxy.Config, l *live) int {
+	logger := l.log
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	// SIGHUP reloads. A buffer of one coalesces SIGHUPs sent while a
+	// reload runs into one more reload, which reads the file as it is
+	// then; one sent while starting is served once started.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := l.start(ctx, cfg); err != nil {
 		logger.Error("sluice: cannot start", "error", err)
 		return exitError
 	}
+	srv := l.srv
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		logger.Error("sluice: cannot listen", "addr", cfg.Addr(), "error", err)
 		return exitError
 	}
 	if cfg.Admin.Enabled() {
-		admin, err := startAdmin(cfg.Admin.Addr(), srv, adminPprof, logger)
+		admin, err := startAdmin(cfg.Admin.Addr(), srv, l.o.pprofAddr == pprofOnAdmin, logger)
 		if err != nil {
 			ln.Close()
 			logger.Error("sluice: cannot listen", "admin", cfg.Admin.Addr(), "error", err)
@@ -140,27 +135,31 @@ func serve(ctx context.Context, cfg *proxy.Config, logger *slog.Logger, host *wa
 	go func() { serveErr <- srv.Serve(ln) }()
 	srv.Router().SetReady(true)
 	logger.Info("sluice: listening", "addr", ln.Addr().String(), "upstreams", len(cfg.Upstreams),
-		"plugins", len(filters), "max_concurrent_requests", cfg.MaxConcurrentRequests, "tls", cfg.TLS != nil)
-	if demo != nil {
+		"plugins", len(cfg.Plugins), "max_concurrent_requests", cfg.MaxConcurrentRequests, "tls", cfg.TLS != nil)
+	if demo := l.demo; demo != nil {
 		logger.Info("sluice: demo upstream running", "url", demo.url,
 			"try", "curl http://"+displayAddr(ln.Addr())+"/v1/chat/completions -H 'content-type: application/json' -d '{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'")
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
-	select {
-	case err := <-serveErr:
-		if err != nil {
-			logger.Error("sluice: server stopped", "error", err)
-			return exitError
+	for {
+		select {
+		case err := <-serveErr:
+			if err != nil {
+				logger.Error("sluice: server stopped", "error", err)
+				return exitError
+			}
+			return exitOK
+		case <-hup:
+			_ = l.reload(ctx) // logged and counted; a failure keeps the running config
+		case s := <-sig:
+			cfg = srv.Config() // the last config reloaded
+			logger.Info("sluice: draining", "signal", s.String(), "drain_delay", time.Duration(cfg.DrainDelay),
+				"shutdown_timeout", time.Duration(cfg.ShutdownTimeout))
+			// hup stays registered until serve returns: a SIGHUP while
+			// draining is ignored rather than killing the process.
+			return drain(ctx, srv, cfg, logger, sig, serveErr)
 		}
-		return exitOK
-	case s := <-sig:
-		logger.Info("sluice: draining", "signal", s.String(), "drain_delay", time.Duration(cfg.DrainDelay),
-			"shutdown_timeout", time.Duration(cfg.ShutdownTimeout))
 	}
-	return drain(ctx, srv, cfg, logger, sig, serveErr)
 }
 
 // drain runs the server's drain (proxy.Server.Shutdown: /ready 503 and
@@ -210,20 +209,30 @@ func resolvePluginPaths(cfg *proxy.Config, configPath string) {
 }
 
 func newLogger(lc proxy.LogConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	switch lc.Level {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	}
-	opts := &slog.HandlerOptions{Level: level}
+	return newLeveledLogger(lc, w, new(slog.LevelVar))
+}
+
+// newLeveledLogger is newLogger with its level in lv, which a reload sets.
+func newLeveledLogger(lc proxy.LogConfig, w io.Writer, lv *slog.LevelVar) *slog.Logger {
+	lv.Set(logLevel(lc.Level))
+	opts := &slog.HandlerOptions{Level: lv}
 	if lc.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logLevel is log.level as a slog level (info when unset).
+func logLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func displayAddr(a net.Addr) string {

@@ -1,6 +1,6 @@
-// Package testsync holds the two helpers tests of every package need when
+// Package testsync holds the helpers tests of every package need when
 // goroutines are involved: a log buffer safe to read while others write,
-// and a bounded wait for a condition. It imports nothing of Sluice, so
+// a bounded wait for a condition, and clients kept busy (Load). It imports nothing of Sluice, so
 // every package's tests can use it (package proxy's included, which
 // cannot import internal/plugintest). Only tests import it.
 package testsync
@@ -8,6 +8,7 @@ package testsync
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,4 +47,53 @@ func WaitFor(t testing.TB, bound time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Load keeps clients busy for a test: StartLoad runs n goroutines that
+// each call do with their index, again and again, until Stop. It is safe
+// for concurrent use.
+type Load struct {
+	stop         chan struct{}
+	wg           sync.WaitGroup
+	sent, failed atomic.Int64
+}
+
+// StartLoad starts n goroutines calling do(i) in a loop; a call that
+// returns an error counts as failed (do reports the details itself).
+func StartLoad(n int, do func(i int) error) *Load {
+	l := &Load{stop: make(chan struct{})}
+	for i := range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if err := do(i); err != nil {
+					l.failed.Add(1)
+				}
+				l.sent.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+// Await waits until n more calls have returned than when it was called,
+// failing the test after bound.
+func (l *Load) Await(t testing.TB, bound time.Duration, n int64) {
+	t.Helper()
+	from := l.sent.Load()
+	WaitFor(t, bound, "more calls under load", func() bool { return l.sent.Load() >= from+n })
+}
+
+// Stop ends the calls, waits for those running, and returns how many
+// were made and how many failed.
+func (l *Load) Stop() (sent, failed int64) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.sent.Load(), l.failed.Load()
 }

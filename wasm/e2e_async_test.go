@@ -103,11 +103,11 @@ func newAsyncSetup(t *testing.T, config string, instances int, o proxyOptions) *
 	s := &asyncSetup{auth: newCalloutServer(t, "auth", bar), slow: newCalloutServer(t, "slow", nil)}
 	auth2 := newCalloutServer(t, "auth2", bar)
 	s.h = newTestHostWith(t, func(c *HostConfig) {
-		c.Upstreams = []proxy.UpstreamConfig{
-			{Name: "auth", Endpoints: []string{s.auth.URL}},
-			{Name: "auth2", Endpoints: []string{auth2.URL}},
-			{Name: "slow", Endpoints: []string{s.slow.URL}},
-		}
+		c.Upstreams = resolvedPools(t,
+			proxy.UpstreamConfig{Name: "auth", Endpoints: []string{s.auth.URL}},
+			proxy.UpstreamConfig{Name: "auth2", Endpoints: []string{auth2.URL}},
+			proxy.UpstreamConfig{Name: "slow", Endpoints: []string{s.slow.URL}},
+		)
 	})
 	s.p = loadGo(t, s.h, asyncPkg, "async", config, func(pc *proxy.PluginConfig) { pc.Instances = instances })
 	o.sets = append(o.sets, s.h.set)

@@ -61,7 +61,7 @@ func newRawSetup(t *testing.T, mod ...func(*proxy.PluginConfig)) *rawSetup {
 	}))
 	t.Cleanup(s.callout.Close)
 	s.h = newTestHostWith(t, func(c *HostConfig) {
-		c.Upstreams = []proxy.UpstreamConfig{{Name: "callout", Endpoints: []string{s.callout.URL}}}
+		c.Upstreams = resolvedPools(t, proxy.UpstreamConfig{Name: "callout", Endpoints: []string{s.callout.URL}})
 	})
 	p := loadGo(t, s.h, rawcallsPkg, "rawcalls", "", append([]func(*proxy.PluginConfig){func(pc *proxy.PluginConfig) { pc.Instances = 1 }}, mod...)...)
 	a, canary := recordingUpstream(t, "a"), recordingUpstream(t, "canary")

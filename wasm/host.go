@@ -13,6 +13,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -46,9 +47,12 @@ type HostConfig struct {
 	// Upstreams are the pools proxy_http_call can reach by name when
 	// Callouts is nil: the Host then sends callouts itself with an
 	// HTTPCallouts over their endpoints (round-robin, 1 MiB response
-	// cap). Pass the proxy configuration's Upstreams. Default none: every
-	// proxy_http_call fails with BAD_ARGUMENT (unknown pool).
-	Upstreams []proxy.UpstreamConfig
+	// cap). Pass the Upstreams of the proxy configuration's
+	// config.Config.Resolve, the values the proxy's own pools are built
+	// from: the Host parses no endpoint URL itself. Read, not copied or
+	// modified. Default none: every proxy_http_call fails with
+	// BAD_ARGUMENT (unknown pool).
+	Upstreams []config.Upstream
 	// Callouts, when set, sends proxy_http_call requests instead of the
 	// HTTPCallouts built from Upstreams. The Host does not close it.
 	Callouts Callouts

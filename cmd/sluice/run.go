@@ -52,7 +52,8 @@ func run(args []string, stdout, stderr *os.File) int {
 		}
 	}
 	resolvePluginPaths(cfg, o.configPath)
-	if err := cfg.Validate(); err != nil {
+	resolved, err := cfg.Resolve()
+	if err != nil {
 		fatalf(stderr, "%v", err)
 		return exitConfig
 	}
@@ -68,7 +69,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	var host *wasm.Host
 	if len(cfg.Plugins) > 0 || o.validate {
 		pluginMetrics := metrics.NewSet()
-		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics, Upstreams: cfg.Upstreams})
+		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics, Upstreams: resolved.Upstreams})
 		if err != nil {
 			fatalf(stderr, "%v", err)
 			return exitError

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/sluice-proxy/sluice/wasm"
 )
 
@@ -43,8 +44,9 @@ func PluginPath(t *testing.T, pkg string) string {
 
 // NewHost returns a wasm host logging to logs and exporting plugin
 // metrics to set (nil: a private set), closed when the test ends.
-// upstreams are the pools its HTTP callouts can reach.
-func NewHost(t *testing.T, logs io.Writer, upstreams []proxy.UpstreamConfig, set *metrics.Set) *wasm.Host {
+// upstreams are the pools its HTTP callouts can reach, as
+// config.Config.Resolve returns them.
+func NewHost(t *testing.T, logs io.Writer, upstreams []config.Upstream, set *metrics.Set) *wasm.Host {
 	t.Helper()
 	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{
 		CacheDir:  plugintest.CompileCacheDir(),
@@ -111,7 +113,12 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 	t.Helper()
 	logs := &plugintest.LogBuffer{}
 	set := metrics.NewSet()
-	host := NewHost(t, logs, cfg.Upstreams, set)
+	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
+	resolved, err := cfg.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := NewHost(t, logs, resolved.Upstreams, set)
 	var filters []proxy.Filter
 	for _, pc := range plugins {
 		p, err := host.Load(context.Background(), pc)
@@ -120,7 +127,6 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 		}
 		filters = append(filters, p)
 	}
-	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
 	srv, url := plugintest.Serve(t, cfg, proxy.Options{Filters: filters, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	return &Env{URL: url, Server: srv, Logs: logs, Metrics: set,
 		Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}

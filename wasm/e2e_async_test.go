@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -346,7 +347,7 @@ func TestE2EPluginMetrics(t *testing.T) {
 		`sluice_wasm_async_body_bytes_count{plugin="async"} 3`,
 	} {
 		if !strings.Contains(m, w+"\n") {
-			t.Errorf("/metrics lacks %s:\n%s", w, grep(m, "sluice_wasm_"))
+			t.Errorf("/metrics lacks %s:\n%s", w, testsync.Grep(m, "sluice_wasm_"))
 		}
 	}
 	logs := s.h.logs.String()
@@ -363,7 +364,7 @@ func TestE2EPluginMetrics(t *testing.T) {
 		}
 	}
 	if !strings.Contains(logs, `async: define \"xxxxxxxxxxxxxxxxxxxxxxxx`) || strings.Count(logs, "type=0 err=sdk: proxy_define_metric: BAD_ARGUMENT") < 2*5 {
-		t.Errorf("the over-long name was not refused on both instances:\n%s", grep(logs, "async: define"))
+		t.Errorf("the over-long name was not refused on both instances:\n%s", testsync.Grep(logs, "async: define"))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/sluice-proxy/sluice/wasm"
@@ -158,19 +159,8 @@ func (e *Env) CheckMetric(t *testing.T, series, want string) {
 // sent as JSON.
 func (e *Env) Do(t *testing.T, method, path, body string, headers ...string) (*http.Response, string) {
 	t.Helper()
-	var rd io.Reader
 	if body != "" {
-		rd = strings.NewReader(body)
+		headers = append([]string{"content-type", "application/json"}, headers...)
 	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("content-type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	return plugintest.RoundTrip(t, e.Client, req)
+	return plugintest.RoundTrip(t, e.Client, testsync.NewRequest(t, method, e.URL+path, body, headers...))
 }

@@ -1,12 +1,14 @@
-// Package testsync holds the two helpers tests of every package need when
+// Package testsync holds the helpers tests of every package need when
 // goroutines are involved: a log buffer safe to read while others write,
-// and a bounded wait for a condition. It imports nothing of Sluice, so
+// a bounded wait for a condition, Grep to quote the relevant lines of a
+// log or /metrics text in a failure message, and NewRequest. It imports nothing of Sluice, so
 // every package's tests can use it (package proxy's included, which
 // cannot import internal/plugintest). Only tests import it.
 package testsync
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,4 +48,17 @@ func WaitFor(t testing.TB, bound time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Grep returns the lines of text that contain sub, joined by "\n" (""
+// when none does), for a failure message that quotes the relevant part of
+// a log or of /metrics output rather than all of it.
+func Grep(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -234,14 +234,7 @@ func TestCalloutReplyWaitsForPause(t *testing.T) {
 	h := newTestHostWith(t, func(c *HostConfig) { c.Callouts = fakeCallouts{} })
 	p := loadGo(t, h, asyncPkg, "async", "", func(pc *proxy.PluginConfig) { pc.Instances = 1 })
 	ex := newExchange("/x", "x-async-callout", "up")
-	st, err := p.NewStream(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	act, err := st.OnRequestHeaders(true)
-	if err != nil || act != proxy.ActionPause {
-		t.Fatalf("OnRequestHeaders = %v, %v", act, err)
-	}
+	st := startRequest(t, p, ex, proxy.ActionPause)
 	time.Sleep(50 * time.Millisecond)
 	if n := p.calloutsInFlight(); n != 1 {
 		t.Fatalf("%d calls in flight, want the reply held", n)
@@ -263,13 +256,7 @@ func TestCalloutsCancelledOnClose(t *testing.T) {
 	})
 	p := loadGo(t, h, asyncPkg, "async", "", func(pc *proxy.PluginConfig) { pc.Instances = 1 })
 	ex := newExchange("/x", "x-async-callout", "slow", "x-async-callout-path", "/slow")
-	st, err := p.NewStream(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if act, err := st.OnRequestHeaders(true); err != nil || act != proxy.ActionPause {
-		t.Fatalf("OnRequestHeaders = %v, %v", act, err)
-	}
+	st := startRequest(t, p, ex, proxy.ActionPause)
 	waitFor(t, "the slow call to arrive", func() bool { return slow.started.Load() == 1 })
 	if n := goroutinesIn("wasm.(*instance).runCallout"); n != 1 {
 		t.Fatalf("%d call goroutines, want 1", n)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 	"github.com/sluice-proxy/sluice/proxy/internal/testkit"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
@@ -97,22 +98,11 @@ func newClient() *http.Client {
 
 func doRequest(t testing.TB, c *http.Client, method, url, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var kv []string
 	for k, v := range hdr {
-		if strings.EqualFold(k, "host") {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
+		kv = append(kv, k, v)
 	}
-	resp, b := testhttp.Do(t, c, req)
+	resp, b := testhttp.Do(t, c, testsync.NewRequest(t, method, url, body, kv...))
 	return resp, string(b)
 }
 

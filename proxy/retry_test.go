@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -87,7 +88,7 @@ func TestRetryBeforeFirstByte(t *testing.T) {
 				t.Fatal("the failing endpoint was never tried")
 			}
 			if m := metricsText(t, p); !strings.Contains(m, `sluice_upstream_retries_total{upstream="pool"} 3`) {
-				t.Fatalf("retries not counted:\n%s", grepLines(m, "retries"))
+				t.Fatalf("retries not counted:\n%s", testsync.Grep(m, "retries"))
 			}
 			checkSlotsFree(t, p.Router())
 		})
@@ -193,14 +194,4 @@ func TestNoRetryMidStream(t *testing.T) {
 		t.Fatal("a stream was retried")
 	}
 	checkSlotsFree(t, p.Router())
-}
-
-func grepLines(s, substr string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

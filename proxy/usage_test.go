@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -116,7 +117,7 @@ func TestTTFTMeasuresTheFirstChunk(t *testing.T) {
 	// last 600ms later.
 	m := metricsText(t, p)
 	if !regexp.MustCompile(`sluice_time_to_first_token_seconds_bucket\{model="m",le="[^"]+"\} 1`).MatchString(m) {
-		t.Fatalf("no TTFT sample:\n%s", grepLines(m, "first_token"))
+		t.Fatalf("no TTFT sample:\n%s", testsync.Grep(m, "first_token"))
 	}
 	if sum := metricValue(t, p, `sluice_time_to_first_token_seconds_sum{model="m"}`); sum < 0.14 || sum > total-0.2 {
 		t.Fatalf("TTFT %vs for a 4×150ms stream that took %vs", sum, total)

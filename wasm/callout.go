@@ -308,22 +308,14 @@ func hostGetStatus(ctx context.Context, mod api.Module, stack []uint64) {
 // (CalloutRequest.Authority ""). It reports false for a malformed map, a
 // missing or invalid pseudo-header, or an invalid field.
 func decodeCalloutHeaders(req *CalloutRequest, data []byte) bool {
-	var r pairsReader
-	if !r.validate(data) {
-		return false
-	}
 	hasAuthority := false
-	for {
-		k, v, ok := r.next()
-		if !ok {
-			break
-		}
+	ok := eachPair(data, func(k, v []byte) bool {
 		if !validField(k, v) {
 			return false
 		}
 		if k[0] != ':' {
 			req.Header.Add(k, v)
-			continue
+			return true
 		}
 		switch {
 		case equalFoldASCII(k, ":method"):
@@ -338,26 +330,20 @@ func decodeCalloutHeaders(req *CalloutRequest, data []byte) bool {
 		case equalFoldASCII(k, ":scheme"):
 			req.Scheme = string(v)
 		}
-	}
-	return req.Method != "" && req.Path != "" && hasAuthority
+		return true
+	})
+	return ok && req.Method != "" && req.Path != "" && hasAuthority
 }
 
 // decodeTrailers fills h from serialized trailers (empty data: none).
 func decodeTrailers(h *proxy.Headers, data []byte) bool {
-	var r pairsReader
-	if !r.validate(data) {
-		return false
-	}
-	for {
-		k, v, ok := r.next()
-		if !ok {
-			return true
-		}
+	return eachPair(data, func(k, v []byte) bool {
 		if !isToken(k) || !isFieldValue(v) {
 			return false
 		}
 		h.Add(k, v)
-	}
+		return true
+	})
 }
 
 // calloutsInFlight counts the HTTP calls whose reply has not been

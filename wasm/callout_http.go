@@ -60,11 +60,16 @@ type calloutPool struct {
 	client    *http.Client // the pool's own when it sets tls; else the shared one
 }
 
-// NewHTTPCallouts returns a Callouts over the endpoints of upstreams. An
-// endpoint is checked by the proxy's rules (config.ParseEndpoint): an http
-// or https URL with a host, an optional port and no path, query or user
-// info; the call's :path is used.
-func NewHTTPCallouts(upstreams []proxy.UpstreamConfig, cfg HTTPCalloutsConfig) (*HTTPCallouts, error) {
+// NewHTTPCallouts returns a Callouts over the endpoints of upstreams, the
+// pools as config.Config.Resolve returns them: each endpoint already
+// parsed by the proxy's rules (config.ParseEndpoint), so a pool the proxy
+// accepts is one the callouts accept, and no other, and no URL is parsed
+// twice. A call goes to an endpoint's Addr over its scheme, with the
+// call's :path; endpoint weights are not used (round-robin). It refuses a
+// pool without a name or endpoints, a name given twice and an endpoint
+// without an address (upstreams not built by Resolve). upstreams is read,
+// not retained.
+func NewHTTPCallouts(upstreams []config.Upstream, cfg HTTPCalloutsConfig) (*HTTPCallouts, error) {
 	c := &HTTPCallouts{pools: make(map[string]*calloutPool, len(upstreams)), maxBody: cfg.MaxResponseBytes}
 	if c.maxBody <= 0 {
 		c.maxBody = DefaultMaxCalloutResponse
@@ -84,12 +89,9 @@ func NewHTTPCallouts(upstreams []proxy.UpstreamConfig, cfg HTTPCalloutsConfig) (
 			return nil, fmt.Errorf("wasm: callouts: upstream pool %q has no endpoints", u.Name)
 		}
 		p := &calloutPool{}
-		for _, raw := range u.Endpoints {
-			// The proxy's own rules (config.ParseEndpoint), so a pool
-			// the proxy accepts is one the callouts accept, and no other.
-			ep, err := config.ParseEndpoint(raw)
-			if err != nil {
-				return nil, fmt.Errorf("wasm: callouts: upstream pool %q: endpoint %q: want http://host:port or https://host:port (%v)", u.Name, raw, err)
+		for i, ep := range u.Endpoints {
+			if ep.Addr == "" {
+				return nil, fmt.Errorf("wasm: callouts: upstream pool %q: endpoint %d (%q) has no address; pass the pools config.Config.Resolve returns", u.Name, i, ep.URL)
 			}
 			p.endpoints = append(p.endpoints, &url.URL{Scheme: ep.Scheme(), Host: ep.Addr})
 		}
@@ -113,12 +115,8 @@ func NewHTTPCallouts(upstreams []proxy.UpstreamConfig, cfg HTTPCalloutsConfig) (
 		}
 		// The pool's tls (ca_file, server_name, insecure_skip_verify)
 		// applies to its callouts as to proxied requests.
-		tc, err := u.TLS.ClientConfig()
-		if err != nil {
-			return nil, fmt.Errorf("wasm: callouts: upstream pool %q: tls: %w", u.Name, err)
-		}
 		tr := c.tr.Clone()
-		tr.TLSClientConfig = tc
+		tr.TLSClientConfig = u.TLS.Clone()
 		c.poolTrs = append(c.poolTrs, tr)
 		p.client = c.newClient(tr)
 	}

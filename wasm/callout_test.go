@@ -12,7 +12,21 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
+
+// resolvedPools returns ups as config.Config.Resolve returns them, the
+// form HostConfig.Upstreams and NewHTTPCallouts take.
+func resolvedPools(t testing.TB, ups ...proxy.UpstreamConfig) []config.Upstream {
+	t.Helper()
+	cfg := config.New()
+	cfg.Upstreams = ups
+	rc, err := cfg.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc.Upstreams
+}
 
 func pairs(kv ...string) []byte {
 	var h proxy.Headers
@@ -83,9 +97,9 @@ func echoServer(t *testing.T, name string) *httptest.Server {
 
 func TestHTTPCallouts(t *testing.T) {
 	a1, a2 := echoServer(t, "a1"), echoServer(t, "a2")
-	c, err := NewHTTPCallouts([]proxy.UpstreamConfig{
-		{Name: "a", Endpoints: []string{a1.URL, a2.URL + "/"}},
-	}, HTTPCalloutsConfig{MaxResponseBytes: 1024})
+	c, err := NewHTTPCallouts(resolvedPools(t,
+		proxy.UpstreamConfig{Name: "a", Endpoints: []string{a1.URL, a2.URL + "/"}},
+	), HTTPCalloutsConfig{MaxResponseBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,17 +160,22 @@ func TestHTTPCallouts(t *testing.T) {
 }
 
 func TestNewHTTPCalloutsErrors(t *testing.T) {
+	ep := func(url string) config.Endpoint {
+		e, err := config.ParseEndpoint(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
 	for _, tc := range []struct {
-		ups  []proxy.UpstreamConfig
+		ups  []config.Upstream
 		want string
 	}{
-		{[]proxy.UpstreamConfig{{Endpoints: []string{"http://a:1"}}}, "has no name"},
-		{[]proxy.UpstreamConfig{{Name: "a"}}, `"a" has no endpoints`},
-		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"a:1"}}}, `endpoint "a:1": want http://host:port`},
-		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"ftp://a"}}}, "want http://host:port"},
-		// The proxy refuses a path in an endpoint URL; so do the callouts.
-		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"http://a:1/v1"}}}, "must be scheme://host[:port] only"},
-		{[]proxy.UpstreamConfig{{Name: "a", Endpoints: []string{"http://a:1"}}, {Name: "a", Endpoints: []string{"http://b:1"}}}, "defined twice"},
+		{[]config.Upstream{{Endpoints: []config.Endpoint{ep("http://a:1")}}}, "has no name"},
+		{[]config.Upstream{{Name: "a"}}, `"a" has no endpoints`},
+		// An endpoint the proxy did not parse: the host parses no URL.
+		{[]config.Upstream{{Name: "a", Endpoints: []config.Endpoint{{URL: "http://a:1"}}}}, `endpoint 0 ("http://a:1") has no address`},
+		{[]config.Upstream{{Name: "a", Endpoints: []config.Endpoint{ep("http://a:1")}}, {Name: "a", Endpoints: []config.Endpoint{ep("http://b:1")}}}, "defined twice"},
 	} {
 		_, err := NewHTTPCallouts(tc.ups, HTTPCalloutsConfig{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "wasm: callouts: ") {
@@ -164,8 +183,34 @@ func TestNewHTTPCalloutsErrors(t *testing.T) {
 		}
 	}
 	if _, err := NewHost(context.Background(), HostConfig{CacheDir: InMemoryCache,
-		Upstreams: []proxy.UpstreamConfig{{Name: "a"}}}); err == nil {
+		Upstreams: []config.Upstream{{Name: "a"}}}); err == nil {
 		t.Error("NewHost accepted an upstream without endpoints")
+	}
+}
+
+// TestHTTPCalloutsUseResolvedEndpoints: a call goes to the endpoint's
+// resolved Addr and scheme, the values the proxy's pools use; the
+// configured URL text is not parsed again.
+func TestHTTPCalloutsUseResolvedEndpoints(t *testing.T) {
+	srv := echoServer(t, "r")
+	e, err := config.ParseEndpoint(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.URL = "not a URL" // only Addr and TLS count
+	c, err := NewHTTPCallouts([]config.Upstream{{Name: "r", Endpoints: []config.Endpoint{e}}}, HTTPCalloutsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Do(ctx, "r", &CalloutRequest{Method: "GET", Path: "/p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "r GET /p " + e.Addr + " "; !strings.HasPrefix(string(resp.Body), want) {
+		t.Errorf("body %q, want it to start with %q (Host from the resolved Addr)", resp.Body, want)
 	}
 }
 
@@ -189,14 +234,7 @@ func TestCalloutReplyWaitsForPause(t *testing.T) {
 	h := newTestHostWith(t, func(c *HostConfig) { c.Callouts = fakeCallouts{} })
 	p := loadGo(t, h, asyncPkg, "async", "", func(pc *proxy.PluginConfig) { pc.Instances = 1 })
 	ex := newExchange("/x", "x-async-callout", "up")
-	st, err := p.NewStream(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	act, err := st.OnRequestHeaders(true)
-	if err != nil || act != proxy.ActionPause {
-		t.Fatalf("OnRequestHeaders = %v, %v", act, err)
-	}
+	st := startRequest(t, p, ex, proxy.ActionPause)
 	time.Sleep(50 * time.Millisecond)
 	if n := p.calloutsInFlight(); n != 1 {
 		t.Fatalf("%d calls in flight, want the reply held", n)
@@ -214,17 +252,11 @@ func TestCalloutReplyWaitsForPause(t *testing.T) {
 func TestCalloutsCancelledOnClose(t *testing.T) {
 	slow := newCalloutServer(t, "slow", nil)
 	h := newTestHostWith(t, func(c *HostConfig) {
-		c.Upstreams = []proxy.UpstreamConfig{{Name: "slow", Endpoints: []string{slow.URL}}}
+		c.Upstreams = resolvedPools(t, proxy.UpstreamConfig{Name: "slow", Endpoints: []string{slow.URL}})
 	})
 	p := loadGo(t, h, asyncPkg, "async", "", func(pc *proxy.PluginConfig) { pc.Instances = 1 })
 	ex := newExchange("/x", "x-async-callout", "slow", "x-async-callout-path", "/slow")
-	st, err := p.NewStream(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if act, err := st.OnRequestHeaders(true); err != nil || act != proxy.ActionPause {
-		t.Fatalf("OnRequestHeaders = %v, %v", act, err)
-	}
+	st := startRequest(t, p, ex, proxy.ActionPause)
 	waitFor(t, "the slow call to arrive", func() bool { return slow.started.Load() == 1 })
 	if n := goroutinesIn("wasm.(*instance).runCallout"); n != 1 {
 		t.Fatalf("%d call goroutines, want 1", n)

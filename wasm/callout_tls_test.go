@@ -16,11 +16,12 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/testcerts"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 )
 
 // TestHTTPCalloutsTLS: a pool's tls applies to plugin callouts as to
 // proxied requests: its ca_file is trusted, the system's roots alone are
-// not, and a bad ca_file fails NewHTTPCallouts.
+// not, and a bad ca_file fails resolving the config.
 func TestHTTPCalloutsTLS(t *testing.T) {
 	ca := testcerts.NewCA(t, "engine")
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,10 +33,10 @@ func TestHTTPCalloutsTLS(t *testing.T) {
 	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	url := "https://localhost:" + port
-	c, err := NewHTTPCallouts([]proxy.UpstreamConfig{
-		{Name: "trusted", Endpoints: []string{url}, TLS: &proxy.UpstreamTLSConfig{CAFile: ca.File}},
-		{Name: "system", Endpoints: []string{url}},
-	}, HTTPCalloutsConfig{})
+	c, err := NewHTTPCallouts(resolvedPools(t,
+		proxy.UpstreamConfig{Name: "trusted", Endpoints: []string{url}, TLS: &proxy.UpstreamTLSConfig{CAFile: ca.File}},
+		proxy.UpstreamConfig{Name: "system", Endpoints: []string{url}},
+	), HTTPCalloutsConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +53,11 @@ func TestHTTPCalloutsTLS(t *testing.T) {
 	if _, err := call("system"); !errors.As(err, &unknown) {
 		t.Fatalf("pool without ca_file: %v, want an unknown-authority error", err)
 	}
-	_, err = NewHTTPCallouts([]proxy.UpstreamConfig{
-		{Name: "bad", Endpoints: []string{url}, TLS: &proxy.UpstreamTLSConfig{CAFile: "/nonexistent/ca.pem"}},
-	}, HTTPCalloutsConfig{})
-	if err == nil || !strings.Contains(err.Error(), `"bad": tls: `) || !strings.Contains(err.Error(), "ca_file") || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
+	// A bad ca_file is refused where endpoints are resolved, once, for
+	// the proxy and the callouts alike.
+	cfg := config.New()
+	cfg.Upstreams = []proxy.UpstreamConfig{{Name: "bad", Endpoints: []string{url}, TLS: &proxy.UpstreamTLSConfig{CAFile: "/nonexistent/ca.pem"}}}
+	if _, err = cfg.Resolve(); err == nil || !strings.Contains(err.Error(), "ca_file") || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
 		t.Fatalf("bad ca_file: %v", err)
 	}
 }

@@ -177,9 +177,7 @@ func TestHammerTrapsDoNotFailInnocents(t *testing.T) {
 			var wg sync.WaitGroup
 			began := time.Now()
 			for c := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					for i := range perClient {
 						r := e.do(t, "GET", fmt.Sprintf("/innocent/%d/%d", c, i), "")
 						if r.status != 200 || r.header.Get("x-seen-x-wat") != "ok" {
@@ -188,19 +186,17 @@ func TestHammerTrapsDoNotFailInnocents(t *testing.T) {
 							mu.Unlock()
 						}
 					}
-				}()
+				})
 			}
 			for range trappers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					for range perTrapper {
 						r := e.do(t, "GET", "/trap", "", "x-trap", "1")
 						if r.header.Get("x-seen-x-wat") != "" || (policy == proxy.FailClosed) != (r.status == 503) {
 							t.Errorf("trapping request: status %d, x-seen-x-wat %q", r.status, r.header.Get("x-seen-x-wat"))
 						}
 					}
-				}()
+				})
 			}
 			wg.Wait()
 			t.Logf("requests done after %v", time.Since(began))
@@ -230,13 +226,7 @@ func TestHammerTrapsDoNotFailInnocents(t *testing.T) {
 func TestPausedRequestStranded(t *testing.T) {
 	h := newTestHost(t)
 	p := loadGo(t, h, probePkg, "probe", "", func(pc *proxy.PluginConfig) { pc.Instances = 1 })
-	paused, err := p.NewStream(newExchange("/paused", "x-probe-pause", "1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if act, err := paused.OnRequestHeaders(true); err != nil || act != proxy.ActionPause {
-		t.Fatalf("OnRequestHeaders = %v, %v; want a pause", act, err)
-	}
+	paused := startRequest(t, p, newExchange("/paused", "x-probe-pause", "1"), proxy.ActionPause)
 	if err := runRequest(p, newExchange("/panic", "x-probe-panic", "request_headers")); err == nil {
 		t.Fatal("the panicking request did not fail")
 	}
@@ -300,9 +290,7 @@ func TestHammerGoGuestTrapsDoNotFailInnocents(t *testing.T) {
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			for c := range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					for i := range maxPerClient {
 						select {
 						case <-stop:
@@ -317,7 +305,7 @@ func TestHammerGoGuestTrapsDoNotFailInnocents(t *testing.T) {
 							mu.Unlock()
 						}
 					}
-				}()
+				})
 			}
 			began := time.Now()
 			sent := 0

@@ -2,7 +2,8 @@
 // v0.2.0 are accepted too) on wazero and exposes each as a proxy.Filter.
 // It is the only Sluice package that imports wazero.
 //
-//	h, err := wasm.NewHost(ctx, wasm.HostConfig{Logger: log, Metrics: set, Upstreams: cfg.Upstreams})
+//	rc, err := cfg.Resolve() // proxy/config: endpoints parsed once
+//	h, err := wasm.NewHost(ctx, wasm.HostConfig{Logger: log, Metrics: set, Upstreams: rc.Upstreams})
 //	p, err := h.Load(ctx, pluginConfig) // *wasm.Plugin, a proxy.Filter
 //	...
 //	p.Close(); h.Close(ctx)

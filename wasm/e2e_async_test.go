@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -103,11 +104,11 @@ func newAsyncSetup(t *testing.T, config string, instances int, o proxyOptions) *
 	s := &asyncSetup{auth: newCalloutServer(t, "auth", bar), slow: newCalloutServer(t, "slow", nil)}
 	auth2 := newCalloutServer(t, "auth2", bar)
 	s.h = newTestHostWith(t, func(c *HostConfig) {
-		c.Upstreams = []proxy.UpstreamConfig{
-			{Name: "auth", Endpoints: []string{s.auth.URL}},
-			{Name: "auth2", Endpoints: []string{auth2.URL}},
-			{Name: "slow", Endpoints: []string{s.slow.URL}},
-		}
+		c.Upstreams = resolvedPools(t,
+			proxy.UpstreamConfig{Name: "auth", Endpoints: []string{s.auth.URL}},
+			proxy.UpstreamConfig{Name: "auth2", Endpoints: []string{auth2.URL}},
+			proxy.UpstreamConfig{Name: "slow", Endpoints: []string{s.slow.URL}},
+		)
 	})
 	s.p = loadGo(t, s.h, asyncPkg, "async", config, func(pc *proxy.PluginConfig) { pc.Instances = instances })
 	o.sets = append(o.sets, s.h.set)
@@ -346,7 +347,7 @@ func TestE2EPluginMetrics(t *testing.T) {
 		`sluice_wasm_async_body_bytes_count{plugin="async"} 3`,
 	} {
 		if !strings.Contains(m, w+"\n") {
-			t.Errorf("/metrics lacks %s:\n%s", w, grep(m, "sluice_wasm_"))
+			t.Errorf("/metrics lacks %s:\n%s", w, testsync.Grep(m, "sluice_wasm_"))
 		}
 	}
 	logs := s.h.logs.String()
@@ -363,7 +364,7 @@ func TestE2EPluginMetrics(t *testing.T) {
 		}
 	}
 	if !strings.Contains(logs, `async: define \"xxxxxxxxxxxxxxxxxxxxxxxx`) || strings.Count(logs, "type=0 err=sdk: proxy_define_metric: BAD_ARGUMENT") < 2*5 {
-		t.Errorf("the over-long name was not refused on both instances:\n%s", grep(logs, "async: define"))
+		t.Errorf("the over-long name was not refused on both instances:\n%s", testsync.Grep(logs, "async: define"))
 	}
 }
 

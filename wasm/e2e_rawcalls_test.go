@@ -1,14 +1,12 @@
 package wasm
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -61,7 +60,7 @@ func newRawSetup(t *testing.T, mod ...func(*proxy.PluginConfig)) *rawSetup {
 	}))
 	t.Cleanup(s.callout.Close)
 	s.h = newTestHostWith(t, func(c *HostConfig) {
-		c.Upstreams = []proxy.UpstreamConfig{{Name: "callout", Endpoints: []string{s.callout.URL}}}
+		c.Upstreams = resolvedPools(t, proxy.UpstreamConfig{Name: "callout", Endpoints: []string{s.callout.URL}})
 	})
 	p := loadGo(t, s.h, rawcallsPkg, "rawcalls", "", append([]func(*proxy.PluginConfig){func(pc *proxy.PluginConfig) { pc.Instances = 1 }}, mod...)...)
 	a, canary := recordingUpstream(t, "a"), recordingUpstream(t, "canary")
@@ -69,28 +68,9 @@ func newRawSetup(t *testing.T, mod ...func(*proxy.PluginConfig)) *rawSetup {
 		WithUpstream("a", a.URL).WithUpstream("canary", canary.URL).
 		WithRoute(proxy.RouteMatch{Host: "*-canary"}, "canary").
 		WithRoute(proxy.RouteMatch{}, "a")
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := proxy.NewServer(cfg, proxy.Options{Filters: []proxy.Filter{p},
+	srv, base := plugintest.Serve(t, cfg, proxy.Options{Filters: []proxy.Filter{p},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Router().SetReady(true)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	s.e = &e2e{base: "http://" + ln.Addr().String(), srv: srv, cli: &http.Client{Timeout: 10 * time.Second}}
+	s.e = &e2e{base: base, srv: srv, cli: &http.Client{Timeout: 10 * time.Second}}
 	return s
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -62,18 +63,8 @@ func TestE2EDenyPlugin(t *testing.T) {
 		t.Fatalf("allowed request: %d %q", r.status, r.body)
 	}
 	if m := e.metrics(t); !strings.Contains(m, `sluice_requests_rejected_total{reason="plugin"} 1`) {
-		t.Errorf("the local reply was not counted:\n%s", grep(m, "rejected"))
+		t.Errorf("the local reply was not counted:\n%s", testsync.Grep(m, "rejected"))
 	}
-}
-
-func grep(text, sub string) string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 const probePkg = "wasm/testdata/guests/probe"
@@ -225,7 +216,7 @@ func TestE2EProbeLocalResponse(t *testing.T) {
 		t.Errorf("plugin local responses = %q, want 1", got)
 	}
 	if m := e.metrics(t); !strings.Contains(m, `sluice_requests_rejected_total{reason="plugin"} 1`) {
-		t.Errorf("proxy did not count the local reply:\n%s", grep(m, "rejected"))
+		t.Errorf("proxy did not count the local reply:\n%s", testsync.Grep(m, "rejected"))
 	}
 }
 

@@ -11,14 +11,7 @@ func TestFixtureOK(t *testing.T) {
 	for _, name := range []string{"ok", "ok_abi_0_2_0"} {
 		p := h.mustLoad(t, fixtureConfig(t, name))
 		ex := newExchange("/")
-		st, err := p.NewStream(ex)
-		if err != nil {
-			t.Fatal(err)
-		}
-		act, err := st.OnRequestHeaders(true)
-		if err != nil || act != proxy.ActionContinue {
-			t.Fatalf("OnRequestHeaders = %v, %v", act, err)
-		}
+		st := startRequest(t, p, ex, proxy.ActionContinue)
 		if v, ok := ex.RequestHeaders().GetString("x-wat"); !ok || string(v) != "ok" {
 			t.Fatalf("x-wat = %q, %v", v, ok)
 		}

@@ -108,6 +108,21 @@ func newExchange(path string, headers ...string) *proxy.Exchange {
 	return ex
 }
 
+// startRequest opens a stream on p for ex and runs its request headers
+// (end of stream), failing t on an error or when the plugin's action is
+// not want. The caller ends the stream (OnDone).
+func startRequest(t testing.TB, p *Plugin, ex *proxy.Exchange, want proxy.Action) proxy.Stream {
+	t.Helper()
+	st, err := p.NewStream(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if act, err := st.OnRequestHeaders(true); err != nil || act != want {
+		t.Fatalf("OnRequestHeaders = %v, %v; want %v", act, err, want)
+	}
+	return st
+}
+
 // waitFor polls cond for up to 5 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -47,9 +48,12 @@ type HostConfig struct {
 	// Upstreams are the pools proxy_http_call can reach by name when
 	// Callouts is nil: the Host then sends callouts itself with an
 	// HTTPCallouts over their endpoints (round-robin, 1 MiB response
-	// cap). Pass the proxy configuration's Upstreams. Default none: every
-	// proxy_http_call fails with BAD_ARGUMENT (unknown pool).
-	Upstreams []proxy.UpstreamConfig
+	// cap). Pass the Upstreams of the proxy configuration's
+	// config.Config.Resolve, the values the proxy's own pools are built
+	// from: the Host parses no endpoint URL itself. Read, not copied or
+	// modified. Default none: every proxy_http_call fails with
+	// BAD_ARGUMENT (unknown pool).
+	Upstreams []config.Upstream
 	// Callouts, when set, sends proxy_http_call requests instead of the
 	// HTTPCallouts built from Upstreams. The Host does not close it.
 	Callouts Callouts
@@ -335,7 +339,7 @@ func (h *Host) currentCallouts() Callouts {
 // started on; the old pools' idle connections are closed. It does nothing
 // when the Host was given its own HostConfig.Callouts. Safe for
 // concurrent use with calls; on error the running pools stay.
-func (h *Host) SetUpstreams(upstreams []proxy.UpstreamConfig) error {
+func (h *Host) SetUpstreams(upstreams []config.Upstream) error {
 	if cs := h.callouts.Load(); cs != nil && cs.own == nil {
 		return nil
 	}

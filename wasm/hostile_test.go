@@ -267,26 +267,13 @@ func TestStreamsOnDiscardedInstanceFail(t *testing.T) {
 	p := h.mustLoad(t, pc)
 	defer p.Close()
 	// Two requests pinned to the single instance.
-	ex1, ex2 := newExchange("/1"), newExchange("/2")
-	s1, err := p.NewStream(ex1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2, err := p.NewStream(ex2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s1.OnRequestHeaders(true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s2.OnRequestHeaders(true); err != nil {
-		t.Fatal(err)
-	}
+	s1 := startRequest(t, p, newExchange("/1"), proxy.ActionContinue)
+	s2 := startRequest(t, p, newExchange("/2"), proxy.ActionContinue)
 	if _, err := s1.OnResponseHeaders(true); err == nil {
 		t.Fatal("trap not reported")
 	}
 	s1.OnDone()
-	_, err = s2.OnResponseHeaders(true)
+	_, err := s2.OnResponseHeaders(true)
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Kind != KindUnavailable || !errors.Is(err, ErrInstanceDiscarded) {
 		t.Fatalf("stream on the discarded instance: %v", err)

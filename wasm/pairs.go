@@ -114,10 +114,24 @@ func (r *pairsReader) next() (key, value []byte, ok bool) {
 	return key, value, true
 }
 
-// reset rewinds r to the first pair.
-func (r *pairsReader) reset() {
-	r.i = 0
-	r.pos = 4 + uint64(r.n)*8
+// eachPair checks data as pairsReader.validate does and calls fn with
+// each pair in order (views into data, valid only during the call) until
+// fn returns false. It reports whether data is well formed and fn accepted
+// every pair. fn does not escape: a closure passed here is not allocated.
+func eachPair(data []byte, fn func(key, value []byte) bool) bool {
+	var r pairsReader
+	if !r.validate(data) {
+		return false
+	}
+	for {
+		k, v, ok := r.next()
+		if !ok {
+			return true
+		}
+		if !fn(k, v) {
+			return false
+		}
+	}
 }
 
 // decodePairsInto replaces h's fields with the encoded map in data,
@@ -126,32 +140,22 @@ func (r *pairsReader) reset() {
 // validField; with keep true, a field h holds already is accepted as is
 // (validFieldOrKept).
 func decodePairsInto(h *proxy.Headers, data []byte, keep bool) bool {
-	var r pairsReader
-	if !r.validate(data) {
+	if !eachPair(data, func(k, v []byte) bool {
+		if keep {
+			return validFieldOrKept(h, k, v)
+		}
+		return validField(k, v)
+	}) {
 		return false
 	}
-	for {
-		k, v, ok := r.next()
-		if !ok {
-			break
-		}
-		if keep && !validFieldOrKept(h, k, v) || !keep && !validField(k, v) {
-			return false
-		}
-	}
 	h.Reset()
-	for pass := 0; pass < 2; pass++ {
-		r.reset()
-		for {
-			k, v, ok := r.next()
-			if !ok {
-				break
-			}
-			pseudo := len(k) > 0 && k[0] == ':'
-			if pseudo == (pass == 0) {
+	for _, pseudo := range [2]bool{true, false} {
+		eachPair(data, func(k, v []byte) bool {
+			if (len(k) > 0 && k[0] == ':') == pseudo {
 				h.Add(k, v)
 			}
-		}
+			return true
+		})
 	}
 	return true
 }

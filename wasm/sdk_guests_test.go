@@ -60,7 +60,7 @@ func TestAssemblyScriptSharedDataAndCallout(t *testing.T) {
 	path := plugintest.BuildAS(t, "../plugins/assemblyscript")
 	auth := newCalloutServer(t, "auth", nil)
 	h := newTestHostWith(t, func(c *HostConfig) {
-		c.Upstreams = []proxy.UpstreamConfig{{Name: "auth", Endpoints: []string{auth.URL}}}
+		c.Upstreams = resolvedPools(t, proxy.UpstreamConfig{Name: "auth", Endpoints: []string{auth.URL}})
 	})
 	load := func(name, config string) *Plugin {
 		return h.mustLoad(t, proxy.PluginConfig{Name: name, Path: path, Config: proxy.RawConfig(config),

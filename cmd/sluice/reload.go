@@ -9,6 +9,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/internal/exposition"
+	"github.com/sluice-proxy/sluice/proxy/config"
 
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/wasm"
@@ -61,24 +62,25 @@ func newLive(o *options, flags map[string]bool, demo *demoUpstream, log *slog.Lo
 
 // finishConfig applies what the command adds to a loaded config (the
 // -demo upstream when the config names none, plugin paths made relative
-// to the config file) and validates it.
-func finishConfig(cfg *proxy.Config, o *options, demo *demoUpstream) error {
+// to the config file) and validates it, returning it resolved: endpoints
+// parsed once, for the proxy and the plugin host alike.
+func finishConfig(cfg *proxy.Config, o *options, demo *demoUpstream) (*config.Resolved, error) {
 	if demo != nil && len(cfg.Upstreams) == 0 {
 		cfg.Upstreams = []proxy.UpstreamConfig{demo.upstream()}
 	}
 	resolvePluginPaths(cfg, o.configPath)
 	resolveTLSPaths(cfg, o.configPath)
-	return cfg.Validate()
+	return cfg.Resolve()
 }
 
-// ensureHost creates the plugin host if cfg names a plugin and there is
+// ensureHost creates the plugin host if rc names a plugin and there is
 // none yet.
-func (l *live) ensureHost(ctx context.Context, cfg *proxy.Config) error {
-	if l.host != nil || len(cfg.Plugins) == 0 {
+func (l *live) ensureHost(ctx context.Context, rc *config.Resolved) error {
+	if l.host != nil || len(rc.Config.Plugins) == 0 {
 		return nil
 	}
 	hc := l.hostCfg
-	hc.Upstreams = cfg.Upstreams
+	hc.Upstreams = rc.Upstreams
 	h, err := wasm.NewHost(ctx, hc)
 	if err != nil {
 		return err
@@ -90,8 +92,9 @@ func (l *live) ensureHost(ctx context.Context, cfg *proxy.Config) error {
 // build loads cfg's plugins (reusing unchanged ones) and returns the
 // server options for a generation; the plugins are released when the
 // generation is retired. reused counts the plugins reused.
-func (l *live) build(ctx context.Context, cfg *proxy.Config) (opts proxy.Options, held []*loadedPlugin, reused int, err error) {
-	if err := l.ensureHost(ctx, cfg); err != nil {
+func (l *live) build(ctx context.Context, rc *config.Resolved) (opts proxy.Options, held []*loadedPlugin, reused int, err error) {
+	cfg := rc.Config
+	if err := l.ensureHost(ctx, rc); err != nil {
 		return opts, nil, 0, err
 	}
 	held, reused, err = l.plugins.acquire(ctx, l.host, cfg.Plugins)
@@ -108,8 +111,9 @@ func (l *live) build(ctx context.Context, cfg *proxy.Config) (opts proxy.Options
 }
 
 // start builds the first generation.
-func (l *live) start(ctx context.Context, cfg *proxy.Config) error {
-	opts, held, _, err := l.build(ctx, cfg)
+func (l *live) start(ctx context.Context, rc *config.Resolved) error {
+	cfg := rc.Config
+	opts, held, _, err := l.build(ctx, rc)
 	if err != nil {
 		return err
 	}
@@ -145,7 +149,8 @@ func (l *live) tryReload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := finishConfig(cfg, l.o, l.demo); err != nil {
+	rc, err := finishConfig(cfg, l.o, l.demo)
+	if err != nil {
 		return err
 	}
 	// Settings only a restart can apply refuse the reload before any
@@ -153,7 +158,7 @@ func (l *live) tryReload(ctx context.Context) error {
 	if err := l.srv.CheckReload(cfg); err != nil {
 		return err
 	}
-	opts, held, reused, err := l.build(ctx, cfg)
+	opts, held, reused, err := l.build(ctx, rc)
 	if err != nil {
 		return err
 	}
@@ -170,10 +175,10 @@ func (l *live) tryReload(ctx context.Context) error {
 		return err
 	}
 	if l.host != nil {
-		// NewHTTPCallouts accepts every endpoint Validate accepts, so
+		// NewHTTPCallouts accepts every endpoint Resolve accepts, so
 		// this cannot fail for a config that got this far; if it did,
 		// plugins' calls would keep the previous pools.
-		if err := l.host.SetUpstreams(cfg.Upstreams); err != nil {
+		if err := l.host.SetUpstreams(rc.Upstreams); err != nil {
 			l.log.Error("sluice: reload: plugin HTTP calls keep the previous upstream pools", "error", err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/plugintest"
 	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -34,15 +35,16 @@ type liveProxy struct {
 
 // startLive writes config (hostname and the shared plugin compilation
 // cache added) and serves it.
-func startLive(t *testing.T, config string) *liveProxy {
+func startLive(t *testing.T, conf string) *liveProxy {
 	t.Helper()
 	p := &liveProxy{t: t, path: writeConfig(t, ""), logs: &testsync.LogBuffer{}}
-	p.write(config)
+	p.write(conf)
 	o := &options{configPath: p.path}
 	flags := map[string]bool{}
 	cfg, err := buildConfig(o, flags)
+	var rc *config.Resolved
 	if err == nil {
-		err = finishConfig(cfg, o, nil)
+		rc, err = finishConfig(cfg, o, nil)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +53,7 @@ func startLive(t *testing.T, config string) *liveProxy {
 	log := newLeveledLogger(cfg.Log, p.logs, level)
 	ctx := context.Background()
 	p.l = newLive(o, flags, nil, log, level, cfg.PluginCacheDir)
-	if err := p.l.start(ctx, cfg); err != nil {
+	if err := p.l.start(ctx, rc); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/version"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/sluice-proxy/sluice/wasm"
 )
 
@@ -54,7 +55,8 @@ func run(args []string, stdout, stderr *os.File) int {
 			cfg.Upstreams = []proxy.UpstreamConfig{demo.upstream()}
 		}
 	}
-	if err := finishConfig(cfg, o, demo); err != nil {
+	rc, err := finishConfig(cfg, o, demo)
+	if err != nil {
 		fatalf(stderr, "%v", err)
 		return exitConfig
 	}
@@ -77,7 +79,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	if o.validate {
 		return validate(ctx, l, cfg, stdout, stderr)
 	}
-	return serve(ctx, cfg, l)
+	return serve(ctx, rc, l)
 }
 
 // validate compiles and checks every plugin of cfg (-validate).
@@ -101,7 +103,8 @@ func validate(ctx context.Context, l *live, cfg *proxy.Config, stdout, stderr *o
 
 // serve builds the server, loads plugins, marks ready and runs until
 // SIGTERM or SIGINT, then drains. SIGHUP reloads (live.reload).
-func serve(ctx context.Context, cfg *proxy.Config, l *live) int {
+func serve(ctx context.Context, rc *config.Resolved, l *live) int {
+	cfg := rc.Config
 	logger := l.log
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -112,7 +115,7 @@ func serve(ctx context.Context, cfg *proxy.Config, l *live) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := l.start(ctx, cfg); err != nil {
+	if err := l.start(ctx, rc); err != nil {
 		logger.Error("sluice: cannot start", "error", err)
 		return exitError
 	}

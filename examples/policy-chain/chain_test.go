@@ -65,10 +65,14 @@ func serve(t *testing.T, cfg *proxy.Config) (string, *plugintest.LogBuffer) {
 	logs := &plugintest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
+	resolved, err := cfg.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
 	host, err := wasm.NewHost(ctx, wasm.HostConfig{
 		CacheDir:  plugintest.CompileCacheDir(),
 		Logger:    logger,
-		Upstreams: cfg.Upstreams,
+		Upstreams: resolved.Upstreams,
 	})
 	if err != nil {
 		t.Fatal(err)

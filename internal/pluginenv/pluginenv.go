@@ -17,7 +17,9 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/sluice-proxy/sluice/wasm"
 )
 
@@ -43,8 +45,9 @@ func PluginPath(t *testing.T, pkg string) string {
 
 // NewHost returns a wasm host logging to logs and exporting plugin
 // metrics to set (nil: a private set), closed when the test ends.
-// upstreams are the pools its HTTP callouts can reach.
-func NewHost(t *testing.T, logs io.Writer, upstreams []proxy.UpstreamConfig, set *metrics.Set) *wasm.Host {
+// upstreams are the pools its HTTP callouts can reach, as
+// config.Config.Resolve returns them.
+func NewHost(t *testing.T, logs io.Writer, upstreams []config.Upstream, set *metrics.Set) *wasm.Host {
 	t.Helper()
 	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{
 		CacheDir:  plugintest.CompileCacheDir(),
@@ -111,7 +114,12 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 	t.Helper()
 	logs := &plugintest.LogBuffer{}
 	set := metrics.NewSet()
-	host := NewHost(t, logs, cfg.Upstreams, set)
+	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
+	resolved, err := cfg.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := NewHost(t, logs, resolved.Upstreams, set)
 	var filters []proxy.Filter
 	for _, pc := range plugins {
 		p, err := host.Load(context.Background(), pc)
@@ -120,7 +128,6 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 		}
 		filters = append(filters, p)
 	}
-	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
 	srv, url := plugintest.Serve(t, cfg, proxy.Options{Filters: filters, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	return &Env{URL: url, Server: srv, Logs: logs, Metrics: set,
 		Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
@@ -152,19 +159,8 @@ func (e *Env) CheckMetric(t *testing.T, series, want string) {
 // sent as JSON.
 func (e *Env) Do(t *testing.T, method, path, body string, headers ...string) (*http.Response, string) {
 	t.Helper()
-	var rd io.Reader
 	if body != "" {
-		rd = strings.NewReader(body)
+		headers = append([]string{"content-type", "application/json"}, headers...)
 	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("content-type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	return plugintest.RoundTrip(t, e.Client, req)
+	return plugintest.RoundTrip(t, e.Client, testsync.NewRequest(t, method, e.URL+path, body, headers...))
 }

@@ -101,14 +101,21 @@ func TestGuestBehaviour(t *testing.T) {
 	for _, g := range thirdPartyGuests() {
 		t.Run(g.lang, func(t *testing.T) {
 			path := g.build(t)
+			// start runs the guest's start-up with config; want is what
+			// proxy_on_configure must return (1 accepted, 0 refused).
+			start := func(t *testing.T, config string, want uint32) *miniHost {
+				t.Helper()
+				h := newMiniHost(t, path, hostOptions{})
+				h.config = config
+				if r := h.start(); r != want {
+					t.Fatalf("configure(%q) returned %d, want %d; logs %q", config, r, want, h.logs)
+				}
+				return h
+			}
 
 			t.Run("policy", func(t *testing.T) {
 				for _, config := range []string{"", "policy", " policy\n"} {
-					h := newMiniHost(t, path, hostOptions{})
-					h.config = config
-					if r := h.start(); r != 1 {
-						t.Fatalf("configure(%q) returned %d, want 1; logs %q", config, r, h.logs)
-					}
+					h := start(t, config, 1)
 					if a := h.exchange("/forbidden/secret"); a != 1 {
 						t.Errorf("/forbidden/secret: action %d, want 1 (PAUSE)", a)
 					}
@@ -132,11 +139,7 @@ func TestGuestBehaviour(t *testing.T) {
 			})
 
 			t.Run("headers-only", func(t *testing.T) {
-				h := newMiniHost(t, path, hostOptions{})
-				h.config = "headers-only"
-				if r := h.start(); r != 1 {
-					t.Fatalf("configure returned %d, want 1; logs %q", r, h.logs)
-				}
+				h := start(t, "headers-only", 1)
 				for i := 0; i < 3; i++ {
 					if a := h.exchange("/forbidden"); a != 0 {
 						t.Fatalf("action %d, want 0", a)
@@ -154,11 +157,7 @@ func TestGuestBehaviour(t *testing.T) {
 			})
 
 			t.Run("bad config", func(t *testing.T) {
-				h := newMiniHost(t, path, hostOptions{})
-				h.config = "shared-data-please"
-				if r := h.start(); r != 0 {
-					t.Fatalf("configure returned %d, want 0", r)
-				}
+				h := start(t, "shared-data-please", 0)
 				if !strings.Contains(strings.Join(h.logs, "\n"), "unknown configuration") {
 					t.Errorf("no log naming the bad configuration; logs %q", h.logs)
 				}

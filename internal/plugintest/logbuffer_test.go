@@ -15,16 +15,14 @@ func TestLogBufferHammer(t *testing.T) {
 	var b LogBuffer
 	var wg sync.WaitGroup
 	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range lines {
 				fmt.Fprintf(&b, "w%d line %d\n", w, i)
 				if i%50 == 0 {
 					_ = b.String()
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	got := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")

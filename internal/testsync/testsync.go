@@ -1,12 +1,15 @@
 // Package testsync holds the helpers tests of every package need when
 // goroutines are involved: a log buffer safe to read while others write,
-// a bounded wait for a condition, and clients kept busy (Load). It imports nothing of Sluice, so
+// a bounded wait for a condition, clients kept busy (Load), Grep to quote
+// the relevant lines of a log or /metrics text in a failure message, and
+// NewRequest. It imports nothing of Sluice, so
 // every package's tests can use it (package proxy's included, which
 // cannot import internal/plugintest). Only tests import it.
 package testsync
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -96,4 +99,17 @@ func (l *Load) Stop() (sent, failed int64) {
 	close(l.stop)
 	l.wg.Wait()
 	return l.sent.Load(), l.failed.Load()
+}
+
+// Grep returns the lines of text that contain sub, joined by "\n" (""
+// when none does), for a failure message that quotes the relevant part of
+// a log or of /metrics output rather than all of it.
+func Grep(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -94,8 +94,12 @@ func benchPluginCPU(b *testing.B, pkg, config string) {
 		urls = append(urls, up.URL)
 	}
 	cfg := proxy.NewConfig().WithUpstream("llm", urls...).WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
+	resolved, err := cfg.Resolve()
+	if err != nil {
+		b.Fatal(err)
+	}
 	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{CacheDir: plugintest.CompileCacheDir(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Upstreams: cfg.Upstreams})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Upstreams: resolved.Upstreams})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,11 +5,13 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm ./plugins/headers
 //
 // A plugin is a package main with an empty main function and an init
-// function that registers its VM context:
+// function that registers its VM context, or, when the VM context would
+// only create plugin contexts, their factory:
 //
 //	func main() {}
 //
 //	func init() { sdk.SetVMContext(&vm{}) }
+//	// or: func init() { sdk.SetPluginContext(func(uint32) sdk.PluginContext { return &plugin{} }) }
 //
 // The host calls the module's _initialize export (which runs init), then the
 // proxy_on_* callbacks exported by this package. They are dispatched to a

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/internal/testhttp"
 )
 
@@ -33,17 +34,10 @@ func newClient(t *testing.T) *http.Client {
 // do sends a request and returns the response with its whole body read.
 func do(t *testing.T, c *http.Client, method, url, body string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		hdr = append([]string{"Content-Type", "application/json"}, hdr...)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	return testhttp.Do(t, c, req)
+	return testhttp.Do(t, c, testsync.NewRequest(t, method, url, body, hdr...))
 }
 
 // readSSE reads server-sent events until the end of r, returning the data

@@ -14,16 +14,8 @@ var name = "plugin"
 // plugin's init.
 func Register(plugin string, newPlugin func() sdk.PluginContext) {
 	name = plugin
-	sdk.SetVMContext(vm{newPlugin: newPlugin})
+	sdk.SetPluginContext(func(uint32) sdk.PluginContext { return newPlugin() })
 }
-
-// vm is the module's VM context: it only creates plugin contexts.
-type vm struct {
-	sdk.DefaultVMContext
-	newPlugin func() sdk.PluginContext
-}
-
-func (v vm) NewPluginContext(uint32) sdk.PluginContext { return v.newPlugin() }
 
 // Configure reads the plugin configuration (none when size is 0: parse
 // gets nil) and parses it. On failure it logs at critical level — the
@@ -59,5 +51,3 @@ func PluginName() string {
 	}
 	return name
 }
-
-var _ sdk.VMContext = vm{}

@@ -75,10 +75,7 @@ func Object(data []byte, keys ...string) ([]Member, error) {
 		}
 		return nil, ErrNotObject
 	}
-	s.pos++
-	s.space()
-	if s.peek() == '}' {
-		s.pos++
+	if s.open('}') {
 		return out, s.end()
 	}
 	for {
@@ -170,6 +167,19 @@ func (s *jsonScanner) colon() error {
 	return nil
 }
 
+// open consumes the opening byte of an object or array at pos and the
+// space after it; when close follows (the container is empty) it consumes
+// that too and reports true.
+func (s *jsonScanner) open(close byte) (empty bool) {
+	s.pos++
+	s.space()
+	if s.peek() == close {
+		s.pos++
+		return true
+	}
+	return false
+}
+
 // more consumes what follows a member or element: after space, a ','
 // (more is true: another follows) or the closing byte close (more is
 // false, err nil); anything else is an error naming the container in.
@@ -193,10 +203,7 @@ func (s *jsonScanner) value(depth int) error {
 	}
 	switch c := s.peek(); {
 	case c == '{':
-		s.pos++
-		s.space()
-		if s.peek() == '}' {
-			s.pos++
+		if s.open('}') {
 			return nil
 		}
 		for {
@@ -215,10 +222,7 @@ func (s *jsonScanner) value(depth int) error {
 			}
 		}
 	case c == '[':
-		s.pos++
-		s.space()
-		if s.peek() == ']' {
-			s.pos++
+		if s.open(']') {
 			return nil
 		}
 		for {

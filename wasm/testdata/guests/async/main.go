@@ -61,11 +61,7 @@ import (
 
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(id uint32) sdk.PluginContext { return &plugin{id: id} }
+func init() { sdk.SetPluginContext(func(id uint32) sdk.PluginContext { return &plugin{id: id} }) }
 
 type plugin struct {
 	sdk.DefaultPluginContext

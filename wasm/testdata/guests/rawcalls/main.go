@@ -42,11 +42,7 @@ import (
 
 func main() {}
 
-func init() { sdk.SetVMContext(vm{}) }
-
-type vm struct{ sdk.DefaultVMContext }
-
-func (vm) NewPluginContext(uint32) sdk.PluginContext { return &plugin{} }
+func init() { sdk.SetPluginContext(func(uint32) sdk.PluginContext { return &plugin{} }) }
 
 type plugin struct{ sdk.DefaultPluginContext }
 

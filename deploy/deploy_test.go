@@ -6,6 +6,7 @@ package deploy_test
 import (
 	"bytes"
 	"debug/elf"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,8 +194,11 @@ func TestKubernetesManifests(t *testing.T) {
 	k := loadKube(t)
 	cfg, pod := k.cfg, &k.deploy.Spec.Template
 	c := &pod.Spec.Containers[0]
-	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != cfg.Port {
-		t.Errorf("container ports %+v, want the config's port %d", c.Ports, cfg.Port)
+	if !cfg.Admin.Enabled() {
+		t.Fatal("the ConfigMap's sluice.yaml has no admin listener: /metrics would be on the Service's port")
+	}
+	if len(c.Ports) != 2 || c.Ports[0].ContainerPort != cfg.Port || c.Ports[1].ContainerPort != cfg.Admin.Port {
+		t.Errorf("container ports %+v, want the config's port %d and admin port %d", c.Ports, cfg.Port, cfg.Admin.Port)
 	}
 	for _, p := range []struct {
 		name string
@@ -214,8 +218,8 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("terminationGracePeriodSeconds %d < drain_delay + shutdown_timeout = %d", g, need)
 	}
 	ann := pod.Metadata.Annotations
-	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(cfg.Port) || ann["prometheus.io/path"] != "/metrics" || !cfg.EnableMetrics {
-		t.Errorf("scrape annotations %v do not match the config (port %d, metrics on: %v)", ann, cfg.Port, cfg.EnableMetrics)
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(cfg.Admin.Port) || ann["prometheus.io/path"] != "/metrics" || !cfg.EnableMetrics {
+		t.Errorf("scrape annotations %v do not match the config (admin port %d, metrics on: %v)", ann, cfg.Admin.Port, cfg.EnableMetrics)
 	}
 	// The config file is the ConfigMap's key, mounted where args read it.
 	if i := slices.Index(c.Args, "-config"); i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != configPath {
@@ -267,7 +271,24 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatalf("kubectl kustomize: %v\n%s", err, out)
 		}
 	})
-	checkServed(t, cfg, c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path, ann["prometheus.io/path"])
+	checkServed(t, cfg, c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path)
+	checkAdminServes(t, cfg, ann["prometheus.io/path"])
+}
+
+// checkAdminServes asserts the admin handler of a server built from cfg
+// answers path 200 with a body.
+func checkAdminServes(t *testing.T, cfg *proxy.Config, path string) {
+	t.Helper()
+	srv, err := proxy.NewServer(cfg, proxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rec := httptest.NewRecorder()
+	srv.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	if rec.Code != 200 || rec.Body.Len() == 0 {
+		t.Errorf("admin GET %s: %d, want 200 with the metrics", path, rec.Code)
+	}
 }
 
 // checkServed asserts a server built from cfg answers each path itself,

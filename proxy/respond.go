@@ -19,9 +19,7 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 	out := &ctx.Response
 	up.Header.CopyTo(&out.Header)
 	out.Header.ResetConnectionClose()
-	for _, k := range hopHeaders {
-		out.Header.DelBytes(k)
-	}
+	stripHopResponse(&out.Header)
 	out.Header.SetBytesKV(strXRequestID, rs.reqID)
 	if rs.clientClose {
 		ctx.SetConnectionClose()

@@ -42,9 +42,7 @@ func (rs *requestState) prepareUpstreamRequest(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	rs.clientClose = h.ConnectionClose()
 	h.ResetConnectionClose()
-	for _, k := range hopHeaders {
-		h.DelBytes(k)
-	}
+	stripHopRequest(h)
 	trust := rs.srv.cfg.TrustForwardedHeaders
 	rs.scratch = rs.scratch[:0]
 	if trust {
@@ -333,7 +331,7 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 	resp.ParseNetConn(conn)
 
 	if hc.WriteTimeout > 0 {
-		if err = conn.SetWriteDeadline(time.Now().Add(hc.WriteTimeout)); err != nil {
+		if err = upstream.SetWriteTimeout(conn, hc.WriteTimeout); err != nil {
 			return true, rs.dropUpstream(err)
 		}
 	}

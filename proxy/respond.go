@@ -79,6 +79,9 @@ func (rs *requestState) Read(p []byte) (int, error) {
 	}
 	if !rs.filtered {
 		n, err := rs.upBody.Read(p)
+		if err == nil && n > 0 && rs.resp.Header.ContentLength() == -1 { // chunked
+			n, err = rs.readBuffered(p, n)
+		}
 		rs.usage.observe(p[:n])
 		if err == io.EOF {
 			rs.upEOF = true

@@ -193,7 +193,10 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 		rep.Samples = append(rep.Samples, s...)
 		rep.Notes = append(rep.Notes, errorNotes(s)...)
 		rep.ProxyRows = summarize(s, "proxy", names(main), o.conns, []string{kindNginx, kindHAProxy})
-		rep.Notes = append(rep.Notes, ceilingNotes(rep.ProxyRows)...)
+		for _, n := range ceilingNotes(rep.ProxyRows) {
+			logf("benchmarks: %s", n)
+			rep.Notes = append(rep.Notes, n)
+		}
 		rep.Notes = append(rep.Notes, notComparableNotes(s)...)
 		fmt.Println(proxyTable(rep.ProxyRows))
 		if err := writeChart(filepath.Join(o.out, "chart.png"), rep.ProxyRows); err != nil {

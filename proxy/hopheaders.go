@@ -19,6 +19,10 @@ import (
 // The two functions are one per fasthttp header type: through a generic
 // or an interface fasthttp's iterator escapes and allocates.
 
+// canonXRequestID is strXRequestID in fasthttp's canonical form, for
+// SetCanonical.
+var canonXRequestID = []byte("X-Request-Id")
+
 // stripHopRequest deletes from h every header of hopHeaders it holds.
 func stripHopRequest(h *fasthttp.RequestHeader) {
 	if present := hopPresent(h.All()); present != 0 {

@@ -72,6 +72,23 @@ func readTwo[M any, P interface {
 	return a, b
 }
 
+// TestCanonicalNames: the names set with SetCanonical are what
+// fasthttp's normalisation makes of them, so skipping it changes nothing.
+func TestCanonicalNames(t *testing.T) {
+	for _, k := range [][]byte{strXForwardedFor, strXForwardedProto, canonXRequestID} {
+		var h fasthttp.RequestHeader
+		h.SetBytesKV(k, []byte("v"))
+		var c fasthttp.RequestHeader
+		c.SetCanonical(k, []byte("v"))
+		if h.String() != c.String() {
+			t.Fatalf("%s is not canonical: %q vs %q", k, h.String(), c.String())
+		}
+	}
+	if !strings.EqualFold(string(canonXRequestID), string(strXRequestID)) {
+		t.Fatal("canonXRequestID names another header")
+	}
+}
+
 func TestHopBit(t *testing.T) {
 	for i, k := range hopHeaders {
 		if l := len(k); l != 2 && l != 7 && l != 10 && l != 16 && l != 17 && l != 18 && l != 19 {

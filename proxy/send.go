@@ -51,15 +51,18 @@ func (rs *requestState) prepareUpstreamRequest(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	rs.scratch = appendRemoteIP(rs.scratch, ctx.RemoteAddr())
-	h.SetBytesKV(strXForwardedFor, rs.scratch)
+	// SetCanonical: the names are written in fasthttp's canonical form,
+	// so the per-call copy and normalisation of SetBytesKV is skipped
+	// (issue 12; the request's header names are normalised as it is read).
+	h.SetCanonical(strXForwardedFor, rs.scratch)
 	if !trust || len(h.PeekBytes(strXForwardedProto)) == 0 {
 		proto := strHTTP
 		if ctx.IsTLS() {
 			proto = strHTTPS
 		}
-		h.SetBytesKV(strXForwardedProto, proto)
+		h.SetCanonical(strXForwardedProto, proto)
 	}
-	h.SetBytesKV(strXRequestID, rs.reqID)
+	h.SetCanonical(canonXRequestID, rs.reqID)
 }
 
 // appendRemoteIP appends the IP of addr without allocating.

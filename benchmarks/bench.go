@@ -75,6 +75,7 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 	}
 	cpus := allowedCPUs()
 	rep := &report{Date: time.Now(), Command: o.commandLine}
+	loadStart := loadAverage()
 	missing := missingTools(&o, len(cpus))
 	if len(missing) > 0 {
 		if !o.skipMissing {
@@ -237,6 +238,7 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 		rep.Streams = res
 		fmt.Println(streamTable(res))
 	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("load average (1 min) at the start %s, at the end %s: other work on the machine shows here, and in the core-busy column", loadStart, loadAverage()))
 	path, err := rep.write(o.out)
 	if err != nil {
 		return err

@@ -199,3 +199,25 @@ func notComparableNotes(samples []sample) []string {
 	}
 	return notes
 }
+
+// loadAverage is the 1-minute load average from /proc/loadavg, or
+// "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return parseLoadAverage(string(b))
+}
+
+// parseLoadAverage returns the first field of /proc/loadavg's text.
+func parseLoadAverage(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return "unknown"
+	}
+	if _, err := strconv.ParseFloat(f[0], 64); err != nil {
+		return "unknown"
+	}
+	return f[0]
+}

@@ -131,3 +131,14 @@ func TestCeilingNotes(t *testing.T) {
 		t.Fatalf("note %q", notes[1])
 	}
 }
+
+func TestParseLoadAverage(t *testing.T) {
+	for in, want := range map[string]string{"0.42 0.30 0.20 1/200 1234\n": "0.42", "": "unknown", "x 1 2": "unknown"} {
+		if got := parseLoadAverage(in); got != want {
+			t.Errorf("parseLoadAverage(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := loadAverage(); got == "unknown" {
+		t.Fatal("no load average on this Linux machine")
+	}
+}

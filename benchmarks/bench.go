@@ -238,6 +238,9 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 		rep.Streams = res
 		fmt.Println(streamTable(res))
 	}
+	if gs := goals(rep); len(gs) > 0 {
+		fmt.Println(goalsTable(gs))
+	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("load average (1 min) at the start %s, at the end %s: other work on the machine shows here, and in the core-busy column", loadStart, loadAverage()))
 	path, err := rep.write(o.out)
 	if err != nil {

@@ -292,6 +292,9 @@ func (r *report) markdown() string {
 	for _, g := range r.Guests {
 		fmt.Fprintf(&b, "- %s\n", g)
 	}
+	if gs := goals(r); len(gs) > 0 {
+		fmt.Fprintf(&b, "\n## Goals (issues 12 and 10)\n\nFrom comparable runs only (n/c: none); the details are in the tables below.\n\n%s", goalsTable(gs))
+	}
 	if len(r.ProxyRows) > 0 {
 		b.WriteString("\n## Proxies\n\nMedians over rounds with min–max; ratios are computed per round against the reference measured in the same round, then their median is shown. CPU µs/req is user+system time of the contender's processes (for `direct`, of the upstream itself) divided by completed requests. " +
 			"CPU busy is that time over the run's wall time (the share of one core the contender used), then how busy the proxy's pinned core was in total (/proc/stat). " +

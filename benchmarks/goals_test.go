@@ -32,7 +32,7 @@ func TestGoalsTable(t *testing.T) {
 		"| Sluice CPU/request ÷ nginx, c=50 | ≤ 1.0 | 1.20 | no |",
 		"| Sluice req/s ÷ nginx, c=256 | ≥ 1.0 | n/c | n/c |", // nginx not comparable there
 		"| third-party-style Go plugin req/s ÷ Sluice alone, c=50 (issue 10) | ≥ 0.8 | 0.85 | yes |",
-		"| SSE CPU/event ÷ nginx, 1000 streams | ≤ 1.0 | 1.25 | no |",      // median of 1.5 and 1.0
+		"| SSE CPU/event ÷ nginx, 1000 streams | ≤ 1.0 | 1.25 | no |",       // median of 1.5 and 1.0
 		"| SSE burst TTFB p50 ÷ direct, 1000 streams | ≤ 2.0 | 2.25 | no |", // median of 3.0 and 1.5
 		"| SSE memory per open stream, 1000 streams (KiB) | ≤ 16 | 28.00 | no |",
 	} {

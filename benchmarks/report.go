@@ -293,7 +293,7 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- %s\n", g)
 	}
 	if gs := goals(r); len(gs) > 0 {
-		fmt.Fprintf(&b, "\n## Goals (issues 12 and 10)\n\nFrom comparable runs only (n/c: none); the details are in the tables below.\n\n%s", goalsTable(gs))
+		fmt.Fprintf(&b, "\n## Goals (issues 12 and 10)\n\nThe req/s and CPU/request rows use comparable runs only (n/c: none). The SSE rows cannot be gated that way (a proxy that keeps up with its streams is not saturated): trust them only when the load average in the notes shows a quiet machine. The details are in the tables below.\n\n%s", goalsTable(gs))
 	}
 	if len(r.ProxyRows) > 0 {
 		b.WriteString("\n## Proxies\n\nMedians over rounds with min–max; ratios are computed per round against the reference measured in the same round, then their median is shown. CPU µs/req is user+system time of the contender's processes (for `direct`, of the upstream itself) divided by completed requests. " +

@@ -28,6 +28,10 @@ const (
 	portSluiceStream
 	portSluiceGoList
 	portSluiceGoListLog
+	portVerify // the header-counting helper behind an nginx upstream
+	portStreamNginx
+	portStreamHAProxy
+	portCount // number of ports used from -port-base
 )
 
 // contenderSpec says how to make each named contender: its port offset,
@@ -71,6 +75,7 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 	}
 	cpus := allowedCPUs()
 	rep := &report{Date: time.Now(), Command: o.commandLine}
+	loadStart := loadAverage()
 	missing := missingTools(&o, len(cpus))
 	if len(missing) > 0 {
 		if !o.skipMissing {
@@ -95,16 +100,16 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 	} else {
 		defer os.RemoveAll(tmp)
 	}
-	pinProxy, pinLoad, layout := cpuLayout(cpus, have("taskset"))
+	pinProxy, pinLoad, proxyCPU, layout := cpuLayout(cpus, have("taskset"))
 	rep.Layout, rep.Machine = layout, machineInfo()
 	logf("benchmarks: %s", layout)
 	maxConns := slices.Max(append(slices.Clone(o.conns), o.pluginConns))
-	e := &env{repo: repo, tmp: tmp, procs: procs, pinProxy: pinProxy, pinLoad: pinLoad,
+	e := &env{repo: repo, tmp: tmp, procs: procs, pinProxy: pinProxy, proxyCPU: proxyCPU, pinLoad: pinLoad,
 		upstream: o.portBase + portUpstream, maxConns: maxConns}
 	rep.Settings = []string{
 		fmt.Sprintf("wrk: `wrk -t1 -c<conns> -d%v --timeout 5s --latency http://127.0.0.1:<port>/`, connections %v, %d interleaved rounds (each round runs every contender once, order rotated by one per round), one %v warm-up run per contender and connection count first",
 			o.duration, o.conns, o.rounds, o.warmup),
-		"upstream: fasthttp in a helper process, 100-byte text/plain reply; `direct` is wrk against it (the ceiling)",
+		upstreamSetting(o.upstream),
 		fmt.Sprintf("Sluice: `sluice -config sluice.yaml`, max_concurrent_requests and max_batch_size %d, access log off, level warn", max(4096, 2*maxConns)),
 		fmt.Sprintf("nginx: 1 worker, worker_connections %d, access_log off, `upstream { keepalive %d; }`, proxy_http_version 1.1, Connection \"\", keepalive_requests 1000000 (client and upstream side)", 4*maxConns+1024, maxConns),
 		fmt.Sprintf("HAProxy: nbthread 1, mode http, http-reuse always, maxconn %d", 4*maxConns+1024),
@@ -164,7 +169,7 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 	cs := map[string]*contender{}
 	var up *proc
 	if len(wanted) > 0 {
-		if up, err = startUpstream(e, o.portBase+portUpstream); err != nil {
+		if up, err = startUpstream(e, o.upstream, o.portBase+portUpstream, o.portBase+portVerify); err != nil {
 			return err
 		}
 		if cs, err = e.startContenders(wanted, o.portBase, up, guests, rep); err != nil {
@@ -189,6 +194,11 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 		rep.Samples = append(rep.Samples, s...)
 		rep.Notes = append(rep.Notes, errorNotes(s)...)
 		rep.ProxyRows = summarize(s, "proxy", names(main), o.conns, []string{kindNginx, kindHAProxy})
+		for _, n := range ceilingNotes(rep.ProxyRows) {
+			logf("benchmarks: %s", n)
+			rep.Notes = append(rep.Notes, n)
+		}
+		rep.Notes = append(rep.Notes, notComparableNotes(s)...)
 		fmt.Println(proxyTable(rep.ProxyRows))
 		if err := writeChart(filepath.Join(o.out, "chart.png"), rep.ProxyRows); err != nil {
 			return err
@@ -203,6 +213,7 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 		rep.Samples = append(rep.Samples, s...)
 		rep.Notes = append(rep.Notes, errorNotes(s)...)
 		rep.PluginRows = summarize(s, "plugins", names(pl), []int{o.pluginConns}, []string{kindSluice})
+		rep.Notes = append(rep.Notes, notComparableNotes(s)...)
 		fmt.Println(pluginTable(rep.PluginRows))
 	} else if o.wantsWrkBench && o.plugins {
 		rep.Notes = append(rep.Notes, "plugin-chain benchmark skipped: it needs Sluice and at least one built plugin")
@@ -227,6 +238,10 @@ func runBench(ctx context.Context, o options, procs *procSet) error {
 		rep.Streams = res
 		fmt.Println(streamTable(res))
 	}
+	if gs := goals(rep); len(gs) > 0 {
+		fmt.Println(goalsTable(gs))
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("load average (1 min) at the start %s, at the end %s: other work on the machine shows here, and in the core-busy column", loadStart, loadAverage()))
 	path, err := rep.write(o.out)
 	if err != nil {
 		return err
@@ -311,12 +326,24 @@ func buildSluice(ctx context.Context, repo, dir string) (bin, why string, err er
 	return bin, "", nil
 }
 
-// startUpstream starts the fast upstream helper pinned to the load CPU.
-func startUpstream(e *env, port int) (*proc, error) {
+// startUpstream starts the upstream on port, pinned to the load CPU: nginx
+// answering `return 200` (kind "nginx"; issue 12: an upstream that is never
+// the bottleneck) or the fasthttp helper (kind "fasthttp"). Behind nginx
+// the fasthttp helper also runs, on verifyPort, answering only the
+// verification path (verifyPath), where it counts the bench headers the
+// plugins added. The returned proc is the one `direct` charges.
+func startUpstream(e *env, kind string, port, verifyPort int) (*proc, error) {
 	if err := checkPort(port); err != nil {
 		return nil, err
 	}
-	cmd, err := selfCommand(e.pinLoad, "upstream", "-addr", "127.0.0.1:"+strconv.Itoa(port))
+	helperPort := port
+	if kind == upstreamNginx {
+		helperPort = verifyPort
+		if err := checkPort(helperPort); err != nil {
+			return nil, err
+		}
+	}
+	cmd, err := selfCommand(e.pinLoad, "upstream", "-addr", "127.0.0.1:"+strconv.Itoa(helperPort))
 	if err != nil {
 		return nil, err
 	}
@@ -324,10 +351,28 @@ func startUpstream(e *env, port int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitHTTP("http://127.0.0.1:"+strconv.Itoa(port)+"/", 200, readyTimeout, p); err != nil {
+	if err := waitHTTP("http://127.0.0.1:"+strconv.Itoa(helperPort)+"/", 200, readyTimeout, p); err != nil {
 		return nil, err
 	}
-	return p, nil
+	if kind != upstreamNginx {
+		return p, nil
+	}
+	dir := filepath.Join(e.tmp, "nginx-upstream")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("benchmarks: %w", err)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxUpstreamConf(dir, port, verifyPort, e.maxConns)), 0o644); err != nil {
+		return nil, fmt.Errorf("benchmarks: %w", err)
+	}
+	np, err := e.procs.Start("nginx upstream", pinned(e.pinLoad, "nginx", "-e", "stderr", "-p", dir, "-c", conf))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP("http://127.0.0.1:"+strconv.Itoa(port)+verifyPath, 200, readyTimeout, np); err != nil {
+		return nil, fmt.Errorf("%w\nnginx upstream output:\n%s", err, tail(np.Output(), 2000))
+	}
+	return np, nil
 }
 
 // wrkRounds runs the interleaved rounds of one benchmark: after a warm-up,
@@ -355,8 +400,9 @@ func (e *env) wrkRounds(ctx context.Context, bench string, cs []*contender, conn
 					return nil, err
 				}
 				s.Bench, s.Round, s.Order = bench, r, i
-				logf("benchmarks: %s round %d/%d c=%d %-13s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  CPU %6.1f µs/req%s",
-					bench, r+1, o.rounds, cn, c.Name, s.Wrk.RPS, ms(s.Wrk.P50), ms(s.Wrk.P99), s.CPUPerReq, errNote(s.Wrk))
+				logf("benchmarks: %s round %d/%d c=%d %-13s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  CPU %6.1f µs/req  busy %s / core %s%s%s",
+					bench, r+1, o.rounds, cn, c.Name, s.Wrk.RPS, ms(s.Wrk.P50), ms(s.Wrk.P99), s.CPUPerReq,
+					pct(s.ProcBusy), pct(s.CoreBusy), ncNote(s), errNote(s.Wrk))
 				if (s.Wrk.Errors() > 0 || s.Wrk.Requests == 0) && s.Log != "" {
 					logf("benchmarks: %s wrote during that run:\n%s", c.Name, s.Log)
 				}
@@ -395,17 +441,25 @@ func (e *env) measure(ctx context.Context, c *contender, conns int, d time.Durat
 		return s, fmt.Errorf("benchmarks: %s has exited: %v\n%s", c.Name, c.proc.err, tail(c.proc.Output(), 2000))
 	}
 	mark := c.proc.output.Written()
+	core0, coreErr := e.proxyCoreTicks()
 	t0, err := treeTicks(c.pid())
 	if err != nil {
 		return s, err
 	}
+	w0 := time.Now()
 	res, _, err := runWrk(ctx, e.pinLoad, conns, d, c.URL())
 	if err != nil {
 		return s, err
 	}
+	wall := time.Since(w0)
 	t1, err := treeTicks(c.pid())
 	if err != nil {
 		return s, fmt.Errorf("benchmarks: %s during wrk: %w\n%s", c.Name, err, tail(c.proc.Output(), 2000))
+	}
+	core1, coreErr1 := e.proxyCoreTicks()
+	s.CoreBusy = -1
+	if coreErr == nil && coreErr1 == nil && c.Kind != kindDirect {
+		s.CoreBusy = busyBetween(core0, core1)
 	}
 	s.Wrk = res
 	if res.Errors() > 0 || res.Requests == 0 {
@@ -415,6 +469,10 @@ func (e *env) measure(ctx context.Context, c *contender, conns int, d time.Durat
 	if res.Requests > 0 {
 		s.CPUPerReq = s.CPUMicros / float64(res.Requests)
 	}
+	// wrk's own start-up and exit are inside wall, so a saturated proxy
+	// reads a little under 100 %.
+	s.ProcBusy = s.CPUMicros / float64(wall.Microseconds())
+	judge(&s, c.Kind)
 	return s, nil
 }
 

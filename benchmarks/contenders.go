@@ -46,6 +46,7 @@ type env struct {
 	tmp       string   // scratch directory, removed at exit
 	procs     *procSet // owner of every child
 	pinProxy  []string // taskset prefix for the proxy under test ("" = none)
+	proxyCPU  int      // the CPU pinProxy pins to (meaningless when pinProxy is empty)
 	pinLoad   []string // taskset prefix for wrk and the upstreams
 	upstream  int      // port of the fast upstream
 	maxConns  int      // largest wrk connection count (sizes pools)
@@ -116,15 +117,44 @@ func sluiceYAML(port, upstreamPort, slots int, plugins []sluicePlugin, cacheDir 
 // keepalive_requests raised so nginx does not close wrk's connections every
 // 1000 requests (its default) while the other proxies keep them.
 // worker_connections (client plus upstream sockets) is sized from
-// keepalive so that it fits the inherited open-file limit.
-func nginxConf(dir string, port, upstreamPort, keepalive int) string {
+// keepalive so that it fits the inherited open-file limit. With streaming,
+// responses are passed on as they arrive (proxy_buffering off), as an SSE
+// deployment of nginx must be configured.
+func nginxConf(dir string, port, upstreamPort, keepalive int, streaming bool) string {
+	buffering := "on"
+	if streaming {
+		buffering = "off"
+	}
+	return nginxHead(dir, 4*keepalive+1024) + fmt.Sprintf(`    upstream bench {
+        server 127.0.0.1:%[2]d;
+        keepalive %[3]d;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:%[1]d backlog=4096;
+        location / {
+            proxy_pass http://bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering %[4]s;
+        }
+    }
+}
+`, port, upstreamPort, keepalive, buffering)
+}
+
+// nginxHead is the start of every nginx.conf the harness writes, up to
+// and including "http {": one worker in the foreground, files under dir,
+// no access log, keep-alive connections never closed for their request
+// count (nginx's default closes them every 1000 requests).
+func nginxHead(dir string, workerConns int) string {
 	return fmt.Sprintf(`worker_processes 1;
 daemon off;
 master_process on;
 pid %[1]s/nginx.pid;
 error_log stderr warn;
 events {
-    worker_connections %[5]d;
+    worker_connections %[2]d;
 }
 http {
     access_log off;
@@ -134,28 +164,22 @@ http {
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
     keepalive_requests 1000000;
-    upstream bench {
-        server 127.0.0.1:%[3]d;
-        keepalive %[4]d;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:%[2]d backlog=4096;
-        location / {
-            proxy_pass http://bench;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-`, dir, port, upstreamPort, keepalive, 4*keepalive+1024)
+`, dir, workerConns)
 }
 
 // haproxyConf renders haproxy.cfg: one thread, HTTP mode, server
 // connections reused across client connections (http-reuse always).
 // maxconn is set explicitly because HAProxy derives its open-file need
 // from it and refuses to start when the limit cannot be raised that far.
-func haproxyConf(port, upstreamPort, maxconn int) string {
+// With streaming it adds `option http-no-delay`, which an SSE deployment
+// needs: without it HAProxy sends a chunked body's pieces with MSG_MORE,
+// and the kernel holds each event up to 200 ms (measured: TTFB 205 ms p50
+// against 0.5 ms direct).
+func haproxyConf(port, upstreamPort, maxconn int, streaming bool) string {
+	noDelay := ""
+	if streaming {
+		noDelay = "\n    option http-no-delay"
+	}
 	return fmt.Sprintf(`global
     nbthread 1
     maxconn %d
@@ -164,13 +188,13 @@ defaults
     timeout connect 5s
     timeout client 60s
     timeout server 60s
-    http-reuse always
+    http-reuse always%s
 frontend bench
     bind 127.0.0.1:%d
     default_backend upstream
 backend upstream
     server u1 127.0.0.1:%d
-`, maxconn, port, upstreamPort)
+`, maxconn, noDelay, port, upstreamPort)
 }
 
 // start launches c (pinned to the proxy CPU), waits until it answers and
@@ -204,14 +228,14 @@ func (e *env) start(c *contender) error {
 			return fmt.Errorf("benchmarks: %w", err)
 		}
 		conf := filepath.Join(dir, "nginx.conf")
-		c.Config = nginxConf(dir, c.Port, e.upstream, e.maxConns)
+		c.Config = nginxConf(dir, c.Port, e.upstream, e.maxConns, false)
 		if err := os.WriteFile(conf, []byte(c.Config), 0o644); err != nil {
 			return fmt.Errorf("benchmarks: %w", err)
 		}
 		cmd = pinned(e.pinProxy, "nginx", "-e", "stderr", "-p", dir, "-c", conf)
 	case kindHAProxy:
 		conf := filepath.Join(e.tmp, "haproxy.cfg")
-		c.Config = haproxyConf(c.Port, e.upstream, 4*e.maxConns+1024)
+		c.Config = haproxyConf(c.Port, e.upstream, 4*e.maxConns+1024, false)
 		if err := os.WriteFile(conf, []byte(c.Config), 0o644); err != nil {
 			return fmt.Errorf("benchmarks: %w", err)
 		}
@@ -234,9 +258,9 @@ func (e *env) start(c *contender) error {
 	return e.verify(c)
 }
 
-// verify sends one GET / through c and checks the reply.
+// verify sends one GET verifyPath through c and checks the reply.
 func (e *env) verify(c *contender) error {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(c.URL())
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(strings.TrimSuffix(c.URL(), "/") + verifyPath)
 	if err != nil {
 		return fmt.Errorf("benchmarks: %s: check request: %w", c.Name, err)
 	}
@@ -271,20 +295,22 @@ func pinned(pin []string, name string, args ...string) *exec.Cmd {
 	return exec.Command(all[0], all[1:]...)
 }
 
-// cpuLayout decides the pinning: with two or more CPUs the proxy gets the
-// first allowed CPU and wrk plus the upstreams the second. It returns the
-// taskset prefixes and a sentence for the report.
-func cpuLayout(cpus []int, haveTaskset bool) (proxy, load []string, desc string) {
+// cpuLayout decides the pinning (issue 12): with two or more CPUs, wrk
+// and the upstreams get the first allowed CPU and the proxy under test the
+// second, alone, so that nothing but the proxy competes for its core and
+// its busy share (judge) says whether it was the bottleneck. It returns
+// the taskset prefixes, the proxy's CPU and a sentence for the report.
+func cpuLayout(cpus []int, haveTaskset bool) (proxy, load []string, proxyCPU int, desc string) {
 	switch {
 	case !haveTaskset:
-		return nil, nil, "no pinning (taskset missing): proxies, wrk and upstream share all CPUs"
+		return nil, nil, -1, "no pinning (taskset missing): proxies, wrk and upstream share all CPUs; the core-busy column is empty"
 	case len(cpus) < 2:
-		return nil, nil, fmt.Sprintf("no pinning (only %d CPU available): proxies, wrk and upstream share it", len(cpus))
+		return nil, nil, -1, fmt.Sprintf("no pinning (only %d CPU available): proxies, wrk and upstream share it; the core-busy column is empty", len(cpus))
 	}
-	a, b := strconv.Itoa(cpus[0]), strconv.Itoa(cpus[1])
-	return []string{"taskset", "-c", a}, []string{"taskset", "-c", b},
-		fmt.Sprintf("proxy under test pinned to CPU %s (taskset -c %s); wrk and the upstream share CPU %s (taskset -c %s); "+
-			"Go processes size GOMAXPROCS to their affinity, so Sluice and the upstream run with GOMAXPROCS=1", a, a, b, b)
+	l, p := strconv.Itoa(cpus[0]), strconv.Itoa(cpus[1])
+	return []string{"taskset", "-c", p}, []string{"taskset", "-c", l}, cpus[1],
+		fmt.Sprintf("wrk and the upstream share CPU %s (taskset -c %s); the proxy under test runs alone on CPU %s (taskset -c %s); "+
+			"Go processes size GOMAXPROCS to their affinity, so Sluice runs with GOMAXPROCS=1", l, l, p, p)
 }
 
 // describeGuests lists guest builds for the report.

@@ -56,7 +56,7 @@ func TestNginxConfValid(t *testing.T) {
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(nginxConf(dir, 28085, 28080, 256)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(nginxConf(dir, 28085, 28080, 256, true)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("nginx", "-t", "-e", "stderr", "-p", dir, "-c", conf).CombinedOutput(); err != nil {
@@ -69,7 +69,7 @@ func TestHAProxyConfValid(t *testing.T) {
 		t.Skip("haproxy not installed (apt-get install haproxy): skipping haproxy -c")
 	}
 	conf := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(conf, []byte(haproxyConf(28086, 28080, 2048)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(haproxyConf(28086, 28080, 2048, true)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("haproxy", "-c", "-f", conf).CombinedOutput(); err != nil {
@@ -78,15 +78,29 @@ func TestHAProxyConfValid(t *testing.T) {
 }
 
 func TestCPULayout(t *testing.T) {
-	p, l, d := cpuLayout([]int{2, 5, 7}, true)
-	if strings.Join(p, " ") != "taskset -c 2" || strings.Join(l, " ") != "taskset -c 5" || !strings.Contains(d, "CPU 2") {
-		t.Fatalf("layout %q %q %q", p, l, d)
+	p, l, cpu, d := cpuLayout([]int{2, 5, 7}, true)
+	if strings.Join(p, " ") != "taskset -c 5" || strings.Join(l, " ") != "taskset -c 2" || cpu != 5 || !strings.Contains(d, "alone on CPU 5") {
+		t.Fatalf("layout %q %q %d %q", p, l, cpu, d)
 	}
-	if p, l, d := cpuLayout([]int{0}, true); p != nil || l != nil || !strings.Contains(d, "only 1 CPU") {
-		t.Fatalf("one CPU: %q %q %q", p, l, d)
+	if p, l, cpu, d := cpuLayout([]int{0}, true); p != nil || l != nil || cpu != -1 || !strings.Contains(d, "only 1 CPU") {
+		t.Fatalf("one CPU: %q %q %d %q", p, l, cpu, d)
 	}
-	if p, _, d := cpuLayout([]int{0, 1}, false); p != nil || !strings.Contains(d, "taskset missing") {
+	if p, _, _, d := cpuLayout([]int{0, 1}, false); p != nil || !strings.Contains(d, "taskset missing") {
 		t.Fatalf("no taskset: %q %q", p, d)
+	}
+}
+
+func TestNginxUpstreamConfValid(t *testing.T) {
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Skip("nginx not installed (apt-get install nginx): skipping nginx -t")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxUpstreamConf(dir, 28080, 28093, 256)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nginx", "-t", "-e", "stderr", "-p", dir, "-c", conf).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 }
 
@@ -103,7 +117,7 @@ func TestProxiesEndToEnd(t *testing.T) {
 	procs := newProcSet()
 	defer procs.StopAll()
 	e := &env{tmp: t.TempDir(), procs: procs, upstream: base, maxConns: 8}
-	up, err := startUpstream(e, base)
+	up, err := startUpstream(e, upstreamNginx, base, base+portVerify)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,11 +136,11 @@ func TestProxiesEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Wrk.RPS <= 0 || s.Wrk.Errors() != 0 || s.CPUMicros <= 0 || s.CPUPerReq <= 0 {
+		if s.Wrk.RPS <= 0 || s.Wrk.Errors() != 0 || s.CPUMicros <= 0 || s.CPUPerReq <= 0 || s.ProcBusy <= 0 || s.ProcBusy > 1.5 {
 			t.Fatalf("%s: implausible sample %+v", c.Name, s)
 		}
 	}
-	if len(pids) < 4 { // upstream, nginx master and worker, haproxy
+	if len(pids) < 5 { // nginx upstream master and worker, nginx master and worker, haproxy
 		t.Fatalf("only %d processes found: %v", len(pids), pids)
 	}
 	// A plugin contender must be caught when its plugins did not run.

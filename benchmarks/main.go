@@ -52,6 +52,7 @@ type options struct {
 	pluginsOnly   bool
 	pluginConns   int
 	portBase      int
+	upstream      string // upstreamNginx or upstreamFasthttp
 	repo          string
 	keepTmp       bool
 	commandLine   string
@@ -85,7 +86,8 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.plugins, "plugins", true, "run the plugin-chain benchmark (0, 1 and 3 plugins per guest language)")
 	fs.BoolVar(&o.pluginsOnly, "plugins-only", false, "run only the plugin-chain benchmark")
 	fs.IntVar(&o.pluginConns, "plugin-conns", 50, "wrk connections for the plugin-chain benchmark")
-	fs.IntVar(&o.portBase, "port-base", 18080, "first of the 12 consecutive 127.0.0.1 ports used (upstream, then contenders)")
+	fs.IntVar(&o.portBase, "port-base", 18080, fmt.Sprintf("first of the %d consecutive 127.0.0.1 ports used (upstream, then contenders)", portCount))
+	fs.StringVar(&o.upstream, "upstream", upstreamNginx, "upstream for the wrk benchmarks: nginx (`return 200`, never the bottleneck) or fasthttp (the harness's own helper)")
 	fs.StringVar(&o.repo, "repo", ".", "Sluice module root (where go.mod is)")
 	fs.BoolVar(&o.keepTmp, "keep-tmp", false, "keep the scratch directory (configs, binaries) for inspection")
 	fs.BoolVar(&o.fleet, "fleet", false, "run the routing-quality benchmark (simulated engines behind Sluice, every lb_policy and routing plugin) instead")
@@ -116,8 +118,10 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("benchmarks: -stream-token-delay is %v, must be >= 0", o.streamDelay)
 	case o.pluginConns < 1:
 		return o, fmt.Errorf("benchmarks: -plugin-conns is %d, must be >= 1", o.pluginConns)
-	case o.portBase < 1024 || o.portBase > 65535-12:
-		return o, fmt.Errorf("benchmarks: -port-base is %d, must be in 1024–%d", o.portBase, 65535-12)
+	case o.portBase < 1024 || o.portBase > 65535-portCount:
+		return o, fmt.Errorf("benchmarks: -port-base is %d, must be in 1024–%d", o.portBase, 65535-portCount)
+	case o.upstream != upstreamNginx && o.upstream != upstreamFasthttp:
+		return o, fmt.Errorf("benchmarks: -upstream is %q, must be %s or %s", o.upstream, upstreamNginx, upstreamFasthttp)
 	}
 	if o.conns, err = parseInts("-conns", *conns); err != nil {
 		return o, err
@@ -168,7 +172,7 @@ func missingTools(o *options, ncpu int) []string {
 	var need []string
 	if o.wantsWrkBench {
 		need = append(need, "wrk")
-		if !o.pluginsOnly && o.selected(kindNginx) {
+		if (!o.pluginsOnly && o.selected(kindNginx)) || o.upstream == upstreamNginx {
 			need = append(need, "nginx")
 		}
 		if !o.pluginsOnly && o.selected(kindHAProxy) {

@@ -293,6 +293,36 @@ func treeTicks(root int) (int64, error) {
 	return total, nil
 }
 
+// treePids lists root and its live descendants.
+func treePids(root int) []int {
+	kids := map[int][]int{}
+	for pid, st := range allStats() {
+		kids[st.PPid] = append(kids[st.PPid], pid)
+	}
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, kids[out[i]]...)
+	}
+	return out
+}
+
+// treeRSSKiB sums VmRSS of pids (from treePids); pids that exited since
+// count nothing, but the first (the root) must be alive.
+func treeRSSKiB(pids []int) (int64, error) {
+	var total int64
+	for i, pid := range pids {
+		v, err := rssKiB(pid)
+		if err != nil {
+			if i == 0 {
+				return 0, err
+			}
+			continue
+		}
+		total += v
+	}
+	return total, nil
+}
+
 // rssKiB returns VmRSS of pid in KiB, from /proc/<pid>/status.
 func rssKiB(pid int) (int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")

@@ -25,6 +25,14 @@ type sample struct {
 	// used during the run; CPUPerReq divides it by wrk's request count.
 	CPUMicros float64
 	CPUPerReq float64
+	// ProcBusy is CPUMicros over the run's wall time: the share of one
+	// core the contender's processes used. CoreBusy is how busy the
+	// proxy's pinned core was in total over the run, whoever used it
+	// (/proc/stat; -1 when unknown: no pinning). Comparable is false when a proxy
+	// was not the bottleneck (judge, honest.go); Why says why.
+	ProcBusy, CoreBusy float64
+	Comparable         bool
+	Why                string `json:",omitempty"`
 	// Log is what the contender wrote while a run with errors went on.
 	Log string `json:",omitempty"`
 }
@@ -57,6 +65,12 @@ type row struct {
 	CPU       stat // µs per request
 	Errors    int64
 	Empty     int // runs that completed no request at all (a stalled contender)
+	// Busy and CoreBusy are the medians of the runs' ProcBusy and
+	// CoreBusy; NotComparable counts runs judged not comparable, which
+	// enter no ratio.
+	Busy, CoreBusy stat
+	NotComparable  int
+	refNC          map[string]bool // references not comparable in a round this row was
 	// Per-round ratios, then their median: RPS and CPU/request of this
 	// contender over the reference measured in the same round (NaN when
 	// the reference did not run).
@@ -80,10 +94,10 @@ func summarize(samples []sample, bench string, contenders []string, conns []int,
 	var rows []row
 	for _, cn := range conns {
 		for _, name := range contenders {
-			var rps, p50, p99, cpu []float64
+			var rps, p50, p99, cpu, busy, core []float64
 			ratios := map[string][]float64{}
 			cpuRatios := map[string][]float64{}
-			r := row{Contender: name, Conns: cn, RPSRatio: map[string]stat{}, CPURatio: map[string]stat{}}
+			r := row{Contender: name, Conns: cn, RPSRatio: map[string]stat{}, CPURatio: map[string]stat{}, refNC: map[string]bool{}}
 			for k, s := range by {
 				if k.name != name || k.conns != cn {
 					continue
@@ -92,12 +106,24 @@ func summarize(samples []sample, bench string, contenders []string, conns []int,
 				p50 = append(p50, ms(s.Wrk.P50))
 				p99 = append(p99, ms(s.Wrk.P99))
 				cpu = append(cpu, s.CPUPerReq)
+				busy = append(busy, s.ProcBusy)
+				if s.CoreBusy >= 0 {
+					core = append(core, s.CoreBusy)
+				}
 				r.Errors += s.Wrk.Errors()
 				if s.Wrk.Requests == 0 {
 					r.Empty++
 				}
+				if !s.Comparable {
+					r.NotComparable++
+					continue
+				}
 				for _, ref := range refs {
-					if rs, ok := by[key{ref, cn, k.round}]; ok && rs.Wrk.RPS > 0 {
+					rs, ok := by[key{ref, cn, k.round}]
+					if ok && !rs.Comparable {
+						r.refNC[ref] = true
+					}
+					if ok && rs.Wrk.RPS > 0 && rs.Comparable {
 						ratios[ref] = append(ratios[ref], s.Wrk.RPS/rs.Wrk.RPS)
 						if rs.CPUPerReq > 0 {
 							cpuRatios[ref] = append(cpuRatios[ref], s.CPUPerReq/rs.CPUPerReq)
@@ -109,6 +135,7 @@ func summarize(samples []sample, bench string, contenders []string, conns []int,
 				continue
 			}
 			r.RPS, r.P50, r.P99, r.CPU = newStat(rps), newStat(p50), newStat(p99), newStat(cpu)
+			r.Busy, r.CoreBusy = newStat(busy), newStat(core)
 			for _, ref := range refs {
 				r.RPSRatio[ref] = newStat(ratios[ref])
 				r.CPURatio[ref] = newStat(cpuRatios[ref])
@@ -125,14 +152,14 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // ratios against nginx and HAProxy.
 func proxyTable(rows []row) string {
 	var b strings.Builder
-	b.WriteString("| contender | conns | req/s median (min–max) | p50 ms | p99 ms median (min–max) | CPU µs/req | req/s ÷ nginx | req/s ÷ HAProxy | CPU/req ÷ nginx | CPU/req ÷ HAProxy | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| contender | conns | req/s median (min–max) | p50 ms | p99 ms median (min–max) | CPU µs/req | CPU busy: process / its core | req/s ÷ nginx | req/s ÷ HAProxy | CPU/req ÷ nginx | CPU/req ÷ HAProxy | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %s (%s–%s) | %.3f | %.3f (%.3f–%.3f) | %.1f | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s (%s–%s) | %.3f | %.3f (%.3f–%.3f) | %.1f | %s | %s | %s | %s | %s | %s |\n",
 			r.Contender, r.Conns, kfmt(r.RPS.Median), kfmt(r.RPS.Min), kfmt(r.RPS.Max),
-			r.P50.Median, r.P99.Median, r.P99.Min, r.P99.Max, r.CPU.Median,
-			ratio(r.RPSRatio[kindNginx]), ratio(r.RPSRatio[kindHAProxy]),
-			ratio(r.CPURatio[kindNginx]), ratio(r.CPURatio[kindHAProxy]), errCell(r))
+			r.P50.Median, r.P99.Median, r.P99.Min, r.P99.Max, r.CPU.Median, busyCell(r),
+			ratioCell(r, kindNginx, false), ratioCell(r, kindHAProxy, false),
+			ratioCell(r, kindNginx, true), ratioCell(r, kindHAProxy, true), errCell(r))
 	}
 	return b.String()
 }
@@ -141,13 +168,13 @@ func proxyTable(rows []row) string {
 // without plugins in the same round.
 func pluginTable(rows []row) string {
 	var b strings.Builder
-	b.WriteString("| contender | conns | req/s median (min–max) | p99 ms | CPU µs/req median (min–max) | req/s ÷ no plugins | CPU/req ÷ no plugins | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| contender | conns | req/s median (min–max) | p99 ms | CPU µs/req median (min–max) | CPU busy: process / its core | req/s ÷ no plugins | CPU/req ÷ no plugins | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %s (%s–%s) | %.3f | %.1f (%.1f–%.1f) | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s (%s–%s) | %.3f | %.1f (%.1f–%.1f) | %s | %s | %s | %s |\n",
 			r.Contender, r.Conns, kfmt(r.RPS.Median), kfmt(r.RPS.Min), kfmt(r.RPS.Max), r.P99.Median,
-			r.CPU.Median, r.CPU.Min, r.CPU.Max,
-			ratio(r.RPSRatio[kindSluice]), ratio(r.CPURatio[kindSluice]), errCell(r))
+			r.CPU.Median, r.CPU.Min, r.CPU.Max, busyCell(r),
+			ratioCell(r, kindSluice, false), ratioCell(r, kindSluice, true), errCell(r))
 	}
 	return b.String()
 }
@@ -265,8 +292,13 @@ func (r *report) markdown() string {
 	for _, g := range r.Guests {
 		fmt.Fprintf(&b, "- %s\n", g)
 	}
+	if gs := goals(r); len(gs) > 0 {
+		fmt.Fprintf(&b, "\n## Goals (issues 12 and 10)\n\nThe req/s and CPU/request rows use comparable runs only (n/c: none). The SSE rows cannot be gated that way (a proxy that keeps up with its streams is not saturated): trust them only when the load average in the notes shows a quiet machine. The details are in the tables below.\n\n%s", goalsTable(gs))
+	}
 	if len(r.ProxyRows) > 0 {
-		b.WriteString("\n## Proxies\n\nMedians over rounds with min–max; ratios are computed per round against the reference measured in the same round, then their median is shown. CPU µs/req is user+system time of the contender's processes (for `direct`, of the upstream itself) divided by completed requests.\n\n")
+		b.WriteString("\n## Proxies\n\nMedians over rounds with min–max; ratios are computed per round against the reference measured in the same round, then their median is shown. CPU µs/req is user+system time of the contender's processes (for `direct`, of the upstream itself) divided by completed requests. " +
+			"CPU busy is that time over the run's wall time (the share of one core the contender used), then how busy the proxy's pinned core was in total (/proc/stat). " +
+			"A run where a proxy used less than 90 % of its core is NOT COMPARABLE (the proxy was not the bottleneck): it stays in the medians but enters no ratio; a ratio cell with no comparable round reads n/c.\n\n")
 		b.WriteString(proxyTable(r.ProxyRows))
 		if r.Chart != "" {
 			fmt.Fprintf(&b, "\n![req/s and p99 per contender](%s)\n", r.Chart)

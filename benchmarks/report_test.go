@@ -30,7 +30,8 @@ func TestNewStat(t *testing.T) {
 
 func mkSample(bench, name string, conns, round int, rps, cpu float64) sample {
 	return sample{Bench: bench, Contender: name, Conns: conns, Round: round,
-		Wrk: WrkResult{RPS: rps, Requests: int64(rps), P50: time.Millisecond, P99: time.Duration(round+1) * time.Millisecond}, CPUPerReq: cpu}
+		Wrk: WrkResult{RPS: rps, Requests: int64(rps), P50: time.Millisecond, P99: time.Duration(round+1) * time.Millisecond}, CPUPerReq: cpu,
+		ProcBusy: 0.97, CoreBusy: 0.99, Comparable: true}
 }
 
 // TestSummarizeRatiosPerRound checks that ratios are taken per round and

@@ -251,22 +251,27 @@ func streamTable(rs []streamResult) string {
 	groups := map[key][]streamResult{}
 	var order []key
 	direct := map[[2]int]streamResult{} // (n, round)
+	nginx := map[[2]int]streamResult{}
 	for _, r := range rs {
 		k := key{r.Path, r.Client.Streams}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
 		groups[k] = append(groups[k], r)
-		if r.Path == kindDirect {
+		switch r.Path {
+		case kindDirect:
 			direct[[2]int{r.Client.Streams, r.Round}] = r
+		case kindNginx:
+			nginx[[2]int{r.Client.Streams, r.Round}] = r
 		}
 	}
 	var b strings.Builder
 	b.WriteString("Each stream: POST /v1/chat/completions with \"stream\":true against proxytest; all streams are connected first, then started staggered over one token delay. " +
 		"Lateness = event arrival (after the request was written) − the upstream's schedule for it; first = the first event's lateness; settled = a later event's lateness − its stream's first; " +
-		"added = Sluice − direct in the same round, per percentile. Medians over rounds. RSS and CPU are Sluice's (idle = after one warm-up stream).\n\n")
-	b.WriteString("| path | streams | tokens × delay | completed | events | TTFB p50 / p99 ms | first p50 / p99 ms | lateness p50 / p99 ms | settled p50 / p99 ms | added lateness p50 / p99 ms | added settled p50 / p99 ms | RSS idle → peak MiB | RSS KiB/stream | CPU µs/event |\n")
-	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		"added = proxy − direct in the same round, per percentile; ÷ direct and ÷ nginx are per-round ratios, then their median. Medians over rounds. " +
+		"RSS and CPU are the proxy's whole process tree (idle = after one warm-up stream); KiB/stream = (peak − idle) ÷ streams; CPU µs/event = user+system time over the run ÷ events forwarded.\n\n")
+	b.WriteString("| path | streams | tokens × delay | completed | events | TTFB p50 / p99 ms | first p50 / p99 ms | lateness p50 / p99 ms | settled p50 / p99 ms | TTFB p50 / p99 ÷ direct | added lateness p50 / p99 ms | added settled p50 / p99 ms | RSS idle → peak MiB | RSS KiB/stream | CPU µs/event | CPU/event ÷ nginx |\n")
+	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, k := range order {
 		g := groups[k]
 		col := func(f func(streamResult) float64) float64 {
@@ -276,12 +281,19 @@ func streamTable(rs []streamResult) string {
 			}
 			return newStat(v).Median
 		}
-		added, addedSettled := "–", "–"
-		mem, perStream, cpu := "–", "–", "–"
+		added, addedSettled, ttfbRatio := "–", "–", "–"
+		mem, perStream, cpu, cpuRatio := "–", "–", "–", "–"
 		if k.path != kindDirect {
-			var a50, a99, s50, s99 []float64
+			var a50, a99, s50, s99, t50, t99, cr []float64
 			for _, r := range g {
+				if ng, ok := nginx[[2]int{k.n, r.Round}]; ok && ng.CPUPerEvent > 0 {
+					cr = append(cr, r.CPUPerEvent/ng.CPUPerEvent)
+				}
 				if d, ok := direct[[2]int{k.n, r.Round}]; ok {
+					if d.Client.TTFB.P50 > 0 && d.Client.TTFB.P99 > 0 {
+						t50 = append(t50, r.Client.TTFB.P50/d.Client.TTFB.P50)
+						t99 = append(t99, r.Client.TTFB.P99/d.Client.TTFB.P99)
+					}
 					a50 = append(a50, r.Client.Lateness.P50-d.Client.Lateness.P50)
 					a99 = append(a99, r.Client.Lateness.P99-d.Client.Lateness.P99)
 					s50 = append(s50, r.Client.Settled.P50-d.Client.Settled.P50)
@@ -292,6 +304,12 @@ func streamTable(rs []streamResult) string {
 				added = fmt.Sprintf("%.3f / %.3f", newStat(a50).Median, newStat(a99).Median)
 				addedSettled = fmt.Sprintf("%.3f / %.3f", newStat(s50).Median, newStat(s99).Median)
 			}
+			if len(t50) > 0 {
+				ttfbRatio = fmt.Sprintf("%.2f / %.2f", newStat(t50).Median, newStat(t99).Median)
+			}
+			if len(cr) > 0 {
+				cpuRatio = fmt.Sprintf("%.2f", newStat(cr).Median)
+			}
 			idle := col(func(r streamResult) float64 { return float64(r.RSSIdleKiB) })
 			peak := col(func(r streamResult) float64 { return float64(r.RSSPeakKiB) })
 			mem = fmt.Sprintf("%.1f → %.1f", idle/1024, peak/1024)
@@ -300,7 +318,7 @@ func streamTable(rs []streamResult) string {
 			}))
 			cpu = fmt.Sprintf("%.1f", col(func(r streamResult) float64 { return r.CPUPerEvent }))
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d × %.0f ms | %.0f | %.0f | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %d × %.0f ms | %.0f | %.0f | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %s | %s | %s | %s | %s | %s | %s |\n",
 			k.path, k.n, g[0].Tokens, g[0].DelayMs,
 			col(func(r streamResult) float64 { return float64(r.Client.Completed) }),
 			col(func(r streamResult) float64 { return float64(r.Client.Events) }),
@@ -312,7 +330,7 @@ func streamTable(rs []streamResult) string {
 			col(func(r streamResult) float64 { return r.Client.Lateness.P99 }),
 			col(func(r streamResult) float64 { return r.Client.Settled.P50 }),
 			col(func(r streamResult) float64 { return r.Client.Settled.P99 }),
-			added, addedSettled, mem, perStream, cpu)
+			ttfbRatio, added, addedSettled, mem, perStream, cpu, cpuRatio)
 	}
 	return b.String()
 }

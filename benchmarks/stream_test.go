@@ -66,17 +66,21 @@ func TestStreamClientReportsFailures(t *testing.T) {
 }
 
 func TestStreamTable(t *testing.T) {
-	mk := func(path string, round int, p50, p99 float64) streamResult {
+	mk := func(path string, round int, p50, p99, cpu float64) streamResult {
 		return streamResult{Path: path, Round: round, Tokens: 40, DelayMs: 50,
 			Client: streamClientResult{Streams: 1000, Completed: 1000, Events: 41000,
+				TTFB:     pcts{P50: p50 * 10, P99: p99 * 10},
 				Lateness: pcts{P50: p50, P99: p99}, Settled: pcts{P50: p50 / 10, P99: p99 / 10}},
-			RSSIdleKiB: 10 * 1024, RSSPeakKiB: 30 * 1024, CPUPerEvent: 12.5}
+			RSSIdleKiB: 10 * 1024, RSSPeakKiB: 30 * 1024, CPUPerEvent: cpu}
 	}
 	table := streamTable([]streamResult{
-		mk(kindDirect, 0, 1, 3), mk(kindSluice, 0, 1.5, 5),
-		mk(kindDirect, 1, 1, 3), mk(kindSluice, 1, 1.2, 4),
+		mk(kindDirect, 0, 1, 3, 0), mk(kindSluice, 0, 1.5, 5, 12.5), mk(kindNginx, 0, 1.1, 3.3, 10),
+		mk(kindDirect, 1, 1, 3, 0), mk(kindSluice, 1, 1.2, 4, 12.5), mk(kindNginx, 1, 1.1, 3.3, 5),
 	})
-	for _, want := range []string{"| direct | 1000 | 40 × 50 ms |", "0.350 / 1.500", "0.035 / 0.150", "10.0 → 30.0", "| 20.5 |", "| 12.5 |"} {
+	for _, want := range []string{"| direct | 1000 | 40 × 50 ms |", "0.350 / 1.500", "0.035 / 0.150", "10.0 → 30.0", "| 20.5 |",
+		"| 1.35 / 1.50 |", // TTFB ÷ direct: medians of 1.5, 1.2 and of 5/3, 4/3
+		"| 12.5 | 1.88 |", // CPU/event ÷ nginx: median of 1.25 and 2.5
+		"| nginx | 1000 |", "| 1.10 / 1.10 |", "| 7.5 | 1.00 |"} {
 		if !strings.Contains(table, want) {
 			t.Fatalf("table lacks %q:\n%s", want, table)
 		}

@@ -34,6 +34,45 @@ const (
 	benchSeenHeader = "x-bench-seen"
 )
 
+// Upstream kinds for the wrk benchmarks (-upstream).
+const (
+	upstreamNginx    = "nginx"
+	upstreamFasthttp = "fasthttp"
+)
+
+// verifyPath is where the harness checks that a contender proxies and runs
+// its plugins; every other path gets the plain reply.
+const verifyPath = "/__bench_verify"
+
+// upstreamSetting describes the upstream for the report.
+func upstreamSetting(kind string) string {
+	if kind == upstreamNginx {
+		return "upstream: nginx, 1 worker on the load CPU, `return 200` with a 100-byte text/plain body (no proxying, no file: it is never the bottleneck); " +
+			verifyPath + " alone is passed to the fasthttp helper, which counts the headers the plugins added; `direct` is wrk against nginx (the ceiling)"
+	}
+	return "upstream: the fasthttp helper process, 100-byte text/plain reply; `direct` is wrk against it (the ceiling)"
+}
+
+// nginxUpstreamConf renders the nginx upstream: `return 200` with
+// upstreamBody on every path but verifyPath, which goes to the header
+// counting helper on verifyPort.
+func nginxUpstreamConf(dir string, port, verifyPort, conns int) string {
+	return nginxHead(dir, 4*conns+1024) + fmt.Sprintf(`    server_tokens off;
+    server {
+        listen 127.0.0.1:%[1]d backlog=4096;
+        location = %[3]s {
+            proxy_pass http://127.0.0.1:%[2]d;
+            proxy_http_version 1.1;
+        }
+        location / {
+            default_type text/plain;
+            return 200 "%[4]s";
+        }
+    }
+}
+`, port, verifyPort, verifyPath, upstreamBody)
+}
+
 // runChild runs the helper named by args[0] and returns the process exit
 // code.
 func runChild(args []string) int {

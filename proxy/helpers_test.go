@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +180,89 @@ func eachRequest(c net.Conn, handle func() bool) {
 		if !handle() {
 			return
 		}
+	}
+}
+
+// scriptedUpstream answers the first request on each connection with
+// script, which writes the raw response.
+func scriptedUpstream(t *testing.T, script func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				eachRequest(c, func() bool { script(c); return false })
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+func sseChunk(data string) string {
+	ev := "data: " + data + "\n\n"
+	return fmt.Sprintf("%x\r\n%s\r\n", len(ev), ev)
+}
+
+// streamThrough posts a streamed completion to p on a raw connection and
+// returns a reader positioned at the chunked body.
+func streamThrough(t *testing.T, p *testProxy) *bufio.Reader {
+	t.Helper()
+	c := rawConn(t, p.Addr)
+	body := chatStreamBody
+	fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || len(resp.TransferEncoding) == 0 {
+		t.Fatalf("status %d, transfer encoding %v", resp.StatusCode, resp.TransferEncoding)
+	}
+	return br // resp.Body would undo the chunking; the test reads it raw
+}
+
+// readChunk reads one chunk of a chunked body ("" at its end).
+func readChunk(br *bufio.Reader) (string, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("chunk size line: %w", err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(line), 16, 32)
+	if err != nil {
+		return "", fmt.Errorf("chunk size line %q: %w", line, err)
+	}
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// readRest reads chunks to the body's end and returns their data and
+// count.
+func readRest(t *testing.T, br *bufio.Reader) (string, int) {
+	t.Helper()
+	var b strings.Builder
+	for n := 0; ; n++ {
+		ch, err := readChunk(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch == "" {
+			return b.String(), n
+		}
+		b.WriteString(ch)
 	}
 }

@@ -19,9 +19,7 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 	out := &ctx.Response
 	up.Header.CopyTo(&out.Header)
 	out.Header.ResetConnectionClose()
-	for _, k := range hopHeaders {
-		out.Header.DelBytes(k)
-	}
+	stripHopResponse(&out.Header)
 	out.Header.SetBytesKV(strXRequestID, rs.reqID)
 	if rs.clientClose {
 		ctx.SetConnectionClose()
@@ -89,6 +87,9 @@ func (rs *requestState) readResponse(p []byte) (int, error) {
 	}
 	if !rs.filtered {
 		n, err := rs.upBody.Read(p)
+		if err == nil && n > 0 && rs.resp.Header.ContentLength() == -1 { // chunked
+			n, err = rs.readBuffered(p, n)
+		}
 		rs.usage.observe(p[:n])
 		if err == io.EOF {
 			rs.upEOF = true

@@ -42,9 +42,7 @@ func (rs *requestState) prepareUpstreamRequest(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	rs.clientClose = h.ConnectionClose()
 	h.ResetConnectionClose()
-	for _, k := range hopHeaders {
-		h.DelBytes(k)
-	}
+	stripHopRequest(h)
 	trust := rs.srv.cfg.TrustForwardedHeaders
 	rs.scratch = rs.scratch[:0]
 	if trust {
@@ -53,15 +51,18 @@ func (rs *requestState) prepareUpstreamRequest(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	rs.scratch = appendRemoteIP(rs.scratch, ctx.RemoteAddr())
-	h.SetBytesKV(strXForwardedFor, rs.scratch)
+	// SetCanonical: the names are written in fasthttp's canonical form,
+	// so the per-call copy and normalisation of SetBytesKV is skipped
+	// (issue 12; the request's header names are normalised as it is read).
+	h.SetCanonical(strXForwardedFor, rs.scratch)
 	if !trust || len(h.PeekBytes(strXForwardedProto)) == 0 {
 		proto := strHTTP
 		if ctx.IsTLS() {
 			proto = strHTTPS
 		}
-		h.SetBytesKV(strXForwardedProto, proto)
+		h.SetCanonical(strXForwardedProto, proto)
 	}
-	h.SetBytesKV(strXRequestID, rs.reqID)
+	h.SetCanonical(canonXRequestID, rs.reqID)
 }
 
 // appendRemoteIP appends the IP of addr without allocating.
@@ -334,7 +335,7 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 	resp.ParseNetConn(conn)
 
 	if hc.WriteTimeout > 0 {
-		if err = conn.SetWriteDeadline(time.Now().Add(hc.WriteTimeout)); err != nil {
+		if err = upstream.SetWriteTimeout(conn, hc.WriteTimeout); err != nil {
 			return true, rs.dropUpstream(err)
 		}
 	}

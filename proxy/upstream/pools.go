@@ -406,9 +406,16 @@ func (d idleTimeoutDialer) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ic := &idleTimeoutConn{Conn: c, timeout: d.timeout}
+	return newIdleTimeoutConn(c, d.timeout), nil
+}
+
+func newIdleTimeoutConn(c net.Conn, timeout time.Duration) *idleTimeoutConn {
+	ic := &idleTimeoutConn{Conn: c, timeout: timeout}
 	ic.stale.init(c)
-	return ic, nil
+	// Bound once per connection, so that moving a deadline allocates
+	// nothing.
+	ic.setRead, ic.setWrite = c.SetReadDeadline, c.SetWriteDeadline
+	return ic
 }
 
 // idleTimeoutConn is an upstream connection with an idle read deadline
@@ -419,10 +426,16 @@ type idleTimeoutConn struct {
 	timeout time.Duration
 	reused  bool // a response was read: the next write starts a new request
 	stale   staleCheck
+	// The read and write deadlines move lazily (deadline.go); setRead
+	// and setWrite are the conn's own setters.
+	read, write       lazyDeadline
+	setRead, setWrite func(time.Time) error
 }
 
+// Read implements net.Conn: no silence of the upstream before it returns
+// is cut before timeout, nor allowed much past it (deadline.go).
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.read.extend(time.Now(), c.timeout, c.setRead); err != nil {
 		return 0, err
 	}
 	n, err := c.Conn.Read(p)

@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"bufio"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopCases are header blocks carrying hop-by-hop headers in every
+// position and spelling fasthttp treats specially (Connection,
+// Transfer-Encoding, Trailer), and none at all.
+var hopCases = []string{
+	"",
+	"Connection: keep-alive\r\n",
+	"Connection: close\r\n",
+	"connection: Upgrade\r\nupgrade: websocket\r\n",
+	"Proxy-Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n",
+	"Proxy-Authorization: Basic eDp5\r\nProxy-Authenticate: Basic\r\n",
+	"TE: trailers\r\nTrailer: X-Checksum\r\n",
+	"Transfer-Encoding: chunked\r\n",
+	"X-Keep: 1\r\nKEEP-ALIVE: 1\r\nX-Other: te\r\nte: gzip\r\n",
+	"Cookie: a=b\r\nTrailer: X-A, X-B\r\nUpgrade: h2c\r\n",
+}
+
+// TestStripHopHeadersMatchesDeletingAll: stripping only the hop-by-hop
+// headers found leaves requests and responses exactly as deleting all nine
+// names did.
+func TestStripHopHeadersMatchesDeletingAll(t *testing.T) {
+	same := func(what string, old, neu hopHeaderMap, strip func()) {
+		t.Helper()
+		for _, k := range hopHeaders {
+			old.DelBytes(k)
+		}
+		strip()
+		if o, n := old.String(), neu.String(); o != n {
+			t.Errorf("%s:\nall nine deleted:\n%s\nstripped:\n%s", what, o, n)
+		}
+	}
+	for _, hc := range hopCases {
+		body := "0\r\n\r\n"
+		if !strings.Contains(strings.ToLower(hc), "chunked") {
+			body = ""
+			hc += "Content-Length: 0\r\n"
+		}
+		oq, nq := readTwo[fasthttp.Request](t, "POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nUser-Agent: t\r\nX-Pass: 1\r\n"+hc+"\r\n"+body)
+		same("request with "+hc, &oq.Header, &nq.Header, func() { stripHopRequest(&nq.Header) })
+		or, nr := readTwo[fasthttp.Response](t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: u\r\nSet-Cookie: s=1\r\nX-Pass: 1\r\n"+hc+"\r\n"+body)
+		same("response with "+hc, &or.Header, &nr.Header, func() { stripHopResponse(&nr.Header) })
+	}
+}
+
+// hopHeaderMap is what the comparison needs of fasthttp's header types.
+type hopHeaderMap interface {
+	DelBytes(key []byte)
+	String() string
+}
+
+// readTwo parses raw into two fresh messages (requests or responses).
+func readTwo[M any, P interface {
+	*M
+	Read(*bufio.Reader) error
+}](t *testing.T, raw string) (P, P) {
+	t.Helper()
+	a, b := P(new(M)), P(new(M))
+	for _, m := range []P{a, b} {
+		if err := m.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+	}
+	return a, b
+}
+
+// TestCanonicalNames: the names set with SetCanonical are what
+// fasthttp's normalisation makes of them, so skipping it changes nothing.
+func TestCanonicalNames(t *testing.T) {
+	for _, k := range [][]byte{strXForwardedFor, strXForwardedProto, canonXRequestID} {
+		var h fasthttp.RequestHeader
+		h.SetBytesKV(k, []byte("v"))
+		var c fasthttp.RequestHeader
+		c.SetCanonical(k, []byte("v"))
+		if h.String() != c.String() {
+			t.Fatalf("%s is not canonical: %q vs %q", k, h.String(), c.String())
+		}
+	}
+	if !strings.EqualFold(string(canonXRequestID), string(strXRequestID)) {
+		t.Fatal("canonXRequestID names another header")
+	}
+}
+
+func TestHopBit(t *testing.T) {
+	for i, k := range hopHeaders {
+		if l := len(k); l != 2 && l != 7 && l != 10 && l != 16 && l != 17 && l != 18 && l != 19 {
+			t.Fatalf("%s: length %d missing from hopBit's length filter", k, l)
+		}
+		if hopBit(k) != 1<<i || hopBit([]byte(strings.ToUpper(string(k)))) != 1<<i {
+			t.Fatalf("%s: bit %b", k, hopBit(k))
+		}
+	}
+	for _, k := range []string{"", "X-Te", "Connectio", "Connections", "Content-Type", "Tf"} {
+		if hopBit([]byte(k)) != 0 {
+			t.Fatalf("%q counted as hop-by-hop", k)
+		}
+	}
+}
+
+func BenchmarkStripHopHeaders(b *testing.B) {
+	var r fasthttp.Request
+	raw := "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nAuthorization: Bearer x\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n"
+	if err := r.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		stripHopRequest(&r.Header)
+	}
+}

@@ -23,17 +23,50 @@ import (
 // SetCanonical.
 var canonXRequestID = []byte("X-Request-Id")
 
-// stripHopRequest deletes from h every header of hopHeaders it holds.
+// stripHopRequest deletes from h every header of hopHeaders it holds,
+// and those its Connection header names.
 func stripHopRequest(h *fasthttp.RequestHeader) {
 	if present := hopPresent(h.All()); present != 0 {
+		if present&connectionBit != 0 {
+			delConnectionListed(h.DelBytes, h.PeekBytes(hopHeaders[0]))
+		}
 		delHop(h.DelBytes, present)
 	}
 }
 
-// stripHopResponse deletes from h every header of hopHeaders it holds.
+// stripHopResponse deletes from h every header of hopHeaders it holds,
+// and those its Connection header names.
 func stripHopResponse(h *fasthttp.ResponseHeader) {
 	if present := hopPresent(h.All()); present != 0 {
+		if present&connectionBit != 0 {
+			delConnectionListed(h.DelBytes, h.PeekBytes(hopHeaders[0]))
+		}
 		delHop(h.DelBytes, present)
+	}
+}
+
+// connectionBit is Connection's bit in hopPresent (hopHeaders[0]).
+const connectionBit = 1 << 0
+
+// delConnectionListed deletes the headers the Connection header value
+// lists (RFC 9110 §7.6.1: a proxy removes every field the Connection
+// header names before forwarding; net/http/httputil does, nginx does
+// not). The value is copied first: it points into the header buffer the
+// deletes rewrite. Only requests and answers that name extra fields
+// there (rare: "keep-alive" and "close" are the usual tokens) pay.
+func delConnectionListed(del func([]byte), value []byte) {
+	if len(value) == 0 {
+		return
+	}
+	var buf [128]byte
+	v := append(buf[:0], value...)
+	for len(v) > 0 {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte{','})
+		tok = bytes.TrimSpace(tok)
+		if len(tok) > 0 && hopBit(tok) == 0 && !bytes.EqualFold(tok, []byte("close")) {
+			del(tok)
+		}
 	}
 }
 

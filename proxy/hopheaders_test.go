@@ -116,3 +116,30 @@ func BenchmarkStripHopHeaders(b *testing.B) {
 		stripHopRequest(&r.Header)
 	}
 }
+
+// TestStripConnectionListedHeaders: the fields a Connection header names
+// are hop-by-hop too (RFC 9110 §7.6.1) and are removed from requests and
+// answers; fields it does not name stay.
+func TestStripConnectionListedHeaders(t *testing.T) {
+	const hc = "Connection: keep-alive, X-Hop-A,x-hop-b , ,close\r\nX-Hop-A: 1\r\nX-Hop-B: 2\r\nX-Keep: 3\r\nContent-Length: 0\r\n"
+	check := func(what string, h interface {
+		Peek(string) []byte
+		String() string
+	}) {
+		t.Helper()
+		for _, k := range []string{"Connection", "X-Hop-A", "X-Hop-B"} {
+			if v := h.Peek(k); v != nil {
+				t.Errorf("%s: %s: %q survived:\n%s", what, k, v, h.String())
+			}
+		}
+		if string(h.Peek("X-Keep")) != "3" {
+			t.Errorf("%s: X-Keep was removed:\n%s", what, h.String())
+		}
+	}
+	req, _ := readTwo[fasthttp.Request](t, "GET / HTTP/1.1\r\nHost: a\r\n"+hc+"\r\n")
+	stripHopRequest(&req.Header)
+	check("request", &req.Header)
+	resp, _ := readTwo[fasthttp.Response](t, "HTTP/1.1 200 OK\r\n"+hc+"\r\n")
+	stripHopResponse(&resp.Header)
+	check("response", &resp.Header)
+}

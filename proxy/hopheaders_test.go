@@ -143,3 +143,27 @@ func TestStripConnectionListedHeaders(t *testing.T) {
 	stripHopResponse(&resp.Header)
 	check("response", &resp.Header)
 }
+
+// FuzzStripConnectionListed: any Connection value (parsed by
+// delConnectionListed) leaves no Connection header and no field it names
+// as a token, and never panics.
+func FuzzStripConnectionListed(f *testing.F) {
+	for _, s := range []string{"keep-alive, X-A", ",,", " x-a ,\tx-b", "close", strings.Repeat("x-a,", 100)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		var h fasthttp.RequestHeader
+		h.Set("Connection", value)
+		h.Set("X-A", "1")
+		h.Set("X-Keep", "2")
+		stripHopRequest(&h)
+		if h.Peek("Connection") != nil {
+			t.Fatalf("Connection %q survived", value)
+		}
+		for _, tok := range strings.Split(value, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "x-a") && h.Peek("X-A") != nil {
+				t.Fatalf("X-A survived Connection %q", value)
+			}
+		}
+	})
+}

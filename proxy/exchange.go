@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-proxy/sluice/proxy/upstream"
@@ -53,6 +54,8 @@ type Exchange struct {
 	mu       sync.Mutex
 	paused   bool
 	resumeCh chan struct{}
+	// failed is set by Fail; read once the pause ends (callFilter).
+	failed atomic.Pointer[error]
 }
 
 type localReply struct {
@@ -80,6 +83,7 @@ func (ex *Exchange) reset() {
 	ex.local.headers.Reset()
 	ex.local.body = ex.local.body[:0]
 	ex.paused = false
+	ex.failed.Store(nil)
 	select { // drain a Resume that raced with the end of a pause
 	case <-ex.resumeCh:
 	default:
@@ -197,6 +201,20 @@ func (ex *Exchange) CloseStream() {
 // Resume continues a request paused by a filter. Calling it when the
 // request is not paused is a no-op.
 func (ex *Exchange) Resume() { ex.wake() }
+
+// Fail ends a filter's pause with err, at once: the request goes on as if
+// the paused callback had returned err, so the filter's failure policy
+// applies (fail open: on without the filter; fail closed: 503). A filter
+// calls it for a request it paused and can no longer resume, for example
+// when the plugin instance holding the request's state died; without it
+// the request would wait out the pause timeout. Fail takes no lock, so it
+// may be called from any goroutine, between BeginAsync and EndAsync too,
+// but only for a request paused (or pausing) on that filter: one that
+// resumed or ended must be left alone, as with Resume.
+func (ex *Exchange) Fail(err error) {
+	ex.failed.Store(&err)
+	ex.wake()
+}
 
 // BeginAsync must be called before a filter touches the Exchange from a
 // goroutine other than the request's (to deliver a timer or callout reply

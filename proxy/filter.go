@@ -127,16 +127,15 @@ func (rs *requestState) callFilter(ctx *fasthttp.RequestCtx, i int, ph phase, eo
 		act, err = st.OnResponseBody(eos)
 	}
 	if err != nil {
-		if rs.filterFailed(i, err) {
-			return ActionContinue, true
-		}
-		rs.failClosed(ctx)
-		return ActionContinue, false
+		return rs.callbackFailed(ctx, i, err)
 	}
 	if act == ActionPause && !rs.ex.hasLocal {
 		if !rs.waitResume() {
 			rs.srv.writeError(ctx, errTimeout)
 			return ActionContinue, false
+		}
+		if failed := rs.ex.failed.Swap(nil); failed != nil {
+			return rs.callbackFailed(ctx, i, *failed) // Exchange.Fail
 		}
 	}
 	if rs.ex.hasLocal {
@@ -165,6 +164,17 @@ func (rs *requestState) waitResume() bool {
 	ex.paused = false
 	ex.mu.Unlock()
 	return resumed || ex.hasLocal
+}
+
+// callbackFailed applies filter i's failure policy to err, the failure
+// of one of its callbacks (or of its pause: Exchange.Fail). It returns
+// what callFilter returns.
+func (rs *requestState) callbackFailed(ctx *fasthttp.RequestCtx, i int, err error) (Action, bool) {
+	if rs.filterFailed(i, err) {
+		return ActionContinue, true
+	}
+	rs.failClosed(ctx)
+	return ActionContinue, false
 }
 
 func (rs *requestState) failClosed(ctx *fasthttp.RequestCtx) {

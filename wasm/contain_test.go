@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -346,6 +347,56 @@ func TestHammerGoGuestTrapsDoNotFailInnocents(t *testing.T) {
 			}
 			if got := h.metric(`sluice_plugin_errors_total{plugin="probe",kind="unavailable"}`); got != "0" {
 				t.Errorf("errors{kind=unavailable} = %s: a new request found no instance", got)
+			}
+		})
+	}
+}
+
+// TestE2EPausedRequestEndsWhenItsInstanceDies: a request paused on an
+// instance (no tick will resume it) that is then discarded gets its
+// plugin's failure policy at once — 503 when failing closed, the upstream's
+// answer when failing open — instead of waiting out the pause timeout.
+func TestE2EPausedRequestEndsWhenItsInstanceDies(t *testing.T) {
+	for _, tc := range []struct {
+		policy string
+		status int
+	}{{proxy.FailClosed, 503}, {proxy.FailOpen, 200}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			h := newTestHost(t)
+			p := loadGo(t, h, asyncPkg, "async", "", func(pc *proxy.PluginConfig) {
+				pc.Instances = 1
+				pc.FailurePolicy = tc.policy
+			})
+			const pauseTimeout = time.Minute
+			e := startProxyWith(t, proxyOptions{timeout: pauseTimeout, sets: []*metrics.Set{h.set}}, p)
+			done := make(chan reply, 1)
+			go func() { done <- e.do(t, "GET", "/paused", "", "x-async-pause", "1") }()
+			in := p.slots[0].inst.Load()
+			waitFor(t, "the request to pause", func() bool {
+				in.mu.Lock()
+				defer in.mu.Unlock()
+				for _, s := range in.streams {
+					if s.awaiting {
+						return true
+					}
+				}
+				return false
+			})
+			killed := time.Now()
+			in.kill("trap")
+			select {
+			case r := <-done:
+				if r.status != tc.status {
+					t.Fatalf("paused request on the discarded instance: %d %q, want %d", r.status, r.body, tc.status)
+				}
+				if d := time.Since(killed); d > pauseTimeout/2 {
+					t.Fatalf("it ended %v after the discard: it waited for the pause timeout", d)
+				}
+			case <-time.After(pauseTimeout / 2):
+				t.Fatal("the paused request was not ended when its instance was discarded")
+			}
+			if got := h.strandedTotal(t, "async"); got != 1 {
+				t.Errorf("stranded total = %d, want 1", got)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -232,9 +233,11 @@ func (in *instance) kill(reason string) {
 
 // strand marks the instance dead for reason, unless it is dead already,
 // and counts the requests paused on it as stranded: nothing will resume
-// them (its HTTP calls are cancelled, it gets no ticks), so they fail at
-// the proxy's timeout. It reports whether it marked the instance. in.mu
-// must be held.
+// them (its HTTP calls are cancelled, it gets no ticks), so each is ended
+// at once with Exchange.Fail and gets the plugin's failure policy, rather
+// than waiting out the proxy's timeout. It reports whether it marked the
+// instance. in.mu must be held (so every stream in in.streams is a live
+// request: OnDone removes it under in.mu).
 func (in *instance) strand(reason string) bool {
 	if in.dead.Swap(true) {
 		return false
@@ -243,6 +246,7 @@ func (in *instance) strand(reason string) bool {
 	for _, s := range in.streams {
 		if s.awaiting {
 			in.stranded(s)
+			s.ex.Fail(fmt.Errorf("wasm: plugin %q: the instance holding this paused request was discarded (%s)", in.p.name, reason))
 		}
 	}
 	return true

@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr *os.File) int {
 	var host *wasm.Host
 	if len(cfg.Plugins) > 0 || o.validate {
 		pluginMetrics := metrics.NewSet()
-		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics, Upstreams: cfg.Upstreams})
+		host, err = wasm.NewHost(ctx, wasm.HostConfig{CacheDir: cfg.PluginCacheDir, Logger: logger, Metrics: pluginMetrics, Upstreams: cfg.Upstreams, Redis: cfg.Redis})
 		if err != nil {
 			fatalf(stderr, "%v", err)
 			return exitError

@@ -125,9 +125,30 @@ func (in *instance) redisCall(_ context.Context, mod api.Module, stack []uint64)
 }
 
 // runRedisCall is the goroutine of one Redis call: it sends the command,
-// then delivers the reply (or the failure) to the instance.
+// then delivers the reply (or the failure) to the instance. It returns as
+// soon as ctx ends (the timeout, or the plugin closing): go-redis bounds a
+// read by the context's deadline but does not watch its cancellation, so
+// the command runs on its own goroutine, which finishes by itself within
+// the timeout (its connection's deadline) or when the pools close.
 func (in *instance) runRedisCall(ctx context.Context, co *callout, c *redisClient, args []any) {
-	reply, st, msg := c.do(ctx, args)
+	type answer struct {
+		reply []byte
+		st    uint32
+		msg   string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.reply, a.st, a.msg = c.do(ctx, args)
+		done <- a
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		a.st = redisStatusFailed
+	}
+	reply, st, msg := a.reply, a.st, a.msg
 	result := redisResultOK
 	switch {
 	case st == redisStatusOK:

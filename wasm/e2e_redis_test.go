@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,6 +152,78 @@ func TestRedisUnavailable(t *testing.T) {
 			return s.e.do(t, "GET", "/", "", "x-redis-incr", "k").body == "1"
 		})
 	})
+}
+
+// TestRedisCallsHammer: concurrent INCRs from requests on two instances
+// each get a distinct value, the server ends at their count and no call is
+// left in flight.
+func TestRedisCallsHammer(t *testing.T) {
+	rs := redistest.Start(t)
+	s := newRedisSetup(t, rs.Addr, 0, "redis.static")
+	const workers, each = 8, 20
+	var mu sync.Mutex
+	seen := make(map[string]bool)
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*each)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				req, _ := http.NewRequest("GET", s.e.base+"/", nil)
+				req.Header.Set("x-redis-incr", "hammer")
+				resp, err := s.e.cli.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				dup := seen[string(b)]
+				seen[string(b)] = true
+				mu.Unlock()
+				if resp.StatusCode != 200 || dup {
+					errs <- fmt.Sprintf("%d %q (duplicate %v)", resp.StatusCode, b, dup)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if got, err := rs.Do("INCRBY", "hammer", "0"); err != nil || got != fmt.Sprintf(":%d", workers*each) {
+		t.Fatalf("the server holds %q, %v; want :%d", got, err, workers*each)
+	}
+	testsync.WaitFor(t, 3*time.Second, "no call in flight", func() bool { return s.p.calloutsInFlight() == 0 })
+}
+
+// TestRedisCallsCancelledOnClose: closing the plugin while a call waits on
+// a silent Redis cancels the call at once (it does not wait for the 10 s
+// timeout) and counts it as cancelled.
+func TestRedisCallsCancelledOnClose(t *testing.T) {
+	s := newRedisSetup(t, silentServer(t), 10*time.Second, "redis.static")
+	go func() {
+		req, _ := http.NewRequest("GET", s.e.base+"/", nil)
+		req.Header.Set("x-redis-incr", "k")
+		if resp, err := s.e.cli.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	testsync.WaitFor(t, 5*time.Second, "a call in flight", func() bool { return s.p.calloutsInFlight() == 1 })
+	start := time.Now()
+	if err := s.p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Immediate by design; 5 s is half the call's timeout.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if got := s.h.metric(`sluice_plugin_redis_calls_total{plugin="redis",result="cancelled"}`); got != "1" {
+		t.Errorf("cancelled calls = %q, want 1", got)
+	}
 }
 
 // closedAddr is a 127.0.0.1 address nothing listens on.

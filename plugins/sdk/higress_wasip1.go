@@ -34,7 +34,7 @@ func proxyOnRedisCallResponse(pluginContextID, calloutID, status, responseSize u
 
 // RedisInit sets up calls to the Redis server cluster names: a name from
 // the host's redis: list, or an Istio-style "outbound|6379||NAME" whose
-// NAME is one. timeoutMs bounds each call (0: the host's default; the host
+// NAME is one; on Sluice, "" names the only entry when there is one. timeoutMs bounds each call (0: the host's default; the host
 // may lower it). Sluice ignores username and password (its configuration
 // holds the credentials); Higress's Envoy uses them. An unknown cluster is
 // ErrBadArgument.

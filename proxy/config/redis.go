@@ -87,8 +87,13 @@ func (c *Config) ValidateRedis() error {
 // RedisByCluster returns the entry of list a plugin's cluster name
 // selects: the entry of that name, or for an Istio-style name
 // ("outbound|6379||redis.static") the entry named by the part after the
-// last "||". It returns nil when none matches.
+// last "||". The empty name selects the only entry when list has exactly
+// one (a Sluice extension: a plugin need not repeat the operator's
+// name). It returns nil when none matches.
 func RedisByCluster(list []RedisConfig, cluster string) *RedisConfig {
+	if cluster == "" && len(list) == 1 {
+		return &list[0]
+	}
 	name := cluster
 	if i := strings.LastIndex(cluster, "||"); i >= 0 {
 		name = cluster[i+2:]

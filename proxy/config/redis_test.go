@@ -69,6 +69,7 @@ func TestRedisByCluster(t *testing.T) {
 		"nope":                          "",
 		"outbound|6379||redis.static.x": "",
 		"outbound|1||a||redis.static":   "redis.static",
+		"":                              "", // several entries: no default
 	} {
 		got := ""
 		if r := RedisByCluster(list, cluster); r != nil {
@@ -77,5 +78,11 @@ func TestRedisByCluster(t *testing.T) {
 		if got != want {
 			t.Errorf("RedisByCluster(%q) = %q, want %q", cluster, got, want)
 		}
+	}
+	if r := RedisByCluster(list[:1], ""); r == nil || r.Name != "redis.static" {
+		t.Errorf(`RedisByCluster(one entry, "") = %v, want the entry`, r)
+	}
+	if r := RedisByCluster(nil, ""); r != nil {
+		t.Errorf(`RedisByCluster(none, "") = %v, want nil`, r)
 	}
 }

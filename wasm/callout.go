@@ -307,8 +307,9 @@ func hostGetStatus(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	c := in.callout
 	if c == nil {
-		// Only proxy_on_http_call_response has a status to report (the
-		// gRPC calls are not implemented).
+		// Only proxy_on_http_call_response and
+		// proxy_on_redis_call_response have a status to report (the gRPC
+		// calls are not implemented).
 		stack[0] = uint64(statusNotFound)
 		return
 	}

@@ -66,7 +66,10 @@ func NewRedisClients(list []proxy.RedisConfig) (*RedisClients, error) {
 			DisableIdentity: true,
 			// A call runs once: INCR or EVAL sent twice after a broken
 			// connection would count twice.
-			MaxRetries:            -1,
+			MaxRetries: -1,
+			// One dial per attempt: go-redis would retry a refused dial 5
+			// times 100 ms apart, turning "Redis is down" into a timeout.
+			DialerRetries:         1,
 			DialTimeout:           timeout,
 			ReadTimeout:           timeout,
 			WriteTimeout:          timeout,

@@ -62,16 +62,16 @@ func TestRedisIncrEndToEnd(t *testing.T) {
 		t.Fatalf("the server holds %q, %v; want :3", got, err)
 	}
 	// The reply is passed through as RESP: an error reply, a null, an
-	// array.
-	for query, want := range map[string]string{
-		`*2\r\n$4\r\nLPOP\r\n$4\r\nhits\r\n`:                       "-WRONGTYPE",
-		`*2\r\n$3\r\nGET\r\n$7\r\nmissing\r\n`:                     "$-1\r\n",
-		`*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$2\r\nab\r\n`:             ":1\r\n",
-		`*4\r\n$6\r\nLRANGE\r\n$1\r\nl\r\n$1\r\n0\r\n$2\r\n-1\r\n`: "*1\r\n$2\r\nab\r\n",
+	// integer, an array (in this order: LRANGE reads what RPUSH wrote).
+	for _, tc := range []struct{ query, want string }{
+		{`*2\r\n$4\r\nLPOP\r\n$4\r\nhits\r\n`, "-WRONGTYPE"},
+		{`*2\r\n$3\r\nGET\r\n$7\r\nmissing\r\n`, "$-1\r\n"},
+		{`*3\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$2\r\nab\r\n`, ":1\r\n"},
+		{`*4\r\n$6\r\nLRANGE\r\n$1\r\nl\r\n$1\r\n0\r\n$2\r\n-1\r\n`, "*1\r\n$2\r\nab\r\n"},
 	} {
-		r := s.e.do(t, "GET", "/", "", "x-redis-raw", query)
-		if r.status != 200 || !strings.HasPrefix(r.body, want) {
-			t.Errorf("%s = %d %q, want a reply starting %q", query, r.status, r.body, want)
+		r := s.e.do(t, "GET", "/", "", "x-redis-raw", tc.query)
+		if r.status != 200 || !strings.HasPrefix(r.body, tc.want) {
+			t.Errorf("%s = %d %q, want a reply starting %q", tc.query, r.status, r.body, tc.want)
 		}
 	}
 	if m := s.e.metrics(t); !strings.Contains(m, `sluice_plugin_redis_calls_total{plugin="redis",result="ok"} 7`) {

@@ -203,6 +203,7 @@ type requestState struct {
 func newRequestState(s *Server) *requestState {
 	rs := &requestState{srv: s, waiter: upstream.NewWaiter()}
 	rs.ex.pools, rs.ex.router = s.pools, s.router
+	rs.ex.routeOf = s.routeOfExchange
 	rs.ex.resumeCh = make(chan struct{}, 1)
 	rs.watch.initWatch(&s.watch)
 	rs.resp.StreamBody = true

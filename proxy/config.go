@@ -24,6 +24,7 @@ type (
 	PluginLogLimit         = config.PluginLogLimit
 	PluginSharedData       = config.PluginSharedData
 	PluginSharedDataPrefix = config.PluginSharedDataPrefix
+	RedisConfig            = config.RedisConfig
 	Duration               = config.Duration
 	ByteSize               = config.ByteSize
 	RawConfig              = config.RawConfig

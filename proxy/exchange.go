@@ -28,6 +28,9 @@ type Exchange struct {
 	// per pooled state; never the Server.
 	pools  *upstream.Pools
 	router *Router
+	// routeOf is the pool the routes choose for the request as it stands
+	// (UpstreamHosts); set once per pooled state.
+	routeOf func(*Exchange) *upstream.Pool
 
 	reqHeaders  Headers
 	reqBody     []byte

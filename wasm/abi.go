@@ -46,6 +46,9 @@ const (
 	bufferVMConfig         bufferType = 6
 	bufferPluginConfig     bufferType = 7
 	bufferForeignArgs      bufferType = 8
+	// bufferRedisCallResponse is the Higress extension's buffer 9: the
+	// RESP reply in proxy_on_redis_call_response.
+	bufferRedisCallResponse bufferType = 9
 )
 
 // streamType is proxy_stream_type_t.
@@ -77,8 +80,11 @@ const (
 
 // Exports the host looks for.
 const (
-	exportABI020        = "proxy_abi_version_0_2_0"
-	exportABI021        = "proxy_abi_version_0_2_1"
+	exportABI020 = "proxy_abi_version_0_2_0"
+	exportABI021 = "proxy_abi_version_0_2_1"
+	// exportABI02100 marks a module built with Higress's SDK (v0.2.1 plus
+	// its extensions: abi_redis.go, abi_hosts.go).
+	exportABI02100      = "proxy_abi_version_0_2_100"
 	exportABI010        = "proxy_abi_version_0_1_0"
 	exportMemoryAlloc   = "proxy_on_memory_allocate"
 	exportMalloc        = "malloc"
@@ -105,6 +111,7 @@ const (
 	cbTick
 	cbHttpCallResponse
 	cbQueueReady
+	cbRedisCallResponse
 	numCallbacks
 )
 
@@ -128,6 +135,8 @@ var callbackSpecs = [numCallbacks]struct {
 	cbTick:             {"proxy_on_tick", 1, false},
 	cbHttpCallResponse: {"proxy_on_http_call_response", 5, false},
 	cbQueueReady:       {"proxy_on_queue_ready", 2, false},
+	// Higress extension: (plugin_context_id, callout_id, status, size).
+	cbRedisCallResponse: {"proxy_on_redis_call_response", 4, false},
 }
 
 func (c callback) String() string { return callbackSpecs[c].name }

@@ -69,6 +69,12 @@ var envFuncs = []hostFunc{
 	{"proxy_get_metric", "ii", hostGetMetric},
 	// Foreign functions.
 	{"proxy_call_foreign_function", "iiiiii", hostCallForeignFunction},
+	// Higress extensions (abi_redis.go, abi_hosts.go).
+	{"proxy_redis_init", "iiiiiii", onInstance((*instance).redisInit)},
+	{"proxy_redis_call", "iiiii", onInstance((*instance).redisCall)},
+	{"proxy_get_upstream_hosts", "ii", onInstance((*instance).upstreamHosts)},
+	{"proxy_set_upstream_override_host", "ii", onInstance((*instance).overrideHost)},
+	{"proxy_inject_encoded_data_to_filter_chain", "iii", hostInjectEncodedData},
 	// Older names still imported by some SDKs (Envoy keeps them).
 	{"proxy_continue_request", "", hostContinueRequest},
 	{"proxy_continue_response", "", hostContinueResponse},

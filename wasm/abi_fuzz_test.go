@@ -3,6 +3,9 @@ package wasm
 import (
 	"bytes"
 	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/proxy"
 )
 
 // knownStatus reports whether s is a proxy_status_t value.
@@ -18,11 +21,15 @@ func knownStatus(s status) bool {
 // FuzzHostFunctions calls every env host function with arbitrary arguments
 // against a real one-page guest memory (the "ok" fixture, whose allocator
 // refuses what does not fit), in every phase, in the root context and in
-// an HTTP call response callback (maps 6/7, buffer 4, proxy_get_status).
-// No input may panic or return an unknown status. HTTP calls go to pool
-// "up" of a fake transport that answers at once.
+// an HTTP call response callback (maps 6/7, buffer 4, proxy_get_status)
+// and in a Redis call response callback (buffer 9). No input may panic or
+// return an unknown status. HTTP calls go to pool "up" of a fake transport
+// that answers at once; Redis calls to "r", where nothing listens.
 func FuzzHostFunctions(f *testing.F) {
-	h := newTestHostWith(f, func(c *HostConfig) { c.Callouts = fakeCallouts{} })
+	h := newTestHostWith(f, func(c *HostConfig) {
+		c.Callouts = fakeCallouts{}
+		c.Redis = []proxy.RedisConfig{{Name: "r", Address: "127.0.0.1:1", Timeout: proxy.Duration(50 * time.Millisecond)}}
+	})
 	p := h.mustLoad(f, fixtureConfig(f, "ok"))
 	in := p.slots[0].inst.Load()
 	ex := newExchange("/x?y=z", "x-wat", "v", "user-agent", "fuzz")
@@ -30,11 +37,12 @@ func FuzzHostFunctions(f *testing.F) {
 	ex.ResponseHeaders().AddString(":status", "200")
 	ex.SetResponseBody([]byte("response body"))
 	s := &stream{p: p, inst: in, ex: ex, id: 2}
-	phases := [...]callback{cbRequestHeaders, cbRequestBody, cbResponseHeaders, cbResponseBody, cbLog, cbConfigure, cbHttpCallResponse}
+	phases := [...]callback{cbRequestHeaders, cbRequestBody, cbResponseHeaders, cbResponseBody, cbLog, cbConfigure, cbHttpCallResponse, cbRedisCallResponse}
 	reply := &callout{id: 7, code: 200, message: []byte("OK"), body: []byte("reply body")}
 	reply.headers.AddString(":status", "200")
 	reply.headers.AddString("x-reply", "1")
 	reply.trailers.AddString("x-trailer", "t")
+	redisReply := &callout{id: 8, redis: true, body: []byte(":1\r\n")}
 
 	seed := func(fn int, data []byte, args ...uint32) {
 		var a [8]uint32
@@ -54,6 +62,11 @@ func FuzzHostFunctions(f *testing.F) {
 		if hf.name == "proxy_http_call" {
 			seed(i, call, 1024, 2, 1026, uint32(len(call)-2), 0, 0, 1026, uint32(len(call)-2))
 		}
+		if hf.name == "proxy_redis_call" || hf.name == "proxy_redis_init" {
+			// cluster "r" at 1024, the query after it; ret_callout_id
+			// (or the timeout) 512.
+			seed(i, []byte("r*1\r\n$4\r\nPING\r\n"), 1024, 1, 1025, 14, 512, 0, 0, 0)
+		}
 	}
 	f.Fuzz(func(t *testing.T, fn, phase uint8, data []byte, a0, a1, a2, a3, a4, a5, a6, a7 uint32) {
 		if bytes.Contains(data, []byte("sluice")) {
@@ -62,6 +75,11 @@ func FuzzHostFunctions(f *testing.F) {
 			return
 		}
 		hf := envFuncs[int(fn)%len(envFuncs)]
+		if hf.name == "proxy_set_upstream_override_host" {
+			// Like sluice.endpoint, it needs a proxy.Server behind the
+			// Exchange (the oob_ fixture covers its guest-memory reads).
+			return
+		}
 		in.mu.Lock()
 		defer in.mu.Unlock()
 		// A new HTTP context resets the fixture's bump allocator.
@@ -74,11 +92,14 @@ func FuzzHostFunctions(f *testing.F) {
 		ph := phases[int(phase)%len(phases)]
 		s.phase, s.responseSeen = ph, ph >= cbResponseHeaders && ph <= cbLog
 		in.cur, in.eff = s, s
-		if ph == cbConfigure || ph == cbHttpCallResponse {
+		if ph == cbConfigure || ph == cbHttpCallResponse || ph == cbRedisCallResponse {
 			in.cur, in.eff = nil, nil
 		}
-		if ph == cbHttpCallResponse {
+		switch ph {
+		case cbHttpCallResponse:
 			in.callout = reply
+		case cbRedisCallResponse:
+			in.callout = redisReply
 		}
 		in.phase = ph
 		args := [8]uint32{a0, a1, a2, a3, a4, a5, a6, a7}

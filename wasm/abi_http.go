@@ -188,7 +188,11 @@ func (in *instance) buffer(bt bufferType) (data []byte, writable bool, st status
 	s := in.eff
 	switch bt {
 	case bufferHTTPCallResponse:
-		if in.callout != nil {
+		if in.callout != nil && !in.callout.redis {
+			return in.callout.body, false, statusOK
+		}
+	case bufferRedisCallResponse:
+		if in.callout != nil && in.callout.redis {
 			return in.callout.body, false, statusOK
 		}
 	case bufferVMConfig:
@@ -204,7 +208,7 @@ func (in *instance) buffer(bt bufferType) (data []byte, writable bool, st status
 			return s.ex.ResponseBody(), true, statusOK
 		}
 	}
-	if bt > bufferForeignArgs {
+	if bt > bufferRedisCallResponse {
 		return nil, false, statusBadArgument
 	}
 	return nil, false, statusNotFound

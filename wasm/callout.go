@@ -91,6 +91,10 @@ type callout struct {
 	body     []byte        // buffer 4
 	code     uint32        // proxy_get_status: HTTP status, 0 on failure
 	message  []byte        // reason phrase, or what went wrong
+	// redis: a proxy_redis_call (abi_redis.go). body is then the RESP
+	// reply (buffer 9) and code the call's status; the reply goes to
+	// proxy_on_redis_call_response.
+	redis bool
 }
 
 // Callout results: the "result" label of sluice_plugin_http_calls_total.
@@ -145,20 +149,29 @@ func (in *instance) httpCall(mod api.Module, stack []uint64) status {
 	}
 	timeout = min(timeout, MaxCalloutTimeout)
 
-	id := in.newCallID()
-	c := &callout{id: id}
+	c := new(callout)
+	return in.startCall(mem, retID, c, timeout, func(ctx context.Context) { in.runCallout(ctx, co, c, poolName, req) })
+}
+
+// startCall enters c in the instance's table of calls in flight under a
+// new id, which it writes to the guest at retID, and runs run on a tracked
+// goroutine with a context that ends after timeout or when the plugin
+// closes (c.cancel cancels it). HTTP and Redis calls share it, so they
+// share ids, the cap and the delivery (deliverCallout). in.mu must be held.
+func (in *instance) startCall(mem guestMemory, retID uint32, c *callout, timeout time.Duration, run func(context.Context)) status {
+	c.id = in.newCallID()
 	if in.eff != nil {
 		c.streamID = in.eff.id
 	}
-	cctx, cancel := context.WithTimeout(in.p.ctx, timeout)
+	ctx, cancel := context.WithTimeout(in.p.ctx, timeout)
 	c.cancel = cancel
-	if !writeGuestU32(mem, retID, id) {
+	if !writeGuestU32(mem, retID, c.id) {
 		cancel()
 		return statusInvalidMemoryAccess
 	}
-	in.callouts[id] = c
-	if !in.p.goTracked(func() { in.runCallout(cctx, co, c, poolName, req) }) {
-		delete(in.callouts, id)
+	in.callouts[c.id] = c
+	if !in.p.goTracked(func() { run(ctx) }) {
+		delete(in.callouts, c.id)
 		cancel()
 		return statusInternalFailure
 	}
@@ -229,8 +242,8 @@ func appendStatus(dst []byte, code int) []byte {
 	return append(dst, byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10))
 }
 
-// deliverCallout calls proxy_on_http_call_response for c on the root
-// context. If the call came from a request that returned PAUSE but that
+// deliverCallout calls proxy_on_http_call_response (for a Redis call:
+// proxy_on_redis_call_response) for c on the root context. If the call came from a request that returned PAUSE but that
 // the proxy does not hold yet (the reply beat the proxy to its wait), it
 // waits for the pause, so that the plugin's proxy_continue_stream is not
 // lost. A reply for a dead instance or a closing plugin is dropped.
@@ -257,12 +270,15 @@ func (in *instance) deliverCallout(c *callout) {
 		}
 		delete(in.callouts, c.id)
 		in.callout = c
-		args := [5]uint64{rootContextID, uint64(c.id), uint64(c.headers.Len()), uint64(len(c.body)), uint64(c.trailers.Len())}
-		_, err := in.callArgs(cbHttpCallResponse, nil, args, in.p.callTimeout)
+		cb, args := cbHttpCallResponse, [5]uint64{rootContextID, uint64(c.id), uint64(c.headers.Len()), uint64(len(c.body)), uint64(c.trailers.Len())}
+		if c.redis {
+			cb, args = cbRedisCallResponse, [5]uint64{rootContextID, uint64(c.id), uint64(c.code), uint64(len(c.body))}
+		}
+		_, err := in.callArgs(cb, nil, args, in.p.callTimeout)
 		in.callout = nil
 		in.mu.Unlock()
 		if err != nil {
-			in.p.log.Warn("wasm: proxy_on_http_call_response failed", "error", err)
+			in.p.log.Warn("wasm: "+cb.String()+" failed", "error", err)
 		}
 		return
 	}
@@ -291,8 +307,9 @@ func hostGetStatus(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	c := in.callout
 	if c == nil {
-		// Only proxy_on_http_call_response has a status to report (the
-		// gRPC calls are not implemented).
+		// Only proxy_on_http_call_response and
+		// proxy_on_redis_call_response have a status to report (the gRPC
+		// calls are not implemented).
 		stack[0] = uint64(statusNotFound)
 		return
 	}

@@ -103,6 +103,8 @@ func (h *Host) checkModule(m wazero.CompiledModule, memLimit uint64) (moduleInfo
 		info.abi = exportABI021
 	case exports[exportABI020] != nil:
 		info.abi = exportABI020
+	case exports[exportABI02100] != nil:
+		info.abi = exportABI02100
 	case exports[exportABI010] != nil:
 		return info, errors.New("uses Proxy-Wasm ABI v0.1.0 (exports " + exportABI010 +
 			"), which this host does not support: rebuild it with an SDK for ABI v0.2.0 or v0.2.1")

@@ -149,8 +149,10 @@
 // proxy_set_buffer_bytes (replace [start, start+size) with the data; a
 // start past the end appends), and the proxy fixes Content-Length. Buffer 4
 // (the HTTP call response body) is readable during
-// proxy_on_http_call_response. Buffers 6 (VM config) and 7 (plugin config)
-// are readable anywhere. Buffers 4, 6 and 7 are read-only (BAD_ARGUMENT).
+// proxy_on_http_call_response, buffer 9 (a Redis call's reply) during
+// proxy_on_redis_call_response. Buffers 6 (VM config) and 7 (plugin
+// config) are readable anywhere. Buffers 4, 6, 7 and 9 are read-only
+// (BAD_ARGUMENT).
 // Other buffers are NOT_FOUND, unknown types BAD_ARGUMENT.
 //
 // # Properties
@@ -298,6 +300,20 @@
 // timeout; a reply that arrives before the proxy has started holding the
 // request is delivered once it does, so the resume is not lost. Once the
 // request has ended, proxy_set_effective_context to it is BAD_ARGUMENT.
+//
+// # Higress extensions
+//
+// proxy_redis_init and proxy_redis_call reach the servers of
+// HostConfig.Redis (abi_redis.go): a call shares the HTTP calls' table,
+// cap and delivery, and its reply arrives in
+// proxy_on_redis_call_response(root context 1, call id, status, size),
+// the RESP reply in buffer 9 (status 0; 1 unreachable, 2 timeout, with an
+// empty buffer; proxy_get_status gives the status and what went wrong).
+// proxy_get_upstream_hosts answers pairs of each endpoint of the request's
+// pool and its last scraped metrics text; proxy_set_upstream_override_host
+// is sluice.endpoint; proxy_inject_encoded_data_to_filter_chain is
+// UNIMPLEMENTED (abi_hosts.go). Modules may export
+// proxy_abi_version_0_2_100.
 //
 // # Plugin metrics
 //

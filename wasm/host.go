@@ -57,6 +57,11 @@ type HostConfig struct {
 	// Callouts, when set, sends proxy_http_call requests instead of the
 	// HTTPCallouts built from Upstreams. The Host does not close it.
 	Callouts Callouts
+	// Redis are the Redis servers plugins reach with proxy_redis_init and
+	// proxy_redis_call (the configuration's redis: list). The Host builds
+	// a connection pool per entry (RedisClients) and closes them in
+	// Close. Default none: those calls answer BAD_ARGUMENT.
+	Redis []proxy.RedisConfig
 }
 
 // Host runs Proxy-Wasm plugins: one wazero runtime and one compilation
@@ -70,6 +75,7 @@ type Host struct {
 	startTimeout time.Duration
 
 	callouts    atomic.Pointer[calloutSet] // nil: no callouts; SetUpstreams swaps it
+	redis       *RedisClients              // built from HostConfig.Redis; closed by Close
 	queues      queueRegistry
 	userMetrics metricRegistry
 
@@ -108,8 +114,17 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	}
 	h.queues.init()
 	h.userMetrics.init(h.metrics)
+	if len(cfg.Redis) > 0 {
+		rc, err := NewRedisClients(cfg.Redis)
+		if err != nil {
+			h.closeClients()
+			return nil, err
+		}
+		h.redis = rc
+	}
 	cache, err := newCache(cfg.CacheDir, h.log)
 	if err != nil {
+		h.closeClients()
 		return nil, err
 	}
 	h.cache = cache
@@ -124,6 +139,7 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if err := h.instantiateHostModules(ctx); err != nil {
 		_ = h.rt.Close(ctx)
 		_ = cache.Close(ctx)
+		h.closeClients()
 		return nil, fmt.Errorf("wasm: host modules: %w", err)
 	}
 	return h, nil
@@ -195,11 +211,16 @@ func (h *Host) Close(ctx context.Context) error {
 	for _, p := range plugins {
 		errs = append(errs, p.Close())
 	}
-	errs = append(errs, h.rt.Close(ctx), h.cache.Close(ctx))
+	errs = append(errs, h.rt.Close(ctx), h.cache.Close(ctx), h.closeClients())
+	return errors.Join(errs...)
+}
+
+// closeClients closes the callout and Redis clients the Host built.
+func (h *Host) closeClients() error {
 	if cs := h.callouts.Load(); cs != nil && cs.own != nil {
 		cs.own.Close()
 	}
-	return errors.Join(errs...)
+	return h.redis.Close()
 }
 
 func (h *Host) forget(p *Plugin) {
@@ -266,6 +287,7 @@ func (h *Host) Load(ctx context.Context, pc proxy.PluginConfig) (*Plugin, error)
 		sharedRules: newSharedRules(pc.SharedData),
 	}
 	p.logLimit = newLogLimiter(pc.LogLimit, p.log, p.metrics.logDropped)
+	p.redis.init(h.metrics, pc.Name)
 	if p.callTimeout == 0 {
 		p.callTimeout = proxy.DefaultPluginCallTimeout
 	}

@@ -17,6 +17,7 @@ func init() {
 		"sluice_plugin_local_responses_total":   "Answers a plugin sent itself (proxy_send_local_response).",
 		"sluice_plugin_instance_restarts_total": "Plugin instances replaced after a failure.",
 		"sluice_plugin_http_calls_total":        "HTTP callouts a plugin made, by result (ok, timeout, cancelled, error).",
+		"sluice_plugin_redis_calls_total":       "Redis calls a plugin made (proxy_redis_call), by result.",
 		"sluice_plugin_log_lines_dropped_total": "Plugin log lines dropped by the log rate limit.",
 		"sluice_plugin_stranded_requests_total": "Requests whose plugin instance was discarded or closed while they were in flight, by reason.",
 		"sluice_shared_data_keys":               "Keys in a VM's shared data store now, by vm_id.",

@@ -34,6 +34,7 @@ type Plugin struct {
 	metrics     pluginMetrics
 	env         [][2]string // the guest's WASI environment (guestEnv)
 	logLimit    *logLimiter // nil: unlimited
+	redis       redisState  // proxy_redis_init settings and Redis call metrics
 
 	slots []slot
 	rr    atomic.Uint32

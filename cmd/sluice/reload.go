@@ -81,6 +81,7 @@ func (l *live) ensureHost(ctx context.Context, rc *config.Resolved) error {
 	}
 	hc := l.hostCfg
 	hc.Upstreams = rc.Upstreams
+	hc.Redis = rc.Config.Redis // fixed for the process: restart-only (config.restartKeys)
 	h, err := wasm.NewHost(ctx, hc)
 	if err != nil {
 		return err

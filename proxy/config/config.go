@@ -111,6 +111,10 @@ type Config struct {
 	Routes []RouteConfig `yaml:"routes"`
 	// Plugins are Proxy-Wasm plugins, run in list order.
 	Plugins []PluginConfig `yaml:"plugins"`
+	// Redis declares the Redis servers plugins may call (RedisConfig).
+	// Default none: proxy_redis_init and proxy_redis_call answer
+	// BAD_ARGUMENT.
+	Redis []RedisConfig `yaml:"redis"`
 	// PluginCacheDir holds compiled plugins so a restart does not
 	// recompile. Default: "sluice/wasm" under the user cache directory; "-"
 	// keeps compiled code in memory only.

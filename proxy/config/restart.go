@@ -39,6 +39,8 @@ var restartKeys = []struct {
 	{"tls.min_version", func(r *Resolved) string { return tlsMinVersion(r.Config.TLS) }},
 	{"admin.hostname", func(r *Resolved) string { return adminHost(r.Config.Admin) }},
 	{"admin.port", func(r *Resolved) string { return fmt.Sprint(r.Config.Admin.Port) }},
+	// The plugin host opens its Redis pools once, at start.
+	{"redis", func(r *Resolved) string { return fmt.Sprintf("%+v", r.Config.Redis) }},
 }
 
 func onOff(b bool) string {

@@ -110,6 +110,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 	if err := c.validatePlugins(); err != nil {
 		return nil, err
 	}
+	if err := c.ValidateRedis(); err != nil {
+		return nil, err
+	}
 	switch c.Log.Format {
 	case "", "text", "json":
 	default:

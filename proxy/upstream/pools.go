@@ -93,6 +93,8 @@ type Endpoint struct {
 	running  atomic.Uint64
 	kvUsage  atomic.Uint64
 	scrapeOK atomic.Bool
+	// metricsText is the last successful scrape's body (MetricsText).
+	metricsText atomic.Pointer[[]byte]
 
 	ejectTotal   *metrics.Counter
 	scrapeErrors *metrics.Counter

@@ -40,6 +40,7 @@ func (ep *Endpoint) scrapeOnce(timeout time.Duration) {
 		return
 	}
 	ep.storeLoad(load)
+	ep.storeMetricsText(body)
 }
 
 func (ep *Endpoint) scrapeFailed() {

@@ -36,6 +36,15 @@ type endpoint struct {
 // is returned ("" when it cannot tell). It scans the JSON in place
 // (jsonscan): encoding/json's reflection cost a Go guest ~0.5 ms here.
 func poolLoads(dst []endpoint, data []byte, pool string) (string, []endpoint, error) {
+	if name, out, ok := fastPoolLoads(dst, data, pool); ok {
+		return name, out, nil
+	}
+	return scanPoolLoads(dst, data, pool)
+}
+
+// scanPoolLoads is poolLoads for any valid JSON: the host's shape with
+// members reordered, escapes, space.
+func scanPoolLoads(dst []endpoint, data []byte, pool string) (string, []endpoint, error) {
 	ms, err := jsonscan.Object(data, "pools")
 	if err != nil || !ms[0].Found() {
 		return "", dst, errors.New(`cacheaware: sluice.upstream_stats: no "pools" object`)
@@ -155,6 +164,14 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 	copy(eps[1:i+1], eps[:i])
 	eps[0] = chosen
 	return why
+}
+
+// minMatch is the shortest match, in blocks, that lets the prefix of a
+// prompt of n blocks decide: the least m with m ≥ cacheThreshold·n (the
+// test decide applies), and at least 1. The index neither records nor
+// looks up shorter prefixes: they could only ever lose to the load.
+func (s *settings) minMatch(n int) int {
+	return max(1, int(math.Ceil(s.cacheThreshold*float64(n))))
 }
 
 // less orders endpoints by load, then by a hash of rnd and the address

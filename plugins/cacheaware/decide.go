@@ -26,8 +26,9 @@ var reasonNames = [numReasons]string{"prefix", "session", "least_load", "overloa
 
 // endpoint is one healthy endpoint of the pool and its load.
 type endpoint struct {
-	addr string
-	load float64 // requests in flight through the proxy + engine queue depth
+	addr  string
+	load  float64 // requests in flight through the proxy + engine queue depth
+	picks uint32  // this instance's recent picks of it (poolSnapshot.picked)
 }
 
 // poolLoads reads the pool's healthy endpoints from the host's
@@ -174,11 +175,18 @@ func (s *settings) minMatch(n int) int {
 	return max(1, int(math.Ceil(s.cacheThreshold*float64(n))))
 }
 
-// less orders endpoints by load, then by a hash of rnd and the address
-// (so equally loaded endpoints share the traffic), then by address.
+// less orders endpoints by load, then by the instance's recent picks
+// (so that, when loads tie, as they do at low rates where every engine
+// is idle, new prefixes go round the endpoints instead of piling up at
+// random: with random ties 16 prefix groups on 8 engines put up to
+// twice the fair share on one), then by a hash of rnd and the address,
+// then by address.
 func less(a, b endpoint, rnd uint64) bool {
 	if a.load != b.load {
 		return a.load < b.load
+	}
+	if a.picks != b.picks {
+		return a.picks < b.picks
 	}
 	ta, tb := tiebreak.Mix(rnd, a.addr), tiebreak.Mix(rnd, b.addr)
 	if ta != tb {

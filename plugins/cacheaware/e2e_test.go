@@ -108,6 +108,9 @@ func TestEndToEndAffinity(t *testing.T) {
 	if strings.Contains(e.Logs.String(), "does not bound shared data") {
 		t.Errorf("the host refused the index's shared-data policy:\n%s", e.Logs)
 	}
+	if strings.Contains(e.Logs.String(), "not in the shape this plugin reads fast") {
+		t.Errorf("the host's upstream_stats missed the one-pass reader:\n%s", e.Logs)
+	}
 	if len(used) < 2 {
 		t.Errorf("%d unrelated conversations all went to %v", convs, used)
 	}

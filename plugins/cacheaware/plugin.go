@@ -24,14 +24,15 @@ func init() { guest.Register("cacheaware", func() sdk.PluginContext { return &pl
 
 type plugin struct {
 	sdk.DefaultPluginContext
-	s      *settings
-	idx    *index
-	hashes []uint64   // scratch
-	eps    []endpoint // scratch: decide reorders it
-	loads  loadCache
-	list   []byte // scratch
-	warned bool   // the "no upstream stats" warning was logged
-	m      metrics
+	s         *settings
+	idx       *index
+	hashes    []uint64   // scratch
+	eps       []endpoint // scratch: decide reorders it
+	loads     loadCache
+	list      []byte // scratch
+	warned    bool   // the "no upstream stats" warning was logged
+	slowStats bool   // the "not in the fast shape" warning was logged
+	m         metrics
 }
 
 // metrics are the plugin's series (sluice_wasm_cacheaware_…{plugin}).
@@ -235,7 +236,14 @@ func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
 		}
 		return nil
 	}
-	name, eps, err := poolLoads(p.eps[:0], stats, asked)
+	name, eps, fast := fastPoolLoads(p.eps[:0], stats, asked)
+	if !fast {
+		if !p.slowStats {
+			p.slowStats = true
+			sdk.LogWarn("cacheaware: sluice.upstream_stats is not in the shape this plugin reads fast (another host version?); reading it with the validating scanner, ~150 µs a snapshot")
+		}
+		name, eps, err = scanPoolLoads(eps, stats, asked)
+	}
 	p.eps = eps
 	switch {
 	case err != nil:

@@ -253,7 +253,57 @@ func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.S
 	}
 	row := summarizeFleet(results, e.engine.TimeScale, engines.Requests(), hits, queries)
 	row.Workload, row.Contender, row.Rate = wl.Name, c.Name, rate
+	if row.Errors > 0 {
+		row.SluiceFailures = sluiceFailures(base)
+		if out := strings.TrimSpace(tail(p.Output(), 1500)); out != "" {
+			row.SluiceFailures = append(row.SluiceFailures, "sluice log: "+out)
+		}
+		for _, l := range row.SluiceFailures {
+			logf("benchmarks: fleet %s %s at %g req/s: %s", wl.Name, c.Name, rate, l)
+		}
+	}
 	return row, nil
+}
+
+// failureSeries are the Sluice metrics that say why requests failed: a
+// plugin's errors by kind (trap, timeout, memory…), the requests stranded
+// on an instance discarded after another request's failure (which then
+// fail on their next callback, e.g. "A plugin failed on the response
+// body"), and truncated streams by reason.
+var failureSeries = []string{"sluice_plugin_errors_total", "sluice_plugin_stranded_requests_total", "sluice_streams_truncated_total"}
+
+// sluiceFailures scrapes Sluice's /metrics at base and returns its
+// non-zero failure series, or the scrape's error.
+func sluiceFailures(base string) []string {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get(base + "/metrics")
+	if err != nil {
+		return []string{"scrape " + base + "/metrics: " + err.Error()}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return []string{"scrape " + base + "/metrics: " + err.Error()}
+	}
+	return nonZeroSeries(string(b), failureSeries)
+}
+
+// nonZeroSeries returns the lines of a Prometheus text exposition whose
+// metric name is one of names and whose value is not zero.
+func nonZeroSeries(text string, names []string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		name, _, _ := strings.Cut(line, "{")
+		name, _, _ = strings.Cut(name, " ")
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || !contains(names, name) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil && v != 0 {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // buildFleetPlugin builds plugins/<name> for wasip1 into dir.

@@ -31,6 +31,10 @@ type fleetRow struct {
 	PerEngine []int64 `json:"per_engine"`
 	Spread    float64 `json:"spread"`
 	FirstErr  string  `json:"first_error,omitempty"`
+	// SluiceFailures are Sluice's non-zero plugin failure and stream cut
+	// series after a run with errors (why requests failed), and the tail
+	// of its log; empty for a clean run.
+	SluiceFailures []string `json:"sluice_failures,omitempty"`
 }
 
 // summarizeFleet turns the results of a run into a row. perEngine are the

@@ -334,3 +334,16 @@ func TestFleetWorkloadsComplete(t *testing.T) {
 		}
 	}
 }
+
+func TestNonZeroSeries(t *testing.T) {
+	text := "# HELP x\n" +
+		`sluice_plugin_errors_total{plugin="cacheaware",kind="timeout"} 2` + "\n" +
+		`sluice_plugin_errors_total{plugin="cacheaware",kind="trap"} 0` + "\n" +
+		`sluice_plugin_stranded_requests_total{plugin="cacheaware",reason="timeout"} 3` + "\n" +
+		`sluice_streams_truncated_total{reason="plugin"} 3` + "\n" +
+		`sluice_plugin_errors_total_other 5` + "\n" + `sluice_requests_total 9` + "\n"
+	got := nonZeroSeries(text, failureSeries)
+	if len(got) != 3 || !strings.Contains(got[0], `kind="timeout"} 2`) || !strings.Contains(got[1], "stranded") || !strings.Contains(got[2], "truncated") {
+		t.Fatalf("%q", got)
+	}
+}

@@ -26,8 +26,9 @@ var reasonNames = [numReasons]string{"prefix", "session", "least_load", "overloa
 
 // endpoint is one healthy endpoint of the pool and its load.
 type endpoint struct {
-	addr string
-	load float64 // requests in flight through the proxy + engine queue depth
+	addr  string
+	load  float64 // requests in flight through the proxy + engine queue depth
+	picks uint32  // this instance's recent picks of it (poolSnapshot.picked)
 }
 
 // poolLoads reads the pool's healthy endpoints from the host's
@@ -36,6 +37,15 @@ type endpoint struct {
 // is returned ("" when it cannot tell). It scans the JSON in place
 // (jsonscan): encoding/json's reflection cost a Go guest ~0.5 ms here.
 func poolLoads(dst []endpoint, data []byte, pool string) (string, []endpoint, error) {
+	if name, out, ok := fastPoolLoads(dst, data, pool); ok {
+		return name, out, nil
+	}
+	return scanPoolLoads(dst, data, pool)
+}
+
+// scanPoolLoads is poolLoads for any valid JSON: the host's shape with
+// members reordered, escapes, space.
+func scanPoolLoads(dst []endpoint, data []byte, pool string) (string, []endpoint, error) {
 	ms, err := jsonscan.Object(data, "pools")
 	if err != nil || !ms[0].Found() {
 		return "", dst, errors.New(`cacheaware: sluice.upstream_stats: no "pools" object`)
@@ -157,11 +167,26 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 	return why
 }
 
-// less orders endpoints by load, then by a hash of rnd and the address
-// (so equally loaded endpoints share the traffic), then by address.
+// minMatch is the shortest match, in blocks, that lets the prefix of a
+// prompt of n blocks decide: the least m with m ≥ cacheThreshold·n (the
+// test decide applies), and at least 1. The index neither records nor
+// looks up shorter prefixes: they could only ever lose to the load.
+func (s *settings) minMatch(n int) int {
+	return max(1, int(math.Ceil(s.cacheThreshold*float64(n))))
+}
+
+// less orders endpoints by load, then by the instance's recent picks
+// (so that, when loads tie, as they do at low rates where every engine
+// is idle, new prefixes go round the endpoints instead of piling up at
+// random: with random ties 16 prefix groups on 8 engines put up to
+// twice the fair share on one), then by a hash of rnd and the address,
+// then by address.
 func less(a, b endpoint, rnd uint64) bool {
 	if a.load != b.load {
 		return a.load < b.load
+	}
+	if a.picks != b.picks {
+		return a.picks < b.picks
 	}
 	ta, tb := tiebreak.Mix(rnd, a.addr), tiebreak.Mix(rnd, b.addr)
 	if ta != tb {

@@ -28,8 +28,9 @@ func TestDecide(t *testing.T) {
 		{"no match: least load", []float64{3, 1, 2}, choice{total: 10}, "b", reasonLeastLoad},
 		{"prefix", []float64{3, 1, 2}, choice{matched: 9, total: 10, prefixOwner: "a"}, "a", reasonPrefix},
 		{"match under cache_threshold", []float64{3, 1, 2}, choice{matched: 2, total: 10, prefixOwner: "a"}, "b", reasonLeastLoad},
-		{"busy but within the thresholds", []float64{60, 0, 2}, choice{matched: 10, total: 10, prefixOwner: "a"}, "a", reasonPrefix},
+		{"busy but within the thresholds", []float64{20, 0, 2}, choice{matched: 10, total: 10, prefixOwner: "a"}, "a", reasonPrefix},
 		{"overloaded: abs and rel", []float64{70, 5, 2}, choice{matched: 10, total: 10, prefixOwner: "a"}, "c", reasonOverload},
+		{"past the default abs threshold (24, not SGLang's 64)", []float64{40, 5, 2}, choice{matched: 10, total: 10, prefixOwner: "a"}, "c", reasonOverload},
 		{"abs exceeded, rel not", []float64{200, 150, 150}, choice{matched: 10, total: 10, prefixOwner: "a"}, "a", reasonPrefix},
 		{"session beats prefix", []float64{1, 1, 1}, choice{matched: 10, total: 10, prefixOwner: "a", sessionOwner: "c"}, "c", reasonSession},
 		{"session overloaded", []float64{1, 1, 100}, choice{sessionOwner: "c"}, "a", reasonOverload},
@@ -57,6 +58,16 @@ func TestDecide(t *testing.T) {
 	}
 	if len(seen) != 3 {
 		t.Errorf("ties went to %v only", seen)
+	}
+	// Among equal loads the instance's fewest recent picks win, whatever
+	// rnd is.
+	for rnd := range uint64(16) {
+		e := eps(0, 0, 0, 1)
+		e[0].picks, e[1].picks, e[2].picks, e[3].picks = 3, 1, 2, 0
+		s.decide(e, choice{rnd: rnd * 0x9e3779b97f4a7c15})
+		if got := string(s.endpointList(nil, e)); got != "b,c,a" {
+			t.Fatalf("rnd %d: order %q, want b,c,a", rnd, got)
+		}
 	}
 }
 

@@ -9,7 +9,7 @@ import "strconv"
 // Tests use a map.
 type store interface {
 	get(key []byte) (value []byte, ok bool)
-	set(key, value []byte)
+	set(key []byte, value string)
 }
 
 // keyPrefix starts every key the plugin writes; the TTL policy is set on
@@ -40,37 +40,41 @@ func (x *index) keyFor(kind byte, h uint64) []byte {
 }
 
 // match returns the longest recorded prefix of the prompt whose block
-// hashes are hs: its length in blocks (0: none) and the endpoint it was
-// sent to. It reads O(log len(hs)) keys.
-func (x *index) match(pool string, hs []uint64) (blocks int, endpoint string) {
+// hashes are hs, among the checkpoints of at least min blocks: its length
+// in blocks (0: none) and the endpoint it was sent to. min is the
+// shortest match that can decide (settings.minMatch); shorter prefixes
+// are neither recorded nor looked up. It reads the checkpoints from the
+// longest down and stops at the first present: 1 read for a repeated
+// prompt, at most 1 + log1.5(n/min) (5 for cache_threshold 0.3) for a
+// new one.
+//
+// A descending scan, not a binary search: a prompt of n blocks records
+// only the checkpoints in [ceil(threshold·n), n], so a longer earlier
+// prompt may have skipped a short checkpoint that a later one looks up,
+// and presence is no longer monotone across prompts of different
+// lengths.
+func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint string) {
 	x.pool = pool
 	x.cps = checkpoints(x.cps[:0], len(hs))
-	lo, hi := -1, len(x.cps)
-	for lo+1 < hi {
-		mid := (lo + hi) / 2
-		v, ok := x.kv.get(x.keyFor('b', hs[x.cps[mid]-1]))
-		if ok && len(v) > 0 {
-			lo, endpoint = mid, string(v)
-		} else {
-			hi = mid
+	for i := len(x.cps) - 1; i >= 0 && x.cps[i] >= min; i-- {
+		if v, ok := x.kv.get(x.keyFor('b', hs[x.cps[i]-1])); ok && len(v) > 0 {
+			return x.cps[i], string(v)
 		}
 	}
-	if lo < 0 {
-		return 0, ""
-	}
-	return x.cps[lo], endpoint
+	return 0, ""
 }
 
 // record notes that the prompt with block hashes hs went to endpoint: it
-// writes the checkpoints past the first from blocks (which also restarts
-// their TTL). from is 0, or the length of a match already recorded for
-// endpoint, to save the writes (each is a host call).
-func (x *index) record(pool string, hs []uint64, endpoint string, from int) {
+// writes its checkpoints of at least min blocks past the first from
+// (which also restarts their TTL). from is 0, or the length of a match
+// already recorded for endpoint, to save the writes (each is a host
+// call): a new 8 KiB prompt writes 4 keys with cache_threshold 0.3.
+func (x *index) record(pool string, hs []uint64, endpoint string, from, min int) {
 	x.pool = pool
 	x.cps = checkpoints(x.cps[:0], len(hs))
 	for _, p := range x.cps {
-		if p > from {
-			x.kv.set(x.keyFor('b', hs[p-1]), []byte(endpoint))
+		if p > from && p >= min {
+			x.kv.set(x.keyFor('b', hs[p-1]), endpoint)
 		}
 	}
 }
@@ -85,5 +89,5 @@ func (x *index) session(pool string, h uint64) (string, bool) {
 // recordSession pins the session to endpoint.
 func (x *index) recordSession(pool string, h uint64, endpoint string) {
 	x.pool = pool
-	x.kv.set(x.keyFor('s', h), []byte(endpoint))
+	x.kv.set(x.keyFor('s', h), endpoint)
 }

@@ -9,12 +9,13 @@ import (
 // mapStore is a store with the host's bounds in miniature: at most cap
 // keys, the oldest write evicted first, and a clock for the TTL.
 type mapStore struct {
-	m     map[string]entry
-	order []string // write order, oldest first (may hold stale keys)
-	cap   int
-	ttl   int64
-	now   int64
-	reads int
+	m      map[string]entry
+	order  []string // write order, oldest first (may hold stale keys)
+	cap    int
+	ttl    int64
+	now    int64
+	reads  int
+	writes int
 }
 
 type entry struct {
@@ -35,7 +36,8 @@ func (s *mapStore) get(key []byte) ([]byte, bool) {
 	return e.v, true
 }
 
-func (s *mapStore) set(key, value []byte) {
+func (s *mapStore) set(key []byte, value string) {
+	s.writes++
 	k := string(key)
 	if _, ok := s.m[k]; !ok && len(s.m) >= s.cap {
 		for len(s.order) > 0 { // evict the oldest live write
@@ -47,7 +49,7 @@ func (s *mapStore) set(key, value []byte) {
 			}
 		}
 	}
-	s.m[k] = entry{v: append([]byte(nil), value...), written: s.now}
+	s.m[k] = entry{v: []byte(value), written: s.now}
 	s.order = append(removeKey(s.order, k), k)
 }
 
@@ -70,57 +72,57 @@ func TestIndexLongestMatch(t *testing.T) {
 	sys := strings.Repeat("system prompt! ", 20) // 300 bytes: 18 blocks of 16
 	a := hashesOf(sys + strings.Repeat("conversation A. ", 10))
 	b := hashesOf(sys + strings.Repeat("conversation B. ", 10))
-	if n, ep := x.match("p", a); n != 0 || ep != "" {
+	if n, ep := x.match("p", a, 1); n != 0 || ep != "" {
 		t.Fatalf("empty index matched %d blocks at %q", n, ep)
 	}
-	x.record("p", a, "e1", 0)
-	if n, ep := x.match("p", a); n != len(a) || ep != "e1" {
+	x.record("p", a, "e1", 0, 1)
+	if n, ep := x.match("p", a, 1); n != len(a) || ep != "e1" {
 		t.Fatalf("same prompt: %d/%d blocks at %q", n, len(a), ep)
 	}
 	// b shares 19 blocks (the system prompt and "conv"): the match
 	// covers most of them (checkpoints: within a third) and no more.
-	n, ep := x.match("p", b)
+	n, ep := x.match("p", b, 1)
 	if ep != "e1" || n < 13 || n > 19 {
 		t.Fatalf("shared prefix: %d blocks at %q, want 13..19 at e1", n, ep)
 	}
 	// A longer turn of conversation A matches all of the earlier turn's
 	// checkpoints.
 	a2 := hashesOf(sys + strings.Repeat("conversation A. ", 10) + strings.Repeat("next turn here. ", 10))
-	if n, ep := x.match("p", a2); ep != "e1" || n < len(a)*2/3 {
+	if n, ep := x.match("p", a2, 1); ep != "e1" || n < len(a)*2/3 {
 		t.Fatalf("next turn: %d blocks at %q, want ≥ %d", n, ep, len(a)*2/3)
 	}
 	// Pools do not share entries; models do not share hashes.
-	if n, _ := x.match("other", a); n != 0 {
+	if n, _ := x.match("other", a, 1); n != 0 {
 		t.Fatalf("another pool matched %d blocks", n)
 	}
-	if n, _ := x.match("p", blockHashes(nil, 2, []byte(sys), 16, 1<<20)); n != 0 {
+	if n, _ := x.match("p", blockHashes(nil, 2, []byte(sys), 16, 1<<20), 1); n != 0 {
 		t.Fatalf("another model matched %d blocks", n)
 	}
 	// The last writer owns a prefix.
-	x.record("p", b, "e2", 0)
-	if _, ep := x.match("p", a); ep != "e1" {
+	x.record("p", b, "e2", 0, 1)
+	if _, ep := x.match("p", a, 1); ep != "e1" {
 		t.Fatalf("a's full prompt moved to %q", ep)
 	}
-	if _, ep := x.match("p", hashesOf(sys)); ep != "e2" {
+	if _, ep := x.match("p", hashesOf(sys), 1); ep != "e2" {
 		t.Fatalf("the system prompt's owner is %q, want the last writer e2", ep)
 	}
 	// A partial record writes only past the recorded match.
 	kv2 := newMapStore(1<<20, 0)
 	z := newIndex(kv2)
-	z.record("p", a, "e1", 0)
+	z.record("p", a, "e1", 0, 1)
 	before := len(kv2.m)
-	z.record("p", a2, "e1", len(a))
+	z.record("p", a2, "e1", len(a), 1)
 	if added, want := len(kv2.m)-before, len(checkpoints(nil, len(a2)))-len(checkpoints(nil, len(a)))+1; added > want {
 		t.Errorf("partial record wrote %d new keys, want ≤ %d", added, want)
 	}
-	if n, ep := z.match("p", a2); n != len(a2) || ep != "e1" {
+	if n, ep := z.match("p", a2, 1); n != len(a2) || ep != "e1" {
 		t.Errorf("after a partial record: %d/%d at %q", n, len(a2), ep)
 	}
 	// Reads are logarithmic: 8 KiB of prompt, 512 blocks.
 	long := hashesOf(strings.Repeat("x", 8192))
-	x.record("p", long, "e3", 0)
+	x.record("p", long, "e3", 0, 1)
 	kv.reads = 0
-	if n, ep := x.match("p", long); n != 512 || ep != "e3" {
+	if n, ep := x.match("p", long, 1); n != 512 || ep != "e3" {
 		t.Fatalf("long prompt: %d at %q", n, ep)
 	}
 	if kv.reads > 6 {
@@ -135,13 +137,13 @@ func TestIndexExpiryAndEviction(t *testing.T) {
 	kv := newMapStore(1<<20, 100)
 	x := newIndex(kv)
 	a := hashesOf(strings.Repeat("prompt a ", 40))
-	x.record("p", a, "e1", 0)
+	x.record("p", a, "e1", 0, 1)
 	kv.now = 99
-	if n, _ := x.match("p", a); n != len(a) {
+	if n, _ := x.match("p", a, 1); n != len(a) {
 		t.Fatalf("before the TTL: %d blocks", n)
 	}
 	kv.now = 100
-	if n, ep := x.match("p", a); n != 0 {
+	if n, ep := x.match("p", a, 1); n != 0 {
 		t.Fatalf("after the TTL: %d blocks at %q", n, ep)
 	}
 	// A full store forgets the oldest prompt first; the index stays
@@ -152,15 +154,15 @@ func TestIndexExpiryAndEviction(t *testing.T) {
 	for i := range 10 {
 		h := hashesOf(fmt.Sprintf("%02d", i) + strings.Repeat(" distinct prompt", 8))
 		prompts = append(prompts, h)
-		y.record("p", h, fmt.Sprint("e", i), 0)
+		y.record("p", h, fmt.Sprint("e", i), 0, 1)
 		if len(small.m) > 40 {
 			t.Fatalf("store holds %d keys over its bound", len(small.m))
 		}
 	}
-	if n, _ := y.match("p", prompts[0]); n != 0 {
+	if n, _ := y.match("p", prompts[0], 1); n != 0 {
 		t.Fatalf("oldest prompt still matches %d blocks", n)
 	}
-	if n, ep := y.match("p", prompts[9]); n != len(prompts[9]) || ep != "e9" {
+	if n, ep := y.match("p", prompts[9], 1); n != len(prompts[9]) || ep != "e9" {
 		t.Fatalf("newest prompt: %d at %q", n, ep)
 	}
 }
@@ -193,5 +195,56 @@ func TestCheckpoints(t *testing.T) {
 				t.Fatalf("%d blocks: %v", n, cps)
 			}
 		}
+	}
+}
+
+// TestIndexThresholdRange: with cache_threshold 0.3 (the default) a new
+// 8 KiB prompt (128 blocks of 64 bytes) costs at most 5 writes and 5
+// reads, a repeated one 1 read, and matches still decide where they
+// could before: the next turn of a conversation, a shorter prompt that
+// shares most of a longer earlier one.
+func TestIndexThresholdRange(t *testing.T) {
+	s, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := newMapStore(1<<20, 0)
+	x := newIndex(kv)
+	hs := func(text string) []uint64 { return blockHashes(nil, 1, []byte(text), 64, 1<<20) }
+	sys := strings.Repeat("You are the assistant of a test. ", 200)[:6400] // 100 blocks
+	turn1 := hs(sys + strings.Repeat("first question? ", 112))             // 128 blocks
+	if len(turn1) != 128 {
+		t.Fatalf("%d blocks", len(turn1))
+	}
+	min := s.minMatch(len(turn1))
+	if min != 39 {
+		t.Fatalf("minMatch(128) = %d, want 39 (ceil 0.3×128)", min)
+	}
+	if n, _ := x.match("p", turn1, min); n != 0 || kv.reads > 5 {
+		t.Fatalf("miss: %d blocks in %d reads, want 0 in ≤ 5", n, kv.reads)
+	}
+	x.record("p", turn1, "e1", 0, min)
+	if kv.writes > 5 {
+		t.Fatalf("a new prompt wrote %d keys, want ≤ 5", kv.writes)
+	}
+	kv.reads = 0
+	if n, ep := x.match("p", turn1, min); n != 128 || ep != "e1" || kv.reads != 1 {
+		t.Fatalf("repeat: %d blocks at %q in %d reads, want 128 at e1 in 1", n, ep, kv.reads)
+	}
+	// The next turn (160 blocks) matches within a third of the 128.
+	turn2 := hs(sys + strings.Repeat("first question? ", 112) + strings.Repeat("the answer then. ", 120))
+	if n, ep := x.match("p", turn2, s.minMatch(len(turn2))); ep != "e1" || n < 128*2/3 {
+		t.Fatalf("next turn: %d blocks at %q", n, ep)
+	}
+	// A shorter prompt (110 blocks) sharing the 100-block system prompt
+	// with the longer one: checkpoint 94 was recorded (94 ≥ 39).
+	short := hs(sys + strings.Repeat("other question. ", 40))
+	if n, ep := x.match("p", short, s.minMatch(len(short))); ep != "e1" || n != 94 {
+		t.Fatalf("shared system prompt: %d blocks at %q, want 94 at e1", n, ep)
+	}
+	// Below the threshold nothing is read or matched: 400 blocks share 100.
+	long := hs(sys + strings.Repeat("a much longer document. ", 1100))
+	if n, ep := x.match("p", long, s.minMatch(len(long))); n != 0 || ep != "" {
+		t.Fatalf("a 25%% match was found: %d at %q", n, ep)
 	}
 }

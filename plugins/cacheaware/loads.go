@@ -20,9 +20,10 @@ type loadCache struct {
 }
 
 type poolSnapshot struct {
-	name string // the pool's name
-	eps  []endpoint
-	at   time.Time
+	name  string // the pool's name
+	eps   []endpoint
+	spare []endpoint // the previous eps, reused by put
+	at    time.Time
 }
 
 // get returns the pool's snapshot if it is fresh at now, else nil.
@@ -47,15 +48,37 @@ func (c *loadCache) put(pool, name string, eps []endpoint, now time.Time) *poolS
 		s = &poolSnapshot{}
 		c.pools[pool] = s
 	}
-	s.name, s.eps, s.at = name, append(s.eps[:0], eps...), now
+	// Pick counts outlive the snapshot (the endpoints are usually in
+	// the same order: the search starts at the same index).
+	next := append(s.spare[:0], eps...)
+	for i := range next {
+		for j := range s.eps {
+			if o := s.eps[(i+j)%len(s.eps)]; o.addr == next[i].addr {
+				next[i].picks = o.picks
+				break
+			}
+		}
+	}
+	s.name, s.at = name, now
+	s.spare, s.eps = s.eps, next
 	return s
 }
 
-// picked adds one request to addr's load until the next snapshot.
+// maxPicks bounds the pick counts: when one reaches it, all are halved,
+// so the counts follow the recent picks.
+const maxPicks = 1 << 10
+
+// picked adds one request to addr's load until the next snapshot, and
+// to its pick count.
 func (s *poolSnapshot) picked(addr string) {
 	for i := range s.eps {
 		if s.eps[i].addr == addr {
 			s.eps[i].load++
+			if s.eps[i].picks++; s.eps[i].picks >= maxPicks {
+				for j := range s.eps {
+					s.eps[j].picks /= 2
+				}
+			}
 			return
 		}
 	}

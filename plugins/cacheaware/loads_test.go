@@ -24,6 +24,21 @@ func TestLoadCache(t *testing.T) {
 	if c.get("other", t0) != nil {
 		t.Fatal("another pool's snapshot served")
 	}
+	// Picks outlive a new snapshot, whatever the endpoints' order, and
+	// are halved at maxPicks.
+	s = c.put("", "llm", []endpoint{{addr: "c"}, {addr: "b"}, {addr: "a"}}, t0.Add(statsRefresh))
+	if s.eps[2].addr != "a" || s.eps[2].picks != 2 || s.eps[2].load != 0 || s.eps[0].picks != 0 {
+		t.Fatalf("new snapshot: %+v", s.eps)
+	}
+	for range maxPicks - 2 {
+		s.picked("a")
+	}
+	if s.eps[2].picks != maxPicks/2 {
+		t.Fatalf("picks not halved at %d: %+v", maxPicks, s.eps)
+	}
+	if allocs := testing.AllocsPerRun(50, func() { c.put("", "llm", []endpoint{{addr: "a"}, {addr: "b"}}, t0) }); allocs > 1 {
+		t.Errorf("put allocates %v times", allocs)
+	}
 	for i := range maxCachedPools + 5 {
 		c.put(string(rune('A'+i)), "x", nil, t0)
 	}

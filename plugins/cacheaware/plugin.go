@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/guest"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
@@ -23,25 +24,41 @@ func init() { guest.Register("cacheaware", func() sdk.PluginContext { return &pl
 
 type plugin struct {
 	sdk.DefaultPluginContext
-	s      *settings
-	idx    *index
-	hashes []uint64   // scratch
-	eps    []endpoint // scratch: decide reorders it
-	loads  loadCache
-	list   []byte // scratch
-	warned bool   // the "no upstream stats" warning was logged
-	m      metrics
+	s         *settings
+	idx       *index
+	hashes    []uint64   // scratch
+	eps       []endpoint // scratch: decide reorders it
+	loads     loadCache
+	list      []byte // scratch
+	warned    bool   // the "no upstream stats" warning was logged
+	slowStats bool   // the "not in the fast shape" warning was logged
+	m         metrics
 }
 
 // metrics are the plugin's series (sluice_wasm_cacheaware_…{plugin}).
+// Counters are tallied in the guest and flushed every
+// metricsFlushPeriod; the histogram is recorded per request.
 type metrics struct {
 	decisions      [numReasons]guest.Counter // …_decisions_total{reason}
-	skipped        guest.Counter             // left to the pool's own policy
-	promptBlocks   guest.Counter             // blocks in routed prompts
-	matchedBlocks  guest.Counter             // of them, matched in the index
+	counts         [numCounts]guest.Counter  // skipped, prompt and matched blocks, write failures
+	pending        tally                     // not flushed yet
+	ticking        bool                      // else flush after every request
 	matchHistogram sdk.Histogram             // matched blocks per request
 	histOK         bool
-	writeFailures  guest.Counter // index writes the store refused
+}
+
+// flush adds the pending counts to the host's counters.
+func (m *metrics) flush() {
+	m.pending.flush(func(r reason, n uint64) { m.decisions[r].Inc(n) }, func(c int, n uint64) { m.counts[c].Inc(n) })
+}
+
+// OnTick flushes the counters.
+func (p *plugin) OnTick() { p.m.flush() }
+
+// OnPluginDone flushes the counters before the plugin goes.
+func (p *plugin) OnPluginDone() bool {
+	p.m.flush()
+	return true
 }
 
 func (p *plugin) OnPluginStart(size int) bool {
@@ -59,10 +76,15 @@ func (p *plugin) OnPluginStart(size int) bool {
 	for r := range numReasons {
 		p.m.decisions[r] = guest.NewCounter("cacheaware_decisions_total_reason=" + reasonNames[r])
 	}
-	p.m.skipped = guest.NewCounter("cacheaware_skipped_total")
-	p.m.promptBlocks = guest.NewCounter("cacheaware_prompt_blocks_total")
-	p.m.matchedBlocks = guest.NewCounter("cacheaware_matched_blocks_total")
-	p.m.writeFailures = guest.NewCounter("cacheaware_index_write_failures_total")
+	p.m.counts[countSkipped] = guest.NewCounter("cacheaware_skipped_total")
+	p.m.counts[countPromptBlocks] = guest.NewCounter("cacheaware_prompt_blocks_total")
+	p.m.counts[countMatchedBlocks] = guest.NewCounter("cacheaware_matched_blocks_total")
+	p.m.counts[countWriteFailures] = guest.NewCounter("cacheaware_index_write_failures_total")
+	if err := sdk.SetTickPeriodMilliSeconds(uint32(metricsFlushPeriod / time.Millisecond)); err != nil {
+		sdk.LogWarnf("cacheaware: no tick (%v): counters are flushed after every request", err)
+	} else {
+		p.m.ticking = true
+	}
 	if h, err := sdk.DefineHistogramMetric("cacheaware_matched_blocks"); err == nil {
 		p.m.matchHistogram, p.m.histOK = h, true
 	}
@@ -71,17 +93,28 @@ func (p *plugin) OnPluginStart(size int) bool {
 
 func (p *plugin) NewHttpContext(uint32) sdk.HttpContext { return &stream{p: p} }
 
+// count adds n to a counter: pending until the next tick.
+func (p *plugin) count(c int, n uint64) {
+	p.m.pending.counts[c] += n
+	if !p.m.ticking {
+		p.m.flush()
+	}
+}
+
 // sharedStore is the index's store: the vm_id's shared data.
 type sharedStore struct{ p *plugin }
 
+// get and set pass the key (and value) to the host without copying them
+// into a new string or slice: the host reads them during the call and
+// keeps nothing, and the index does not change them meanwhile.
 func (sharedStore) get(key []byte) ([]byte, bool) {
-	v, _, err := sdk.GetSharedData(string(key))
+	v, _, err := sdk.GetSharedData(unsafe.String(unsafe.SliceData(key), len(key)))
 	return v, err == nil
 }
 
-func (st sharedStore) set(key, value []byte) {
-	if err := sdk.SetSharedData(string(key), value, 0); err != nil {
-		st.p.m.writeFailures.Inc(1)
+func (st sharedStore) set(key []byte, value string) {
+	if err := sdk.SetSharedData(unsafe.String(unsafe.SliceData(key), len(key)), unsafe.Slice(unsafe.StringData(value), len(value)), 0); err != nil {
+		st.p.m.pending.counts[countWriteFailures]++
 	}
 }
 
@@ -98,7 +131,7 @@ var (
 
 func (s *stream) OnHttpRequestHeaders(_ int, eos bool) sdk.Action {
 	if eos {
-		s.p.m.skipped.Inc(1) // no body: nothing to match
+		s.p.count(countSkipped, 1) // no body: nothing to match
 		return sdk.ActionContinue
 	}
 	if h := s.p.s.sessionHeader; h != "" {
@@ -112,7 +145,9 @@ func (s *stream) OnHttpRequestBody(size int, eos bool) sdk.Action {
 		return sdk.ActionPause // a streaming host buffers until the end
 	}
 	if !s.p.route(s, size) {
-		s.p.m.skipped.Inc(1)
+		s.p.count(countSkipped, 1)
+	} else if !s.p.m.ticking {
+		s.p.m.flush()
 	}
 	return sdk.ActionContinue
 }
@@ -125,7 +160,7 @@ func (p *plugin) route(s *stream, size int) bool {
 		sdk.LogWarnf("cacheaware: cannot read the request body: %v", err)
 		return false
 	}
-	req, ok := parseRequest(body)
+	req, ok := parseRequest(body, p.s.sessionFromUser && s.session == "")
 	if !ok {
 		return false // not a completion request
 	}
@@ -150,7 +185,8 @@ func (p *plugin) route(s *stream, size int) bool {
 	p.eps = eps
 	p.hashes = blockHashes(p.hashes[:0], req.seed, req.text, p.s.chunk, p.s.maxPrompt)
 	c := choice{total: len(p.hashes), rnd: rand.Uint64()}
-	c.matched, c.prefixOwner = p.idx.match(name, p.hashes)
+	min := p.s.minMatch(c.total)
+	c.matched, c.prefixOwner = p.idx.match(name, p.hashes, min)
 	sess := s.session
 	if sess == "" && p.s.sessionFromUser {
 		sess = string(req.user)
@@ -174,14 +210,14 @@ func (p *plugin) route(s *stream, size int) bool {
 	if why == reasonPrefix && chosen == c.prefixOwner && c.rnd%8 != 0 {
 		from = c.matched
 	}
-	p.idx.record(name, p.hashes, chosen, from)
+	p.idx.record(name, p.hashes, chosen, from, min)
 	snap.picked(chosen)
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)
 	}
-	p.m.decisions[why].Inc(1)
-	p.m.promptBlocks.Inc(uint64(c.total))
-	p.m.matchedBlocks.Inc(uint64(c.matched))
+	p.m.pending.decisions[why]++
+	p.m.pending.counts[countPromptBlocks] += uint64(c.total)
+	p.m.pending.counts[countMatchedBlocks] += uint64(c.matched)
 	if p.m.histOK {
 		_ = p.m.matchHistogram.Record(uint64(c.matched))
 	}
@@ -200,7 +236,14 @@ func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
 		}
 		return nil
 	}
-	name, eps, err := poolLoads(p.eps[:0], stats, asked)
+	name, eps, fast := fastPoolLoads(p.eps[:0], stats, asked)
+	if !fast {
+		if !p.slowStats {
+			p.slowStats = true
+			sdk.LogWarn("cacheaware: sluice.upstream_stats is not in the shape this plugin reads fast (another host version?); reading it with the validating scanner, ~150 µs a snapshot")
+		}
+		name, eps, err = scanPoolLoads(eps, stats, asked)
+	}
 	p.eps = eps
 	switch {
 	case err != nil:

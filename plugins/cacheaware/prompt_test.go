@@ -7,25 +7,25 @@ import (
 
 func TestParseRequest(t *testing.T) {
 	chat := `{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u1"}`
-	r, ok := parseRequest([]byte(chat))
-	if !ok || string(r.text) != `[{"role":"user","content":"hi"}]` || string(r.user) != `"u1"` {
+	r, ok := parseRequest([]byte(chat), true)
+	if !ok || string(r.text) != `[{"role":"user","content":"hi"}],"user":"u1"}` || string(r.user) != `"u1"` {
 		t.Fatalf("chat: %q %q %v", r.text, r.user, ok)
 	}
 	for _, u := range []string{`""`, `null`, `7`} {
-		if r, _ := parseRequest([]byte(`{"model":"m","prompt":"p","user":` + u + `}`)); r.user != nil {
+		if r, _ := parseRequest([]byte(`{"model":"m","prompt":"p","user":`+u+`}`), true); r.user != nil {
 			t.Errorf("user %s names a session %q", u, r.user)
 		}
 	}
-	comp, ok := parseRequest([]byte(`{"model":"m","prompt":"once upon"}`))
-	if !ok || string(comp.text) != `"once upon"` {
+	comp, ok := parseRequest([]byte(`{"model":"m","prompt":"once upon"}`), false)
+	if !ok || string(comp.text) != `"once upon"}` {
 		t.Fatalf("completion: %q %v", comp.text, ok)
 	}
-	other, _ := parseRequest([]byte(`{"model":"n","prompt":"once upon"}`))
+	other, _ := parseRequest([]byte(`{"model":"n","prompt":"once upon"}`), false)
 	if other.seed == comp.seed {
 		t.Error("models share a hash seed")
 	}
 	for _, body := range []string{``, `[]`, `{"model":"m"}`, `{"messages":`, `not json`} {
-		if _, ok := parseRequest([]byte(body)); ok {
+		if _, ok := parseRequest([]byte(body), false); ok {
 			t.Errorf("%q parsed", body)
 		}
 	}
@@ -50,17 +50,95 @@ func TestBlockHashes(t *testing.T) {
 	}
 }
 
+// TestQuickPrompt: the usual body start is read without validating the
+// rest, with the same text and seed as the validating scanner; other
+// starts are left to the scanner.
+func TestQuickPrompt(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`,
+		"{ \"model\" : \"m\\\"x\" , \"stream\": true, \"n\": 1 ,\n \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}] }\n",
+		`{"temperature":0.5,"model":"m","prompt":"once upon a time"}`,
+	} {
+		quick, ok := quickPrompt([]byte(body))
+		slow, err := validatedRequest([]byte(body))
+		if !ok || err != nil || string(quick.text) != string(slow.text) || quick.seed != slow.seed {
+			t.Errorf("%s: quick %q %x %v, validated %q %x %v", body, quick.text, quick.seed, ok, slow.text, slow.seed, err)
+		}
+	}
+	for _, body := range []string{
+		`{"messages":[],"model":"m"}`,                                  // model after the prompt
+		`{"model":"m","tools":[{"a":1}],"messages":[]}`,                // a nested value first
+		`{"model":"m","mess\u0061ges":[]}`,                             // an escaped key
+		`{"model":7,"messages":[]}`,                                    // model not a string
+		`{"model":"m","prompt":"p","messages":[{"role":"user"}]}`,      // messages win
+		`{"model":"m","model":"n","messages":[]}`,                      // model twice
+		`{"model":"m","messages":[]`, `{"model":"m","messages":`, `[]`, // cut short, not an object
+	} {
+		if r, ok := quickPrompt([]byte(body)); ok {
+			t.Errorf("%s: quick path took it: %q", body, r.text)
+		}
+	}
+	// A hostile body past the prompt's start is not read: routed, and the
+	// engine rejects it.
+	if r, ok := parseRequest([]byte(`{"model":"m","messages":[{{{ not json }`), false); !ok || string(r.text) != `[{{{ not json }` {
+		t.Errorf("quick path: %q %v", r.text, ok)
+	}
+}
+
+// once reports whether each member parseRequest reads is named at most
+// once in body (where the quick path takes the first, the scanner the
+// last).
+func once(body []byte) bool {
+	for _, k := range []string{`"model"`, `"messages"`, `"prompt"`} {
+		if strings.Count(string(body), k) > 1 {
+			return false
+		}
+	}
+	return true
+}
+
 func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u"}`))
 	f.Add([]byte(`{"prompt":["a","b"]}`))
+	f.Add([]byte(`{"model":"m","n":1,"messages":[{"role":"user","content":"hi"}]}`))
+	f.Add([]byte(` { "model" : "a\"b" , "prompt" : "x" } `))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, ok := parseRequest(body)
+		r, ok := parseRequest(body, false)
 		if !ok {
 			return
+		}
+		// What the quick path reads, the validating scanner reads the
+		// same way when the body is valid JSON with its members once.
+		if slow, err := validatedRequest(body); err == nil && once(body) &&
+			(string(slow.text) != string(r.text) || slow.seed != r.seed) {
+			t.Fatalf("quick %q %x, validated %q %x", r.text, r.seed, slow.text, slow.seed)
 		}
 		hs := blockHashes(nil, r.seed, r.text, 16, 1<<20)
 		if len(hs) != len(r.text)/16 {
 			t.Fatalf("%d blocks for %d bytes", len(hs), len(r.text))
 		}
 	})
+}
+
+// TestChunkHashBitFlips: flipping any single bit of a chunk, in any lane
+// or in the tail, changes its hash, and no two of the flipped chunks of
+// a size collide with each other.
+func TestChunkHashBitFlips(t *testing.T) {
+	for _, size := range []int{16, 31, 32, 64, 100} {
+		b := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog. ", 3)[:size])
+		base := chunkHash(7, b)
+		seen := map[uint64]int{base: -1}
+		for bit := range size * 8 {
+			b[bit/8] ^= 1 << (bit % 8)
+			h := chunkHash(7, b)
+			b[bit/8] ^= 1 << (bit % 8)
+			if prev, ok := seen[h]; ok {
+				t.Fatalf("size %d: flipping bit %d collides with %d", size, bit, prev)
+			}
+			seen[h] = bit
+		}
+		if chunkHash(8, b) == base {
+			t.Fatalf("size %d: the chained hash does not depend on the previous block", size)
+		}
+	}
 }

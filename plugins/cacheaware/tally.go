@@ -1,0 +1,43 @@
+package main
+
+import "time"
+
+// metricsFlushPeriod is how often an instance adds its counts to the
+// host's counters (the plugin's tick). Each counter update is a host
+// call (~2–5 µs for a Go guest); counting in the guest and flushing
+// once a second saves three per request, and a Prometheus scrape is
+// seconds apart anyway. Counts of the last period are lost if the plugin
+// is unloaded without OnPluginDone.
+const metricsFlushPeriod = time.Second
+
+// Counts kept by a tally (the plugin's counters besides the decisions).
+const (
+	countSkipped       = iota // left to the pool's own policy
+	countPromptBlocks         // blocks in routed prompts
+	countMatchedBlocks        // of them, matched in the index
+	countWriteFailures        // index writes the store refused
+	numCounts
+)
+
+// tally accumulates counter increments between flushes. Not safe for
+// concurrent use (one per instance, whose callbacks never overlap).
+type tally struct {
+	decisions [numReasons]uint64
+	counts    [numCounts]uint64
+}
+
+// flush hands every non-zero count to the sinks and zeroes it.
+func (t *tally) flush(decision func(reason, uint64), count func(int, uint64)) {
+	for r, n := range t.decisions {
+		if n > 0 {
+			decision(reason(r), n)
+			t.decisions[r] = 0
+		}
+	}
+	for c, n := range t.counts {
+		if n > 0 {
+			count(c, n)
+			t.counts[c] = 0
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
@@ -125,14 +126,7 @@ func TestOverloaded429(t *testing.T) {
 func checkErrorShape(t *testing.T, openAI bool, body, code string) {
 	t.Helper()
 	if openAI {
-		var v struct {
-			Error struct {
-				Message string  `json:"message"`
-				Type    string  `json:"type"`
-				Param   *string `json:"param"`
-				Code    string  `json:"code"`
-			} `json:"error"`
-		}
+		var v testsync.OpenAIError
 		if err := json.Unmarshal([]byte(body), &v); err != nil || v.Error.Message == "" || v.Error.Type == "" {
 			t.Fatalf("not an OpenAI error: %q (%v)", body, err)
 		}

@@ -37,44 +37,40 @@ func newBlockPool(n int) *blockPool {
 	return p
 }
 
-func (p *blockPool) pushTail(id int32) {
-	b := &p.blocks[id]
-	b.free, b.prev, b.next = true, p.tail, -1
-	if p.tail >= 0 {
-		p.blocks[p.tail].next = id
-	} else {
-		p.head = id
-	}
-	p.tail = id
-	p.nFree++
-}
+// pushTail appends the block to the free queue.
+func (p *blockPool) pushTail(id int32) { p.link(p.tail, id, -1) }
 
-func (p *blockPool) pushHead(id int32) {
-	b := &p.blocks[id]
-	b.free, b.prev, b.next = true, -1, p.head
-	if p.head >= 0 {
-		p.blocks[p.head].prev = id
-	} else {
-		p.tail = id
-	}
-	p.head = id
+// pushHead puts the block first in the free queue.
+func (p *blockPool) pushHead(id int32) { p.link(-1, id, p.head) }
+
+// link puts the block between prev and next in the free queue.
+func (p *blockPool) link(prev, id, next int32) {
+	p.blocks[id].free = true
+	p.join(prev, id)
+	p.join(id, next)
 	p.nFree++
 }
 
 func (p *blockPool) unlink(id int32) {
 	b := &p.blocks[id]
-	if b.prev >= 0 {
-		p.blocks[b.prev].next = b.next
-	} else {
-		p.head = b.next
-	}
-	if b.next >= 0 {
-		p.blocks[b.next].prev = b.prev
-	} else {
-		p.tail = b.prev
-	}
+	p.join(b.prev, b.next)
 	b.free, b.prev, b.next = false, -1, -1
 	p.nFree--
+}
+
+// join makes a the predecessor of z in the free queue; -1 stands for an
+// end of the queue (a == -1: z becomes the head; z == -1: a the tail).
+func (p *blockPool) join(a, z int32) {
+	if a >= 0 {
+		p.blocks[a].next = z
+	} else {
+		p.head = z
+	}
+	if z >= 0 {
+		p.blocks[z].prev = a
+	} else {
+		p.tail = a
+	}
 }
 
 // alloc takes the head of the free queue, evicting its cached contents,

@@ -74,18 +74,13 @@ func foreignRandomBytes(_ *stream, args, dst []byte) ([]byte, status) {
 }
 
 func hostCallForeignFunction(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	name, args := a.bytes(0), a.bytes(2)
+	retPtr, retSize := a.retPair(4)
+	if a.refused() {
 		return
 	}
-	mem := in.memOf(mod)
-	name, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	args, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
-	retPtr, retSize := u32(stack[4]), u32(stack[5])
-	if !ok1 || !ok2 || !checkRetPair(mem, retPtr, retSize) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
+	in := a.in
 	var res []byte
 	var st status
 	// No allocation: the map lookups convert name in place.

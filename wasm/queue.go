@@ -198,43 +198,30 @@ func (q *sharedQueue) deliver(p *Plugin) {
 }
 
 func hostRegisterSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
-		return
-	}
-	mem := in.memOf(mod)
-	name, ok := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	retID := u32(stack[2])
-	if !ok || mem == nil || !inBounds(mem.Size(), retID, 4) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
+	a := argsOf(ctx, mod, stack)
+	name, retID := a.bytes(0), a.retU32(2)
+	if a.refused() {
 		return
 	}
 	if len(name) > maxQueueNameBytes {
 		stack[0] = uint64(statusBadArgument)
 		return
 	}
-	id, st := in.p.host.queues.register(in, string(in.p.vmIDBytes), string(name))
-	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
+	id, st := a.in.p.host.queues.register(a.in, string(a.in.p.vmIDBytes), string(name))
+	stack[0] = uint64(thenWriteU32(st, a.mem, retID, id))
 }
 
 func hostResolveSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
-		return
-	}
-	mem := in.memOf(mod)
-	vmID, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	name, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
-	retID := u32(stack[4])
-	if !ok1 || !ok2 || mem == nil || !inBounds(mem.Size(), retID, 4) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
+	a := argsOf(ctx, mod, stack)
+	vmID, name, retID := a.bytes(0), a.bytes(2), a.retU32(4)
+	if a.refused() {
 		return
 	}
 	if len(vmID) == 0 {
-		vmID = in.p.vmIDBytes // "" is the caller's own VM
+		vmID = a.in.p.vmIDBytes // "" is the caller's own VM
 	}
-	id, st := in.p.host.queues.resolve(string(vmID), string(name))
-	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
+	id, st := a.in.p.host.queues.resolve(string(vmID), string(name))
+	stack[0] = uint64(thenWriteU32(st, a.mem, retID, id))
 }
 
 // queueOf returns the queue whose id is in stack[0], or nil after writing
@@ -248,16 +235,12 @@ func queueOf(in *instance, stack []uint64) *sharedQueue {
 }
 
 func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	data := a.bytes(1)
+	if a.refused() {
 		return
 	}
-	data, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
-	if !ok {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	q := queueOf(in, stack)
+	q := queueOf(a.in, stack)
 	if q == nil {
 		return
 	}
@@ -265,15 +248,12 @@ func hostEnqueueSharedQueue(ctx context.Context, mod api.Module, stack []uint64)
 }
 
 func hostDequeueSharedQueue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	retPtr, retSize := a.retPair(1)
+	if a.refused() {
 		return
 	}
-	retPtr, retSize := u32(stack[1]), u32(stack[2])
-	if !checkRetPair(in.memOf(mod), retPtr, retSize) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
+	in := a.in
 	q := queueOf(in, stack)
 	if q == nil {
 		return

@@ -315,19 +315,13 @@ func appendLabelValue(dst, v []byte) []byte {
 }
 
 func hostDefineMetric(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	name, retID := a.bytes(1), a.retU32(3)
+	if a.refused() {
 		return
 	}
-	mem := in.memOf(mod)
-	name, ok := readGuest(mem, u32(stack[1]), u32(stack[2]))
-	retID := u32(stack[3])
-	if !ok || mem == nil || !inBounds(mem.Size(), retID, 4) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	id, st := in.p.defineMetric(u32(stack[0]), name)
-	stack[0] = uint64(thenWriteU32(st, mem, retID, id))
+	id, st := a.in.p.defineMetric(u32(stack[0]), name)
+	stack[0] = uint64(thenWriteU32(st, a.mem, retID, id))
 }
 
 // metricOf returns the calling instance and the metric whose id is in

@@ -151,19 +151,31 @@ func openStream(t *testing.T, base string) *bufio.Reader {
 	return br
 }
 
-// TestDrainExitCodeZero: SIGTERM with drain_delay: /ready answers 503 at
-// once while the listener still serves (with Connection: close), the
-// running stream finishes, and the process exits 0.
-func TestDrainExitCodeZero(t *testing.T) {
-	up := proxytest.NewServer(proxytest.Options{Tokens: 20, TokenDelay: 50 * time.Millisecond})
-	defer up.Close()
-	// drain_delay only has to outlast a few loopback requests; 3s is
-	// generous on a starved machine.
-	s := startSluice(t, "drain_delay: 3s\nshutdown_timeout: 60s\nupstreams: [{name: a, endpoints: ['"+up.URL+"']}]\n")
+// terminateStreaming runs the binary with settings in front of one pool
+// on a test upstream made with opts, opens a streamed completion through
+// it and sends SIGTERM while the stream runs. It returns the process and
+// the stream's body after its first event; the upstream is closed when
+// the test ends.
+func terminateStreaming(t *testing.T, opts proxytest.Options, settings string) (*runningSluice, *bufio.Reader) {
+	t.Helper()
+	up := proxytest.NewServer(opts)
+	t.Cleanup(up.Close)
+	s := startSluice(t, settings+"upstreams: [{name: a, endpoints: ['"+up.URL+"']}]\n")
 	stream := openStream(t, s.base)
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	return s, stream
+}
+
+// TestDrainExitCodeZero: SIGTERM with drain_delay: /ready answers 503 at
+// once while the listener still serves (with Connection: close), the
+// running stream finishes, and the process exits 0.
+func TestDrainExitCodeZero(t *testing.T) {
+	// drain_delay only has to outlast a few loopback requests; 3s is
+	// generous on a starved machine.
+	s, stream := terminateStreaming(t, proxytest.Options{Tokens: 20, TokenDelay: 50 * time.Millisecond},
+		"drain_delay: 3s\nshutdown_timeout: 60s\n")
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -204,13 +216,8 @@ func TestDrainExitCodeZero(t *testing.T) {
 // shutdown_timeout passes is cut, the count is logged, and the process
 // exits 1 (issue 9: it exited 0).
 func TestDrainExitCodeOneWhenCut(t *testing.T) {
-	up := proxytest.NewServer(proxytest.Options{Tokens: 100000, TokenDelay: 20 * time.Millisecond})
-	defer up.Close()
-	s := startSluice(t, "drain_delay: 100ms\nshutdown_timeout: 300ms\nupstreams: [{name: a, endpoints: ['"+up.URL+"']}]\n")
-	stream := openStream(t, s.base)
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	s, stream := terminateStreaming(t, proxytest.Options{Tokens: 100000, TokenDelay: 20 * time.Millisecond},
+		"drain_delay: 100ms\nshutdown_timeout: 300ms\n")
 	code, logs := s.wait(t)
 	if code != 1 {
 		t.Fatalf("exit code %d with a stream cut by shutdown_timeout, want 1\n%s", code, logs)

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
 	"github.com/sluice-proxy/sluice/proxy/config"
+	"github.com/sluice-proxy/sluice/proxy/proxytest"
 	"github.com/sluice-proxy/sluice/wasm"
 )
 
@@ -97,6 +98,22 @@ func PluginConfig(t *testing.T, pkg, config string) proxy.PluginConfig {
 		Instances:   2,
 		CallTimeout: proxy.Duration(2 * time.Second),
 	}
+}
+
+// Pools starts one proxytest upstream per name (its Options.Name), closed
+// when the test ends, and returns a config with one pool of that name in
+// front of each, in the order given, and the upstreams by name.
+func Pools(t *testing.T, names ...string) (*proxy.Config, map[string]*proxytest.Server) {
+	t.Helper()
+	cfg := proxy.NewConfig()
+	ups := make(map[string]*proxytest.Server, len(names))
+	for _, name := range names {
+		up := proxytest.NewServer(proxytest.Options{Name: name})
+		t.Cleanup(up.Close)
+		ups[name] = up
+		cfg = cfg.WithUpstream(name, up.URL)
+	}
+	return cfg, ups
 }
 
 // Env is a proxy on 127.0.0.1 running plugins in front of upstreams.

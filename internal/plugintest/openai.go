@@ -1,14 +1,8 @@
 package plugintest
 
-// OpenAIError is the OpenAI error envelope, {"error": {"message": …,
-// "type": …, "param": …, "code": …}}, that plugins and the proxy send in
-// local replies; tests decode reply bodies into it with encoding/json. A
-// null code decodes as "".
-type OpenAIError struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    string  `json:"code"`
-	} `json:"error"`
-}
+import "github.com/sluice-proxy/sluice/internal/testsync"
+
+// OpenAIError is the OpenAI error envelope plugins and the proxy send in
+// local replies (testsync.OpenAIError, which package proxy's tests use
+// too).
+type OpenAIError = testsync.OpenAIError

@@ -1,8 +1,8 @@
 // Package testsync holds the helpers tests of every package need when
 // goroutines are involved: a log buffer safe to read while others write,
 // a bounded wait for a condition, clients kept busy (Load), Grep to quote
-// the relevant lines of a log or /metrics text in a failure message, and
-// NewRequest. It imports nothing of Sluice, so
+// the relevant lines of a log or /metrics text in a failure message,
+// NewRequest and the OpenAIError envelope. It imports nothing of Sluice, so
 // every package's tests can use it (package proxy's included, which
 // cannot import internal/plugintest). Only tests import it.
 package testsync

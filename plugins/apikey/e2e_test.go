@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
-	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
 const pluginPkg = "plugins/apikey"
@@ -18,9 +17,9 @@ const pluginPkg = "plugins/apikey"
 // TestEndToEnd runs the built plugin in the real host and proxy in front
 // of the fake OpenAI upstream.
 func TestEndToEnd(t *testing.T) {
-	up := proxytest.NewServer(proxytest.Options{Name: "default"})
-	t.Cleanup(up.Close)
-	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL), pluginenv.PluginConfig(t, pluginPkg, `{"keys": [
+	cfg, ups := pluginenv.Pools(t, "default")
+	up := ups["default"]
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"keys": [
 		{"key": "sk-acme", "tenant": "acme", "models": ["gpt-4o", "llama-*"]},
 		{"key": "sk-beta", "tenant": "beta"}]}`))
 	const chat = "/v1/chat/completions"
@@ -98,11 +97,10 @@ func TestEndToEndBadConfig(t *testing.T) {
 // MiB there, the word-at-a-time one about 5; the whole callback, copying
 // the body into the guest included, takes about 10.
 func TestEndToEndLargeBody(t *testing.T) {
-	up := proxytest.NewServer(proxytest.Options{})
-	t.Cleanup(up.Close)
+	cfg, _ := pluginenv.Pools(t, "default")
 	pc := pluginenv.PluginConfig(t, pluginPkg, `{"keys": [{"key": "sk-1", "tenant": "t", "models": ["m"]}]}`)
 	pc.CallTimeout = proxy.Duration(60 * time.Millisecond)
-	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL).WithMaxRequestBodySize(4<<20), pc)
+	e := pluginenv.Start(t, cfg.WithMaxRequestBodySize(4<<20), pc)
 	line := "The quick brown fox jumps over the lazy dog, again and again, until the line ends.\\n"
 	body := `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat(line, (1<<20)/len(line)) + `"}]}`
 	for i := range 3 {

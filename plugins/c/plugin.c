@@ -24,6 +24,9 @@
 
 #define IMPORT(name) __attribute__((import_module("env"), import_name(#name)))
 #define EXPORT(name) __attribute__((export_name(#name)))
+// UNUSED marks a callback parameter the plugin does not need (the ABI
+// fixes every callback's signature).
+#define UNUSED __attribute__((unused))
 
 // Status, action and enum values from the v0.2.1 specification.
 enum { STATUS_OK = 0 };
@@ -106,21 +109,15 @@ void *proxy_on_memory_allocate(size_t size) {
 }
 
 EXPORT(proxy_on_context_create)
-void proxy_on_context_create(uint32_t context_id, uint32_t parent_context_id) {
-    (void)context_id;
-    (void)parent_context_id;
-}
+void proxy_on_context_create(UNUSED uint32_t context_id, UNUSED uint32_t parent_context_id) {}
 
 EXPORT(proxy_on_vm_start)
-uint32_t proxy_on_vm_start(uint32_t root_context_id, size_t vm_config_size) {
-    (void)root_context_id;
-    (void)vm_config_size;
+uint32_t proxy_on_vm_start(UNUSED uint32_t root_context_id, UNUSED size_t vm_config_size) {
     return 1;
 }
 
 EXPORT(proxy_on_configure)
-uint32_t proxy_on_configure(uint32_t root_context_id, size_t config_size) {
-    (void)root_context_id;
+uint32_t proxy_on_configure(UNUSED uint32_t root_context_id, size_t config_size) {
     uint8_t *config = NULL;
     size_t size = 0;
     if (config_size > 0) {
@@ -147,10 +144,8 @@ uint32_t proxy_on_configure(uint32_t root_context_id, size_t config_size) {
 }
 
 EXPORT(proxy_on_request_headers)
-uint32_t proxy_on_request_headers(uint32_t context_id, size_t num_headers, uint32_t end_of_stream) {
-    (void)context_id;
-    (void)num_headers;
-    (void)end_of_stream;
+uint32_t proxy_on_request_headers(UNUSED uint32_t context_id, UNUSED size_t num_headers,
+                                  UNUSED uint32_t end_of_stream) {
     if (current_mode == MODE_HEADERS_ONLY) {
         proxy_add_header_map_value(MAP_REQUEST_HEADERS, STR("x-bench"), STR("1"));
         return ACTION_CONTINUE;
@@ -176,10 +171,8 @@ uint32_t proxy_on_request_headers(uint32_t context_id, size_t num_headers, uint3
 }
 
 EXPORT(proxy_on_response_headers)
-uint32_t proxy_on_response_headers(uint32_t context_id, size_t num_headers, uint32_t end_of_stream) {
-    (void)context_id;
-    (void)num_headers;
-    (void)end_of_stream;
+uint32_t proxy_on_response_headers(UNUSED uint32_t context_id, UNUSED size_t num_headers,
+                                   UNUSED uint32_t end_of_stream) {
     if (current_mode == MODE_POLICY) {
         proxy_add_header_map_value(MAP_RESPONSE_HEADERS, STR("x-sluice-guest"), STR(GUEST));
     }
@@ -187,12 +180,9 @@ uint32_t proxy_on_response_headers(uint32_t context_id, size_t num_headers, uint
 }
 
 EXPORT(proxy_on_done)
-uint32_t proxy_on_done(uint32_t context_id) {
-    (void)context_id;
+uint32_t proxy_on_done(UNUSED uint32_t context_id) {
     return 1;
 }
 
 EXPORT(proxy_on_delete)
-void proxy_on_delete(uint32_t context_id) {
-    (void)context_id;
-}
+void proxy_on_delete(UNUSED uint32_t context_id) {}

@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/sluice-proxy/sluice/internal/pluginenv"
-	"github.com/sluice-proxy/sluice/proxy"
-	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
 const pluginPkg = "plugins/extauth"
@@ -50,10 +48,10 @@ func newAuthService(t *testing.T) *authService {
 // TestEndToEnd checks admission, refusal, header copying, caching and the
 // failure mode through the real host's HTTP callouts.
 func TestEndToEnd(t *testing.T) {
-	up := proxytest.NewServer(proxytest.Options{Name: "default"})
-	t.Cleanup(up.Close)
+	cfg, ups := pluginenv.Pools(t, "default")
+	up := ups["default"]
 	auth := newAuthService(t)
-	cfg := proxy.NewConfig().WithUpstream("default", up.URL).WithUpstream("auth", auth.URL)
+	cfg = cfg.WithUpstream("auth", auth.URL)
 	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"pool": "auth", "path": "/check", "copy_headers": ["x-user-id"], "cache_ttl": "1m"}`))
 	const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
 

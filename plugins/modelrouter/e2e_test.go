@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/pluginenv"
 	"github.com/sluice-proxy/sluice/proxy"
-	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
 const pluginPkg = "plugins/modelrouter"
@@ -19,28 +18,10 @@ const routerConfig = `{"aliases": {"gpt-4o": "llama-3"},
 	"routes": [{"model": "llama-3*", "pools": [{"pool": "stable", "weight": 50}, {"pool": "canary", "weight": 50}], "fallback": "backup"}],
 	"reject_unknown_models": true}`
 
-// pools starts one named proxytest upstream per pool; "other" is first,
-// so the proxy's own routing (no routes: the first pool) is told apart
-// from the plugin's. Pools other than "other" are health-checked every
-// 20ms.
-func pools(t *testing.T) (*proxy.Config, map[string]*proxytest.Server) {
-	t.Helper()
-	cfg := proxy.NewConfig()
-	ups := map[string]*proxytest.Server{}
-	for _, name := range []string{"other", "stable", "canary", "backup"} {
-		up := proxytest.NewServer(proxytest.Options{Name: name})
-		t.Cleanup(up.Close)
-		ups[name] = up
-		cfg = cfg.WithUpstream(name, up.URL)
-	}
-	for i := range cfg.Upstreams {
-		if cfg.Upstreams[i].Name != "other" {
-			cfg.Upstreams[i].HealthCheck = &proxy.HealthCheckConfig{Interval: proxy.Duration(20 * time.Millisecond),
-				Timeout: proxy.Duration(20 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1}
-		}
-	}
-	return cfg, ups
-}
+// poolNames are the pools the tests put a proxytest upstream behind each
+// of (pluginenv.Pools); "other" is first, so the proxy's own routing (no
+// routes: the first pool) is told apart from the plugin's.
+var poolNames = []string{"other", "stable", "canary", "backup"}
 
 func chatFor(model string) string {
 	return `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]}`
@@ -49,14 +30,11 @@ func chatFor(model string) string {
 // TestEndToEndRouting rewrites an alias, splits a route between two pools
 // by weight and refuses unknown models.
 func TestEndToEndRouting(t *testing.T) {
-	cfg, _ := pools(t)
 	// No active health checks here: on a starved machine one 20 ms probe
 	// can time out, take a pool out of rotation and divert a request,
 	// which this test would read as a broken split. Health is
 	// TestEndToEndFallback's subject.
-	for i := range cfg.Upstreams {
-		cfg.Upstreams[i].HealthCheck = nil
-	}
+	cfg, _ := pluginenv.Pools(t, poolNames...)
 	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, routerConfig))
 	seen := map[string]int{}
 	for range 40 {
@@ -96,7 +74,14 @@ func TestEndToEndRouting(t *testing.T) {
 // TestEndToEndFallback takes the route's pools out of rotation: requests
 // move to the fallback pool, as sluice.upstreams reports.
 func TestEndToEndFallback(t *testing.T) {
-	cfg, ups := pools(t)
+	cfg, ups := pluginenv.Pools(t, poolNames...)
+	// Pools other than "other" are health-checked every 20ms.
+	for i := range cfg.Upstreams {
+		if cfg.Upstreams[i].Name != "other" {
+			cfg.Upstreams[i].HealthCheck = &proxy.HealthCheckConfig{Interval: proxy.Duration(20 * time.Millisecond),
+				Timeout: proxy.Duration(20 * time.Millisecond), UnhealthyThreshold: 1, HealthyThreshold: 1}
+		}
+	}
 	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, routerConfig))
 	if resp, body := e.Do(t, "POST", "/v1/chat/completions", chatFor("llama-3")); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)

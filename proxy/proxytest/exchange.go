@@ -96,31 +96,30 @@ func (x *exchange) serve() {
 	x.route()
 }
 
+// route answers by path as the API the server imitates there does, or
+// with the request line for any other path.
 func (x *exchange) route() {
-	switch x.r.URL.Path {
-	case pathChat:
-		if x.allow(http.MethodPost) {
-			x.openAI(true)
-		}
-	case pathCompletions:
-		if x.allow(http.MethodPost) {
-			x.openAI(false)
-		}
-	case pathModels:
-		if x.allow(http.MethodGet, http.MethodHead) {
-			x.models()
-		}
-	case pathGenerate:
-		if x.allow(http.MethodPost) {
-			x.tgi(false)
-		}
-	case pathGenStream:
-		if x.allow(http.MethodPost) {
-			x.tgi(true)
-		}
-	default:
+	r, ok := routes[x.r.URL.Path]
+	if !ok {
 		x.reply("text/plain; charset=utf-8", []byte("proxytest: "+x.r.Method+" "+x.r.URL.RequestURI()+"\n"), 0)
+		return
 	}
+	if x.allow(r.methods...) {
+		r.serve(x)
+	}
+}
+
+// routes are the paths the server imitates an API on: the methods each
+// allows (others get 405) and how it answers.
+var routes = map[string]struct {
+	methods []string
+	serve   func(*exchange)
+}{
+	pathChat:        {[]string{http.MethodPost}, func(x *exchange) { x.openAI(true) }},
+	pathCompletions: {[]string{http.MethodPost}, func(x *exchange) { x.openAI(false) }},
+	pathModels:      {[]string{http.MethodGet, http.MethodHead}, (*exchange).models},
+	pathGenerate:    {[]string{http.MethodPost}, func(x *exchange) { x.tgi(false) }},
+	pathGenStream:   {[]string{http.MethodPost}, func(x *exchange) { x.tgi(true) }},
 }
 
 // allow answers 405 and returns false unless the request uses one of methods.

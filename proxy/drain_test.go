@@ -130,3 +130,53 @@ func TestShutdownReportsRunningRequests(t *testing.T) {
 		t.Fatalf("Shutdown with a stream running: %v", err)
 	}
 }
+
+// TestShutdownBeforeServe: a Shutdown that comes before Serve (or before
+// Serve's goroutine reaches fasthttp's accept loop) still stops it: Serve
+// returns nil at once instead of accepting forever, and Shutdown reports
+// no error for the listener it closed.
+func TestShutdownBeforeServe(t *testing.T) {
+	for _, order := range []string{"shutdown first", "concurrent"} {
+		t.Run(order, func(t *testing.T) {
+			srv, err := NewServer(NewConfig().WithHostname("127.0.0.1").WithUpstream("a", "http://127.0.0.1:1"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			shut := make(chan error, 1)
+			shutdown := func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				shut <- srv.Shutdown(ctx)
+			}
+			if order == "shutdown first" {
+				shutdown()
+				go func() { served <- srv.Serve(ln) }()
+			} else {
+				go func() { served <- srv.Serve(ln) }()
+				go shutdown()
+			}
+			for _, c := range []struct {
+				what string
+				ch   chan error
+			}{{"Serve", served}, {"Shutdown", shut}} {
+				select {
+				case err := <-c.ch:
+					if err != nil {
+						t.Fatalf("%s: %v", c.what, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s did not return after Shutdown", c.what)
+				}
+			}
+			if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+				c.Close()
+				t.Fatal("the listener still accepts after Shutdown")
+			}
+		})
+	}
+}

@@ -76,6 +76,7 @@ type Server struct {
 	watch     disconnectWatcher
 	shutdown  chan struct{}
 	once      sync.Once
+	listeners listenerSet // Serve's listeners, closed by Shutdown
 
 	gen generation // reload.go
 }
@@ -217,6 +218,9 @@ func (s *Server) ListenAndServe() error {
 // call starts the upstreams' health checks and metrics scrapes,
 // which run until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
+	if ln = s.listeners.add(ln); ln == nil {
+		return nil // Shutdown came first
+	}
 	s.pools.Start()
 	err := s.fs.Serve(&edgeListener{Listener: ln, stop: s.shutdown, linger: &defaultLinger, tls: s.tlsConfig})
 	select {
@@ -260,6 +264,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+	// fasthttp closes only the listeners its Serve has registered; one
+	// whose Serve goroutine has not got that far would be served forever.
+	s.listeners.close()
 	err := s.fs.ShutdownWithContext(ctx)
 	s.Close()
 	if err != nil && ctx.Err() != nil {
@@ -414,4 +421,54 @@ func (s *Server) UpstreamHealth() map[string]PoolHealth {
 		m[p.Name()] = PoolHealth{Healthy: p.Healthy(), Total: len(p.Endpoints())}
 	}
 	return m
+}
+
+// listenerSet holds the listeners Serve was given, so that Shutdown
+// closes them all, whether or not fasthttp's Serve has registered them
+// yet (a Serve started just before a Shutdown would otherwise accept
+// forever), and a Serve called after Shutdown returns at once. It is safe
+// for concurrent use.
+type listenerSet struct {
+	mu     sync.Mutex
+	lns    []net.Listener
+	closed bool
+}
+
+// add records ln and returns it wrapped so that closing it twice (here
+// and by fasthttp's Shutdown) is not an error; after close it closes ln
+// and returns nil.
+func (l *listenerSet) add(ln net.Listener) net.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		_ = ln.Close()
+		return nil
+	}
+	w := &closeOnceListener{Listener: ln}
+	l.lns = append(l.lns, w)
+	return w
+}
+
+// close closes every listener added, and every one added later.
+func (l *listenerSet) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for _, ln := range l.lns {
+		_ = ln.Close()
+	}
+	l.lns = nil
+}
+
+// closeOnceListener closes its listener once; later calls return the
+// first call's result.
+type closeOnceListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *closeOnceListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }

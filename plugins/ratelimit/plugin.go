@@ -24,6 +24,14 @@ type plugin struct {
 	cfg    *settings
 	prefix string // shared-data key prefix: the plugin's name
 	m      rateMetrics
+
+	// Cluster scope (cluster.go). down and syncing belong to this
+	// instance: down is refreshed from the shared flag at each tick.
+	cm       clusterMetrics
+	dirtyKey string // shared-data key of the list of keys to sync
+	downKey  string // shared-data key of the Redis-down flag
+	down     bool
+	syncing  int // sync calls out
 }
 
 // rateMetrics are the plugin's counters (sluice_wasm_ratelimit_…{plugin}).
@@ -53,6 +61,12 @@ func (p *plugin) OnPluginStart(size int) bool {
 	p.cfg = cfg
 	p.prefix = guest.PluginName()
 	p.m = defineMetrics()
+	if cfg.cluster.on {
+		if err := p.startCluster(); err != nil {
+			sdk.LogErrorf("%v", err)
+			return false
+		}
+	}
 	return true
 }
 
@@ -120,6 +134,9 @@ func (s *stream) admit(cost int64) sdk.Action {
 	if s.lim.tpm == 0 {
 		cost = 0
 	}
+	if s.p.cfg.cluster.on {
+		return s.admitCluster(cost)
+	}
 	for range s.p.cfg.casRetries + 1 {
 		b, cas, now, err := s.load()
 		if err != nil {
@@ -127,13 +144,7 @@ func (s *stream) admit(cost int64) sdk.Action {
 		}
 		nb, d := b.admit(now, s.lim, cost)
 		if !d.allowed {
-			if d.by == "requests" {
-				s.p.m.limitedRequests.Inc(1)
-			} else {
-				s.p.m.limitedTokens.Inc(1)
-			}
-			headers, body := rejection(s.lim, d)
-			return guest.Reply(429, headers, body)
+			return s.refuse(d)
 		}
 		err = sdk.SetSharedData(s.key, nb.encode(), cas)
 		if errors.Is(err, sdk.ErrCasMismatch) {
@@ -147,6 +158,17 @@ func (s *stream) admit(cost int64) sdk.Action {
 		return sdk.ActionContinue
 	}
 	return s.stateFailure("updating the bucket", errors.New("too many compare-and-swap conflicts"))
+}
+
+// refuse counts a refusal and answers 429.
+func (s *stream) refuse(d decision) sdk.Action {
+	if d.by == "requests" {
+		s.p.m.limitedRequests.Inc(1)
+	} else {
+		s.p.m.limitedTokens.Inc(1)
+	}
+	headers, body := rejection(s.lim, d)
+	return guest.Reply(429, headers, body)
 }
 
 // load reads the key's bucket and the host's clock; a missing or
@@ -240,6 +262,10 @@ func (s *stream) OnHttpStreamDone() {
 		delta = -s.charged
 	}
 	if delta == 0 {
+		return
+	}
+	if s.p.cfg.cluster.on {
+		s.settleCluster(delta)
 		return
 	}
 	for range s.p.cfg.casRetries + 1 {

@@ -31,7 +31,7 @@ var built struct {
 
 // PluginPath returns the built plugin pkg (such as "plugins/apikey"),
 // building it once per test binary.
-func PluginPath(t *testing.T, pkg string) string {
+func PluginPath(t testing.TB, pkg string) string {
 	t.Helper()
 	built.mu.Lock()
 	defer built.mu.Unlock()
@@ -53,7 +53,7 @@ func NewHost(t *testing.T, logs io.Writer, upstreams []config.Upstream, set *met
 	return newHost(t, logs, upstreams, set, nil)
 }
 
-func newHost(t *testing.T, logs io.Writer, upstreams []config.Upstream, set *metrics.Set, redis []proxy.RedisConfig) *wasm.Host {
+func newHost(t testing.TB, logs io.Writer, upstreams []config.Upstream, set *metrics.Set, redis []proxy.RedisConfig) *wasm.Host {
 	t.Helper()
 	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{
 		CacheDir:  plugintest.CompileCacheDir(),
@@ -96,7 +96,7 @@ func LoadFails(t *testing.T, pkg, config string, wants ...string) {
 
 // PluginConfig is plugin pkg with config, two instances (so shared state
 // is really shared) and a call timeout generous enough for -race.
-func PluginConfig(t *testing.T, pkg, config string) proxy.PluginConfig {
+func PluginConfig(t testing.TB, pkg, config string) proxy.PluginConfig {
 	return proxy.PluginConfig{
 		Name:        filepath.Base(pkg),
 		Path:        PluginPath(t, pkg),
@@ -141,7 +141,7 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 // StartRedis is Start with a host whose redis: list is redis (for the
 // Higress Redis extensions); each call is one Sluice replica with its
 // own host and shared data.
-func StartRedis(t *testing.T, redis []proxy.RedisConfig, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
+func StartRedis(t testing.TB, redis []proxy.RedisConfig, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
 	t.Helper()
 	logs := &plugintest.LogBuffer{}
 	set := metrics.NewSet()

@@ -22,7 +22,7 @@ import (
 // replicas starts n Sluice replicas (each a proxy with its own wasm host,
 // shared data and ratelimit plugin) in front of one upstream, sharing the
 // Redis at addr.
-func replicas(t *testing.T, n int, addr, config string) []*pluginenv.Env {
+func replicas(t testing.TB, n int, addr, config string) []*pluginenv.Env {
 	t.Helper()
 	up := upstream(t, proxytest.Options{})
 	redis := []proxy.RedisConfig{{Name: "redis.static", Address: addr}}

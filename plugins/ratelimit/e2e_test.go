@@ -21,7 +21,7 @@ import (
 
 const pluginPkg = "plugins/ratelimit"
 
-func upstream(t *testing.T, opts proxytest.Options) *proxytest.Server {
+func upstream(t testing.TB, opts proxytest.Options) *proxytest.Server {
 	t.Helper()
 	up := proxytest.NewServer(opts)
 	t.Cleanup(up.Close)

@@ -240,6 +240,10 @@ func loadClusterState(key string) (clusterState, uint32, int64, error) {
 func (s *stream) admitCluster(cost int64) sdk.Action {
 	p := s.p
 	fallback := p.down
+	if p.cfg.cluster.exact && !fallback && !s.checking {
+		s.checking = true
+		return s.admitExact(cost)
+	}
 	if fallback {
 		p.cm.fallback.Inc(1)
 		switch p.cfg.cluster.onError {

@@ -196,3 +196,30 @@ func TestClusterRedisFailure(t *testing.T) {
 			o.ok.Load(), o.limited.Load(), o.other.Load(), limit, limit+2*bound, envs[0].Logs)
 	}
 }
+
+// TestClusterPerRequestExact: with sync: per_request three replicas admit
+// exactly the limit, and the 429s carry the usual headers.
+func TestClusterPerRequestExact(t *testing.T) {
+	rs := redistest.Start(t)
+	const limit = 20
+	envs := replicas(t, 3, rs.Addr, fmt.Sprintf(`{"requests_per_minute": %d, "scope": "cluster", "sync": "per_request"}`, limit))
+	o := shared(t, envs, "exact", 15, 0)
+	if o.other.Load() != 0 || o.ok.Load() != limit {
+		t.Fatalf("%d admitted, %d limited, %d other; want exactly %d admitted\nlogs: %s", o.ok.Load(), o.limited.Load(),
+			o.other.Load(), limit, envs[0].Logs)
+	}
+	resp, body := envs[1].Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "exact-x")
+	if resp.StatusCode != 200 || resp.Header.Get("x-ratelimit-remaining-requests") != fmt.Sprint(limit-1) {
+		t.Fatalf("a new tenant: %d remaining %q %s", resp.StatusCode, resp.Header.Get("x-ratelimit-remaining-requests"), body)
+	}
+	// Redis gone: no request waits past the timeout or fails; the local
+	// fallback (replicas 1: the whole limit) admits.
+	rs.Kill()
+	resp, body = envs[2].Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "exact-y")
+	if resp.StatusCode != 200 {
+		t.Fatalf("Redis gone: %d %s", resp.StatusCode, body)
+	}
+	if counter(envs[2], "ratelimit_cluster_errors_total") == 0 || counter(envs[2], "ratelimit_cluster_fallback_total") == 0 {
+		t.Errorf("the failure was not counted:\n%s", testsync.Grep(metricsText(envs[2]), "cluster"))
+	}
+}

@@ -21,6 +21,11 @@ type ClusterConfig struct {
 	// sends its local counts to Redis and reads the cluster totals back,
 	// from proxy_on_tick, off the request path. Default "100ms"; 10ms..10s.
 	SyncInterval string `json:"sync_interval"`
+	// Sync is "interval" (default: counts are synced every
+	// sync_interval; a request never waits on Redis; the limit may be
+	// overshot, see README.md) or "per_request" (exact: each request is
+	// checked and counted in Redis with one round trip while it pauses).
+	Sync string `json:"sync"`
 	// RedisTimeout bounds each Redis call; a call that takes longer counts
 	// as a Redis failure. Default "500ms"; 10ms..10s.
 	RedisTimeout string `json:"redis_timeout"`
@@ -50,6 +55,7 @@ type clusterSettings struct {
 	interval time.Duration
 	timeout  time.Duration
 	onError  string // "local", "allow" or "deny"
+	exact    bool   // sync: per_request
 	replicas int64
 }
 
@@ -60,7 +66,7 @@ func parseCluster(c ClusterConfig) (clusterSettings, error) {
 	switch c.Scope {
 	case "", "local":
 		if c != (ClusterConfig{Scope: c.Scope}) {
-			return cs, fmt.Errorf(`ratelimit: scope: the cluster options (redis, sync_interval, redis_timeout, on_cluster_error, replicas) need "scope": "cluster"`)
+			return cs, fmt.Errorf(`ratelimit: scope: the cluster options (redis, sync, sync_interval, redis_timeout, on_cluster_error, replicas) need "scope": "cluster"`)
 		}
 		return cs, nil
 	case "cluster":
@@ -80,6 +86,13 @@ func parseCluster(c ClusterConfig) (clusterSettings, error) {
 			return cs, fmt.Errorf("ratelimit: %s: %q is not a duration in 10ms..10s", d.name, d.v)
 		}
 		*d.dst = v
+	}
+	switch c.Sync {
+	case "", "interval":
+	case "per_request":
+		cs.exact = true
+	default:
+		return cs, fmt.Errorf(`ratelimit: sync: %q is not "interval" or "per_request"`, c.Sync)
 	}
 	switch c.OnClusterError {
 	case "":

@@ -263,3 +263,67 @@ func dirtyKeys(list []byte) []string {
 	}
 	return keys
 }
+
+// checkScript is sync: per_request's atomic check: it admits one request
+// of ARGV[3] tokens against the limits ARGV[1] (requests) and ARGV[2]
+// (tokens; 0: unlimited) when the window's hash has room, counting it,
+// and returns {admitted (1 or 0), requests, tokens} after the decision.
+const checkScript = `local r = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
+local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local lr, lt, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if (lr > 0 and r + 1 > lr) or (lt > 0 and cost > 0 and t + cost > lt) then
+  return {0, r, t}
+end
+r = redis.call('HINCRBY', KEYS[1], 'r', 1)
+t = redis.call('HINCRBY', KEYS[1], 't', cost)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, r, t}`
+
+// checkCommand is the EVAL of one per-request check.
+func checkCommand(key string, win int64, l limits, cost int64) []byte {
+	return sdk.RedisCommand("EVAL", checkScript, "1", redisKey(key, win), strconv.FormatInt(l.rpm, 10),
+		strconv.FormatInt(l.tpm, 10), strconv.FormatInt(cost, 10), strconv.FormatInt(int64(2*window/time.Millisecond), 10))
+}
+
+// parseCheckReply reads checkScript's answer.
+func parseCheckReply(reply []byte) (admitted bool, total [2]int64, err error) {
+	v, _, err := sdk.ParseRESP(reply)
+	if err != nil {
+		return false, total, err
+	}
+	if v.Kind == '-' {
+		return false, total, errors.New("redis: " + v.Str)
+	}
+	if v.Kind != '*' || len(v.Array) != 3 || v.Array[0].Kind != ':' || v.Array[1].Kind != ':' || v.Array[2].Kind != ':' ||
+		v.Array[0].Int < 0 || v.Array[0].Int > 1 {
+		return false, total, errors.New("the check reply is not {0|1, requests, tokens}")
+	}
+	return v.Array[0].Int == 1, [2]int64{v.Array[1].Int, v.Array[2].Int}, nil
+}
+
+// checked records a per-request check of cost tokens: the cluster total
+// Redis answered and, when admitted, the replica's own count (for the
+// "local" fallback). The decision reports the totals against l.
+func (c clusterState) checked(now int64, l limits, cost int64, admitted bool, total [2]int64) (clusterState, decision) {
+	c = c.at(now)
+	c.seenReq, c.seenTok = max(c.seenReq, total[0]), max(c.seenTok, total[1])
+	if admitted {
+		c.mineReq++
+		c.mineTok += cost
+	}
+	// The decision is the one Redis made; admit on a copy only computes
+	// the reason, the wait and the headers.
+	probe := clusterState{win: c.win, seenReq: total[0], seenTok: total[1]}
+	if admitted {
+		probe.seenReq--
+		probe.seenTok -= cost
+	}
+	_, d := probe.admit(now, l, cost, false, 1)
+	d.allowed = admitted
+	if admitted {
+		d.by, d.wait = "", 0
+	} else if d.by == "" {
+		d.by = "requests" // Redis saw more than this replica's view
+	}
+	return c, d
+}

@@ -133,8 +133,8 @@ func TestParseClusterConfig(t *testing.T) {
 		t.Errorf("cluster defaults: %+v", c)
 	}
 	s = configtest.MustParse(t, parseConfig, `{"requests_per_minute": 60, "scope": "cluster", "redis": "r", "sync_interval": "50ms",
-		"redis_timeout": "1s", "on_cluster_error": "deny", "replicas": 4}`)
-	if c := s.cluster; c.redis != "r" || c.interval != 50*time.Millisecond || c.timeout != time.Second || c.onError != "deny" || c.replicas != 4 {
+		"redis_timeout": "1s", "on_cluster_error": "deny", "replicas": 4, "sync": "per_request"}`)
+	if c := s.cluster; !c.exact || c.redis != "r" || c.interval != 50*time.Millisecond || c.timeout != time.Second || c.onError != "deny" || c.replicas != 4 {
 		t.Errorf("cluster explicit: %+v", c)
 	}
 	for _, c := range []struct{ in, want string }{
@@ -143,6 +143,7 @@ func TestParseClusterConfig(t *testing.T) {
 		{`"scope": "cluster", "sync_interval": "5ms"`, `ratelimit: sync_interval: "5ms" is not a duration in 10ms..10s`},
 		{`"scope": "cluster", "redis_timeout": "x"`, `ratelimit: redis_timeout: "x" is not a duration`},
 		{`"scope": "cluster", "on_cluster_error": "panic"`, `ratelimit: on_cluster_error: "panic" is not`},
+		{`"scope": "cluster", "sync": "always"`, `ratelimit: sync: "always" is not "interval" or "per_request"`},
 		{`"scope": "cluster", "replicas": -1`, `ratelimit: replicas: -1 is not in 1..10000`},
 	} {
 		_, err := parseConfig([]byte(`{"requests_per_minute": 1, ` + c.in + `}`))
@@ -175,4 +176,41 @@ func FuzzParseSyncReply(f *testing.F) {
 			t.Fatalf("%d totals for %d keys", len(got), n)
 		}
 	})
+}
+
+func TestCheckCommandAndReply(t *testing.T) {
+	v, _, err := sdk.ParseRESP(checkCommand("ratelimit/rl/k:a", 4, limits{rpm: 10, tpm: 100}, 7))
+	want := []string{"EVAL", checkScript, "1", "sluice:ratelimit/rl/k:a:4", "10", "100", "7", "120000"}
+	if err != nil || len(v.Array) != len(want) {
+		t.Fatalf("command %+v %v", v, err)
+	}
+	for i, w := range want {
+		if v.Array[i].Str != w {
+			t.Errorf("arg %d = %q, want %q", i, v.Array[i].Str, w)
+		}
+	}
+	ok, total, err := parseCheckReply([]byte("*3\r\n:1\r\n:4\r\n:70\r\n"))
+	if !ok || total != [2]int64{4, 70} || err != nil {
+		t.Errorf("reply: %v %v %v", ok, total, err)
+	}
+	for _, bad := range []string{"-ERR x\r\n", "*3\r\n:2\r\n:4\r\n:70\r\n", "*2\r\n:1\r\n:4\r\n", ":1\r\n", ""} {
+		if _, _, err := parseCheckReply([]byte(bad)); err == nil {
+			t.Errorf("reply %q accepted", bad)
+		}
+	}
+	now := int64(4*time.Minute + 30*time.Second)
+	l := limits{rpm: 10}
+	c, d := clusterState{}.checked(now, l, 0, true, [2]int64{4, 0})
+	if !d.allowed || d.st.remReq != 6 || c.mineReq != 1 || c.seenReq != 4 {
+		t.Errorf("admitted: %+v %+v", c, d)
+	}
+	c, d = c.checked(now, l, 0, false, [2]int64{10, 0})
+	if d.allowed || d.by != "requests" || d.wait != 30*time.Second || c.mineReq != 1 || c.seenReq != 10 {
+		t.Errorf("refused: %+v %+v", c, d)
+	}
+}
+
+func FuzzParseCheckReply(f *testing.F) {
+	f.Add([]byte("*3\r\n:1\r\n:4\r\n:70\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) { _, _, _ = parseCheckReply(b) })
 }

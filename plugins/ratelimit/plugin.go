@@ -70,13 +70,15 @@ func (p *plugin) OnPluginStart(size int) bool {
 	return true
 }
 
-func (p *plugin) NewHttpContext(uint32) sdk.HttpContext { return &stream{p: p} }
+func (p *plugin) NewHttpContext(id uint32) sdk.HttpContext { return &stream{p: p, id: id} }
 
 // stream is one request: its key and limits, what was charged, and the
 // response's usage.
 type stream struct {
 	sdk.DefaultHttpContext
 	p        *plugin
+	id       uint32 // the HTTP context id (to resume after a Redis check)
+	checking bool   // a sync: per_request check was sent
 	key      string // shared-data key
 	lim      limits
 	admitted bool

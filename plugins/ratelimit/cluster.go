@@ -105,15 +105,9 @@ func (p *plugin) sendSync(batch []syncEntry) {
 	_, err := sdk.DispatchRedisCall(p.cfg.cluster.redis, syncCommand(batch), func(status, size int) {
 		p.syncing--
 		var totals [][2]int64
-		var err error
-		if status != 0 {
-			_, msg, _ := sdk.GetStatus()
-			err = fmt.Errorf("status %d (%s)", status, msg)
-		} else {
-			var reply []byte
-			if reply, err = sdk.GetRedisCallResponse(0, size); err == nil {
-				totals, err = parseSyncReply(reply, len(batch))
-			}
+		reply, err := redisReply(status, size)
+		if err == nil {
+			totals, err = parseSyncReply(reply, len(batch))
 		}
 		p.syncDone(batch, totals, err)
 	})
@@ -122,6 +116,16 @@ func (p *plugin) sendSync(batch []syncEntry) {
 		return
 	}
 	p.syncing++
+}
+
+// redisReply returns the reply of the Redis call whose callback runs, or
+// what went wrong.
+func redisReply(status, size int) ([]byte, error) {
+	if status != 0 {
+		_, msg, _ := sdk.GetStatus()
+		return nil, fmt.Errorf("status %d (%s)", status, msg)
+	}
+	return sdk.GetRedisCallResponse(0, size)
 }
 
 // syncDone applies a sync's outcome to its keys and to the shared

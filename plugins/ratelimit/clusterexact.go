@@ -2,11 +2,7 @@
 
 package main
 
-import (
-	"fmt"
-
-	"github.com/sluice-proxy/sluice/plugins/sdk"
-)
+import "github.com/sluice-proxy/sluice/plugins/sdk"
 
 // admitExact is admit for sync: per_request: the request pauses while
 // Redis checks and counts it (checkScript); the reply resumes it or
@@ -21,15 +17,9 @@ func (s *stream) admitExact(cost int64) sdk.Action {
 	_, err = sdk.DispatchRedisCall(s.p.cfg.cluster.redis, checkCommand(s.key, win, s.lim, cost), func(status, size int) {
 		var admitted bool
 		var total [2]int64
-		var err error
-		if status != 0 {
-			_, msg, _ := sdk.GetStatus()
-			err = fmt.Errorf("status %d (%s)", status, msg)
-		} else {
-			var reply []byte
-			if reply, err = sdk.GetRedisCallResponse(0, size); err == nil {
-				admitted, total, err = parseCheckReply(reply)
-			}
+		reply, err := redisReply(status, size)
+		if err == nil {
+			admitted, total, err = parseCheckReply(reply)
 		}
 		if serr := sdk.SetEffectiveContext(s.id); serr != nil {
 			sdk.LogWarnf("ratelimit: the request ended while Redis checked it: %v", serr)

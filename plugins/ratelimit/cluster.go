@@ -279,20 +279,22 @@ func (s *stream) admitCluster(cost int64) sdk.Action {
 		if list {
 			p.listDirty(s.key)
 		}
-		s.admitted, s.charged, s.dec = true, cost, d
+		s.admitted, s.charged, s.dec, s.win = true, cost, d, nc.win
 		p.m.admitted.Inc(1)
 		return sdk.ActionContinue
 	}
 	return s.stateFailure("updating the cluster counts", errors.New("too many compare-and-swap conflicts"))
 }
 
-// settleCluster charges the tokens settled after the response.
+// settleCluster charges the tokens settled after the response, in the
+// window that admitted the request (a later window owes nothing).
 func (s *stream) settleCluster(delta int64) {
 	list := false
 	err := s.p.updateState(s.key, func(c clusterState, now int64) clusterState {
-		c = c.charge(now, delta)
-		list = !c.listed
-		c.listed = true
+		c, ok := c.charge(now, s.win, delta)
+		if list = ok && !c.listed; list {
+			c.listed = true
+		}
 		return c
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ func (s *stream) admitExact(cost int64) sdk.Action {
 		return s.stateFailure("reading the cluster counts", err)
 	}
 	win := c.at(now).win
+	s.win = win // the window the check counts in
 	_, err = sdk.DispatchRedisCall(s.p.cfg.cluster.redis, checkCommand(s.key, win, s.lim, cost), func(status, size int) {
 		var admitted bool
 		var total [2]int64

@@ -70,11 +70,13 @@ func decodeClusterState(data []byte) (clusterState, bool) {
 
 // at returns c for the window of now: a state from an earlier window (or
 // the zero state) starts empty; what it had not synced belonged to a
-// window that is over.
+// window that is over. It starts unlisted too, so a key whose listing was
+// lost is listed again at the next window at the latest (a key listed
+// twice is synced once with its counts and once with zeros).
 func (c clusterState) at(now int64) clusterState {
 	w := now / int64(window)
 	if c.win != w {
-		return clusterState{win: w, listed: c.listed}
+		return clusterState{win: w}
 	}
 	return c
 }
@@ -100,14 +102,17 @@ func share(limit, replicas int64) int64 {
 func (c clusterState) admit(now int64, l limits, cost int64, fallback bool, replicas int64) (clusterState, decision) {
 	c = c.at(now)
 	ur, ut := c.used()
+	d := decision{cost: cost}
+	// Too large for the whole limit: never admitted. (A request larger
+	// than a fallback share only waits for Redis or the next window.)
+	tooLarge := l.tpm > 0 && cost > l.tpm
 	if fallback {
 		l = limits{rpm: share(l.rpm, replicas), tpm: share(l.tpm, replicas)}
 		ur, ut = c.mineReq, c.mineTok
 	}
-	d := decision{cost: cost}
 	left := time.Duration((c.win+1)*int64(window) - now)
 	switch {
-	case l.tpm > 0 && cost > l.tpm:
+	case tooLarge:
 		d.tooLarge, d.by = true, "tokens"
 	case l.rpm > 0 && ur+1 > l.rpm:
 		d.by, d.wait = "requests", left
@@ -135,12 +140,16 @@ func (c clusterState) admit(now int64, l limits, cost int64, fallback bool, repl
 }
 
 // charge adds delta tokens (negative: a refund) settled after the
-// response.
-func (c clusterState) charge(now int64, delta int64) clusterState {
+// response of a request admitted in window win; ok is false (and c
+// unchanged) when that window is over: a later window owes nothing.
+func (c clusterState) charge(now, win, delta int64) (_ clusterState, ok bool) {
+	if c.at(now).win != win {
+		return c, false
+	}
 	c = c.at(now)
 	c.pendTok += delta
 	c.mineTok += delta
-	return c
+	return c, true
 }
 
 // syncEntry is one key of a sync: its shared-data key, window and the

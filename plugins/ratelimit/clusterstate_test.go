@@ -45,6 +45,15 @@ func TestClusterStateAdmit(t *testing.T) {
 	if _, d := f.admit(now, l, 10, true, 3); d.allowed {
 		t.Fatalf("fallback past the share: %+v", d)
 	}
+	if _, d := (clusterState{}).admit(now, l, 50, true, 3); d.allowed || d.tooLarge || d.by != "tokens" {
+		t.Fatalf("fallback: a request above the share but within the limit: %+v", d)
+	}
+	if got, ok := c.charge(now, c.win, -20); !ok || got.pendTok != c.pendTok-20 || got.mineTok != c.mineTok-20 {
+		t.Errorf("settle: %+v", got)
+	}
+	if got, ok := c.charge(now+int64(window), c.win, -20); ok || got != c {
+		t.Errorf("a refund crossed into the next window: %+v", got)
+	}
 	if share(0, 3) != 0 || share(2, 3) != 1 || share(30, 3) != 10 {
 		t.Error("share")
 	}

@@ -79,6 +79,7 @@ type stream struct {
 	p        *plugin
 	id       uint32 // the HTTP context id (to resume after a Redis check)
 	checking bool   // a sync: per_request check was sent
+	win      int64  // cluster scope: the window that admitted the request
 	key      string // shared-data key
 	lim      limits
 	admitted bool

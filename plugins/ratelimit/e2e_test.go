@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -504,4 +505,38 @@ func TestClusterHammer(t *testing.T) {
 		return
 	}
 	t.Fatal("three hammers crossed a minute boundary")
+}
+
+// TestClusterSlowRedis: a Redis that accepts connections and never
+// answers delays no request in the default mode and a per_request check
+// by at most redis_timeout (200 ms here; 3 s is the bound on a starved
+// machine), after which the local fallback admits.
+func TestClusterSlowRedis(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }() // reads, never answers
+		}
+	}()
+	for _, sync := range []string{"interval", "per_request"} {
+		e := replicas(t, 1, l.Addr().String(), `{"requests_per_minute": 100, "scope": "cluster", "redis_timeout": "200ms", "sync": "`+sync+`"}`)[0]
+		for i := range 3 {
+			start := time.Now()
+			resp, body := e.Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "slow")
+			if d := time.Since(start); resp.StatusCode != 200 || d > 3*time.Second {
+				t.Fatalf("%s: request %d: %d after %v: %s\nlogs: %s", sync, i, resp.StatusCode, d, body, e.Logs)
+			}
+		}
+		testsync.WaitFor(t, 5*time.Second, sync+": a timed-out call counted", func() bool {
+			return counter(e, "ratelimit_cluster_errors_total") > 0
+		})
+	}
 }

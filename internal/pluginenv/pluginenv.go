@@ -31,7 +31,7 @@ var built struct {
 
 // PluginPath returns the built plugin pkg (such as "plugins/apikey"),
 // building it once per test binary.
-func PluginPath(t *testing.T, pkg string) string {
+func PluginPath(t testing.TB, pkg string) string {
 	t.Helper()
 	built.mu.Lock()
 	defer built.mu.Unlock()
@@ -50,11 +50,17 @@ func PluginPath(t *testing.T, pkg string) string {
 // config.Config.Resolve returns them.
 func NewHost(t *testing.T, logs io.Writer, upstreams []config.Upstream, set *metrics.Set) *wasm.Host {
 	t.Helper()
+	return newHost(t, logs, upstreams, set, nil)
+}
+
+func newHost(t testing.TB, logs io.Writer, upstreams []config.Upstream, set *metrics.Set, redis []proxy.RedisConfig) *wasm.Host {
+	t.Helper()
 	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{
 		CacheDir:  plugintest.CompileCacheDir(),
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Upstreams: upstreams,
 		Metrics:   set,
+		Redis:     redis,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +96,7 @@ func LoadFails(t *testing.T, pkg, config string, wants ...string) {
 
 // PluginConfig is plugin pkg with config, two instances (so shared state
 // is really shared) and a call timeout generous enough for -race.
-func PluginConfig(t *testing.T, pkg, config string) proxy.PluginConfig {
+func PluginConfig(t testing.TB, pkg, config string) proxy.PluginConfig {
 	return proxy.PluginConfig{
 		Name:        filepath.Base(pkg),
 		Path:        PluginPath(t, pkg),
@@ -129,6 +135,14 @@ type Env struct {
 // all loaded into one host.
 func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
 	t.Helper()
+	return StartRedis(t, nil, cfg, plugins...)
+}
+
+// StartRedis is Start with a host whose redis: list is redis (for the
+// Higress Redis extensions); each call is one Sluice replica with its
+// own host and shared data.
+func StartRedis(t testing.TB, redis []proxy.RedisConfig, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
+	t.Helper()
 	logs := &plugintest.LogBuffer{}
 	set := metrics.NewSet()
 	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
@@ -136,7 +150,7 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := NewHost(t, logs, resolved.Upstreams, set)
+	host := newHost(t, logs, resolved.Upstreams, set, redis)
 	var filters []proxy.Filter
 	for _, pc := range plugins {
 		p, err := host.Load(context.Background(), pc)

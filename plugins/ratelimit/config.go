@@ -48,6 +48,7 @@ type Config struct {
 	// MaxCASRetries bounds the compare-and-swap retries when instances
 	// update the same bucket at once. Default 16.
 	MaxCASRetries int `json:"max_cas_retries"`
+	ClusterConfig
 }
 
 // Override is one key's limits.
@@ -76,6 +77,7 @@ type settings struct {
 	overrides       map[string]limits
 	failureModeDeny bool
 	casRetries      int
+	cluster         clusterSettings
 }
 
 // parseConfig decodes and validates a configuration. Errors name the field
@@ -85,7 +87,8 @@ func parseConfig(data []byte) (*settings, error) {
 		return nil, errors.New(`ratelimit: the configuration is empty; it needs {"requests_per_minute": N} and/or {"tokens_per_minute": N}`)
 	}
 	var cfg Config
-	if err := config.Decode("ratelimit", data, &cfg); err != nil {
+	var err error
+	if err = config.Decode("ratelimit", data, &cfg); err != nil {
 		return nil, err
 	}
 	s := &settings{
@@ -118,6 +121,9 @@ func parseConfig(data []byte) (*settings, error) {
 		s.defaultEstimate = cfg.DefaultTokenEstimate
 	}
 	s.promptBytes = cfg.PromptBytesPerToken
+	if s.cluster, err = parseCluster(cfg.ClusterConfig); err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.MaxCASRetries < 0 || cfg.MaxCASRetries > 1000:
 		return nil, fmt.Errorf("ratelimit: max_cas_retries: %d is not in 0..1000", cfg.MaxCASRetries)

@@ -24,6 +24,14 @@ type plugin struct {
 	cfg    *settings
 	prefix string // shared-data key prefix: the plugin's name
 	m      rateMetrics
+
+	// Cluster scope (cluster.go). down and syncing belong to this
+	// instance: down is refreshed from the shared flag at each tick.
+	cm       clusterMetrics
+	dirtyKey string // shared-data key of the list of keys to sync
+	downKey  string // shared-data key of the Redis-down flag
+	down     bool
+	syncing  int // sync calls out
 }
 
 // rateMetrics are the plugin's counters (sluice_wasm_ratelimit_…{plugin}).
@@ -53,16 +61,25 @@ func (p *plugin) OnPluginStart(size int) bool {
 	p.cfg = cfg
 	p.prefix = guest.PluginName()
 	p.m = defineMetrics()
+	if cfg.cluster.on {
+		if err := p.startCluster(); err != nil {
+			sdk.LogErrorf("%v", err)
+			return false
+		}
+	}
 	return true
 }
 
-func (p *plugin) NewHttpContext(uint32) sdk.HttpContext { return &stream{p: p} }
+func (p *plugin) NewHttpContext(id uint32) sdk.HttpContext { return &stream{p: p, id: id} }
 
 // stream is one request: its key and limits, what was charged, and the
 // response's usage.
 type stream struct {
 	sdk.DefaultHttpContext
 	p        *plugin
+	id       uint32 // the HTTP context id (to resume after a Redis check)
+	checking bool   // a sync: per_request check was sent
+	win      int64  // cluster scope: the window that admitted the request
 	key      string // shared-data key
 	lim      limits
 	admitted bool
@@ -120,6 +137,9 @@ func (s *stream) admit(cost int64) sdk.Action {
 	if s.lim.tpm == 0 {
 		cost = 0
 	}
+	if s.p.cfg.cluster.on {
+		return s.admitCluster(cost)
+	}
 	for range s.p.cfg.casRetries + 1 {
 		b, cas, now, err := s.load()
 		if err != nil {
@@ -127,13 +147,7 @@ func (s *stream) admit(cost int64) sdk.Action {
 		}
 		nb, d := b.admit(now, s.lim, cost)
 		if !d.allowed {
-			if d.by == "requests" {
-				s.p.m.limitedRequests.Inc(1)
-			} else {
-				s.p.m.limitedTokens.Inc(1)
-			}
-			headers, body := rejection(s.lim, d)
-			return guest.Reply(429, headers, body)
+			return s.refuse(d)
 		}
 		err = sdk.SetSharedData(s.key, nb.encode(), cas)
 		if errors.Is(err, sdk.ErrCasMismatch) {
@@ -147,6 +161,17 @@ func (s *stream) admit(cost int64) sdk.Action {
 		return sdk.ActionContinue
 	}
 	return s.stateFailure("updating the bucket", errors.New("too many compare-and-swap conflicts"))
+}
+
+// refuse counts a refusal and answers 429.
+func (s *stream) refuse(d decision) sdk.Action {
+	if d.by == "requests" {
+		s.p.m.limitedRequests.Inc(1)
+	} else {
+		s.p.m.limitedTokens.Inc(1)
+	}
+	headers, body := rejection(s.lim, d)
+	return guest.Reply(429, headers, body)
 }
 
 // load reads the key's bucket and the host's clock; a missing or
@@ -240,6 +265,10 @@ func (s *stream) OnHttpStreamDone() {
 		delta = -s.charged
 	}
 	if delta == 0 {
+		return
+	}
+	if s.p.cfg.cluster.on {
+		s.settleCluster(delta)
 		return
 	}
 	for range s.p.cfg.casRetries + 1 {

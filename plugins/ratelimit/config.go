@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Config is the plugin configuration (JSON):
@@ -48,6 +49,16 @@ type Config struct {
 	// MaxCASRetries bounds the compare-and-swap retries when instances
 	// update the same bucket at once. Default 16.
 	MaxCASRetries int `json:"max_cas_retries"`
+	// StateTTL is how long a key's shared state lives after its last
+	// write, on Sluice (sluice.shared_data_policy, with the oldest entries
+	// evicted when the store is full instead of new keys refused). A
+	// bucket left alone for a minute has refilled, so dropping it later
+	// changes nothing, unless it carried a token debt of more than
+	// StateTTL's worth of refill. A Go duration from 1s to 720h; below
+	// a minute a drained bucket left alone that long comes back full
+	// early (accuracy traded for memory). Default "10m". On a host without the extension (Envoy) the state lives
+	// until the store's cap, as before.
+	StateTTL string `json:"state_ttl"`
 	ClusterConfig
 }
 
@@ -62,6 +73,7 @@ const (
 	DefaultKeyHeader     = "x-sluice-tenant"
 	DefaultTokenEstimate = 256
 	DefaultMaxCASRetries = 16
+	DefaultStateTTL      = 10 * time.Minute
 )
 
 // maxLimit bounds every per-minute limit (and estimate) so bucket
@@ -77,6 +89,7 @@ type settings struct {
 	overrides       map[string]limits
 	failureModeDeny bool
 	casRetries      int
+	stateTTL        time.Duration
 	cluster         clusterSettings
 }
 
@@ -96,6 +109,14 @@ func parseConfig(data []byte) (*settings, error) {
 		defaultEstimate: DefaultTokenEstimate,
 		failureModeDeny: cfg.FailureModeDeny,
 		casRetries:      DefaultMaxCASRetries,
+		stateTTL:        DefaultStateTTL,
+	}
+	if cfg.StateTTL != "" {
+		d, err := time.ParseDuration(cfg.StateTTL)
+		if err != nil || d < time.Second || d > 720*time.Hour {
+			return nil, fmt.Errorf("ratelimit: state_ttl: %q is not a duration from 1s to 720h", cfg.StateTTL)
+		}
+		s.stateTTL = d
 	}
 	for _, f := range []struct {
 		name string

@@ -108,3 +108,23 @@ func mapValues(m map[string]limits) []limits {
 	}
 	return out
 }
+
+func TestParseConfigStateTTL(t *testing.T) {
+	for cfg, want := range map[string]string{
+		`{"requests_per_minute": 1}`:                       "",
+		`{"requests_per_minute": 1, "state_ttl": "2h"}`:    "",
+		`{"requests_per_minute": 1, "state_ttl": "500ms"}`: "state_ttl",
+		`{"requests_per_minute": 1, "state_ttl": "1000h"}`: "state_ttl",
+		`{"requests_per_minute": 1, "state_ttl": "soon"}`:  "state_ttl",
+	} {
+		s, err := parseConfig([]byte(cfg))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", cfg, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: error %v, want one naming %s", cfg, err, want)
+		case want == "" && cfg == `{"requests_per_minute": 1}` && s.stateTTL != DefaultStateTTL:
+			t.Errorf("default state_ttl %v, want %v", s.stateTTL, DefaultStateTTL)
+		}
+	}
+}

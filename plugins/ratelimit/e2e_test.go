@@ -533,3 +533,28 @@ func TestClusterSlowRedis(t *testing.T) {
 		})
 	}
 }
+
+// TestEndToEndStateExpires: the plugin bounds its shared state on Sluice
+// (sluice.shared_data_policy): a key not written for state_ttl is gone,
+// so a drained bucket comes back full; before that it stays drained.
+func TestEndToEndStateExpires(t *testing.T) {
+	up := upstream(t, proxytest.Options{})
+	e := pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL),
+		pluginenv.PluginConfig(t, pluginPkg, `{"requests_per_minute": 1, "state_ttl": "1s"}`))
+	send := func() int {
+		resp, _ := e.Do(t, "POST", "/v1/chat/completions", chat, "x-sluice-tenant", "acme")
+		return resp.StatusCode
+	}
+	if got := send(); got != 200 {
+		t.Fatalf("first request: %d\nlogs: %s", got, e.Logs)
+	}
+	if got := send(); got != 429 {
+		t.Fatalf("second request at once: %d, want 429", got)
+	}
+	// One minute refills the bucket; 1.5 s of refill is 1/40 of a
+	// request, so only the expiry lets the next one through.
+	time.Sleep(1500 * time.Millisecond)
+	if got := send(); got != 200 {
+		t.Fatalf("after state_ttl: %d, want 200 (the bucket's state expired)", got)
+	}
+}

@@ -61,6 +61,14 @@ func (p *plugin) OnPluginStart(size int) bool {
 	p.cfg = cfg
 	p.prefix = guest.PluginName()
 	p.m = defineMetrics()
+	// Bound this plugin's shared state (buckets, cluster counts) on
+	// Sluice: without it, keying by client IP on an open endpoint fills
+	// the store, after which new keys cannot be written and are let
+	// through (issue 16). Envoy has no such function: state lives as
+	// before there.
+	if err := sdk.SetSharedDataPolicy("ratelimit/"+p.prefix+"/", cfg.stateTTL, true); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		sdk.LogWarnf("ratelimit: bounding shared state: %v", err)
+	}
 	if cfg.cluster.on {
 		if err := p.startCluster(); err != nil {
 			sdk.LogErrorf("%v", err)

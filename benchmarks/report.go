@@ -148,36 +148,11 @@ func summarize(samples []sample, bench string, contenders []string, conns []int,
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// proxyTable renders the main table: throughput, latency and CPU with
-// ratios against nginx and HAProxy.
-func proxyTable(rows []row) string {
-	var b strings.Builder
-	b.WriteString("| contender | conns | req/s median (min–max) | p50 ms | p99 ms median (min–max) | CPU µs/req | CPU busy: process / its core | req/s ÷ nginx | req/s ÷ HAProxy | CPU/req ÷ nginx | CPU/req ÷ HAProxy | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %s (%s–%s) | %.3f | %.3f (%.3f–%.3f) | %.1f | %s | %s | %s | %s | %s | %s |\n",
-			r.Contender, r.Conns, kfmt(r.RPS.Median), kfmt(r.RPS.Min), kfmt(r.RPS.Max),
-			r.P50.Median, r.P99.Median, r.P99.Min, r.P99.Max, r.CPU.Median, busyCell(r),
-			ratioCell(r, kindNginx, false), ratioCell(r, kindHAProxy, false),
-			ratioCell(r, kindNginx, true), ratioCell(r, kindHAProxy, true), errCell(r))
-	}
-	return b.String()
-}
+// proxyTable renders the main table (proxyColumns).
+func proxyTable(rows []row) string { return renderTable(proxyColumns, rows) }
 
-// pluginTable renders the plugin-chain table with costs relative to Sluice
-// without plugins in the same round.
-func pluginTable(rows []row) string {
-	var b strings.Builder
-	b.WriteString("| contender | conns | req/s median (min–max) | p99 ms | CPU µs/req median (min–max) | CPU busy: process / its core | req/s ÷ no plugins | CPU/req ÷ no plugins | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %s (%s–%s) | %.3f | %.1f (%.1f–%.1f) | %s | %s | %s | %s |\n",
-			r.Contender, r.Conns, kfmt(r.RPS.Median), kfmt(r.RPS.Min), kfmt(r.RPS.Max), r.P99.Median,
-			r.CPU.Median, r.CPU.Min, r.CPU.Max, busyCell(r),
-			ratioCell(r, kindSluice, false), ratioCell(r, kindSluice, true), errCell(r))
-	}
-	return b.String()
-}
+// pluginTable renders the plugin-chain table (pluginColumns).
+func pluginTable(rows []row) string { return renderTable(pluginColumns, rows) }
 
 // errCell is the errors column: socket errors plus non-2xx answers, and
 // the runs that completed nothing.

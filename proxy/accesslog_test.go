@@ -245,7 +245,7 @@ func TestAccessLogRejections(t *testing.T) {
 			return c.WithRoute(RouteMatch{PathPrefix: "/only"}, "default")
 		}, raw: get},
 		{name: "403 plugin", status: 403, cfg: same, opts: Options{Filters: []Filter{deny}}, raw: get},
-		{name: "502 upstream down", status: 502, cfg: func(_ *Config, _ string) *Config { return baseConfig(closedPortURL(t)) },
+		{name: "502 upstream down", status: 502, cfg: func(_ *Config, _ string) *Config { return baseConfig("http://" + testsync.ClosedAddr(t)) },
 			raw: get, fields: map[string]string{"upstream": "default", "endpoint": "*", "attempts": "*", "error": "*"}},
 	}
 	for _, tc := range cases {
@@ -378,16 +378,4 @@ func rawExchange(t *testing.T, addr, raw string) *http.Response {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
-}
-
-// closedPortURL returns the URL of a loopback port nothing listens on.
-func closedPortURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
 }

@@ -22,8 +22,9 @@ import (
 // (proxy.Exchange.UpstreamHosts). NOT_FOUND from the root context or when
 // no pool would take the request.
 func (in *instance) upstreamHosts(ctx context.Context, mod api.Module, stack []uint64) status {
-	retPtr, retSize := u32(stack[0]), u32(stack[1])
-	if !checkRetPair(in.memOf(mod), retPtr, retSize) {
+	a := in.args(mod, stack)
+	retPtr, retSize := a.retPair(0)
+	if !a.ok {
 		return statusInvalidMemoryAccess
 	}
 	var hosts proxy.Headers
@@ -39,9 +40,10 @@ func (in *instance) upstreamHosts(ctx context.Context, mod api.Module, stack []u
 // request's pool (or of one pool), and the request must still be in its
 // request phase; otherwise BAD_ARGUMENT, and nothing changes.
 func (in *instance) overrideHost(_ context.Context, mod api.Module, stack []uint64) status {
-	addr, ok := readGuest(in.memOf(mod), u32(stack[0]), u32(stack[1]))
+	a := in.args(mod, stack)
+	addr := a.bytes(0)
 	switch {
-	case !ok:
+	case !a.ok:
 		return statusInvalidMemoryAccess
 	case in.eff == nil || len(addr) == 0:
 		return statusBadArgument

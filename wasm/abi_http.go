@@ -72,27 +72,20 @@ func hostGetHeaderMapSize(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostGetHeaderMapValue(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	key := a.bytes(1)
+	retPtr, retSize := a.retPair(3)
+	if a.refused() {
 		return
 	}
-	mem := in.memOf(mod)
-	key, ok := readGuest(mem, u32(stack[1]), u32(stack[2]))
-	retPtr, retSize := u32(stack[3]), u32(stack[4])
-	if !ok || !checkRetPair(mem, retPtr, retSize) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
+	in := a.in
 	h, _, st := in.headerMap(mapType(u32(stack[0])))
 	if st == statusOK {
-		var v []byte
+		st = statusNotFound
 		if h != nil {
-			v, ok = h.Get(key)
-		}
-		if h == nil || !ok {
-			st = statusNotFound
-		} else {
-			st = in.returnBytes(ctx, mod, v, retPtr, retSize)
+			if v, ok := h.Get(key); ok {
+				st = in.returnBytes(ctx, mod, v, retPtr, retSize)
+			}
 		}
 	}
 	stack[0] = uint64(st)
@@ -124,16 +117,12 @@ func hostReplaceHeaderMapValue(ctx context.Context, mod api.Module, stack []uint
 }
 
 func setHeaderValue(ctx context.Context, mod api.Module, stack []uint64, replace bool) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	val := a.bytes(3)
+	if a.refused() {
 		return
 	}
-	val, ok := readGuest(in.memOf(mod), u32(stack[3]), u32(stack[4]))
-	if !ok {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	h, key, st := in.writableMap(mod, u32(stack[0]), u32(stack[1]), u32(stack[2]))
+	h, key, st := a.in.writableMap(mod, u32(stack[0]), u32(stack[1]), u32(stack[2]))
 	if st == statusOK && !validFieldOrKept(h, key, val) {
 		st = statusBadArgument
 	}
@@ -160,16 +149,12 @@ func hostRemoveHeaderMapValue(ctx context.Context, mod api.Module, stack []uint6
 }
 
 func hostSetHeaderMapPairs(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	data := a.bytes(1)
+	if a.refused() {
 		return
 	}
-	data, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
-	if !ok {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	h, w, st := in.headerMap(mapType(u32(stack[0])))
+	h, w, st := a.in.headerMap(mapType(u32(stack[0])))
 	switch {
 	case st != statusOK:
 	case h == nil || !w:
@@ -215,16 +200,13 @@ func (in *instance) buffer(bt bufferType) (data []byte, writable bool, st status
 }
 
 func hostGetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
-		return
-	}
+	a := argsOf(ctx, mod, stack)
 	start, maxSize := uint64(u32(stack[1])), uint64(u32(stack[2]))
-	retPtr, retSize := u32(stack[3]), u32(stack[4])
-	if !checkRetPair(in.memOf(mod), retPtr, retSize) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
+	retPtr, retSize := a.retPair(3)
+	if a.refused() {
 		return
 	}
+	in := a.in
 	data, _, st := in.buffer(bufferType(u32(stack[0])))
 	if st == statusOK {
 		if start > uint64(len(data)) {
@@ -238,19 +220,14 @@ func hostGetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostGetBufferStatus(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	retLen, retFlags := a.retPair(1)
+	if a.refused() {
 		return
 	}
-	mem := in.memOf(mod)
-	retLen, retFlags := u32(stack[1]), u32(stack[2])
-	if !checkRetPair(mem, retLen, retFlags) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	data, _, st := in.buffer(bufferType(u32(stack[0])))
+	data, _, st := a.in.buffer(bufferType(u32(stack[0])))
 	if st == statusOK {
-		st = writeRetPair(mem, retLen, retFlags, uint32(len(data)), 0)
+		st = writeRetPair(a.mem, retLen, retFlags, uint32(len(data)), 0)
 	}
 	stack[0] = uint64(st)
 }
@@ -259,17 +236,14 @@ func hostGetBufferStatus(ctx context.Context, mod api.Module, stack []uint64) {
 const maxScratchKeep = 1 << 20
 
 func hostSetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
-		return
-	}
+	a := argsOf(ctx, mod, stack)
 	bt := bufferType(u32(stack[0]))
 	start, size := uint64(u32(stack[1])), uint64(u32(stack[2]))
-	val, ok := readGuest(in.memOf(mod), u32(stack[3]), u32(stack[4]))
-	if !ok {
-		stack[0] = uint64(statusInvalidMemoryAccess)
+	val := a.bytes(3)
+	if a.refused() {
 		return
 	}
+	in := a.in
 	body, w, st := in.buffer(bt)
 	if st != statusOK || !w {
 		if st == statusOK {
@@ -297,19 +271,13 @@ func hostSetBufferBytes(ctx context.Context, mod api.Module, stack []uint64) {
 }
 
 func hostSendLocalResponse(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
-		return
-	}
-	mem := in.memOf(mod)
+	a := argsOf(ctx, mod, stack)
 	code := u32(stack[0])
-	details, ok1 := readGuest(mem, u32(stack[1]), u32(stack[2]))
-	body, ok2 := readGuest(mem, u32(stack[3]), u32(stack[4]))
-	hdrs, ok3 := readGuest(mem, u32(stack[5]), u32(stack[6]))
-	if !ok1 || !ok2 || !ok3 {
-		stack[0] = uint64(statusInvalidMemoryAccess)
+	details, body, hdrs := a.bytes(1), a.bytes(3), a.bytes(5)
+	if a.refused() {
 		return
 	}
+	in := a.in
 	s := in.eff
 	if s == nil || code < 100 || code > 999 || !decodePairsInto(&in.localHeaders, hdrs, false) {
 		stack[0] = uint64(statusBadArgument)

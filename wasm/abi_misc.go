@@ -29,19 +29,14 @@ func levelOf(l uint32) slog.Level {
 }
 
 func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
-		return
-	}
-	level := u32(stack[0])
-	msg, ok := readGuest(in.memOf(mod), u32(stack[1]), u32(stack[2]))
+	a := argsOf(ctx, mod, stack)
+	level, msg := u32(stack[0]), a.bytes(1)
 	switch {
-	case !ok:
-		stack[0] = uint64(statusInvalidMemoryAccess)
+	case a.refused():
 	case level > logCritical:
 		stack[0] = uint64(statusBadArgument)
 	default:
-		in.logMessage(levelOf(level), msg)
+		a.in.logMessage(levelOf(level), msg)
 		stack[0] = uint64(statusOK)
 	}
 }
@@ -147,19 +142,14 @@ func hostDone(_ context.Context, _ api.Module, stack []uint64) {
 }
 
 func hostGetProperty(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	path := a.bytes(0)
+	retPtr, retSize := a.retPair(2)
+	if a.refused() {
 		return
 	}
-	mem := in.memOf(mod)
-	path, ok := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	retPtr, retSize := u32(stack[2]), u32(stack[3])
-	if !ok || !checkRetPair(mem, retPtr, retSize) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	name, ok := normalizePropertyPath(in.pathBuf[:0], path)
-	in.pathBuf = name[:0]
+	in := a.in
+	name, ok := in.propertyName(path)
 	if !ok {
 		stack[0] = uint64(statusNotFound)
 		return
@@ -179,62 +169,59 @@ func hostGetProperty(ctx context.Context, mod api.Module, stack []uint64) {
 	stack[0] = uint64(st)
 }
 
-func hostSetProperty(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
-		return
-	}
-	mem := in.memOf(mod)
-	path, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	value, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
-	if !ok1 || !ok2 {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
+// propertyName normalizes a property path the guest gave into the
+// instance's path buffer (a view, valid until the next call), false for a
+// malformed path.
+func (in *instance) propertyName(path []byte) ([]byte, bool) {
 	name, ok := normalizePropertyPath(in.pathBuf[:0], path)
 	in.pathBuf = name[:0]
+	return name, ok
+}
+
+func hostSetProperty(ctx context.Context, mod api.Module, stack []uint64) {
+	a := argsOf(ctx, mod, stack)
+	path, value := a.bytes(0), a.bytes(2)
+	if a.refused() {
+		return
+	}
+	name, ok := a.in.propertyName(path)
 	if !ok {
 		stack[0] = uint64(statusNotFound)
 		return
 	}
-	stack[0] = uint64(in.p.setProperty(in.eff, lookupProperty(name), name, value))
+	stack[0] = uint64(a.in.p.setProperty(a.in.eff, lookupProperty(name), name, value))
 }
 
 func hostSetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	key, value := a.bytes(0), a.bytes(2)
+	if a.refused() {
 		return
 	}
-	mem := in.memOf(mod)
-	key, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	value, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
-	if !ok1 || !ok2 {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
-	stack[0] = uint64(in.p.shared.set(key, value, u32(stack[4]), in.p.sharedRules.policyFor(key)))
+	p := a.in.p
+	stack[0] = uint64(p.shared.set(key, value, u32(stack[4]), p.sharedRules.policyFor(key)))
 }
 
 func hostGetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
-	in := callerOf(ctx, stack)
-	if in == nil {
+	a := argsOf(ctx, mod, stack)
+	key := a.bytes(0)
+	retPtr, retSize := a.retPair(2)
+	retCAS := a.retU32(4)
+	if a.refused() {
 		return
 	}
-	mem := in.memOf(mod)
-	key, ok := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	retPtr, retSize, retCAS := u32(stack[2]), u32(stack[3]), u32(stack[4])
-	if !ok || !checkRetPair(mem, retPtr, retSize) || !checkRetPair(mem, retCAS, retCAS) {
-		stack[0] = uint64(statusInvalidMemoryAccess)
-		return
-	}
+	in := a.in
 	// Copy the value out under the store's lock: another instance may
 	// replace it while the guest allocator runs.
-	var cas uint32
+	var (
+		cas uint32
+		ok  bool
+	)
 	in.scratch, cas, ok = in.p.shared.get(in.scratch[:0], key)
 	if !ok {
 		stack[0] = uint64(statusNotFound)
 		return
 	}
 	st := in.returnBytes(ctx, mod, in.scratch, retPtr, retSize)
-	stack[0] = uint64(thenWriteU32(st, mem, retCAS, cas))
+	stack[0] = uint64(thenWriteU32(st, a.mem, retCAS, cas))
 }

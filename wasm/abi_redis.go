@@ -65,17 +65,11 @@ func onInstance(f func(*instance, context.Context, api.Module, []uint64) status)
 // INVALID_MEMORY_ACCESS) but not used: the configuration's are. A
 // timeout above the configured one is lowered to it; 0 keeps it.
 func (in *instance) redisInit(_ context.Context, mod api.Module, stack []uint64) status {
-	mem := in.memOf(mod)
-	cluster, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	_, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
-	_, ok3 := readGuest(mem, u32(stack[4]), u32(stack[5]))
-	if !ok1 || !ok2 || !ok3 {
-		return statusInvalidMemoryAccess
-	}
-	c := in.p.host.redis.lookup(string(cluster))
-	if c == nil {
-		in.p.log.Debug("wasm: proxy_redis_init: no redis entry for the cluster", "cluster", string(cluster))
-		return statusBadArgument
+	a := in.args(mod, stack)
+	_, _ = a.bytes(2), a.bytes(4) // the credentials: checked, not used
+	c, st := in.redisCluster("proxy_redis_init", &a)
+	if st != statusOK {
+		return st
 	}
 	timeout := time.Duration(u32(stack[6])) * time.Millisecond
 	if timeout == 0 || timeout > c.timeout {
@@ -85,6 +79,24 @@ func (in *instance) redisInit(_ context.Context, mod api.Module, stack []uint64)
 	return statusOK
 }
 
+// redisCluster reads the cluster name of a Redis call fn (arguments 0
+// and 1) and returns the configured Redis it names, once every argument a
+// has read is in bounds. Its status is INVALID_MEMORY_ACCESS for an
+// argument out of bounds, BAD_ARGUMENT (logged at debug level) for a
+// name no redis entry has.
+func (in *instance) redisCluster(fn string, a *hostArgs) (*redisClient, status) {
+	cluster := a.bytes(0)
+	if !a.ok {
+		return nil, statusInvalidMemoryAccess
+	}
+	c := in.p.host.redis.lookup(string(cluster))
+	if c == nil {
+		in.p.log.Debug("wasm: "+fn+": no redis entry for the cluster", "cluster", string(cluster))
+		return nil, statusBadArgument
+	}
+	return c, statusOK
+}
+
 // redisCall implements proxy_redis_call(cluster, query, ret_callout_id).
 // in.mu must be held. The query must be one command as a RESP array of
 // bulk strings, not one of the connection-state commands
@@ -92,17 +104,11 @@ func (in *instance) redisInit(_ context.Context, mod api.Module, stack []uint64)
 // configured Redis that proxy_redis_init did not set up uses the
 // configured timeout.
 func (in *instance) redisCall(_ context.Context, mod api.Module, stack []uint64) status {
-	mem := in.memOf(mod)
-	cluster, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	query, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
-	retID := u32(stack[4])
-	if !ok1 || !ok2 || mem == nil || !inBounds(mem.Size(), retID, 4) {
-		return statusInvalidMemoryAccess
-	}
-	c := in.p.host.redis.lookup(string(cluster))
-	if c == nil {
-		in.p.log.Debug("wasm: proxy_redis_call: no redis entry for the cluster", "cluster", string(cluster))
-		return statusBadArgument
+	a := in.args(mod, stack)
+	query, retID := a.bytes(2), a.retU32(4)
+	c, st := in.redisCluster("proxy_redis_call", &a)
+	if st != statusOK {
+		return st
 	}
 	args, err := parseRESPCommand(query)
 	if err != nil {
@@ -121,7 +127,7 @@ func (in *instance) redisCall(_ context.Context, mod api.Module, stack []uint64)
 		timeout = t.(time.Duration)
 	}
 	co := &callout{redis: true}
-	return in.startCall(mem, retID, co, timeout, func(ctx context.Context) { in.runRedisCall(ctx, co, c, args) })
+	return in.startCall(a.mem, retID, co, timeout, func(ctx context.Context) { in.runRedisCall(ctx, co, c, args) })
 }
 
 // runRedisCall is the goroutine of one Redis call: it sends the command,

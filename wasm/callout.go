@@ -118,14 +118,11 @@ func hostHttpCall(ctx context.Context, mod api.Module, stack []uint64) {
 // httpCall implements proxy_http_call(upstream, headers, body, trailers,
 // timeout_ms, ret_call_id). in.mu must be held.
 func (in *instance) httpCall(mod api.Module, stack []uint64) status {
-	mem := in.memOf(mod)
-	pool, ok1 := readGuest(mem, u32(stack[0]), u32(stack[1]))
-	hdrs, ok2 := readGuest(mem, u32(stack[2]), u32(stack[3]))
-	body, ok3 := readGuest(mem, u32(stack[4]), u32(stack[5]))
-	trls, ok4 := readGuest(mem, u32(stack[6]), u32(stack[7]))
+	a := in.args(mod, stack)
+	pool, hdrs, body, trls := a.bytes(0), a.bytes(2), a.bytes(4), a.bytes(6)
 	timeout := time.Duration(u32(stack[8])) * time.Millisecond
-	retID := u32(stack[9])
-	if !ok1 || !ok2 || !ok3 || !ok4 || mem == nil || !inBounds(mem.Size(), retID, 4) {
+	retID := a.retU32(9)
+	if !a.ok {
 		return statusInvalidMemoryAccess
 	}
 	co := in.p.host.currentCallouts()
@@ -150,7 +147,7 @@ func (in *instance) httpCall(mod api.Module, stack []uint64) status {
 	timeout = min(timeout, MaxCalloutTimeout)
 
 	c := new(callout)
-	return in.startCall(mem, retID, c, timeout, func(ctx context.Context) { in.runCallout(ctx, co, c, poolName, req) })
+	return in.startCall(a.mem, retID, c, timeout, func(ctx context.Context) { in.runCallout(ctx, co, c, poolName, req) })
 }
 
 // startCall enters c in the instance's table of calls in flight under a

@@ -127,35 +127,24 @@ func TestE2ESharedDataCounter(t *testing.T) {
 		t.Fatalf("first increment: %d %v", r.status, r.header)
 	}
 	const workers, perWorker = 8, 20
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	tokens := map[string]int{}
-	seen := map[string]bool{}
 	retries := 0
-	errs := make(chan error, workers*perWorker)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range perWorker {
-				r := s.e.do(t, "GET", "/c", "", "x-async-counter", "hits")
-				v := r.header.Get("x-counter")
-				n, _ := strconv.Atoi(r.header.Get("x-counter-retries"))
-				mu.Lock()
-				tokens[r.header.Get("x-token")]++
-				dup := seen[v]
-				seen[v] = true
-				retries += n
-				mu.Unlock()
-				if r.status != 200 || dup {
-					errs <- fmt.Errorf("status %d, x-counter %q (duplicate %v)", r.status, v, dup)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	var seen testsync.Distinct
+	errs := testsync.Hammer(workers, perWorker, func(int, int) error {
+		r := s.e.do(t, "GET", "/c", "", "x-async-counter", "hits")
+		v := r.header.Get("x-counter")
+		n, _ := strconv.Atoi(r.header.Get("x-counter-retries"))
+		mu.Lock()
+		tokens[r.header.Get("x-token")]++
+		retries += n
+		mu.Unlock()
+		if dup := seen.Add(v); r.status != 200 || dup {
+			return fmt.Errorf("status %d, x-counter %q (duplicate %v)", r.status, v, dup)
+		}
+		return nil
+	})
+	for _, err := range errs {
 		t.Error(err)
 	}
 	want := strconv.Itoa(1 + workers*perWorker)

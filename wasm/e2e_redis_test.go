@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -114,7 +113,7 @@ func TestRedisInitUnknownCluster(t *testing.T) {
 // failure status within the timeout; no request hangs.
 func TestRedisUnavailable(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
-		s := newRedisSetup(t, closedAddr(t), 0, "redis.static")
+		s := newRedisSetup(t, testsync.ClosedAddr(t), 0, "redis.static")
 		r := s.e.do(t, "GET", "/", "", "x-redis-incr", "k")
 		if r.status != 503 || r.header.Get("x-redis-status") != "1" {
 			t.Fatalf("got %d %v, want 503 with status 1", r.status, r.header)
@@ -161,38 +160,23 @@ func TestRedisCallsHammer(t *testing.T) {
 	rs := redistest.Start(t)
 	s := newRedisSetup(t, rs.Addr, 0, "redis.static")
 	const workers, each = 8, 20
-	var mu sync.Mutex
-	seen := make(map[string]bool)
-	var wg sync.WaitGroup
-	errs := make(chan string, workers*each)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				req, _ := http.NewRequest("GET", s.e.base+"/", nil)
-				req.Header.Set("x-redis-incr", "hammer")
-				resp, err := s.e.cli.Do(req)
-				if err != nil {
-					errs <- err.Error()
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				mu.Lock()
-				dup := seen[string(b)]
-				seen[string(b)] = true
-				mu.Unlock()
-				if resp.StatusCode != 200 || dup {
-					errs <- fmt.Sprintf("%d %q (duplicate %v)", resp.StatusCode, b, dup)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
+	var seen testsync.Distinct
+	errs := testsync.Hammer(workers, each, func(int, int) error {
+		req, _ := http.NewRequest("GET", s.e.base+"/", nil)
+		req.Header.Set("x-redis-incr", "hammer")
+		resp, err := s.e.cli.Do(req)
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if dup := seen.Add(string(b)); resp.StatusCode != 200 || dup {
+			return fmt.Errorf("%d %q (duplicate %v)", resp.StatusCode, b, dup)
+		}
+		return nil
+	})
+	for _, err := range errs {
+		t.Error(err)
 	}
 	if got, err := rs.Do("INCRBY", "hammer", "0"); err != nil || got != fmt.Sprintf(":%d", workers*each) {
 		t.Fatalf("the server holds %q, %v; want :%d", got, err, workers*each)
@@ -224,18 +208,6 @@ func TestRedisCallsCancelledOnClose(t *testing.T) {
 	if got := s.h.metric(`sluice_plugin_redis_calls_total{plugin="redis",result="cancelled"}`); got != "1" {
 		t.Errorf("cancelled calls = %q, want 1", got)
 	}
-}
-
-// closedAddr is a 127.0.0.1 address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // silentServer accepts connections and never answers.

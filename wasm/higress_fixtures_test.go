@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/plugintest"
+	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy"
 )
 
@@ -29,7 +30,7 @@ func higressFixture(name string) proxy.PluginConfig {
 // argument; the call answers the status named, the request goes on and the
 // instance stays.
 func TestHigressBadArguments(t *testing.T) {
-	h := newRedisHost(t, closedAddr(t), 0)
+	h := newRedisHost(t, testsync.ClosedAddr(t), 0)
 	for _, tc := range []struct {
 		fixture string
 		want    status
@@ -75,7 +76,7 @@ func TestHigressBadArguments(t *testing.T) {
 // The instance is replaced and the paused request ends when the proxy gives
 // up on its pause: it never hangs.
 func TestRedisCallbackTrap(t *testing.T) {
-	h := newRedisHost(t, closedAddr(t), 0)
+	h := newRedisHost(t, testsync.ClosedAddr(t), 0)
 	p := h.mustLoad(t, higressFixture("trap_redis_call_response"))
 	e := startProxyWith(t, proxyOptions{timeout: time.Second}, p)
 	start := time.Now()

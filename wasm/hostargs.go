@@ -26,6 +26,13 @@ func argsOf(ctx context.Context, mod api.Module, stack []uint64) hostArgs {
 	if in == nil {
 		return hostArgs{stack: stack}
 	}
+	return in.args(mod, stack)
+}
+
+// args starts reading the arguments of a host call that in serves: the
+// form for host functions that return their status (onInstance), which
+// test ok rather than refused.
+func (in *instance) args(mod api.Module, stack []uint64) hostArgs {
 	return hostArgs{in: in, mem: in.memOf(mod), stack: stack, ok: true}
 }
 

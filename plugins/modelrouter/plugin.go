@@ -7,8 +7,10 @@ package main
 
 import (
 	"errors"
-	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
 	"math/rand/v2"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
+	"github.com/sluice-proxy/sluice/plugins/internal/upstreams"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/guest"
 	"github.com/sluice-proxy/sluice/plugins/internal/openai"
@@ -69,8 +71,6 @@ type stream struct {
 
 var (
 	jsonHeaders    = [][2]string{{"content-type", "application/json"}}
-	upstreamPath   = []string{"sluice", "upstream"}
-	upstreamsPath  = []string{"sluice", "upstreams"}
 	failClosedBody = openai.ErrorBody("The request could not be routed.", "server_error", "", "")
 )
 
@@ -110,7 +110,7 @@ func (s *stream) OnHttpRequestBody(size int, eos bool) sdk.Action {
 		return sdk.ActionContinue
 	}
 	pool, diverted := rt.choose(rand.Uint64(), s.p.health())
-	if err := sdk.SetProperty(upstreamPath, []byte(pool)); err != nil {
+	if err := sdk.SetProperty(upstreams.PoolPath, []byte(pool)); err != nil {
 		sdk.LogErrorf("modelrouter: routing model %q to upstream pool %q: %v (is the pool configured?)", model, pool, err)
 		return guest.Reply(503, jsonHeaders, openai.ErrorBody("No upstream is available for model `"+model+"`.", "server_error", "", "upstream_unavailable"))
 	}
@@ -127,7 +127,7 @@ func (p *plugin) health() health {
 	if p.noSnapshot {
 		return unknownHealth
 	}
-	data, err := sdk.GetProperty(upstreamsPath)
+	data, err := sdk.GetProperty(upstreams.Path)
 	if err != nil {
 		if errors.Is(err, sdk.ErrNotFound) || errors.Is(err, sdk.ErrUnimplemented) {
 			p.noSnapshot = true

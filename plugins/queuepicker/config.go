@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/plugins/internal/config"
 	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
+	"github.com/sluice-proxy/sluice/plugins/internal/upstreams"
 )
 
 // Config is the plugin configuration (JSON); every field is optional:
@@ -95,40 +94,10 @@ func parseConfig(data []byte) (*picker, error) {
 	return p, nil
 }
 
-// endpoint is one endpoint of the sluice.upstreams snapshot.
-type endpoint struct {
-	Healthy      bool    `json:"healthy"`
-	InFlight     float64 `json:"in_flight"`
-	QueueDepth   float64 `json:"queue_depth"`
-	KVCacheUsage float64 `json:"kv_cache_usage"`
-}
-
-// snapshot is the part of the host's sluice.upstreams property this plugin
-// reads:
-//
-//	{"pools":{"vllm":{"endpoints":{"10.0.0.1:8000":{"healthy":true,"in_flight":2,
-//	  "queue_depth":0,"kv_cache_usage":0.31,…},…},…},…}}
-type snapshot struct {
-	Pools map[string]struct {
-		Endpoints map[string]endpoint `json:"endpoints"`
-	} `json:"pools"`
-}
-
-func parseSnapshot(data []byte) (*snapshot, error) {
-	var s snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("queuepicker: sluice.upstreams: %w", err)
-	}
-	if s.Pools == nil {
-		return nil, errors.New(`queuepicker: sluice.upstreams: no "pools" object`)
-	}
-	return &s, nil
-}
-
 // poolFor resolves the pool to pick in: the one chosen earlier, else the
 // configured one, else the only pool of the snapshot. "" when it cannot
 // tell.
-func (p *picker) poolFor(chosen string, s *snapshot) string {
+func (p *picker) poolFor(chosen string, s *upstreams.Snapshot) string {
 	switch {
 	case chosen != "":
 		return chosen
@@ -144,7 +113,7 @@ func (p *picker) poolFor(chosen string, s *snapshot) string {
 
 // score is the endpoint's load; lower is better. Negative or non-finite
 // inputs (which a host should not send) count as 0.
-func (p *picker) score(e endpoint) float64 {
+func (p *picker) score(e upstreams.Endpoint) float64 {
 	return p.wq*clean(e.QueueDepth) + p.wi*clean(e.InFlight) + p.wkv*clean(e.KVCacheUsage)
 }
 
@@ -159,7 +128,7 @@ func clean(v float64) float64 {
 // score first, as a sluice.endpoint list ("a:1,b:2"); "" when the pool is
 // unknown or has no healthy endpoint. rnd breaks ties, so equally loaded
 // endpoints share the traffic.
-func (p *picker) pick(s *snapshot, pool string, rnd uint64) string {
+func (p *picker) pick(s *upstreams.Snapshot, pool string, rnd uint64) string {
 	eps := s.Pools[pool].Endpoints
 	type cand struct {
 		addr  string

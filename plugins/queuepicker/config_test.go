@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/configtest"
+	"github.com/sluice-proxy/sluice/plugins/internal/upstreams"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -54,7 +55,7 @@ const snapshotJSON = `{"pools":{
  "tgi":{"healthy":1,"total":1,"endpoints":{"10.0.1.1:80":{"healthy":true,"in_flight":0,"queue_depth":0,"kv_cache_usage":0}}}}}`
 
 func TestPick(t *testing.T) {
-	s, err := parseSnapshot([]byte(snapshotJSON))
+	s, err := upstreams.Parse("queuepicker", []byte(snapshotJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestPick(t *testing.T) {
 }
 
 func TestPickTies(t *testing.T) {
-	s, err := parseSnapshot([]byte(`{"pools":{"p":{"endpoints":{"a:1":{"healthy":true},"b:1":{"healthy":true},"c:1":{"healthy":true}}}}}`))
+	s, err := upstreams.Parse("queuepicker", []byte(`{"pools":{"p":{"endpoints":{"a:1":{"healthy":true},"b:1":{"healthy":true},"c:1":{"healthy":true}}}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +96,8 @@ func TestPickTies(t *testing.T) {
 }
 
 func TestPoolFor(t *testing.T) {
-	s, _ := parseSnapshot([]byte(snapshotJSON))
-	one, _ := parseSnapshot([]byte(`{"pools":{"only":{"endpoints":{}}}}`))
+	s, _ := upstreams.Parse("queuepicker", []byte(snapshotJSON))
+	one, _ := upstreams.Parse("queuepicker", []byte(`{"pools":{"only":{"endpoints":{}}}}`))
 	p, _ := parseConfig(nil)
 	if got := p.poolFor("tgi", s); got != "tgi" {
 		t.Errorf("chosen pool: %q", got)
@@ -115,7 +116,7 @@ func TestPoolFor(t *testing.T) {
 
 func TestScoreCleansInputs(t *testing.T) {
 	p, _ := parseConfig(nil)
-	if got := p.score(endpoint{QueueDepth: -5, InFlight: 2, KVCacheUsage: 0.5}); got != 7 {
+	if got := p.score(upstreams.Endpoint{QueueDepth: -5, InFlight: 2, KVCacheUsage: 0.5}); got != 7 {
 		t.Errorf("score = %v, want 7", got)
 	}
 }
@@ -137,7 +138,7 @@ func FuzzPick(f *testing.F) {
 	f.Add([]byte(snapshotJSON), "vllm", uint64(1))
 	f.Add([]byte(`{"pools":{"p":{"endpoints":{"a,b:1":{"healthy":true},"":{"healthy":true}}}}}`), "p", uint64(0))
 	f.Fuzz(func(t *testing.T, data []byte, pool string, rnd uint64) {
-		s, err := parseSnapshot(data)
+		s, err := upstreams.Parse("queuepicker", data)
 		if err != nil {
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/guest"
+	"github.com/sluice-proxy/sluice/plugins/internal/upstreams"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
 )
 
@@ -47,11 +48,7 @@ type stream struct {
 	p *plugin
 }
 
-var (
-	upstreamPath  = []string{"sluice", "upstream"}
-	upstreamsPath = []string{"sluice", "upstreams"}
-	endpointPath  = []string{"sluice", "endpoint"}
-)
+var endpointPath = []string{"sluice", "endpoint"}
 
 // The pick runs at the end of the request phase's headers (no body) or
 // body, so it sees the pool that plugins before it (modelrouter) chose
@@ -81,7 +78,7 @@ func (p *plugin) pick() {
 }
 
 func (p *plugin) trySet() bool {
-	data, err := sdk.GetProperty(upstreamsPath)
+	data, err := sdk.GetProperty(upstreams.Path)
 	if err != nil {
 		if !p.warned {
 			p.warned = true
@@ -89,12 +86,12 @@ func (p *plugin) trySet() bool {
 		}
 		return false
 	}
-	snap, err := parseSnapshot(data)
+	snap, err := upstreams.Parse("queuepicker", data)
 	if err != nil {
 		sdk.LogWarn(err.Error())
 		return false
 	}
-	chosen, err := sdk.GetProperty(upstreamPath)
+	chosen, err := sdk.GetProperty(upstreams.PoolPath)
 	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
 		sdk.LogWarnf("queuepicker: reading sluice.upstream: %v", err)
 		return false

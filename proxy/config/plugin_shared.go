@@ -36,18 +36,15 @@ func (s PluginSharedData) Validate() error {
 	if s.TTL < 0 {
 		return fieldErr("shared_data.ttl", "must not be negative, got %s", s.TTL)
 	}
-	seen := make(map[string]bool, len(s.Prefixes))
+	prefixes := newNameSet("prefix", len(s.Prefixes))
 	for i, p := range s.Prefixes {
 		f := "shared_data.prefixes[" + strconv.Itoa(i) + "]"
-		switch {
-		case p.Prefix == "":
-			return fieldErr(f+".prefix", "must not be empty")
-		case seen[p.Prefix]:
-			return fieldErr(f+".prefix", "%q is listed twice", p.Prefix)
-		case p.TTL < 0:
-			return fieldErr(f+".ttl", "must not be negative, got %s", p.TTL)
+		if err := prefixes.add(f+".prefix", p.Prefix); err != nil {
+			return err
 		}
-		seen[p.Prefix] = true
+		if err := notNegative(f+".ttl", p.TTL); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -52,18 +52,15 @@ func (r *RedisConfig) EffectiveTimeout() time.Duration {
 // '|' (the Istio cluster separator), addresses host:port with a port in
 // 1–65535, db and timeout not negative.
 func (c *Config) ValidateRedis() error {
-	seen := make(map[string]bool, len(c.Redis))
+	names := newNameSet("redis name", len(c.Redis))
 	for i, r := range c.Redis {
 		f := "redis[" + strconv.Itoa(i) + "]"
-		switch {
-		case r.Name == "":
-			return fieldErr(f+".name", "must not be empty")
-		case strings.ContainsAny(r.Name, "| \t"):
-			return fieldErr(f+".name", "%q must not contain '|' or spaces (plugins name it alone or after \"||\" in an Istio cluster name)", r.Name)
-		case seen[r.Name]:
-			return fieldErr(f+".name", "duplicate redis name %q", r.Name)
+		if err := names.add(f+".name", r.Name); err != nil {
+			return err
 		}
-		seen[r.Name] = true
+		if strings.ContainsAny(r.Name, "| \t") {
+			return fieldErr(f+".name", "%q must not contain '|' or spaces (plugins name it alone or after \"||\" in an Istio cluster name)", r.Name)
+		}
 		if r.Address == "" {
 			return fieldErr(f+".address", "must not be empty (want host:port)")
 		}

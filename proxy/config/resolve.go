@@ -122,17 +122,13 @@ func (c *Config) resolveUpstreams() ([]Upstream, error) {
 		return nil, fieldErr("upstreams", "at least one upstream is required")
 	}
 	out := make([]Upstream, 0, len(c.Upstreams))
-	seen := make(map[string]bool, len(c.Upstreams))
+	names := newNameSet("upstream name", len(c.Upstreams))
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
 		f := "upstreams[" + strconv.Itoa(i) + "]"
-		if u.Name == "" {
-			return nil, fieldErr(f+".name", "must not be empty")
+		if err := names.add(f+".name", u.Name); err != nil {
+			return nil, err
 		}
-		if seen[u.Name] {
-			return nil, fieldErr(f+".name", "duplicate upstream name %q", u.Name)
-		}
-		seen[u.Name] = true
 		if len(u.Endpoints) == 0 {
 			return nil, fieldErr(f+".endpoints", "at least one endpoint is required")
 		}

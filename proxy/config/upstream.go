@@ -378,16 +378,11 @@ func (c *Config) validateUpstream(f string, u *UpstreamConfig) error {
 		}
 		return fieldErr(field, "model-aware routing reads OpenAI request bodies: it needs openai_compat: true")
 	}
-	seen := make(map[string]bool, len(u.Models))
+	models := newNameSet("model", len(u.Models))
 	for j, m := range u.Models {
-		mf := f + ".models[" + strconv.Itoa(j) + "]"
-		if m == "" {
-			return fieldErr(mf, "must not be empty")
+		if err := models.add(f+".models["+strconv.Itoa(j)+"]", m); err != nil {
+			return err
 		}
-		if seen[m] {
-			return fieldErr(mf, "duplicate model %q", m)
-		}
-		seen[m] = true
 	}
 	for alias, target := range u.ModelAliases {
 		if alias == "" || alias == "*" || target == "" {

@@ -18,6 +18,32 @@ func fieldErr(field, format string, args ...any) error {
 	return &Error{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
+// nameSet checks the names of a list's entries, in order: each must be
+// present and none may repeat an earlier one (nginx and Envoy refuse a
+// duplicate upstream or cluster name too). what names them in the error
+// ("duplicate upstream name \"a\""). Make one with newNameSet; it lives
+// for one Validate call and is not safe for concurrent use.
+type nameSet struct {
+	what string
+	seen map[string]bool
+}
+
+func newNameSet(what string, n int) nameSet {
+	return nameSet{what: what, seen: make(map[string]bool, n)}
+}
+
+// add checks name, the value of field, and records it.
+func (s nameSet) add(field, name string) error {
+	switch {
+	case name == "":
+		return fieldErr(field, "must not be empty")
+	case s.seen[name]:
+		return fieldErr(field, "duplicate %s %q", s.what, name)
+	}
+	s.seen[name] = true
+	return nil
+}
+
 // notNegative returns the error for a field that must not be negative
 // when v is, else nil (Durations print as "-5s", counts as "-5").
 func notNegative[T ~int | ~int64](field string, v T) error {
@@ -152,16 +178,12 @@ func (c *Config) validateEdge() error {
 }
 
 func (c *Config) validatePlugins() error {
-	seen := make(map[string]bool, len(c.Plugins))
+	names := newNameSet("plugin name", len(c.Plugins))
 	for i, p := range c.Plugins {
 		f := "plugins[" + strconv.Itoa(i) + "]"
-		if p.Name == "" {
-			return fieldErr(f+".name", "must not be empty")
+		if err := names.add(f+".name", p.Name); err != nil {
+			return err
 		}
-		if seen[p.Name] {
-			return fieldErr(f+".name", "duplicate plugin name %q", p.Name)
-		}
-		seen[p.Name] = true
 		if p.Path == "" {
 			return fieldErr(f+".path", "plugin %q needs the path of its .wasm file", p.Name)
 		}

@@ -14,6 +14,20 @@ var (
 	testRandom = Spec{Name: "rnd", Random: &Random{Requests: 30, PromptLen: 40, OutputLen: 3}}
 )
 
+// requests returns the requests s generates with seed, failing the test
+// on an error or when there are not want of them.
+func requests(t *testing.T, s Spec, seed int64, want int) []Request {
+	t.Helper()
+	reqs, err := s.Requests(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs) != want {
+		t.Fatalf("%s: %d requests, want %d", s.Name, len(reqs), want)
+	}
+	return reqs
+}
+
 func TestDeterministicForSeed(t *testing.T) {
 	for _, s := range []Spec{testShared, testMulti, testRandom} {
 		a, err := s.Generate(7, 0, 10)
@@ -32,13 +46,7 @@ func TestDeterministicForSeed(t *testing.T) {
 }
 
 func TestSharedPrefixShape(t *testing.T) {
-	reqs, err := testShared.Requests(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(reqs) != 20 {
-		t.Fatalf("%d requests, want 4×5", len(reqs))
-	}
+	reqs := requests(t, testShared, 1, 4*5)
 	systems := map[int]string{}
 	perGroup := map[int]int{}
 	questions := map[string]bool{}
@@ -80,13 +88,7 @@ func TestSharedPrefixShape(t *testing.T) {
 }
 
 func TestMultiTurnContextGrows(t *testing.T) {
-	reqs, err := testMulti.Requests(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(reqs) != 24 {
-		t.Fatalf("%d requests, want 6×4", len(reqs))
-	}
+	reqs := requests(t, testMulti, 3, 6*4)
 	last := map[int]Request{}
 	for _, r := range reqs {
 		prev, seen := last[r.Group]
@@ -133,10 +135,7 @@ func TestMultiTurnContextGrows(t *testing.T) {
 }
 
 func TestRandomShape(t *testing.T) {
-	reqs, err := testRandom.Requests(5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reqs := requests(t, testRandom, 5, 30)
 	seen := map[string]bool{}
 	for _, r := range reqs {
 		if r.Group != -1 || len(r.Messages) != 1 || r.PromptWords() != 40 || r.MaxTokens != 3 {

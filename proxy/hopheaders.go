@@ -51,23 +51,42 @@ const connectionBit = 1 << 0
 // delConnectionListed deletes the headers the Connection header value
 // lists (RFC 9110 §7.6.1: a proxy removes every field the Connection
 // header names before forwarding; net/http/httputil does, nginx does
-// not). The value is copied first: it points into the header buffer the
-// deletes rewrite. Only requests and answers that name extra fields
-// there (rare: "keep-alive" and "close" are the usual tokens) pay.
+// not). Only a value that names such a field (rare: "keep-alive",
+// "close" and "Upgrade" are the usual tokens, and cost one scan and no
+// allocation) is copied, since value points into the header buffer the
+// deletes rewrite.
 func delConnectionListed(del func([]byte), value []byte) {
-	if len(value) == 0 {
+	if !namesField(value) {
 		return
 	}
-	var buf [128]byte
-	v := append(buf[:0], value...)
+	v := append([]byte(nil), value...)
 	for len(v) > 0 {
 		var tok []byte
 		tok, v, _ = bytes.Cut(v, []byte{','})
-		tok = bytes.TrimSpace(tok)
-		if len(tok) > 0 && hopBit(tok) == 0 && !bytes.EqualFold(tok, []byte("close")) {
+		if tok = bytes.TrimSpace(tok); isConnectionField(tok) {
 			del(tok)
 		}
 	}
+}
+
+// namesField reports whether a Connection value lists a field
+// (isConnectionField).
+func namesField(value []byte) bool {
+	for len(value) > 0 {
+		var tok []byte
+		tok, value, _ = bytes.Cut(value, []byte{','})
+		if isConnectionField(bytes.TrimSpace(tok)) {
+			return true
+		}
+	}
+	return false
+}
+
+// isConnectionField reports whether tok, a Connection token, names a
+// field to delete: not empty, not "close", not one of hopHeaders (those
+// go anyway).
+func isConnectionField(tok []byte) bool {
+	return len(tok) > 0 && hopBit(tok) == 0 && !bytes.EqualFold(tok, []byte("close"))
 }
 
 // hopPresent has the bits (hopBit) of the hop-by-hop headers in headers.

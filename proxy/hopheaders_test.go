@@ -167,3 +167,29 @@ func FuzzStripConnectionListed(f *testing.F) {
 		}
 	})
 }
+
+// TestAllocsStripConnectionUsualTokens: the Connection values clients
+// send on nearly every request ("keep-alive", "close", "Upgrade") are
+// stripped without an allocation; only a value naming another field is
+// copied.
+func TestAllocsStripConnectionUsualTokens(t *testing.T) {
+	for _, v := range []string{"keep-alive", "close", "Keep-Alive, Upgrade", " , close"} {
+		var h fasthttp.RequestHeader // reused, as the server reuses its requests
+		fill := func() {
+			h.Reset()
+			h.SetHost("a")
+			h.Set("Connection", v)
+			h.Set("Upgrade", "h2c")
+			h.Set("X-Keep", "1")
+		}
+		if allocs := testing.AllocsPerRun(100, func() {
+			fill()
+			stripHopRequest(&h)
+		}); allocs != 0 {
+			t.Errorf("Connection: %q: %v allocations per strip, want 0", v, allocs)
+		}
+		if h.Peek("Connection") != nil || h.Peek("Upgrade") != nil || h.Peek("X-Keep") == nil {
+			t.Errorf("Connection: %q: stripped to\n%s", v, h.String())
+		}
+	}
+}

@@ -219,6 +219,12 @@ func hostGetSharedData(ctx context.Context, mod api.Module, stack []uint64) {
 	)
 	in.scratch, cas, ok = in.p.shared.get(in.scratch[:0], key)
 	if !ok {
+		// NOT_FOUND still writes the creation CAS (a Sluice extension:
+		// Envoy writes nothing there and SDKs ignore it on NOT_FOUND).
+		if !writeGuestU32(a.mem, retCAS, cas) {
+			stack[0] = uint64(statusInvalidMemoryAccess)
+			return
+		}
 		stack[0] = uint64(statusNotFound)
 		return
 	}

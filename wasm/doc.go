@@ -212,13 +212,19 @@
 // (a reloaded plugin finds its data). Keys and values are copied in and
 // out. Every successful set gives the key a new CAS value (never 0); a set
 // with cas 0 is unconditional, one with another cas fails with
-// CAS_MISMATCH unless it equals the key's current CAS (as in Envoy, a set
-// of a key that does not exist yet succeeds whatever its cas: create
-// counters in proxy_on_configure, or accept that two first writers race).
-// The store holds at most 16384 keys and 64 MiB; a set that would exceed
-// that is INTERNAL_FAILURE. Get of a missing key is NOT_FOUND. CAS values
-// come from one counter per store (Envoy's nextCas), never reused for
-// another value of a key.
+// CAS_MISMATCH unless it equals the key's current CAS. The store holds at
+// most 16384 keys and 64 MiB; a set that would exceed that is
+// INTERNAL_FAILURE. CAS values come from one counter per store (Envoy's
+// nextCas), never reused for another value of a key.
+//
+// Get of a missing key is NOT_FOUND and, a Sluice extension, writes a
+// creation CAS into its cas out-parameter (Envoy writes nothing there on
+// NOT_FOUND, and the Go, Rust and C++ SDKs ignore it): a value issued to
+// no entry, with which a set succeeds only while the key is still missing.
+// Two instances that find a key missing and both create it with their
+// creation CAS cannot both succeed; with cas 0 (what Envoy-era guests
+// pass) the second silently overwrites the first, as in Envoy, where a
+// set of a missing key succeeds whatever its cas.
 //
 // # Bounded shared data (a Sluice extension)
 //
@@ -234,8 +240,9 @@
 // monotonic. After any entry expired, was evicted or deleted, a set with
 // a non-zero cas of a missing key is CAS_MISMATCH when the cas is not
 // higher than the highest cas a removed entry had, so a CAS read before
-// the removal never succeeds (Envoy creates the key, which without
-// removals only a made-up cas reaches); sluice.shared_data_delete
+// the removal never succeeds (Envoy creates the key); this is also what
+// makes a creation CAS fail once the key was created and removed since
+// the get. sluice.shared_data_delete
 // removes a key. Costs: O(log n) per write with a TTL, amortised O(1)
 // per expired entry. Per store (label vm_id): sluice_shared_data_keys,
 // sluice_shared_data_expired_total, sluice_shared_data_evicted_total and

@@ -61,21 +61,27 @@ func TestHammerPauseResume(t *testing.T) {
 
 // TestHammerSharedDataCAS increments shared counters with get/CAS-set
 // retry loops from many goroutines: directly on a store, and through the
-// host functions of several instances of plugins sharing a vm_id. No
-// update may be lost.
+// host functions of several instances of plugins sharing a vm_id. The
+// counters do not exist at the start: every goroutine may find one
+// missing and create it with the creation CAS its get returned. No update
+// may be lost, the creating one included.
 func TestHammerSharedDataCAS(t *testing.T) {
-	// incr adds one to a counter that exists: a get that fails is an
-	// error, never "start from 0", so every set carries the cas of the
-	// value it read (never 0, which would be an unconditional set). A
-	// store whose CAS were broken loses updates and fails the test.
+	// incr adds one to a counter, starting from 0 when the get finds it
+	// missing. Every set carries the cas the get returned (never 0, which
+	// would be an unconditional set): a store whose CAS or creation CAS
+	// were broken loses updates and fails the test.
 	incr := func(get func() ([]byte, uint32, status), set func([]byte, uint32) status) error {
 		for {
 			v, cas, st := get()
-			if st != statusOK {
+			switch st {
+			case statusOK:
+			case statusNotFound:
+				v = []byte("0")
+			default:
 				return fmt.Errorf("get: status %d", st)
 			}
 			if cas == 0 {
-				return fmt.Errorf("get: cas 0 for %q", v)
+				return fmt.Errorf("get: cas 0 for %q (status %d)", v, st)
 			}
 			n, err := strconv.Atoi(string(v))
 			if err != nil {
@@ -93,10 +99,6 @@ func TestHammerSharedDataCAS(t *testing.T) {
 	t.Run("store", func(t *testing.T) {
 		d := newSharedData()
 		const goroutines, perG, keys = 16, 500, 4
-		// Create the keys first: creation with cas 0 is unconditional.
-		for k := range keys {
-			d.set([]byte(fmt.Sprint("k", k)), []byte("0"), 0, sharedPolicy{})
-		}
 		var wg sync.WaitGroup
 		for g := range goroutines {
 			wg.Add(1)
@@ -107,7 +109,7 @@ func TestHammerSharedDataCAS(t *testing.T) {
 					err := incr(func() ([]byte, uint32, status) {
 						v, cas, ok := d.get(nil, key)
 						if !ok {
-							return nil, 0, statusNotFound
+							return nil, cas, statusNotFound
 						}
 						return v, cas, statusOK
 					}, func(v []byte, cas uint32) status { return d.set(key, v, cas, sharedPolicy{}) })
@@ -139,12 +141,6 @@ func TestHammerSharedDataCAS(t *testing.T) {
 		}
 		const perG = 200
 		key := []byte("ctr")
-		// Create the counter before the goroutines start: the ABI's first
-		// write of a key is unconditional whatever its cas (as in Envoy),
-		// so concurrent creators would both win (issue 9 item 11).
-		if st := ins[0].p.shared.set(key, []byte("0"), 0, sharedPolicy{}); st != statusOK {
-			t.Fatalf("create: status %d", st)
-		}
 		var wg sync.WaitGroup
 		for g := range 2 * len(ins) {
 			in := ins[g%len(ins)]
@@ -161,13 +157,14 @@ func TestHammerSharedDataCAS(t *testing.T) {
 					}
 					in.mem.Write(1024, key)
 					copy(stack, []uint64{1024, uint64(len(key)), 512, 516, 520})
+					in.mem.WriteUint32Le(520, 0)
 					hostGetSharedData(&in.cc, in.mod, stack)
+					cas, _ := in.mem.ReadUint32Le(520)
 					if st := status(stack[0]); st != statusOK {
-						return nil, 0, st
+						return nil, cas, st
 					}
 					ptr, _ := in.mem.ReadUint32Le(512)
 					size, _ := in.mem.ReadUint32Le(516)
-					cas, _ := in.mem.ReadUint32Le(520)
 					v, _ := in.mem.Read(ptr, size)
 					return append([]byte(nil), v...), cas, statusOK
 				}

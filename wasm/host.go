@@ -115,6 +115,7 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	h.queues.init()
 	h.userMetrics.init(h.metrics)
 	if len(cfg.Redis) > 0 {
+		routeRedisLogs(h.log)
 		rc, err := NewRedisClients(cfg.Redis)
 		if err != nil {
 			h.closeClients()

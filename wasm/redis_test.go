@@ -1,6 +1,8 @@
 package wasm
 
 import (
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,5 +58,31 @@ func TestNewRedisClients(t *testing.T) {
 	_, err = NewHost(t.Context(), HostConfig{CacheDir: InMemoryCache, Redis: []proxy.RedisConfig{{Name: "a", Address: "h:0"}}})
 	if err == nil || !strings.Contains(err.Error(), "redis[0].address") {
 		t.Fatalf("NewHost = %v, want an error naming redis[0].address", err)
+	}
+}
+
+// TestRedisClientLogsGoToTheHostLogger: go-redis's own diagnostics (here
+// a refused dial) reach the Host's logger at debug level instead of
+// being printed to stderr in another format.
+func TestRedisClientLogsGoToTheHostLogger(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now: dials are refused
+	var buf logBuffer
+	h, err := NewHost(t.Context(), HostConfig{CacheDir: InMemoryCache,
+		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Redis:  []proxy.RedisConfig{{Name: "r", Address: addr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(t.Context())
+	if _, st, _ := h.redis.lookup("r").do(t.Context(), []any{"PING"}); st != redisStatusFailed {
+		t.Fatalf("PING to a closed port: status %d, want failed", st)
+	}
+	if got := buf.String(); !strings.Contains(got, "level=DEBUG msg=\"redis client\"") || !strings.Contains(got, "refused") {
+		t.Fatalf("host log after a refused dial:\n%s", got)
 	}
 }

@@ -32,9 +32,10 @@ type sharedData struct {
 	// injectable for tests. Default: monotonic time since the store was
 	// created.
 	now func() int64
-	// lastCAS is the last CAS issued; maxRemovedCAS the highest CAS an
-	// entry had when it expired, was evicted or deleted (0: none ever
-	// was, and the store behaves exactly as Envoy's).
+	// lastCAS is the last CAS issued (to an entry, or as a creation CAS
+	// by a get of a missing key); maxRemovedCAS the highest CAS an entry
+	// had when it expired, was evicted or deleted (0: none ever was, and
+	// the store behaves exactly as Envoy's).
 	lastCAS, maxRemovedCAS uint32
 	// deadlines holds the entries that have one, soonest first.
 	deadlines deadlineHeap
@@ -144,11 +145,7 @@ func (d *sharedData) set(key, value []byte, cas uint32, pol sharedPolicy) status
 		d.m[v.key] = v
 	}
 	v.value = append(v.value[:0], value...)
-	d.lastCAS++
-	if d.lastCAS == 0 {
-		d.lastCAS = 1
-	}
-	v.cas = d.lastCAS
+	v.cas = d.nextCAS()
 	d.bytes += grow
 	d.setDeadline(v, pol, now)
 	d.unlink(v)
@@ -172,14 +169,37 @@ func (d *sharedData) gaugeKeys() {
 	}
 }
 
-// get appends the value of key to dst and returns it with its cas.
+// nextCAS issues a CAS value no entry has had since the counter last
+// wrapped. At the wrap (after 2^32-1 values) the removal watermark is
+// reset too, or every CAS issued after it would read as older than the
+// removed entries and no key could be created with one again.
+func (d *sharedData) nextCAS() uint32 {
+	d.lastCAS++
+	if d.lastCAS == 0 {
+		d.lastCAS = 1
+		d.maxRemovedCAS = 0
+	}
+	return d.lastCAS
+}
+
+// get appends the value of key to dst and returns it with its cas, or,
+// for a missing key, dst with a creation CAS and false.
+//
+// The creation CAS is a value issued to no entry. A set of the missing
+// key with it succeeds only while the key stays missing: an entry
+// created since has another CAS (CAS_MISMATCH), and one created and
+// removed since raised maxRemovedCAS above it (CAS_MISMATCH too). So two
+// instances that both find a key missing cannot both create it, which a
+// set with cas 0 (unconditional, as in Envoy) cannot promise. A removal
+// of another key written after the get also fails the creation (the
+// watermark is per store): stricter, and the caller retries.
 func (d *sharedData) get(dst, key []byte) ([]byte, uint32, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expire(d.now())
 	v := d.m[string(key)]
 	if v == nil {
-		return dst, 0, false
+		return dst, d.nextCAS(), false
 	}
 	return append(dst, v.value...), v.cas, true
 }

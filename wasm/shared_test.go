@@ -36,11 +36,18 @@ func mustGet(t *testing.T, d *sharedData, key string) ([]byte, uint32) {
 	return v, cas
 }
 
-func mustMiss(t *testing.T, d *sharedData, key string) {
+// mustMiss checks key is missing and returns the creation CAS the get
+// gave.
+func mustMiss(t *testing.T, d *sharedData, key string) uint32 {
 	t.Helper()
-	if v, _, ok := d.get(nil, []byte(key)); ok {
+	v, cas, ok := d.get(nil, []byte(key))
+	if ok {
 		t.Fatalf("get %q = %d bytes, want NOT_FOUND", key, len(v))
 	}
+	if cas == 0 {
+		t.Fatalf("get %q: NOT_FOUND without a creation CAS", key)
+	}
+	return cas
 }
 
 func mustSet(t *testing.T, d *sharedData, key, value string, cas uint32, pol sharedPolicy) {
@@ -166,6 +173,57 @@ func TestSharedDataCASAfterRemoval(t *testing.T) {
 	mustMiss(t, e, "victim")
 	if st := e.set([]byte("victim"), []byte("v"), vcas, evict); st != statusCASMismatch {
 		t.Fatalf("CAS set of an evicted key: status %d, want CAS_MISMATCH", st)
+	}
+}
+
+// TestSharedDataCreationCAS: of two instances that found a key missing,
+// only the first set with its creation CAS creates it; a creation CAS
+// also fails once the key was created and removed since the get; and the
+// CAS counter's wrap does not make creations fail for good.
+func TestSharedDataCreationCAS(t *testing.T) {
+	d, _ := newClockedShared()
+	a, b := mustMiss(t, d, "k"), mustMiss(t, d, "k")
+	if a == b {
+		t.Fatalf("two gets gave the same creation CAS %d", a)
+	}
+	mustSet(t, d, "k", "from a", a, sharedPolicy{})
+	if st := d.set([]byte("k"), []byte("from b"), b, sharedPolicy{}); st != statusCASMismatch {
+		t.Fatalf("second creator: status %d, want CAS_MISMATCH", st)
+	}
+	v, cas := mustGet(t, d, "k")
+	if string(v) != "from a" || cas == a || cas == b {
+		t.Fatalf("k = %q cas %d (creation CAS %d, %d)", v, cas, a, b)
+	}
+	// A creation CAS is nobody's entry CAS: a set with it on the key
+	// created since fails, and the key's own CAS still works.
+	c := mustMiss(t, d, "other")
+	mustSet(t, d, "other", "x", 0, sharedPolicy{})
+	if st := d.set([]byte("other"), []byte("y"), c, sharedPolicy{}); st != statusCASMismatch {
+		t.Fatalf("creation CAS on a key created since: status %d", st)
+	}
+	// Created and deleted since the get: still missing, but the creation
+	// CAS is stale.
+	c = mustMiss(t, d, "gone")
+	mustSet(t, d, "gone", "x", 0, sharedPolicy{})
+	if st := d.del([]byte("gone"), 0); st != statusOK {
+		t.Fatalf("delete: status %d", st)
+	}
+	if st := d.set([]byte("gone"), []byte("y"), c, sharedPolicy{}); st != statusCASMismatch {
+		t.Fatalf("creation CAS of a key created and removed since: status %d", st)
+	}
+	mustSet(t, d, "gone", "y", mustMiss(t, d, "gone"), sharedPolicy{})
+
+	// The wrap: a removal just below it, then the counter goes round.
+	w, _ := newClockedShared()
+	w.lastCAS = 1<<32 - 3
+	mustSet(t, w, "old", "x", 0, sharedPolicy{})
+	if st := w.del([]byte("old"), 0); st != statusOK {
+		t.Fatalf("delete: status %d", st)
+	}
+	mustMiss(t, w, "n") // the last value before the wrap
+	mustSet(t, w, "n", "x", mustMiss(t, w, "n"), sharedPolicy{})
+	if _, cas := mustGet(t, w, "n"); cas > 3 {
+		t.Fatalf("cas %d after the wrap", cas)
 	}
 }
 

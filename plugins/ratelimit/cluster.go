@@ -222,7 +222,8 @@ func (p *plugin) listDirty(key string) {
 }
 
 // loadClusterState reads a key's state and the host's clock; a missing
-// or unreadable value is the empty state.
+// or unreadable value is the empty state (for a missing key with the
+// host's creation token as cas, as in stream.load).
 func loadClusterState(key string) (clusterState, uint32, int64, error) {
 	t, err := sdk.GetCurrentTime()
 	if err != nil {
@@ -230,7 +231,7 @@ func loadClusterState(key string) (clusterState, uint32, int64, error) {
 	}
 	val, cas, err := sdk.GetSharedData(key)
 	if errors.Is(err, sdk.ErrNotFound) {
-		return clusterState{}, 0, t.UnixNano(), nil
+		return clusterState{}, cas, t.UnixNano(), nil
 	}
 	if err != nil {
 		return clusterState{}, 0, 0, err

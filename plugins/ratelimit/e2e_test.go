@@ -240,6 +240,46 @@ func TestEndToEndHammer(t *testing.T) {
 	}
 }
 
+// TestNewKeyCountsEveryFirstRequest: the first requests of a key that has
+// no state yet race to create it from two plugin instances. Each tenant
+// gets four requests at once against a limit of one per minute (1.5 s of
+// refill is 1/40 of a request): exactly one may pass. Before the plugin
+// created keys with the host's creation CAS, both instances could find
+// the key missing and both write it, each counting only its own request.
+func TestNewKeyCountsEveryFirstRequest(t *testing.T) {
+	const tenants, each = 40, 4
+	run := func(t *testing.T, e *pluginenv.Env) {
+		var wg sync.WaitGroup
+		outcomes := make([]outcome, tenants)
+		for i := range tenants {
+			start := make(chan struct{})
+			for range each {
+				wg.Add(1)
+				go func() { defer wg.Done(); <-start; outcomes[i].send(e, fmt.Sprint("new-", i), 1, 0) }()
+			}
+			close(start)
+		}
+		wg.Wait()
+		for i := range outcomes {
+			if o := &outcomes[i]; o.ok.Load() != 1 || o.limited.Load() != each-1 {
+				t.Errorf("tenant %d: %d admitted, %d limited, %d other; want 1 admitted", i, o.ok.Load(), o.limited.Load(), o.other.Load())
+			}
+		}
+		if t.Failed() {
+			t.Logf("logs: %s", e.Logs)
+		}
+	}
+	t.Run("local", func(t *testing.T) {
+		up := upstream(t, proxytest.Options{})
+		run(t, pluginenv.Start(t, proxy.NewConfig().WithUpstream("default", up.URL),
+			pluginenv.PluginConfig(t, pluginPkg, `{"requests_per_minute": 1}`)))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		rs := redistest.Start(t)
+		run(t, replicas(t, 1, rs.Addr, `{"requests_per_minute": 1, "scope": "cluster"}`)[0])
+	})
+}
+
 func TestEndToEndBadConfig(t *testing.T) {
 	pluginenv.LoadFails(t, pluginPkg, `{"requests_per_minute": -1}`,
 		"ratelimit: requests_per_minute: -1 is negative")

@@ -183,7 +183,10 @@ func (s *stream) refuse(d decision) sdk.Action {
 }
 
 // load reads the key's bucket and the host's clock; a missing or
-// unreadable value is a full bucket (cas 0: written unconditionally).
+// unreadable value is a full bucket. For a missing key cas is the host's
+// creation token, so two instances admitting the key's first requests at
+// once cannot both create it (on a host without one it is 0: the set is
+// unconditional and one of the two admissions may go uncounted).
 func (s *stream) load() (bucket, uint32, int64, error) {
 	t, err := sdk.GetCurrentTime()
 	if err != nil {
@@ -192,7 +195,7 @@ func (s *stream) load() (bucket, uint32, int64, error) {
 	now := t.UnixNano()
 	val, cas, err := sdk.GetSharedData(s.key)
 	if errors.Is(err, sdk.ErrNotFound) {
-		return newBucket(now, s.lim), 0, now, nil
+		return newBucket(now, s.lim), cas, now, nil
 	}
 	if err != nil {
 		return bucket{}, 0, 0, err

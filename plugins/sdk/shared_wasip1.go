@@ -5,13 +5,20 @@ package sdk
 // GetSharedData returns the value stored under key in the host's shared
 // key-value store (shared by every instance of every plugin in the VM) and
 // its compare-and-swap token for SetSharedData. A missing key is an error
-// matching ErrNotFound.
+// matching ErrNotFound; cas is then the host's creation token: on Sluice
+// a SetSharedData with it succeeds only while the key is still missing
+// (so of two instances creating the key, one gets ErrCasMismatch and
+// retries on the other's value); on hosts without it (Envoy) it is 0, an
+// unconditional set.
 func GetSharedData(key string) (value []byte, cas uint32, err error) {
 	var addr, size uint32
 	mark := mem.mark()
 	st := proxyGetSharedData(stringPtr(key), uint32(len(key)), &addr, &size, &cas)
 	value, err = hostBytes("proxy_get_shared_data", st, mark, addr, size)
-	if err != nil {
+	switch {
+	case st == uint32(StatusNotFound):
+		return nil, cas, err
+	case err != nil:
 		return nil, 0, err
 	}
 	return value, cas, nil

@@ -109,9 +109,18 @@ func TestHammerStreams(t *testing.T) {
 	})
 	st := e.Stats()
 	t.Logf("stats %+v", st)
-	if st.RequestsFinished != clients-clients/3 || st.GenerationTokens >= clients*tokens {
+	// The quitters were cancelled: none finished, and together they
+	// generated less than half of what they would have uncancelled (a
+	// whole context window each). How far past its 5th token a quitter
+	// got before the engine saw the hang-up depends on the scheduler: at
+	// TimeScale 20 a decode step is ~0.4 ms of wall time, so a loaded
+	// machine easily adds a few hundred tokens per quitter (10,088 in
+	// total once, against an earlier bound of 9,600); half a window each
+	// is ~1,280 tokens, about half a second of stall.
+	quitters := clients / 3
+	if bound := (clients-quitters)*tokens + quitters*e.cfg.MaxModelLen/2; st.RequestsFinished != int64(clients-quitters) || st.GenerationTokens >= int64(bound) {
 		t.Errorf("%d requests finished, %d tokens generated; want %d finished (the quitters cancelled), under %d tokens",
-			st.RequestsFinished, st.GenerationTokens, clients-clients/3, clients*tokens)
+			st.RequestsFinished, st.GenerationTokens, clients-quitters, bound)
 	}
 	e.Close()
 	srv.Close()

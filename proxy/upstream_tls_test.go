@@ -28,6 +28,13 @@ type tlsUpstream struct {
 
 func startTLSUpstream(t *testing.T) *tlsUpstream {
 	t.Helper()
+	return startTLSUpstreamWith(t, nil)
+}
+
+// startTLSUpstreamWith is startTLSUpstream with its server TLS config
+// changed by edit before it starts.
+func startTLSUpstreamWith(t *testing.T, edit func(*tls.Config)) *tlsUpstream {
+	t.Helper()
 	u := &tlsUpstream{ca: testcerts.NewCA(t, "engine")}
 	pair := u.ca.Issue(t, "engine", "localhost")
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +50,9 @@ func startTLSUpstream(t *testing.T) *tlsUpstream {
 			u.mu.Unlock()
 			return nil, nil
 		},
+	}
+	if edit != nil {
+		edit(u.TLS)
 	}
 	u.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are the point
 	u.StartTLS()
@@ -120,5 +130,46 @@ func TestUpstreamTLSNotTLS(t *testing.T) {
 	resp, body := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, nil)
 	if resp.StatusCode != 502 || !strings.Contains(logs.String(), "upstream TLS handshake failed") {
 		t.Fatalf("status %d %q; logs:\n%s", resp.StatusCode, body, logs)
+	}
+}
+
+// TestUpstreamMutualTLS: an endpoint that requires a client certificate
+// from its own CA gets Sluice's cert_file/key_file pair; without one, or
+// with a pair from another CA, the request fails with 502. (In TLS 1.3 the
+// client's handshake is over before the server checks its certificate;
+// the refusal arrives as an alert on the first read, which fasthttp
+// reports as a connection closed before the first response byte.)
+func TestUpstreamMutualTLS(t *testing.T) {
+	clients := testcerts.NewCA(t, "clients")
+	up := startTLSUpstreamWith(t, func(c *tls.Config) {
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+		c.ClientCAs = clients.Pool
+	})
+	good := clients.Issue(t, "sluice", "sluice.internal")
+	stranger := testcerts.NewCA(t, "stranger").Issue(t, "sluice", "sluice.internal")
+	url := "https://localhost:" + up.port
+	for _, tc := range []struct {
+		name   string
+		pair   *testcerts.Pair
+		status int
+	}{
+		{"client certificate", &good, 200},
+		{"none", nil, 502},
+		{"from another CA", &stranger, 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ut := &UpstreamTLSConfig{CAFile: up.ca.File}
+			if tc.pair != nil {
+				ut.CertFile, ut.KeyFile = tc.pair.CertFile, tc.pair.KeyFile
+			}
+			p, logs := proxyTo(t, url, ut)
+			resp, body := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d %q, want %d\nlogs:\n%s", resp.StatusCode, body, tc.status, logs)
+			}
+			if tc.status == 502 && !strings.Contains(logs.String(), "status=502") {
+				t.Errorf("no access line for the 502:\n%s", logs)
+			}
+		})
 	}
 }

@@ -65,7 +65,8 @@ func NewCA(t testing.TB, name string) *CA {
 	return ca
 }
 
-// Issue makes a server certificate for hosts (DNS names or IP addresses),
+// Issue makes a certificate for hosts (DNS names or IP addresses), good
+// for a server and for a client (mutual TLS),
 // written as <file>.pem and <file>-key.pem.
 func (ca *CA) Issue(t testing.TB, file string, hosts ...string) Pair {
 	t.Helper()
@@ -76,7 +77,7 @@ func (ca *CA) Issue(t testing.TB, file string, hosts ...string) Pair {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

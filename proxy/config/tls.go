@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"os"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -62,6 +63,13 @@ type UpstreamTLSConfig struct {
 	// encrypted but not authenticated. Logged as a warning at start.
 	// Default false.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// CertFile and KeyFile are a PEM certificate and its key that Sluice
+	// presents when the endpoint asks for a client certificate (mutual
+	// TLS, Envoy's tls_certificates in an UpstreamTlsContext, nginx's
+	// proxy_ssl_certificate). Both or neither; read at start and at each
+	// reload. Default "": no client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // TLS versions for TLSConfig.MinVersion.
@@ -181,9 +189,10 @@ func resolveUpstreamTLS(f string, u *UpstreamConfig, eps []Endpoint) (*tls.Confi
 // ClientConfig returns the crypto/tls client settings t describes, for
 // connections to a pool's https:// endpoints: TLS 1.2 at least, RootCAs
 // read from CAFile (nil, the system's roots, without one), ServerName and
-// InsecureSkipVerify as set. A nil t gives the defaults. The error is a
-// *Error naming the field within t ("ca_file"). Each call reads CAFile
-// again and returns a new config.
+// InsecureSkipVerify as set, and the client certificate of CertFile and
+// KeyFile when set. A nil t gives the defaults. The error is a *Error
+// naming the field within t ("ca_file", "cert_file", "key_file"). Each
+// call reads the files again and returns a new config.
 func (t *UpstreamTLSConfig) ClientConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t == nil {
@@ -203,6 +212,22 @@ func (t *UpstreamTLSConfig) ClientConfig() (*tls.Config, error) {
 		if !cfg.RootCAs.AppendCertsFromPEM(b) {
 			return nil, fieldErr("ca_file", "%s holds no PEM certificate", t.CAFile)
 		}
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		pair, err := (&TLSConfig{CertFile: t.CertFile, KeyFile: t.KeyFile}).LoadCertificates()
+		if ce, ok := err.(*Error); ok {
+			// LoadCertificates names "tls.cert_file" or "tls": keep the
+			// part within t.
+			f := strings.TrimPrefix(strings.TrimPrefix(ce.Field, "tls"), ".")
+			if f == "" {
+				f = "cert_file"
+			}
+			return nil, fieldErr(f, "%s", ce.Reason)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = pair
 	}
 	return cfg, nil
 }

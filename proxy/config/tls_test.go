@@ -94,6 +94,18 @@ func TestTLSRejects(t *testing.T) {
 		{"ca_file and insecure", func(c *Config) {
 			c.Upstreams[0].TLS = &UpstreamTLSConfig{CAFile: ca.File, InsecureSkipVerify: true}
 		}, "upstreams[0].tls.ca_file", ""},
+		{"client cert without key", func(c *Config) {
+			c.Upstreams[0].TLS = &UpstreamTLSConfig{CertFile: a.CertFile}
+		}, "upstreams[0].tls.key_file", a.CertFile},
+		{"client key without cert", func(c *Config) {
+			c.Upstreams[0].TLS = &UpstreamTLSConfig{KeyFile: a.KeyFile}
+		}, "upstreams[0].tls.cert_file", a.KeyFile},
+		{"missing client cert", func(c *Config) {
+			c.Upstreams[0].TLS = &UpstreamTLSConfig{CertFile: missing, KeyFile: a.KeyFile}
+		}, "upstreams[0].tls.cert_file", missing},
+		{"client key of another pair", func(c *Config) {
+			c.Upstreams[0].TLS = &UpstreamTLSConfig{CertFile: a.CertFile, KeyFile: b.KeyFile}
+		}, "upstreams[0].tls.cert_file", b.KeyFile},
 		{"tls on a plain pool", func(c *Config) {
 			c.Upstreams[0].Endpoints = []string{"http://a.test"}
 			c.Upstreams[0].TLS = &UpstreamTLSConfig{CAFile: ca.File}

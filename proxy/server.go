@@ -288,13 +288,18 @@ func (s *Server) Close() error {
 
 // WriteMetrics writes every metric in the Prometheus text format, each
 // family with its HELP and TYPE lines: the router's, then those of the
-// current generation (Reload): the server's, the pools', the extra sets
-// (plugins'), then the Go runtime's and the process's (go_*, process_*).
+// current generation (Reload): the server's, the client TLS
+// certificates' expiry, the pools', the extra sets (plugins'), then the
+// Go runtime's and the process's (go_*, process_*).
 func (s *Server) WriteMetrics(w io.Writer) {
+	certs := s.certs // the listener's, which a reload re-reads
 	s = s.current()
 	exposition.Write(w, func(w io.Writer) {
 		s.router.set.WritePrometheus(w)
 		s.set.WritePrometheus(w)
+		if certs != nil {
+			certs.writeExpiry(w)
+		}
 		s.pools.Metrics().WritePrometheus(w)
 		for _, set := range s.extraSets {
 			set.WritePrometheus(w)

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +26,16 @@ type CertStore struct {
 	mu    sync.Mutex // serializes Reload and Set
 	cfg   *config.TLSConfig
 	certs atomic.Pointer[[]tls.Certificate]
+	// expiry is what sluice_tls_certificate_expiry_timestamp_seconds
+	// reports for the pairs served now, swapped with certs.
+	expiry atomic.Pointer[[]certExpiry]
+}
+
+// certExpiry is one served pair's certificate file and the NotAfter of
+// its leaf, in Unix seconds.
+type certExpiry struct {
+	file     string
+	notAfter float64
 }
 
 // NewCertStore reads the pairs of t. The error is a *config.Error naming
@@ -38,8 +51,40 @@ func NewCertStore(t *config.TLSConfig) (*CertStore, error) {
 // newCertStore is NewCertStore with the pairs Resolve read already.
 func newCertStore(st *config.ServerTLS) *CertStore {
 	s := &CertStore{cfg: st.Config}
-	s.certs.Store(&st.Certificates)
+	s.store(st.Config, st.Certificates)
 	return s
+}
+
+// store serves certs, read from t's pairs in Pairs order.
+func (s *CertStore) store(t *config.TLSConfig, certs []tls.Certificate) {
+	pairs := t.Pairs()
+	exp := make([]certExpiry, 0, len(certs))
+	for i := range certs {
+		leaf := certs[i].Leaf
+		if leaf == nil && len(certs[i].Certificate) > 0 {
+			leaf, _ = x509.ParseCertificate(certs[i].Certificate[0])
+		}
+		if leaf != nil && i < len(pairs) {
+			exp = append(exp, certExpiry{file: pairs[i].CertFile, notAfter: float64(leaf.NotAfter.Unix())})
+		}
+	}
+	s.certs.Store(&certs)
+	s.expiry.Store(&exp)
+}
+
+// writeExpiry writes sluice_tls_certificate_expiry_timestamp_seconds for
+// every pair served now, labelled by its cert_file, as the x509 and
+// blackbox exporters report NotAfter (alert on it minus time()).
+func (s *CertStore) writeExpiry(w io.Writer) {
+	exp := *s.expiry.Load()
+	if len(exp) == 0 {
+		return
+	}
+	// The HELP text is filled in by exposition.Write (metrics.go).
+	io.WriteString(w, "# HELP sluice_tls_certificate_expiry_timestamp_seconds\n# TYPE sluice_tls_certificate_expiry_timestamp_seconds gauge\n")
+	for _, e := range exp {
+		fmt.Fprintf(w, "sluice_tls_certificate_expiry_timestamp_seconds{cert_file=\"%s\"} %.0f\n", escapeLabel(e.file), e.notAfter)
+	}
 }
 
 // Reload reads the current files again (the same paths) and, only when
@@ -72,7 +117,7 @@ func (s *CertStore) load(t *config.TLSConfig) error {
 		return err
 	}
 	s.cfg = t
-	s.certs.Store(&certs)
+	s.store(t, certs)
 	return nil
 }
 

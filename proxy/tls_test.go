@@ -310,3 +310,35 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestTLSCertificateExpiryMetric: every served pair's NotAfter is
+// exported by cert_file, with HELP and TYPE, and follows a reload that
+// serves other files.
+func TestTLSCertificateExpiryMetric(t *testing.T) {
+	ca := testcerts.NewCA(t, "edge")
+	a, b := ca.Issue(t, "a", "a.test"), ca.Issue(t, "b", "b.test")
+	p := tlsProxy(t, nil, a, b)
+	line := func(pair testcerts.Pair) string {
+		return `sluice_tls_certificate_expiry_timestamp_seconds{cert_file="` + pair.CertFile + `"} ` +
+			strconv.FormatInt(pair.TLS.Leaf.NotAfter.Unix(), 10) + "\n"
+	}
+	scrape := func() string {
+		var sb strings.Builder
+		p.WriteMetrics(&sb)
+		return sb.String()
+	}
+	got := scrape()
+	for _, want := range []string{line(a), line(b), "# TYPE sluice_tls_certificate_expiry_timestamp_seconds gauge\n",
+		"# HELP sluice_tls_certificate_expiry_timestamp_seconds NotAfter"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("scrape lacks %q:\n%s", want, got)
+		}
+	}
+	c := ca.Issue(t, "c", "c.test")
+	if err := p.Certificates().Set(&TLSConfig{CertFile: c.CertFile, KeyFile: c.KeyFile}); err != nil {
+		t.Fatal(err)
+	}
+	if got := scrape(); !strings.Contains(got, line(c)) || strings.Contains(got, a.CertFile) {
+		t.Fatalf("after Set: scrape does not show only %s:\n%s", c.CertFile, got)
+	}
+}

@@ -178,10 +178,7 @@ func TestShutdownReportsRunningRequests(t *testing.T) {
 func TestShutdownBeforeServe(t *testing.T) {
 	for _, order := range []string{"shutdown first", "concurrent"} {
 		t.Run(order, func(t *testing.T) {
-			srv, err := NewServer(NewConfig().WithHostname("127.0.0.1").WithUpstream("a", "http://127.0.0.1:1"), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv := newServer(t, NewConfig().WithHostname("127.0.0.1").WithUpstream("a", "http://127.0.0.1:1"), Options{})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)

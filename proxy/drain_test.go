@@ -25,11 +25,7 @@ type keepAliveConn struct {
 
 func dialKeepAlive(t *testing.T, addr string) *keepAliveConn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := rawConn(t, addr)
 	return &keepAliveConn{t: t, c: c, br: bufio.NewReader(c)}
 }
 

@@ -25,11 +25,7 @@ type keepAliveConn struct {
 
 func dialKeepAlive(t *testing.T, addr string) *keepAliveConn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := rawConn(t, addr)
 	return &keepAliveConn{t: t, c: c, br: bufio.NewReader(c)}
 }
 
@@ -120,6 +116,46 @@ func shutdownMidStream(t *testing.T, opts proxytest.Options) error {
 	return p.Shutdown(ctx)
 }
 
+// TestGracefulDrain checks that shutdown stops readiness at once, lets an
+// in-flight stream finish, and refuses new connections.
+func TestGracefulDrain(t *testing.T) {
+	up := startUpstream(t, proxytest.Options{Tokens: 8, TokenDelay: 100 * time.Millisecond})
+	p := startProxy(t, baseConfig(up.URL), Options{})
+	resp := postStream(t, p)
+	shutdownErr := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shutdownErr <- p.Shutdown(ctx)
+	}()
+	waitFor(t, "not ready", func() bool { return !p.Router().IsReady() })
+	waitFor(t, "listener closed", func() bool {
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !strings.Contains(string(body), "[DONE]") {
+		t.Fatalf("in-flight stream cut by shutdown: %v, %q", err, body)
+	}
+	if err := <-shutdownErr; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if m := p.Router().Metrics(); m.Completed != 1 || m.Active != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+// TestShutdownTimeout checks that Shutdown gives up at its deadline.
+func TestShutdownTimeout(t *testing.T) {
+	if err := shutdownMidStream(t, proxytest.Options{Tokens: 100, TokenDelay: 100 * time.Millisecond}); err == nil {
+		t.Fatal("Shutdown returned nil with a stream still running")
+	}
+}
+
 // TestShutdownReportsRunningRequests checks that a Shutdown whose context
 // ends with a stream still running says how many requests it leaves, so
 // the command can exit 1.
@@ -138,10 +174,7 @@ func TestShutdownReportsRunningRequests(t *testing.T) {
 func TestShutdownBeforeServe(t *testing.T) {
 	for _, order := range []string{"shutdown first", "concurrent"} {
 		t.Run(order, func(t *testing.T) {
-			srv, err := NewServer(NewConfig().WithHostname("127.0.0.1").WithUpstream("a", "http://127.0.0.1:1"), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv := newServer(t, NewConfig().WithHostname("127.0.0.1").WithUpstream("a", "http://127.0.0.1:1"), Options{})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -14,43 +13,6 @@ import (
 
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
-
-// rawConn dials the proxy over TCP, for requests net/http would not send.
-func rawConn(t testing.TB, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// readStatus reads a response from c within d, returning the status code
-// and whether it announced Connection: close, or an error (a reset shows
-// up here).
-func readStatus(c net.Conn, d time.Duration) (int, bool, error) {
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0, false, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Close, nil
-}
-
-// expectClosed asserts the server ends the connection within d: after
-// whatever it still sends, the client reads EOF (or a reset).
-func expectClosed(t testing.TB, c net.Conn, d time.Duration) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection still open after %s", d)
-	}
-}
 
 // TestStalledBodyHoldsNoSlot: clients that send part of a body and stall
 // hold no admission slot, so a normal request is still served; the
@@ -89,35 +51,6 @@ func TestStalledBodyHoldsNoSlot(t *testing.T) {
 	if u := p.bodies.used.Load(); u != 0 {
 		t.Fatalf("body budget not released: %d bytes", u)
 	}
-}
-
-// sendThenRead writes head and then bodyLen body bytes without waiting for
-// an answer (no Expect: 100-continue), as simple clients do (Python's
-// http.client, curl without Expect), and reads the answer once it has
-// written everything. Such a client fails on the first write error: when
-// the server closes with unread data the kernel answers the next bytes
-// with a reset, and the client never gets to read the answer. It returns
-// the status and the first error, writing or reading.
-func sendThenRead(t *testing.T, addr, head string, bodyLen int) (int, error) {
-	t.Helper()
-	return sendThenReadOn(t, rawConn(t, addr), head, bodyLen)
-}
-
-// sendThenReadOn is sendThenRead on c (a TLS connection, say).
-func sendThenReadOn(t *testing.T, c net.Conn, head string, bodyLen int) (int, error) {
-	t.Helper()
-	_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, head); err != nil {
-		return 0, err
-	}
-	chunk := []byte(strings.Repeat("z", 64<<10))
-	for sent := 0; sent < bodyLen; sent += len(chunk) {
-		if _, err := c.Write(chunk); err != nil {
-			return 0, err
-		}
-	}
-	code, _, err := readStatus(c, 10*time.Second)
-	return code, err
 }
 
 // TestOversizedBodyGets413NotReset: a client that sends a body over

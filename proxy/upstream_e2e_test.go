@@ -434,10 +434,7 @@ func TestBackgroundWorkStops(t *testing.T) {
 		Name: "pool", Endpoints: urlsOf(ups), MetricsPath: "/metrics", ScrapeInterval: Duration(10 * time.Millisecond),
 		HealthCheck: &HealthCheckConfig{Interval: Duration(10 * time.Millisecond)},
 	})
-	srv, err := NewServer(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newServer(t, cfg, Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -464,5 +461,5 @@ func TestBackgroundWorkStops(t *testing.T) {
 	if ups[2].HealthChecks() != checks || ups[2].Scrapes() != scrapes {
 		t.Fatal("health checks or scrapes went on after Shutdown")
 	}
-	_ = srv.Close() // idempotent
+	_ = srv.Close() // idempotent (newServer closes it again)
 }

@@ -1,12 +1,7 @@
 package wasm
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -98,23 +93,5 @@ func TestRedisCallbackTrap(t *testing.T) {
 // TestHigressFixturesUpToDate checks that every .wasm in testdata/higress
 // is what wat2wasm builds from the .wat beside it.
 func TestHigressFixturesUpToDate(t *testing.T) {
-	if _, err := exec.LookPath("wat2wasm"); err != nil {
-		plugintest.SkipOrFail(t, "wat2wasm not found (apt-get install wabt)")
-	}
-	wats, _ := filepath.Glob(filepath.Join("testdata", "higress", "*.wat"))
-	if len(wats) == 0 {
-		t.Fatal("no fixtures")
-	}
-	for _, wat := range wats {
-		out := filepath.Join(t.TempDir(), "out.wasm")
-		cmd := exec.CommandContext(context.Background(), "wat2wasm", wat, "-o", out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("wat2wasm %s: %v\n%s", wat, err, b)
-		}
-		want, _ := os.ReadFile(out)
-		got, err := os.ReadFile(strings.TrimSuffix(wat, ".wat") + ".wasm")
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s.wasm is stale or missing (%v): regenerate it (testdata/higress/README.md)", strings.TrimSuffix(wat, ".wat"), err)
-		}
-	}
+	plugintest.CheckWatFixtures(t, filepath.Join("testdata", "higress"))
 }

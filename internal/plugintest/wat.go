@@ -1,9 +1,12 @@
 package plugintest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -57,6 +60,58 @@ func FixtureNames(dir string) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// CheckWatFixtures checks a directory of hand-written fixtures (dir holds
+// <name>.wat sources and the <name>.wasm built from each): dir has at least
+// one .wat, every .wasm has its .wat, and every .wasm has the bytes
+// wat2wasm builds from its .wat today. A stale or missing .wasm is an error
+// naming it and dir's README.md (where the regenerate command is). Without
+// wat2wasm on PATH (Debian package wabt) the byte check is skipped, or
+// fails under SLUICE_TEST_STRICT=1 (SkipOrFail).
+func CheckWatFixtures(tb testing.TB, dir string) {
+	tb.Helper()
+	names, err := FixtureNames(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(names) == 0 {
+		tb.Fatalf("no .wat fixtures in %s", dir)
+	}
+	wasms, err := filepath.Glob(filepath.Join(dir, "*.wasm"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, w := range wasms {
+		if name := strings.TrimSuffix(filepath.Base(w), ".wasm"); !slices.Contains(names, name) {
+			tb.Errorf("%s has no %s.wat source", w, name)
+		}
+	}
+	wat2wasm, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		SkipOrFail(tb, "wat2wasm is not on PATH; install the Debian package wabt to check the fixtures in %s against their sources", dir)
+	}
+	tmp := tb.TempDir()
+	for _, name := range names {
+		out := filepath.Join(tmp, name+".wasm")
+		cmd := exec.Command(wat2wasm, filepath.Join(dir, name+".wat"), "-o", out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			tb.Errorf("wat2wasm %s.wat: %v\n%s", name, err, msg)
+			continue
+		}
+		want, err := os.ReadFile(out)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
+		if err != nil {
+			tb.Errorf("%s.wasm: %v (regenerate: see %s/README.md)", name, err, dir)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			tb.Errorf("%s.wasm is stale: it differs from wat2wasm %s.wat (regenerate: see %s/README.md)", name, name, dir)
+		}
+	}
 }
 
 // moduleRootFrom walks up from start to the first directory holding go.mod.

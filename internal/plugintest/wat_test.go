@@ -1,11 +1,9 @@
 package plugintest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,49 +18,7 @@ import (
 // TestFixturesUpToDate rebuilds every hostile .wat with wat2wasm and checks
 // that the committed .wasm beside it has the same bytes.
 func TestFixturesUpToDate(t *testing.T) {
-	dir := plugintest.FixtureDir(t)
-	names, err := plugintest.FixtureNames(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(names) == 0 {
-		t.Fatalf("no .wat fixtures in %s", dir)
-	}
-	wasms, err := filepath.Glob(filepath.Join(dir, "*.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range wasms {
-		if name := strings.TrimSuffix(filepath.Base(w), ".wasm"); !slices.Contains(names, name) {
-			t.Errorf("%s has no %s.wat source", w, name)
-		}
-	}
-
-	wat2wasm, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		plugintest.SkipOrFail(t, "wat2wasm is not on PATH; install the Debian package wabt to check the hostile fixtures against their sources")
-	}
-	tmp := t.TempDir()
-	for _, name := range names {
-		out := filepath.Join(tmp, name+".wasm")
-		cmd := exec.Command(wat2wasm, filepath.Join(dir, name+".wat"), "-o", out)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("wat2wasm %s.wat: %v\n%s", name, err, msg)
-			continue
-		}
-		want, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
-		if err != nil {
-			t.Errorf("%s.wasm: %v (regenerate: see %s/README.md)", name, err, dir)
-			continue
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s.wasm is stale: it differs from wat2wasm %s.wat (regenerate: see %s/README.md)", name, name, dir)
-		}
-	}
+	plugintest.CheckWatFixtures(t, plugintest.FixtureDir(t))
 }
 
 func TestFixture(t *testing.T) {

@@ -126,19 +126,11 @@ func validName(name string, pseudoOK bool, pseudo []string) error {
 		return nil
 	}
 	for i := 0; i < len(name); i++ {
-		if !isTokenChar(name[i]) {
+		if !config.TokenChar(name[i]) {
 			return fmt.Errorf("header name %q is not a valid token (byte %q at %d)", name, name[i], i)
 		}
 	}
 	return nil
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // validValue rejects the bytes that would split or truncate a header.

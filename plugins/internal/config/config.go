@@ -43,6 +43,12 @@ func DecodeOptional(plugin string, data []byte, v any) error {
 // and DIGIT.
 const tchar = "!#$%&'*+-.^_`|~"
 
+// TokenChar reports whether c is an RFC 9110 tchar, a byte a token may
+// hold; parsers that name the bad byte of a token check with it.
+func TokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(tchar, c) >= 0
+}
+
 // ValidToken reports whether s is a non-empty RFC 9110 token, the syntax
 // of a header field name and of a method.
 func ValidToken(s string) bool {
@@ -50,8 +56,7 @@ func ValidToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(tchar, c) >= 0) {
+		if !TokenChar(s[i]) {
 			return false
 		}
 	}

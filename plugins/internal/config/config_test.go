@@ -42,6 +42,25 @@ func TestValidToken(t *testing.T) {
 	}
 }
 
+// rfcTchar is RFC 9110's tchar written out byte by byte: the reference
+// TokenChar and ValidToken are checked against.
+func rfcTchar(c byte) bool {
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// TestTokenChar checks every byte.
+func TestTokenChar(t *testing.T) {
+	for c := range 256 {
+		if got, want := TokenChar(byte(c)), rfcTchar(byte(c)); got != want {
+			t.Errorf("TokenChar(%q) = %v, want %v", byte(c), got, want)
+		}
+	}
+}
+
 // FuzzValidToken checks ValidToken against the RFC 9110 grammar written
 // out byte by byte.
 func FuzzValidToken(f *testing.F) {
@@ -50,14 +69,7 @@ func FuzzValidToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		want := s != ""
 		for _, c := range []byte(s) {
-			alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-			switch c {
-			case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-			default:
-				if !alnum {
-					want = false
-				}
-			}
+			want = want && rfcTchar(c)
 		}
 		if got := ValidToken(s); got != want {
 			t.Errorf("ValidToken(%q) = %v, want %v", s, got, want)

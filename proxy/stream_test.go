@@ -120,11 +120,14 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 // chunks but never cuts a stream that keeps producing.
 func TestStreamIdleTimeout(t *testing.T) {
 	t.Run("producing stream is not cut", func(t *testing.T) {
-		up := startUpstream(t, proxytest.Options{Tokens: 20, TokenDelay: 50 * time.Millisecond})
-		p := startProxy(t, baseConfig(up.URL).WithTimeout(300*time.Millisecond), Options{})
+		// The stream lasts 1.5 s, longer than the 1 s timeout, with a
+		// chunk every 100 ms: a tenfold margin for a loaded machine's
+		// scheduling (300 ms against 50 ms chunks failed once at load 8).
+		up := startUpstream(t, proxytest.Options{Tokens: 15, TokenDelay: 100 * time.Millisecond})
+		p := startProxy(t, baseConfig(up.URL).WithTimeout(time.Second), Options{})
 		resp, body := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatStreamBody, nil)
-		if resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") || strings.Count(body, "data:") != 21 {
-			t.Fatalf("stream of 1s with a 300ms idle timeout: %d, %d events", resp.StatusCode, strings.Count(body, "data:"))
+		if resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") || strings.Count(body, "data:") != 16 {
+			t.Fatalf("stream of 1.5s with a 1s idle timeout: %d, %d events", resp.StatusCode, strings.Count(body, "data:"))
 		}
 		checkSlotsFree(t, p.Router())
 		if m := p.Router().Metrics(); m.Completed != 1 {

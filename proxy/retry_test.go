@@ -136,7 +136,9 @@ func TestRetryLimits(t *testing.T) {
 	t.Run("no retry after a timeout", func(t *testing.T) {
 		slow := startUpstream(t, proxytest.Options{Fail: proxytest.FailHang})
 		good := startUpstream(t, proxytest.Options{Name: "good"})
-		p := startProxy(t, NewConfig().WithTimeout(200*time.Millisecond).WithUpstreamConfig(UpstreamConfig{
+		// 1 s: the hanging endpoint's request must time out, the good
+		// one's must not, on a loaded machine too.
+		p := startProxy(t, NewConfig().WithTimeout(time.Second).WithUpstreamConfig(UpstreamConfig{
 			Name: "pool", Endpoints: []string{slow.URL, good.URL},
 		}), Options{})
 		codes := map[int]int{}

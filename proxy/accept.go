@@ -206,6 +206,7 @@ func newRequestState(s *Server) *requestState {
 	rs.ex.routeOf = s.routeOfExchange
 	rs.ex.resumeCh = make(chan struct{}, 1)
 	rs.watch.initWatch(&s.watch)
+	rs.waiter.CancelOn(rs.watch.goneCh) // a gone client leaves the pool's queue
 	rs.resp.StreamBody = true
 	if n := len(s.filters); n > 0 {
 		rs.streams = make([]Stream, n)

@@ -13,20 +13,26 @@ import (
 	"github.com/sluice-proxy/sluice/proxy/internal/peek"
 )
 
-// Noticing a client that goes away while its request waits on the engine.
+// Noticing a client that goes away while its request is in the proxy.
 //
-// fasthttp reads a client's connection only between requests: while a
-// handler waits for the upstream's response head, or while a streamed body
-// is silent between events, nothing reads the socket and a client's FIN or
-// RST goes unnoticed until the upstream answers. The engine generates for
-// nobody and the request keeps its slots. nginx checks such connections
-// with recv(MSG_PEEK) (ngx_http_upstream_check_broken_connection) and ends
-// the request with 499; Sluice does the same, without a goroutine per
-// connection:
+// fasthttp reads a client's connection only between requests: from the
+// moment a request's body is read until its response is written, nothing
+// reads the socket, and a client's FIN or RST goes unnoticed until the
+// request moves on by itself: a queued request would reach the head of its
+// pool's queue and be sent to an engine that generates for nobody; a
+// request a plugin paused would wait out the pause timeout; one waiting on
+// the engine would wait for its answer. nginx checks such connections with
+// recv(MSG_PEEK) (ngx_http_upstream_check_broken_connection, while it
+// connects to and waits on the upstream) and ends the request with 499;
+// Envoy resets the stream on a downstream reset, gives the filters their
+// onDestroy (Proxy-Wasm: on_log, on_done) and cancels the upstream
+// request. Sluice does the same, from admission to the end of the
+// response, without a goroutine per connection:
 //
-//   - a request registers its client's connection, and the upstream
-//     connection it holds, when it writes to the upstream (roundTrip), and
-//     stays registered while the response body is relayed;
+//   - a request registers its client's connection when it is admitted
+//     (admit) and stays registered until finish; while it writes to an
+//     upstream and reads the answer (roundTrip) the registration also holds
+//     that upstream connection;
 //   - one watcher goroutine per Server sweeps the registered connections
 //     every disconnectCheckInterval with a non-blocking recv(1 byte,
 //     MSG_PEEK|MSG_DONTWAIT) through syscall.RawConn.Control: 0 bytes (EOF)
@@ -34,16 +40,24 @@ import (
 //     bytes are pending (pipelined requests, a TLS close_notify) the TCP
 //     state tells whether a FIN or RST came after them. Nothing is
 //     consumed;
-//   - for a gone client it closes the upstream connection (the engine sees
-//     the close and stops generating; the blocked read fails at once), marks
-//     the request, and counts it in
-//     sluice_client_disconnects_total{phase="waiting"|"streaming"}. The
-//     request then ends as any failed one does: the owner sees the error,
-//     finish frees the endpoint and admission slots once, never gives the
-//     closed connection back to the pool, and logs status 499.
+//   - for a gone client it marks the request, closes the upstream
+//     connection if one is held (the engine sees the close and stops
+//     generating; the blocked read fails at once), sends on the request's
+//     gone channel, which ends a wait in the pool's queue
+//     (upstream.Waiter.CancelOn: the place goes to the next waiter) or a
+//     plugin's pause (waitResume) at once, and counts it in
+//     sluice_client_disconnects_total{phase} by what the request was doing
+//     (phase* below). A request between those waits (a plugin callback
+//     running, the route being chosen) sees the mark before its next step
+//     (callFilter, send). The request then ends as any failed one does:
+//     finish gives the filters their OnDone, frees the endpoint and
+//     admission slots once, never gives a closed connection back to the
+//     pool, and logs status 499.
 //
 // Like nginx, a client that half-closes (shutdown(SHUT_WR)) after its
-// request counts as gone.
+// request counts as gone. Before admission the body read itself notices a
+// client that leaves (a truncated body is refused, read.go); no slot is
+// held then.
 //
 // Connections that are not a syscall.Conn (in-memory test listeners) are
 // not watched; for a *tls.Conn the socket under it is. Only Linux peeks
@@ -63,14 +77,22 @@ const statusClientClosedRequest = 499
 // errClientGone ends a request whose client went away.
 var errClientGone = errors.New("proxy: client closed the connection before the response ended")
 
-// Phases of a watched request, the metric's phase label.
+// Phases of a watched request: what it was doing when its client left,
+// the value of sluice_client_disconnects_total's phase label.
 const (
-	phaseWaiting   = 0 // request sent, no response head yet
-	phaseStreaming = 1 // relaying the response body
+	phaseWaiting   = iota // "waiting": sent upstream, no response head yet
+	phaseStreaming        // "streaming": the response is being relayed
+	phaseAdmitted         // "admitted": admitted, not yet queued, paused or sent
+	phaseQueued           // "queued": waiting in the pool's queue for an endpoint
+	phasePaused           // "paused": paused by a plugin (callout, tick, queue)
+	numPhases
 )
 
-// disconnectWatcher holds the connections of requests that wait on an
-// upstream, and sweeps them. One per Server; its goroutine runs only while
+// phaseNames are the phase label values, by phase.
+var phaseNames = [numPhases]string{"waiting", "streaming", "admitted", "queued", "paused"}
+
+// disconnectWatcher holds the client connections of admitted requests,
+// and sweeps them. One per Server; its goroutine runs only while
 // some connection is registered, from the first registration until close.
 type disconnectWatcher struct {
 	shards [watchShards]watchShard
@@ -86,8 +108,8 @@ type disconnectWatcher struct {
 	started bool
 	closed  bool
 
-	gone     [2]*metrics.Counter // by phase
-	interval time.Duration       // disconnectCheckInterval; tests shorten it before the first request
+	gone     [numPhases]*metrics.Counter // by phase
+	interval time.Duration               // disconnectCheckInterval; tests shorten it before the first request
 
 	// used by the watcher goroutine only
 	buf    [1]byte
@@ -109,8 +131,9 @@ func (w *disconnectWatcher) init(set *metrics.Set) {
 	w.done = make(chan struct{})
 	w.sleeping.Store(true)
 	w.interval = disconnectCheckInterval
-	w.gone[phaseWaiting] = set.NewCounter(`sluice_client_disconnects_total{phase="waiting"}`)
-	w.gone[phaseStreaming] = set.NewCounter(`sluice_client_disconnects_total{phase="streaming"}`)
+	for p, name := range phaseNames {
+		w.gone[p] = set.NewCounter(`sluice_client_disconnects_total{phase="` + name + `"}`)
+	}
 	w.peekFn = func(fd uintptr) { w.peeked = peek.Closed(fd, &w.buf) }
 }
 
@@ -204,6 +227,10 @@ func (w *disconnectWatcher) sweep() {
 			}
 			w.gone[cw.phase.Load()].Inc()
 			sh.removeLocked(cw)
+			select { // ends a queue wait or a pause; never blocks
+			case cw.goneCh <- struct{}{}:
+			default:
+			}
 		}
 		sh.mu.Unlock()
 	}
@@ -257,6 +284,10 @@ type clientWatch struct {
 	on     bool     // owner's view: registered (the watcher may have removed it)
 	phase  atomic.Uint32
 	gone   atomic.Bool // the client went away; set by the watcher
+	// goneCh gets one send when the watcher marks the client gone: a wait
+	// in a pool's queue or a plugin's pause selects on it. Capacity 1,
+	// made once with the pooled state; reset drains it.
+	goneCh chan struct{}
 
 	raw   syscall.RawConn // the watcher's cache of client's RawConn
 	rawOf net.Conn
@@ -267,10 +298,11 @@ func (cw *clientWatch) initWatch(w *disconnectWatcher) {
 	cw.w = w
 	cw.shard = &w.shards[w.next.Add(1)%watchShards]
 	cw.idx = -1
+	cw.goneCh = make(chan struct{}, 1)
 }
 
-// setClient records the client's connection for the next watch: c itself
-// when it is a syscall.Conn, the socket under a *tls.Conn; nil otherwise.
+// setClient records the client's connection to watch: c itself when it is
+// a syscall.Conn, the socket under a *tls.Conn; nil otherwise.
 func (cw *clientWatch) setClient(c net.Conn) {
 	if !peek.Supported {
 		return
@@ -284,21 +316,18 @@ func (cw *clientWatch) setClient(c net.Conn) {
 	cw.client = c
 }
 
-// watch registers the request (again) in the waiting phase with up, the
-// upstream connection to close if the client goes. It does nothing when
-// the client cannot be watched or is already gone.
-func (cw *clientWatch) watch(up net.Conn) {
-	if cw.client == nil || cw.gone.Load() {
+// begin registers the admitted request, in the admitted phase and without
+// an upstream connection, until unwatch. It does nothing when the client
+// cannot be watched.
+func (cw *clientWatch) begin() {
+	if cw.client == nil {
 		return
 	}
-	cw.phase.Store(phaseWaiting)
+	cw.phase.Store(phaseAdmitted)
 	sh := cw.shard
 	sh.mu.Lock()
-	cw.up = up
-	if cw.idx < 0 {
-		cw.idx = len(sh.entries)
-		sh.entries = append(sh.entries, cw)
-	}
+	cw.idx = len(sh.entries)
+	sh.entries = append(sh.entries, cw)
 	sh.mu.Unlock()
 	cw.on = true
 	if w := cw.w; w.sleeping.Load() {
@@ -312,12 +341,46 @@ func (cw *clientWatch) watch(up net.Conn) {
 	}
 }
 
+// attach gives the registration up, the upstream connection the watcher
+// closes if the client goes. It reports
+// false when the client is gone already: up was not attached, and the
+// caller drops it. Without a registration it attaches nothing and reports
+// true.
+func (cw *clientWatch) attach(up net.Conn) bool {
+	if !cw.on {
+		return true
+	}
+	sh := cw.shard
+	sh.mu.Lock()
+	if cw.gone.Load() { // set under this lock: the watcher saw no up
+		sh.mu.Unlock()
+		return false
+	}
+	cw.up = up
+	sh.mu.Unlock()
+	return true
+}
+
+// detach takes the upstream connection back from the registration, which
+// stays, and reports whether the client went away (the watcher then
+// closed that connection). After it the watcher no longer touches the
+// connection, so it may go back to the upstream pool.
+func (cw *clientWatch) detach() (gone bool) {
+	if cw.on {
+		sh := cw.shard
+		sh.mu.Lock()
+		cw.up = nil
+		sh.mu.Unlock()
+	}
+	return cw.gone.Load()
+}
+
 // setPhase labels what the request waits for if its client goes.
 func (cw *clientWatch) setPhase(p uint32) { cw.phase.Store(p) }
 
 // unwatch removes the registration, if any, and reports whether the
-// client went away (the watcher then closed the upstream connection).
-// After it the watcher no longer touches cw.
+// client went away (the watcher then closed the upstream connection, if
+// one was attached). After it the watcher no longer touches cw.
 func (cw *clientWatch) unwatch() (gone bool) {
 	if cw.on {
 		sh := cw.shard
@@ -337,4 +400,8 @@ func (cw *clientWatch) reset() {
 	cw.client = nil
 	cw.gone.Store(false)
 	cw.phase.Store(phaseWaiting)
+	select { // the send of a client gone while nothing waited on it
+	case <-cw.goneCh:
+	default:
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -374,54 +373,9 @@ func tcpPair(t testing.TB) (client, server *net.TCPConn) { return testkit.TCPPai
 // each connection is either closed or idle in the pool.
 func TestHammerDisconnectRaces(t *testing.T) {
 	skipUnwatched(t)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		d := time.Duration(rand.IntN(3000)) * time.Microsecond
-		if r.URL.Path != "/stream" {
-			time.Sleep(d)
-			_, _ = io.WriteString(w, `{"ok":true}`)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i := 0; i < 4; i++ {
-			_, _ = io.WriteString(w, "data: x\n\n")
-			w.(http.Flusher).Flush()
-			time.Sleep(d)
-		}
-		_, _ = io.WriteString(w, "data: [DONE]\n\n")
-	}))
-	t.Cleanup(up.Close)
-	p := startProxy(t, baseConfig(up.URL).WithMaxConcurrentRequests(64), Options{})
+	p := startProxy(t, baseConfig(randomDelayUpstream(t)).WithMaxConcurrentRequests(64), Options{})
 	p.watch.interval = 2 * time.Millisecond // before any request starts the watcher
-
-	const clients, perClient = 16, 12
-	var wg sync.WaitGroup
-	for g := 0; g < clients; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < perClient; i++ {
-				path := "/v1/chat/completions"
-				if i%2 == 1 {
-					path = "/stream"
-				}
-				c, err := net.Dial("tcp", p.Addr)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: sluice.test\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", path, len(chatBody), chatBody)
-				if rand.IntN(2) == 0 {
-					time.Sleep(time.Duration(rand.IntN(8000)) * time.Microsecond)
-				} else {
-					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-					_, _ = io.Copy(io.Discard, c) // until the proxy closes or the deadline
-				}
-				_ = c.Close()
-			}
-		}()
-	}
-	wg.Wait()
+	leavingClients(t, p.Addr, 16, 12, 2)
 	checkSlotsFree(t, p.Router())
 	ep := p.pools.List()[0].Endpoints()[0]
 	waitFor(t, "endpoint slots free", func() bool { return ep.InFlight() == 0 })

@@ -44,8 +44,9 @@ func BenchmarkProxyWithDisconnectWatch(b *testing.B) {
 	}
 }
 
-// BenchmarkDisconnectWatchRegister measures watch+unwatch, the watch's
-// whole per-request work, from all Ps at once (shard lock contention).
+// BenchmarkDisconnectWatchRegister measures begin, attach, detach and
+// unwatch, the watch's whole per-request work, from all Ps at once (shard
+// lock contention).
 func BenchmarkDisconnectWatchRegister(b *testing.B) {
 	var w disconnectWatcher
 	w.init(metrics.NewSet())
@@ -57,8 +58,8 @@ func BenchmarkDisconnectWatchRegister(b *testing.B) {
 		cw.initWatch(&w)
 		for pb.Next() {
 			cw.setClient(s)
-			cw.watch(s)
-			if cw.unwatch() {
+			cw.begin()
+			if !cw.attach(s) || cw.detach() || cw.unwatch() {
 				b.Error("client reported gone")
 			}
 			cw.reset()
@@ -78,7 +79,7 @@ func BenchmarkDisconnectSweep(b *testing.B) {
 		_, s := tcpPair(b)
 		cws[i].initWatch(&w)
 		cws[i].setClient(s)
-		cws[i].watch(nil)
+		cws[i].begin()
 	}
 	w.close() // the benchmark sweeps, not the goroutine
 	b.ReportAllocs()

@@ -19,7 +19,11 @@
 // (defined there) and forward runs the stages below in order. read.go:
 // setRequestID, then readBody reads the whole request body under
 // client_body_timeout and the server-wide body budget, and admit takes an
-// admission slot from the Router (router.go), or answers 429. filter.go:
+// admission slot from the Router (router.go), or answers 429, and
+// registers the client's connection with the disconnect watch
+// (disconnect.go) until finish: a client that leaves from then on ends
+// the request with 499 at its next step, or at once when it waits in a
+// pool's queue or in a plugin's pause. filter.go:
 // requestPhase creates each Filter's Stream and calls OnRequestHeaders and
 // OnRequestBody with the Exchange (exchange.go, headers.go); a filter may
 // answer locally, pause, choose a pool or endpoints, or rewrite the
@@ -28,8 +32,9 @@
 // choosePool matches the routes (hostPattern, headers, model) or takes
 // the filter's choice; applyAlias rewrites an aliased model. send.go:
 // prepareUpstreamRequest sets the forwarded headers, send takes an
-// endpoint from the pool (waiting in its queue), roundTrip sends it under
-// the disconnect watch (disconnect.go) and retries another endpoint on a
+// endpoint from the pool (waiting in its queue), roundTrip sends it with
+// the upstream connection attached to the disconnect watch (closed if the
+// client goes) and retries another endpoint on a
 // connection failure, 502, 503 or 429 before any byte went to the client.
 // respond.go: respond copies status and headers, runs the response phase
 // (filter.go), and streams the body through requestState.Read, which

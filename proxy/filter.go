@@ -114,6 +114,10 @@ func (rs *requestState) callFilter(ctx *fasthttp.RequestCtx, i int, ph phase, eo
 	if st == nil {
 		return ActionContinue, true
 	}
+	if rs.watch.gone.Load() { // no more callbacks for a gone client (Envoy)
+		rs.clientGone(ctx)
+		return ActionContinue, false
+	}
 	var act Action
 	var err error
 	switch ph {
@@ -130,7 +134,12 @@ func (rs *requestState) callFilter(ctx *fasthttp.RequestCtx, i int, ph phase, eo
 		return rs.callbackFailed(ctx, i, err)
 	}
 	if act == ActionPause && !rs.ex.hasLocal {
-		if !rs.waitResume() {
+		resumed := rs.waitResume()
+		if rs.watch.gone.Load() { // the client left while paused
+			rs.clientGone(ctx)
+			return ActionContinue, false
+		}
+		if !resumed {
 			rs.srv.writeError(ctx, errTimeout)
 			return ActionContinue, false
 		}
@@ -145,21 +154,26 @@ func (rs *requestState) callFilter(ctx *fasthttp.RequestCtx, i int, ph phase, eo
 	return act, true
 }
 
-// waitResume blocks until the paused request is resumed or the timeout
-// passes; it reports false on timeout.
+// waitResume blocks until the paused request is resumed, the timeout
+// passes, or the client goes away (the disconnect watch's gone channel:
+// the caller then sees watch.gone); it reports false on timeout.
 func (rs *requestState) waitResume() bool {
 	ex := &rs.ex
 	ex.mu.Lock()
 	ex.paused = true
 	ex.mu.Unlock()
+	prev := rs.watch.phase.Load()
+	rs.watch.setPhase(phasePaused)
 	t := time.NewTimer(rs.srv.timeout)
 	resumed := true
 	select {
 	case <-ex.resumeCh:
 	case <-t.C:
 		resumed = false
+	case <-rs.watch.goneCh:
 	}
 	t.Stop()
+	rs.watch.setPhase(prev)
 	ex.mu.Lock() // waits for an async filter callback in progress
 	ex.paused = false
 	ex.mu.Unlock()

@@ -26,7 +26,7 @@ func init() {
 		"sluice_tokens_total":                             "LLM tokens by model and kind (prompt, completion), from the usage the upstream reported.",
 		"sluice_responses_without_usage_total":            "Successful LLM answers that reported no token usage, by model.",
 		"sluice_upstream_requests_total":                  "Requests sent to an upstream pool by the status code it answered; code 0 is no answer (connection error or timeout).",
-		"sluice_client_disconnects_total":                 "Clients that closed their connection before their answer ended, by phase (waiting for the head, streaming).",
+		"sluice_client_disconnects_total":                 "Clients that closed their connection before their answer ended, by phase (admitted, queued, paused by a plugin, waiting for the head, streaming).",
 		"sluice_streams_truncated_total":                  "Answers cut after their head was sent, by reason (upstream, plugin).",
 		"sluice_build_info":                               "The running build: version, commit and Go version as labels; always 1.",
 		"sluice_tls_certificate_expiry_timestamp_seconds": "NotAfter of each certificate served to clients (tls), as Unix seconds, by cert_file; re-read on reload.",

@@ -153,12 +153,15 @@ func (rs *requestState) readStream(ctx *fasthttp.RequestCtx, r io.Reader) error 
 }
 
 // admit takes an admission slot for a request whose body is read, or
-// answers 429.
+// answers 429. An admitted request's client is watched from here until
+// finish (disconnect.go).
 func (rs *requestState) admit(ctx *fasthttp.RequestCtx) bool {
 	if err := rs.srv.router.acquireInto(&rs.guard); err != nil {
 		rs.srv.writeError(ctx, errOverloaded)
 		return false
 	}
+	rs.watch.setClient(ctx.Conn())
+	rs.watch.begin()
 	return true
 }
 

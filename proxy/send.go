@@ -111,10 +111,17 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 	s := rs.srv
 	p := rs.pool
 	req := &ctx.Request
-	rs.watch.setClient(ctx.Conn())
-	ep, kind := rs.firstEndpoint()
+	var ep *upstream.Endpoint
+	kind := errNoEndpoint
+	if !rs.watch.gone.Load() { // a client gone already takes no endpoint
+		ep, kind = rs.firstEndpoint()
+	}
 	if ep == nil {
 		req.ResetBody()
+		if rs.watch.gone.Load() { // gone before, or while queued
+			rs.clientGone(ctx)
+			return
+		}
 		s.writePoolError(ctx, p, kind)
 		return
 	}
@@ -167,7 +174,9 @@ func (rs *requestState) send(ctx *fasthttp.RequestCtx) {
 }
 
 // firstEndpoint takes a slot on the endpoint a filter chose or on one the
-// policy picks (waiting in the pool's queue if configured).
+// policy picks (waiting in the pool's queue if configured; a client that
+// leaves meanwhile ends the wait, upstream.ErrCancelled, and send answers
+// 499).
 func (rs *requestState) firstEndpoint() (*upstream.Endpoint, errorKind) {
 	p := rs.pool
 	var ep *upstream.Endpoint
@@ -175,7 +184,9 @@ func (rs *requestState) firstEndpoint() (*upstream.Endpoint, errorKind) {
 	if ex := &rs.ex; ex.pinPool == p && len(ex.pinned) > 0 {
 		ep, err = p.AcquirePinned(ex.pinned)
 	} else {
+		rs.watch.setPhase(phaseQueued) // a pick that needs no wait is quick
 		ep, err = p.Acquire(&rs.waiter)
+		rs.watch.setPhase(phaseAdmitted)
 	}
 	switch err {
 	case nil:
@@ -233,7 +244,7 @@ func (rs *requestState) discardResponse() {
 		}
 	}
 	_ = rs.resp.CloseBodyStream()
-	gone := rs.watch.unwatch()
+	gone := rs.watch.detach()
 	rs.releaseUpstream(eof && !gone)
 }
 
@@ -273,11 +284,12 @@ type upstreamConn struct {
 
 // roundTrip sends req on a connection of ep and reads the response head
 // into rs.resp; a body is left streaming from the connection, which rs
-// holds until finish. While it waits, the client's connection is watched:
-// errClientGone means the client went away and the upstream connection was
-// closed. A request that got no answer is sent again on a new connection
-// as HostClient.Do would: up to MaxIdemponentCallAttempts attempts (5 when
-// unset) when RetryIfErr, or else RetryIf (default: GET, HEAD, PUT), allow.
+// holds until finish. While it waits, the connection is attached to the
+// client's watch: errClientGone means the client went away (and the
+// connection, if attached, was closed). A request that got no answer is
+// sent again on a new connection as HostClient.Do would: up to
+// MaxIdemponentCallAttempts attempts (5 when unset) when RetryIfErr, or
+// else RetryIf (default: GET, HEAD, PUT), allow.
 func (rs *requestState) roundTrip(ep *upstream.Endpoint, req *fasthttp.Request) error {
 	hc := ep.HostClient()
 	maxAttempts := hc.MaxIdemponentCallAttempts
@@ -312,7 +324,7 @@ func mayRetry(hc *fasthttp.HostClient, req *fasthttp.Request, attempts int, err 
 // exchange is one attempt of roundTrip; retry reports whether the request
 // may be sent again (no answer was read).
 func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request) (retry bool, err error) {
-	if rs.watch.gone.Load() { // gone during an earlier attempt
+	if rs.watch.gone.Load() { // gone during an earlier attempt, or before
 		return false, errClientGone
 	}
 	resp := &rs.resp
@@ -324,6 +336,9 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 		req.Header.SetUserAgent(hc.Name)
 	}
 
+	// Waiting from the dial on: nginx checks the client while it connects
+	// to the upstream too.
+	rs.watch.setPhase(phaseWaiting)
 	cc, err := hc.AcquireConn(0, req.ConnectionClose())
 	if err != nil {
 		return false, err
@@ -331,7 +346,10 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 	conn := cc.Conn()
 	u := &rs.up
 	u.hc, u.cc, u.conn, u.close = hc, cc, conn, req.ConnectionClose()
-	rs.watch.watch(conn)
+	if !rs.watch.attach(conn) { // gone since the check above
+		rs.releaseUpstream(false)
+		return false, errClientGone
+	}
 	resp.ParseNetConn(conn)
 
 	if hc.WriteTimeout > 0 {
@@ -378,7 +396,8 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 	if resp.BodyStream() == nil {
 		// No body (HEAD, 204, 304) or a buffered one: the connection is
 		// free at once.
-		if rs.watch.unwatch() {
+		rs.watch.setPhase(phaseStreaming)
+		if rs.watch.detach() {
 			rs.releaseUpstream(false)
 			return false, errClientGone
 		}
@@ -393,7 +412,7 @@ func (rs *requestState) exchange(hc *fasthttp.HostClient, req *fasthttp.Request)
 // or errClientGone when the failure came from the disconnect watch closing
 // it.
 func (rs *requestState) dropUpstream(err error) error {
-	gone := rs.watch.unwatch()
+	gone := rs.watch.detach()
 	rs.releaseUpstream(false)
 	if gone {
 		return errClientGone
@@ -455,11 +474,15 @@ func (rs *requestState) endUpstream() {
 	}
 }
 
-// clientGone ends a request whose client left before the response head:
-// no error body, status 499 for the log, the connection closed after it,
-// and the endpoint not blamed (no failure, no upstream code counted).
+// clientGone ends a request whose client left before its response was
+// handed to fasthttp (queued, paused, waiting on the engine, or while the
+// response phase ran): no error body, status 499 for the log, the
+// connection closed after it, and the endpoint not blamed (no failure, no
+// upstream code counted).
 func (rs *requestState) clientGone(ctx *fasthttp.RequestCtx) {
 	rs.upErr = errClientGone
+	rs.ok = false
+	ctx.Response.Reset()
 	ctx.Response.SetStatusCode(statusClientClosedRequest)
 	ctx.SetConnectionClose()
 }

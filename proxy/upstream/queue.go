@@ -27,11 +27,18 @@ type waitQueue struct {
 // Waiter is one queued request; it lives in the request's pooled state
 // (NewWaiter) and is reused from request to request.
 type Waiter struct {
-	ch chan struct{} // capacity 1; one send per enqueue
-	ep *Endpoint     // set, with a slot, by whoever serves the waiter
+	ch     chan struct{}   // capacity 1; one send per enqueue
+	ep     *Endpoint       // set, with a slot, by whoever serves the waiter
+	cancel <-chan struct{} // a receive ends the wait (CancelOn); nil: never
 }
 
 func NewWaiter() Waiter { return Waiter{ch: make(chan struct{}, 1)} }
+
+// CancelOn makes a receive from ch end the waiter's waits with
+// ErrCancelled: the proxy passes the channel its disconnect watch sends on
+// when the request's client goes away. Set once, before the first
+// Acquire; Reset keeps it.
+func (w *Waiter) CancelOn(ch <-chan struct{}) { w.cancel = ch }
 
 // Reset forgets the endpoint the last wait was served with.
 func (w *Waiter) Reset() { w.ep = nil }
@@ -46,11 +53,15 @@ var (
 	ErrQueueTimeout = errors.New("upstream: no endpoint became free within the queue timeout")
 	// ErrNoEndpoint: none of the endpoints a plugin pinned can be used.
 	ErrNoEndpoint = errors.New("upstream: no pinned endpoint can take the request")
+	// ErrCancelled: the waiter's cancel channel (Waiter.CancelOn) fired
+	// while it waited; it left the queue holding no slot.
+	ErrCancelled = errors.New("upstream: the wait for an endpoint was cancelled")
 )
 
 // Acquire returns an endpoint chosen by the policy with a slot taken, or
 // nil with ErrQueueTimeout after waiting the queue timeout (ErrSaturated
-// only for a pool built without one, in tests). w is the caller's place
+// only for a pool built without one, in tests), or with ErrCancelled as
+// soon as w's cancel channel fires while it waits. w is the caller's place
 // in the queue, reused across requests.
 func (p *Pool) Acquire(w *Waiter) (*Endpoint, error) {
 	if p.queue.n.Load() == 0 {
@@ -65,8 +76,11 @@ func (p *Pool) Acquire(w *Waiter) (*Endpoint, error) {
 	return p.wait(w)
 }
 
-// wait queues w until an endpoint is handed to it or the queue timeout
-// passes.
+// wait queues w until an endpoint is handed to it, the queue timeout
+// passes, or w is cancelled. A cancelled waiter leaves the queue at once,
+// so the waiters behind it move up; one served just as it was cancelled
+// gives its slot straight back (Release hands it to the next waiter), so
+// the slot count stays exact either way.
 func (p *Pool) wait(w *Waiter) (*Endpoint, error) {
 	start := time.Now()
 	q := &p.queue
@@ -78,32 +92,50 @@ func (p *Pool) wait(w *Waiter) (*Endpoint, error) {
 	q.mu.Unlock()
 
 	t := time.NewTimer(p.queueTimeout)
+	cancelled := false
 	select {
 	case <-w.ch:
 		t.Stop()
 		p.met.queueWait.UpdateDuration(start)
 		return w.ep, nil
 	case <-t.C:
+	case <-w.cancel: // nil: never
+		t.Stop()
+		cancelled = true
 	}
 	q.mu.Lock()
-	if w.ep != nil { // served just as the timer fired
+	if ep := w.ep; ep != nil { // served just as the timer fired or the wait was cancelled
 		q.mu.Unlock()
 		<-w.ch
+		if cancelled {
+			w.ep = nil
+			p.Release(ep)
+			return nil, ErrCancelled
+		}
 		p.met.queueWait.UpdateDuration(start)
-		return w.ep, nil
+		return ep, nil
 	}
+	q.removeLocked(w)
+	q.mu.Unlock()
+	if cancelled {
+		return nil, ErrCancelled
+	}
+	p.met.queueTimeouts.Inc()
+	return nil, ErrQueueTimeout
+}
+
+// removeLocked takes w, which was not served, out of the queue. q.mu is
+// held.
+func (q *waitQueue) removeLocked(w *Waiter) {
 	for i, x := range q.waiters {
 		if x == w {
 			copy(q.waiters[i:], q.waiters[i+1:])
 			q.waiters[len(q.waiters)-1] = nil
 			q.waiters = q.waiters[:len(q.waiters)-1]
 			q.n.Add(-1)
-			break
+			return
 		}
 	}
-	q.mu.Unlock()
-	p.met.queueTimeouts.Inc()
-	return nil, ErrQueueTimeout
 }
 
 // serveLocked hands endpoints to the waiters at the head of the queue for

@@ -377,7 +377,11 @@ const clusterConfig = `{"requests_per_minute": %d, "scope": "cluster", "sync_int
 func TestClusterThreeReplicasShareOneLimit(t *testing.T) {
 	rs := redistest.Start(t)
 	const limit, each, pace = 30, 30, 20 * time.Millisecond
-	envs := replicas(t, 3, rs.Addr, fmt.Sprintf(clusterConfig, limit))
+	// redis_timeout 5 s: this test asserts that every sync succeeds, and a
+	// starved CI machine once took longer than the default 500 ms to
+	// answer one (TestClusterSlowRedis is the timeout's test).
+	cfg := strings.Replace(fmt.Sprintf(clusterConfig, limit), `"scope"`, `"redis_timeout": "5s", "scope"`, 1)
+	envs := replicas(t, 3, rs.Addr, cfg)
 	o := shared(t, envs, "shared", each, pace)
 	bound := overshootBound(len(envs), 100*time.Millisecond, pace)
 	t.Logf("limit %d: %d admitted (overshoot %d, design bound %d), %d limited", limit, o.ok.Load(),

@@ -28,6 +28,8 @@ var foreignFuncs = map[string]foreignFunc{
 	"sluice.now_unix_nano":  foreignNowUnixNano,
 	"sluice.sha256":         foreignSHA256,
 	"sluice.random_bytes":   foreignRandomBytes,
+	// In foreign_prompt.go.
+	"sluice.prompt_block_hashes": foreignPromptBlockHashes,
 }
 
 // foreignUpstreamStats returns the proxy's JSON snapshot of the upstream

@@ -367,6 +367,11 @@
 //	                       chunk, u64 LE each (internal/prompthash);
 //	                       PARSE_FAILURE when the body does not open with
 //	                       scalar members, "model" among them, then the prompt
+//	sluice.skip_callbacks  export names, comma-separated, among
+//	                       proxy_on_request_headers, proxy_on_request_body,
+//	                       proxy_on_response_headers, proxy_on_response_body,
+//	                       proxy_on_log, proxy_on_done; at start-up only: the
+//	                       calling instance no longer calls them (empty result)
 //	sluice.shared_data_delete  cas u32 LE, then key  empty; OK, NOT_FOUND,
 //	                       (cas 0: unconditional)    CAS_MISMATCH
 //	sluice.shared_data_policy  TTL ms u32 LE (0: none, ≤ 30 days), flags

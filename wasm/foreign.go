@@ -90,6 +90,8 @@ func hostCallForeignFunction(ctx context.Context, mod api.Module, stack []uint64
 		res, st = fn(in.eff, args, in.scratch[:0])
 	} else if pfn := pluginForeignFuncs[string(name)]; pfn != nil {
 		res, st = pfn(in.p, args, in.scratch[:0])
+	} else if string(name) == "sluice.skip_callbacks" {
+		res, st = foreignSkipCallbacks(in, args, in.scratch[:0]) // foreign_callbacks.go
 	} else {
 		stack[0] = uint64(statusNotFound)
 		return

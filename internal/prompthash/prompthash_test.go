@@ -65,3 +65,16 @@ func TestBlockBitFlips(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHost8KiB is the host's side of sluice.prompt_block_hashes for
+// an 8 KiB chat body: find the prompt, hash it in 64-byte blocks.
+func BenchmarkHost8KiB(b *testing.B) {
+	body := []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 8150) + `"}]}`)
+	dst := make([]byte, 0, 2048)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		text, model, _ := Quick(body)
+		dst = AppendBlocksLE(dst[:0], Seed(model), text, 64, 1<<20)
+	}
+}

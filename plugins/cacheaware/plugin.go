@@ -79,6 +79,12 @@ func (p *plugin) OnPluginStart(size int) bool {
 	if err := sdk.SetSharedDataPolicy(keyPrefix, s.ttl, true); err != nil {
 		sdk.LogWarnf("cacheaware: the host does not bound shared data (%v): the index keeps growing until the store is full", err)
 	}
+	// The plugin acts at the end of the request body only (and counts
+	// bodiless requests in the request headers): Sluice need not call it
+	// for the response or at the stream's end.
+	if err := sdk.SkipCallbacks(sdk.CallbackResponseHeaders, sdk.CallbackResponseBody, sdk.CallbackLog, sdk.CallbackDone); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		sdk.LogWarnf("cacheaware: sluice.skip_callbacks: %v", err)
+	}
 	p.idx = newIndex(sharedStore{p: p})
 	for r := range numReasons {
 		p.m.decisions[r] = guest.NewCounter("cacheaware_decisions_total_reason=" + reasonNames[r])

@@ -37,23 +37,7 @@ func (c *promptHashCaller) call(tb testing.TB, body, args []byte, root bool, ret
 	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	// A new HTTP context resets the fixture's bump allocator.
-	if _, err := in.call(cbContextCreate, nil, 2, rootContextID, 0, c.p.callTimeout); err != nil {
-		tb.Fatal(err)
-	}
-	c.s.ex.SetRequestBody(body)
-	const name = "sluice.prompt_block_hashes"
-	in.mem.Write(1024, []byte(name))
-	in.mem.Write(2048, args)
-	in.cur, in.eff, in.phase = c.s, c.s, cbRequestBody
-	if root {
-		in.cur, in.eff = nil, nil
-	}
-	copy(c.stack, []uint64{1024, uint64(len(name)), 2048, uint64(len(args)), uint64(retPtr), uint64(retPtr) + 4})
-	hostCallForeignFunction(&in.cc, in.mod, c.stack)
-	in.endEffective()
-	in.cur, in.eff = nil, nil
-	st := status(c.stack[0])
+	st := c.invoke(tb, body, args, root, retPtr)
 	if st != statusOK {
 		return st, nil
 	}
@@ -65,6 +49,30 @@ func (c *promptHashCaller) call(tb testing.TB, body, args []byte, root bool, ret
 	}
 	return st, bytes.Clone(res)
 }
+
+// invoke makes the host call; in.mu must be held.
+func (c *promptHashCaller) invoke(tb testing.TB, body, args []byte, root bool, retPtr uint32) status {
+	in := c.in
+	// A new HTTP context resets the fixture's bump allocator.
+	if _, err := in.call(cbContextCreate, nil, 2, rootContextID, 0, c.p.callTimeout); err != nil {
+		tb.Fatal(err)
+	}
+	c.s.ex.SetRequestBody(body)
+	in.mem.Write(1024, promptHashesName)
+	in.mem.Write(2048, args)
+	in.cur, in.eff, in.phase = c.s, c.s, cbRequestBody
+	if root {
+		in.cur, in.eff = nil, nil
+	}
+	c.stack[0], c.stack[1], c.stack[2], c.stack[3] = 1024, uint64(len(promptHashesName)), 2048, uint64(len(args))
+	c.stack[4], c.stack[5] = uint64(retPtr), uint64(retPtr)+4
+	hostCallForeignFunction(&in.cc, in.mod, c.stack)
+	in.endEffective()
+	in.cur, in.eff = nil, nil
+	return status(c.stack[0])
+}
+
+var promptHashesName = []byte("sluice.prompt_block_hashes")
 
 func promptArgs(chunk, max uint32) []byte {
 	return binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, chunk), max)

@@ -367,6 +367,18 @@
 //	sluice.now_unix_nano   none                      8 bytes, little-endian Unix ns
 //	sluice.sha256          the bytes to hash         32-byte SHA-256 digest
 //	sluice.random_bytes    n, u32 little-endian      n random bytes (1–4096)
+//	sluice.prompt_block_hashes  chunk u32 LE (16–65536), max prompt bytes u32 LE;
+//	                       HTTP context only: the request's OpenAI prompt (the
+//	                       "messages" or "prompt" value to the body's end) cut
+//	                       in chunks: seed, then one chained hash per full
+//	                       chunk, u64 LE each (internal/prompthash);
+//	                       PARSE_FAILURE when the body does not open with
+//	                       scalar members, "model" among them, then the prompt
+//	sluice.skip_callbacks  export names, comma-separated, among
+//	                       proxy_on_request_headers, proxy_on_request_body,
+//	                       proxy_on_response_headers, proxy_on_response_body,
+//	                       proxy_on_log, proxy_on_done; at start-up only: the
+//	                       calling instance no longer calls them (empty result)
 //	sluice.shared_data_delete  cas u32 LE, then key  empty; OK, NOT_FOUND,
 //	                       (cas 0: unconditional)    CAS_MISMATCH
 //	sluice.shared_data_policy  TTL ms u32 LE (0: none, ≤ 30 days), flags

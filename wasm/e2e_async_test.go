@@ -410,6 +410,14 @@ func TestE2EForeignFunctions(t *testing.T) {
 	if got := ffi("sluice.now_unix_nano", "x"); got != "sdk: proxy_call_foreign_function: BAD_ARGUMENT" {
 		t.Errorf("arguments to now_unix_nano: %q", got)
 	}
+	// sluice.prompt_block_hashes from a Go guest: arguments that are not
+	// two u32s, or a chunk size out of range, are refused; on GET (no
+	// body) no prompt is found (foreign_prompt_test.go has the rest).
+	for _, arg := range []string{"x", "AAAAAAAA", "AAAAAAAAA"} {
+		if got := ffi("sluice.prompt_block_hashes", arg); got != "sdk: proxy_call_foreign_function: BAD_ARGUMENT" {
+			t.Errorf("prompt_block_hashes(%q): %q", arg, got)
+		}
+	}
 	if got := ffi("nope", ""); got != "sdk: proxy_call_foreign_function: NOT_FOUND" {
 		t.Errorf("unknown function: %q", got)
 	}

@@ -28,6 +28,8 @@ var foreignFuncs = map[string]foreignFunc{
 	"sluice.now_unix_nano":  foreignNowUnixNano,
 	"sluice.sha256":         foreignSHA256,
 	"sluice.random_bytes":   foreignRandomBytes,
+	// In foreign_prompt.go.
+	"sluice.prompt_block_hashes": foreignPromptBlockHashes,
 }
 
 // foreignUpstreamStats returns the proxy's JSON snapshot of the upstream
@@ -88,6 +90,8 @@ func hostCallForeignFunction(ctx context.Context, mod api.Module, stack []uint64
 		res, st = fn(in.eff, args, in.scratch[:0])
 	} else if pfn := pluginForeignFuncs[string(name)]; pfn != nil {
 		res, st = pfn(in.p, args, in.scratch[:0])
+	} else if string(name) == "sluice.skip_callbacks" {
+		res, st = foreignSkipCallbacks(in, args, in.scratch[:0]) // foreign_callbacks.go
 	} else {
 		stack[0] = uint64(statusNotFound)
 		return

@@ -21,15 +21,43 @@ import (
 )
 
 // timedFilter wraps a filter and times its stream callbacks: each
-// request's callbacks are summed, and the sums are kept, so the
-// benchmark can report their median as well as their mean. The mean
-// counts every preemption of the callbacks by other processes; on a
-// shared machine the median is the better estimate of the plugin's own
-// CPU per request (guest code and the host functions it calls).
+// request's callbacks are summed, per phase and in all, and the sums are
+// kept, so the benchmark can report their medians as well as the mean.
+// The mean counts every preemption of the callbacks by other processes;
+// on a shared machine the median is the better estimate of the plugin's
+// own CPU per request (guest code and the host functions it calls).
 type timedFilter struct {
 	proxy.Filter
 	mu  sync.Mutex
-	per []time.Duration // one sum per finished request
+	per []timing // one per finished request
+}
+
+// Phases of a request's callbacks, as the proxy calls them: NewStream
+// (proxy_on_context_create), request headers and body, response headers
+// and body, and OnDone (proxy_on_log, proxy_on_done, proxy_on_delete).
+const (
+	phCreate = iota
+	phRequestHeaders
+	phRequestBody
+	phResponseHeaders
+	phResponseBody
+	phDone
+	numPhases
+)
+
+var phaseNames = [numPhases]string{"create", "req-headers", "req-body", "resp-headers", "resp-body", "done"}
+
+// timing is one request's callback time and calls, per phase.
+type timing struct {
+	d     [numPhases]time.Duration
+	calls [numPhases]int
+}
+
+func (t *timing) total() (d time.Duration) {
+	for _, x := range t.d {
+		d += x
+	}
+	return d
 }
 
 func (f *timedFilter) NewStream(ex *proxy.Exchange) (proxy.Stream, error) {
@@ -39,7 +67,9 @@ func (f *timedFilter) NewStream(ex *proxy.Exchange) (proxy.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &timedStream{Stream: st, f: f, d: d}, nil
+	s := &timedStream{Stream: st, f: f}
+	s.t.d[phCreate], s.t.calls[phCreate] = d, 1
+	return s, nil
 }
 
 // reset forgets the requests timed so far.
@@ -49,19 +79,35 @@ func (f *timedFilter) reset() {
 	f.mu.Unlock()
 }
 
-// stats returns the mean and median of the per-request sums, in µs.
-func (f *timedFilter) stats() (mean, median float64, n int) {
+// stats returns the mean and median of the per-request sums, in µs, and
+// the median of each phase with its mean number of calls per request.
+func (f *timedFilter) stats() (mean, median float64, n int, phases [numPhases]float64, calls [numPhases]float64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.per) == 0 {
-		return 0, 0, 0
+		return 0, 0, 0, phases, calls
 	}
+	ds := make([]time.Duration, len(f.per))
 	var sum time.Duration
-	for _, d := range f.per {
-		sum += d
+	for i := range f.per {
+		ds[i] = f.per[i].total()
+		sum += ds[i]
 	}
-	slices.Sort(f.per)
-	return float64(sum) / float64(len(f.per)) / 1e3, float64(f.per[len(f.per)/2]) / 1e3, len(f.per)
+	slices.Sort(ds)
+	for ph := range numPhases {
+		for i := range f.per {
+			ds[i] = f.per[i].d[ph]
+			calls[ph] += float64(f.per[i].calls[ph])
+		}
+		calls[ph] /= float64(len(f.per))
+		slices.Sort(ds)
+		phases[ph] = float64(ds[len(ds)/2]) / 1e3
+	}
+	for i := range f.per {
+		ds[i] = f.per[i].total()
+	}
+	slices.Sort(ds)
+	return float64(sum) / float64(len(f.per)) / 1e3, float64(ds[len(ds)/2]) / 1e3, len(f.per), phases, calls
 }
 
 // timedStream sums one request's callback time; callbacks of a stream
@@ -69,34 +115,36 @@ func (f *timedFilter) stats() (mean, median float64, n int) {
 type timedStream struct {
 	proxy.Stream
 	f *timedFilter
-	d time.Duration
+	t timing
 }
 
-func (s *timedStream) time(fn func() (proxy.Action, error)) (proxy.Action, error) {
+func (s *timedStream) time(ph int, fn func(bool) (proxy.Action, error), eos bool) (proxy.Action, error) {
 	t0 := time.Now()
-	a, err := fn()
-	s.d += time.Since(t0)
+	a, err := fn(eos)
+	s.t.d[ph] += time.Since(t0)
+	s.t.calls[ph]++
 	return a, err
 }
 
 func (s *timedStream) OnRequestHeaders(eos bool) (proxy.Action, error) {
-	return s.time(func() (proxy.Action, error) { return s.Stream.OnRequestHeaders(eos) })
+	return s.time(phRequestHeaders, s.Stream.OnRequestHeaders, eos)
 }
 func (s *timedStream) OnRequestBody(eos bool) (proxy.Action, error) {
-	return s.time(func() (proxy.Action, error) { return s.Stream.OnRequestBody(eos) })
+	return s.time(phRequestBody, s.Stream.OnRequestBody, eos)
 }
 func (s *timedStream) OnResponseHeaders(eos bool) (proxy.Action, error) {
-	return s.time(func() (proxy.Action, error) { return s.Stream.OnResponseHeaders(eos) })
+	return s.time(phResponseHeaders, s.Stream.OnResponseHeaders, eos)
 }
 func (s *timedStream) OnResponseBody(eos bool) (proxy.Action, error) {
-	return s.time(func() (proxy.Action, error) { return s.Stream.OnResponseBody(eos) })
+	return s.time(phResponseBody, s.Stream.OnResponseBody, eos)
 }
 func (s *timedStream) OnDone() {
 	t0 := time.Now()
 	s.Stream.OnDone()
-	s.d += time.Since(t0)
+	s.t.d[phDone] += time.Since(t0)
+	s.t.calls[phDone]++
 	s.f.mu.Lock()
-	s.f.per = append(s.f.per, s.d)
+	s.f.per = append(s.f.per, s.t)
 	s.f.mu.Unlock()
 }
 
@@ -177,14 +225,22 @@ func benchPluginCPU(b *testing.B, pkg, config string, gap time.Duration) {
 		n++
 	}
 	// The last request's OnDone may run just after its response.
-	mean, median, timed := tf.stats()
+	mean, median, timed, phases, calls := tf.stats()
 	for deadline := time.Now().Add(5 * time.Second); timed < n && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
-		mean, median, timed = tf.stats()
+		mean, median, timed, phases, calls = tf.stats()
 	}
 	if timed != n {
 		b.Fatalf("timed %d requests of %d", timed, n)
 	}
 	b.ReportMetric(mean, "plugin-µs/req")
 	b.ReportMetric(median, "plugin-µs/req-median")
+	if testing.Verbose() {
+		// The breakdown: each phase's median µs per request and its
+		// callbacks per request (OnDone runs three: log, done, delete).
+		for ph := range numPhases {
+			b.ReportMetric(phases[ph], phaseNames[ph]+"-µs")
+			b.ReportMetric(calls[ph], phaseNames[ph]+"-calls")
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/sluice-proxy/sluice/internal/prompthash"
 	"github.com/sluice-proxy/sluice/plugins/internal/guest"
 	"github.com/sluice-proxy/sluice/plugins/sdk"
 )
@@ -33,6 +34,11 @@ type plugin struct {
 	warned    bool   // the "no upstream stats" warning was logged
 	slowStats bool   // the "not in the fast shape" warning was logged
 	m         metrics
+
+	hashArgs [8]byte // sluice.prompt_block_hashes' arguments
+	// noHostHashes: the host lacks sluice.prompt_block_hashes (or
+	// answered it wrongly); the plugin hashes every prompt itself.
+	noHostHashes bool
 }
 
 // metrics are the plugin's series (sluice_wasm_cacheaware_…{plugin}).
@@ -67,10 +73,17 @@ func (p *plugin) OnPluginStart(size int) bool {
 		return false
 	}
 	p.s = s
+	p.hashArgs = promptHashArgs(s.chunk, s.maxPrompt)
 	// Bound the index on the host: entries expire block_ttl after their
 	// last write and a full store drops the oldest (README, "Memory").
 	if err := sdk.SetSharedDataPolicy(keyPrefix, s.ttl, true); err != nil {
 		sdk.LogWarnf("cacheaware: the host does not bound shared data (%v): the index keeps growing until the store is full", err)
+	}
+	// The plugin acts at the end of the request body only (and counts
+	// bodiless requests in the request headers): Sluice need not call it
+	// for the response or at the stream's end.
+	if err := sdk.SkipCallbacks(sdk.CallbackResponseHeaders, sdk.CallbackResponseBody, sdk.CallbackLog, sdk.CallbackDone); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		sdk.LogWarnf("cacheaware: sluice.skip_callbacks: %v", err)
 	}
 	p.idx = newIndex(sharedStore{p: p})
 	for r := range numReasons {
@@ -80,6 +93,7 @@ func (p *plugin) OnPluginStart(size int) bool {
 	p.m.counts[countPromptBlocks] = guest.NewCounter("cacheaware_prompt_blocks_total")
 	p.m.counts[countMatchedBlocks] = guest.NewCounter("cacheaware_matched_blocks_total")
 	p.m.counts[countWriteFailures] = guest.NewCounter("cacheaware_index_write_failures_total")
+	p.m.counts[countGuestHashed] = guest.NewCounter("cacheaware_guest_hashed_total")
 	if err := sdk.SetTickPeriodMilliSeconds(uint32(metricsFlushPeriod / time.Millisecond)); err != nil {
 		sdk.LogWarnf("cacheaware: no tick (%v): counters are flushed after every request", err)
 	} else {
@@ -155,12 +169,7 @@ func (s *stream) OnHttpRequestBody(size int, eos bool) sdk.Action {
 // route sets sluice.endpoint for the request. Whatever goes wrong, the
 // request continues and the proxy balances it by its own policy.
 func (p *plugin) route(s *stream, size int) bool {
-	body, err := sdk.GetHttpRequestBody(0, size)
-	if err != nil {
-		sdk.LogWarnf("cacheaware: cannot read the request body: %v", err)
-		return false
-	}
-	req, ok := parseRequest(body, p.s.sessionFromUser && s.session == "")
+	seed, user, ok := p.promptHashes(size, p.s.sessionFromUser && s.session == "")
 	if !ok {
 		return false // not a completion request
 	}
@@ -183,17 +192,16 @@ func (p *plugin) route(s *stream, size int) bool {
 	name := snap.name
 	eps := append(p.eps[:0], snap.eps...)
 	p.eps = eps
-	p.hashes = blockHashes(p.hashes[:0], req.seed, req.text, p.s.chunk, p.s.maxPrompt)
 	c := choice{total: len(p.hashes), rnd: rand.Uint64()}
 	min := p.s.minMatch(c.total)
 	c.matched, c.prefixOwner = p.idx.match(name, p.hashes, min)
 	sess := s.session
 	if sess == "" && p.s.sessionFromUser {
-		sess = string(req.user)
+		sess = string(user)
 	}
 	var sessHash uint64
 	if sess != "" {
-		sessHash = hashBytes(req.seed, []byte(sess))
+		sessHash = prompthash.Mix(seed, []byte(sess))
 		c.sessionOwner, _ = p.idx.session(name, sessHash)
 	}
 	why := p.s.decide(eps, c)

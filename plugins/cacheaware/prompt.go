@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
-	"math/bits"
 
+	"github.com/sluice-proxy/sluice/internal/prompthash"
 	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
 )
 
@@ -24,9 +22,6 @@ type request struct {
 	// non-empty string; nil otherwise (and always nil unless asked for).
 	user []byte
 }
-
-// seedBase starts the hash of the model name.
-const seedBase = 0x9e3779b97f4a7c15
 
 // parseRequest extracts the prompt of an OpenAI chat completions or
 // completions body. ok is false for anything else (not JSON, no
@@ -64,13 +59,13 @@ func validatedRequest(body []byte) (request, error) {
 	var r request
 	switch {
 	case ms[1].Found():
-		r.text = promptText(body, ms[1].Start)
+		r.text = prompthash.PromptText(body, ms[1].Start)
 	case ms[2].Found():
-		r.text = promptText(body, ms[2].Start)
+		r.text = prompthash.PromptText(body, ms[2].Start)
 	default:
 		return request{}, errNoPrompt
 	}
-	r.seed = hashBytes(seedBase, ms[0].Raw(body))
+	r.seed = prompthash.Seed(ms[0].Raw(body))
 	// A non-empty JSON string only: "" or null names no session.
 	if u := ms[3].Raw(body); len(u) > 2 && u[0] == '"' {
 		r.user = u
@@ -80,164 +75,22 @@ func validatedRequest(body []byte) (request, error) {
 
 var errNoPrompt = errors.New(`cacheaware: no "messages" or "prompt"`)
 
-// promptText is the body from start to its end, trailing space cut.
-func promptText(body []byte, start int) []byte {
-	end := len(body)
-	for end > start && isSpace(body[end-1]) {
-		end--
-	}
-	return body[start:end]
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// quickPrompt reads a body that opens with scalar members, "model" a
-// string among them, then "messages" or "prompt" (a client's usual
-// order), without looking further than the prompt's first byte, except
-// that a "prompt" must not be followed by "messages" (which would win).
-// ok is false for any other start, and parseRequest validates the body.
+// quickPrompt reads the usual body start without validating the rest
+// (prompthash.Quick); ok is false for any other start, and parseRequest
+// validates the body.
 func quickPrompt(body []byte) (request, bool) {
-	i, model := 0, []byte(nil)
-	skip := func() {
-		for i < len(body) && isSpace(body[i]) {
-			i++
-		}
-	}
-	skip()
-	if i == len(body) || body[i] != '{' {
+	text, model, ok := prompthash.Quick(body)
+	if !ok {
 		return request{}, false
 	}
-	i++
-	for {
-		skip()
-		key, next, ok := quickString(body, i)
-		if !ok || bytes.IndexByte(key, '\\') >= 0 {
-			return request{}, false
-		}
-		i = next
-		skip()
-		if i == len(body) || body[i] != ':' {
-			return request{}, false
-		}
-		i++
-		skip()
-		k := string(key[1 : len(key)-1])
-		if k == "messages" || k == "prompt" {
-			text := promptText(body, i)
-			if model == nil || len(text) < 2 || text[len(text)-1] != '}' ||
-				k == "prompt" && bytes.Contains(text, []byte(`"messages"`)) {
-				return request{}, false
-			}
-			return request{text: text, seed: hashBytes(seedBase, model)}, true
-		}
-		// A scalar value: a string, or a number or literal up to the
-		// next ',' (not validated: the engine will).
-		start := i
-		if i < len(body) && body[i] == '"' {
-			if _, i, ok = quickString(body, i); !ok {
-				return request{}, false
-			}
-		} else {
-			for i < len(body) && body[i] != ',' && body[i] != '}' && body[i] != '{' && body[i] != '[' && body[i] != '"' {
-				i++
-			}
-		}
-		val := bytes.TrimRight(body[start:i], " \t\r\n")
-		switch {
-		case k == "model" && (model != nil || len(val) == 0 || val[0] != '"'):
-			return request{}, false // twice, or not a string: validate
-		case k == "model":
-			model = val
-		case len(val) == 0:
-			return request{}, false
-		}
-		skip()
-		if i == len(body) || body[i] != ',' {
-			return request{}, false
-		}
-		i++
-	}
+	return request{text: text, seed: prompthash.Seed(model)}, true
 }
 
-// quickString returns the JSON string starting at body[i] (quotes
-// included) and the index after it. Escapes are skipped over, not
-// checked (quickPrompt refuses a key with one: it may spell
-// "messages").
-func quickString(body []byte, i int) (s []byte, next int, ok bool) {
-	if i >= len(body) || body[i] != '"' {
-		return nil, i, false
-	}
-	for j := i + 1; j < len(body); j++ {
-		switch body[j] {
-		case '"':
-			return body[i : j+1], j + 1, true
-		case '\\':
-			j++
-		}
-	}
-	return nil, i, false
-}
-
-// blockHashes appends to dst one chained hash per full chunk of text
-// (at most max bytes of it): hash i covers chunks 0..i, the way an
-// engine's prefix cache names a KV block by its parent and its tokens,
-// so equal hashes mean equal prefixes (up to 64-bit collisions). A
-// trailing partial chunk is not hashed, as an engine caches only full
-// blocks.
+// blockHashes appends to dst one chained hash per full chunk of text (at
+// most max bytes of it): prompthash.AppendBlocks, the hashes Sluice's
+// sluice.prompt_block_hashes returns.
 func blockHashes(dst []uint64, seed uint64, text []byte, chunk, max int) []uint64 {
-	if len(text) > max {
-		text = text[:max]
-	}
-	h := seed
-	for len(text) >= chunk {
-		h = chunkHash(h, text[:chunk])
-		dst = append(dst, h)
-		text = text[chunk:]
-	}
-	return dst
-}
-
-// chunkHash mixes a chunk into h like hashBytes, but 32 bytes per step
-// in four independent lanes, folded into hashBytes for the tail and the
-// finalisation. Hashing is most of the plugin's guest CPU after the body
-// copy: four lanes halve it in a wazero-compiled Go guest (fewer loop
-// iterations and stop checks, no dependency between the lanes'
-// multiplications), 8 KiB in ~10–15 µs instead of ~25–35 µs on the
-// loaded test machine.
-func chunkHash(h uint64, b []byte) uint64 {
-	const m = 0xff51afd7ed558ccd
-	a, c, d, e := h, h^0x9e3779b97f4a7c15, h^0xc2b2ae3d27d4eb4f, h^0x165667b19e3779f9
-	for len(b) >= 32 {
-		a = (a ^ binary.LittleEndian.Uint64(b)) * m
-		c = (c ^ binary.LittleEndian.Uint64(b[8:])) * m
-		d = (d ^ binary.LittleEndian.Uint64(b[16:])) * m
-		e = (e ^ binary.LittleEndian.Uint64(b[24:])) * m
-		a ^= a >> 29
-		c ^= c >> 29
-		d ^= d >> 29
-		e ^= e >> 29
-		b = b[32:]
-	}
-	return hashBytes(a^bits.RotateLeft64(c, 17)^bits.RotateLeft64(d, 31)^bits.RotateLeft64(e, 47), b)
-}
-
-// hashBytes mixes b into h, eight bytes at a time (a multiply-xorshift
-// hash; not cryptographic: a collision only misroutes a request).
-func hashBytes(h uint64, b []byte) uint64 {
-	const m = 0xff51afd7ed558ccd
-	for len(b) >= 8 {
-		h = (h ^ binary.LittleEndian.Uint64(b)) * m
-		h ^= h >> 29
-		b = b[8:]
-	}
-	var tail uint64
-	for i, c := range b {
-		tail |= uint64(c) << (8 * i)
-	}
-	h = (h ^ tail ^ uint64(len(b))<<56) * m
-	h ^= h >> 32
-	h *= 0xc4ceb9fe1a85ec53
-	return h ^ h>>29
+	return prompthash.AppendBlocks(dst, seed, text, chunk, max)
 }
 
 // checkpoints appends to dst the block counts at which the index may

@@ -31,25 +31,6 @@ func TestParseRequest(t *testing.T) {
 	}
 }
 
-func TestBlockHashes(t *testing.T) {
-	a := blockHashes(nil, 1, []byte(strings.Repeat("a", 64)+"b"+strings.Repeat("c", 63)), 64, 1<<20)
-	b := blockHashes(nil, 1, []byte(strings.Repeat("a", 64)+"X"+strings.Repeat("c", 63)+"tail"), 64, 1<<20)
-	if len(a) != 2 || len(b) != 2 {
-		t.Fatalf("blocks: %d %d (a partial chunk is not hashed)", len(a), len(b))
-	}
-	if a[0] != b[0] || a[1] == b[1] {
-		t.Fatalf("chaining: %x %x", a, b)
-	}
-	// The chain: equal second chunks after different first ones differ.
-	c := blockHashes(nil, 1, []byte(strings.Repeat("z", 64)+"b"+strings.Repeat("c", 63)), 64, 1<<20)
-	if c[1] == a[1] {
-		t.Fatal("a block's hash ignores its parent")
-	}
-	if n := len(blockHashes(nil, 1, make([]byte, 10000), 64, 1024)); n != 16 {
-		t.Fatalf("max_prompt_bytes: %d blocks", n)
-	}
-}
-
 // TestQuickPrompt: the usual body start is read without validating the
 // rest, with the same text and seed as the validating scanner; other
 // starts are left to the scanner.
@@ -118,27 +99,4 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%d blocks for %d bytes", len(hs), len(r.text))
 		}
 	})
-}
-
-// TestChunkHashBitFlips: flipping any single bit of a chunk, in any lane
-// or in the tail, changes its hash, and no two of the flipped chunks of
-// a size collide with each other.
-func TestChunkHashBitFlips(t *testing.T) {
-	for _, size := range []int{16, 31, 32, 64, 100} {
-		b := []byte(strings.Repeat("The quick brown fox jumps over the lazy dog. ", 3)[:size])
-		base := chunkHash(7, b)
-		seen := map[uint64]int{base: -1}
-		for bit := range size * 8 {
-			b[bit/8] ^= 1 << (bit % 8)
-			h := chunkHash(7, b)
-			b[bit/8] ^= 1 << (bit % 8)
-			if prev, ok := seen[h]; ok {
-				t.Fatalf("size %d: flipping bit %d collides with %d", size, bit, prev)
-			}
-			seen[h] = bit
-		}
-		if chunkHash(8, b) == base {
-			t.Fatalf("size %d: the chained hash does not depend on the previous block", size)
-		}
-	}
 }

@@ -16,6 +16,7 @@ const (
 	countPromptBlocks         // blocks in routed prompts
 	countMatchedBlocks        // of them, matched in the index
 	countWriteFailures        // index writes the store refused
+	countGuestHashed          // prompts the plugin read and hashed itself
 	numCounts
 )
 

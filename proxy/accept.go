@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/traceparent"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -107,7 +108,7 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 	s := rs.srv
 	req := &ctx.Request
 	rs.setRequestID(req)
-	rs.trace.apply(&req.Header)
+	rs.trace.Apply(&req.Header)
 	if s.accessLog {
 		rs.noteRequest(ctx)
 	}
@@ -189,9 +190,9 @@ type requestState struct {
 	logMethod []byte
 	logPath   []byte
 
-	// the access log's other fields and the trace id (accesslog.go, trace.go)
+	// the access log's other fields and the trace id (accesslog.go, package traceparent)
 	acc   accessFields
-	trace traceContext
+	trace traceparent.Context
 
 	// a response body cut after its head was sent (respond.go)
 	sseDialect uint8   // error event dialect; dialectNone: abort only

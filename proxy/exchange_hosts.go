@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
@@ -43,8 +44,8 @@ func (s *Server) routeOfExchange(ex *Exchange) *upstream.Pool {
 	authority, _ := h.Get(hdrAuthority)
 	var m requestModel
 	if s.cfg.OpenAICompat && len(ex.reqBody) > 0 && bytes.HasPrefix(path, strV1Prefix) {
-		if start, end, ok := scanModel(&m.dec, ex.reqBody); ok {
-			if name, ok := decodeString(&m.dec, ex.reqBody[start:end]); ok {
+		if start, end, ok := jsonspan.StringMember(&m.dec, ex.reqBody, "model"); ok {
+			if name, ok := jsonspan.DecodeString(&m.dec, ex.reqBody[start:end]); ok {
 				m.name, m.has = name, true
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/internal/exposition"
+	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -391,7 +392,7 @@ func (s *Server) appendHealthJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, p.Name())
+		b = jsonspan.AppendString(b, p.Name())
 		b = append(b, `:{"healthy":`...)
 		b = strconv.AppendInt(b, int64(p.Healthy()), 10)
 		b = append(b, `,"total":`...)

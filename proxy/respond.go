@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/internal/hopheaders"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,7 +20,7 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 	out := &ctx.Response
 	up.Header.CopyTo(&out.Header)
 	out.Header.ResetConnectionClose()
-	stripHopResponse(&out.Header)
+	hopheaders.StripResponse(&out.Header)
 	out.Header.SetBytesKV(strXRequestID, rs.reqID)
 	if rs.clientClose {
 		ctx.SetConnectionClose()

@@ -37,7 +37,7 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
 		return
 	case "/metrics":
 		if s.cfg.EnableMetrics && s.cfg.Admin.Enabled() {
-			s.writeError(ctx, errNoRoute) // served on the admin listener only (admin.go)
+			s.writeError(ctx, errNoRoute) // served on the admin listener only (AdminHandler)
 			return
 		}
 		if s.cfg.EnableMetrics {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/modellist"
 	"github.com/sluice-proxy/sluice/proxy/internal/traceparent"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
@@ -121,9 +122,9 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rs.findModel(req)
-	if s.models.enabled && rs.ex.upstream == "" && isModelsList(req) {
+	if s.models.Enabled() && rs.ex.upstream == "" && modellist.IsRequest(req) {
 		rs.ok = true
-		s.serveModels(ctx)
+		s.models.Serve(ctx)
 		return
 	}
 	p, kind := rs.choosePool(ctx)

@@ -16,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/internal/exposition"
 	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
+	"github.com/sluice-proxy/sluice/proxy/internal/modellist"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -67,7 +68,7 @@ type Server struct {
 	aliasJSON   []map[string][]byte // by pool index: alias → JSON-quoted name sent upstream
 	modelMet    *modelMetricSet
 	streamCuts  streamCuts
-	models      *modelsCache
+	models      *modellist.Cache // GET /v1/models
 
 	// certs and tlsConfig serve clients TLS (tls.go); nil without.
 	certs     *CertStore
@@ -133,7 +134,7 @@ func buildServer(cfg *Config, opts Options, front *Server) (*Server, error) {
 	s.gen.init(s, front, opts.OnRetire)
 	s.modelMet = newModelMetricSet(s.set, cfg)
 	s.streamCuts.init(s.set)
-	s.models = newModelsCache(cfg)
+	s.models = modellist.New(cfg, ps, s.timeout)
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)
 	s.duration = s.set.NewPrometheusHistogramExt("sluice_request_duration_seconds", exposition.LatencyBuckets)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/modellist"
+	"github.com/sluice-proxy/sluice/proxy/internal/traceparent"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -36,7 +38,7 @@ func (s *Server) dispatch(ctx *fasthttp.RequestCtx) {
 		return
 	case "/metrics":
 		if s.cfg.EnableMetrics && s.cfg.Admin.Enabled() {
-			s.writeError(ctx, errNoRoute) // served on the admin listener only (admin.go)
+			s.writeError(ctx, errNoRoute) // served on the admin listener only (AdminHandler)
 			return
 		}
 		if s.cfg.EnableMetrics {
@@ -107,7 +109,7 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 	s := rs.srv
 	req := &ctx.Request
 	rs.setRequestID(req)
-	rs.trace.apply(&req.Header)
+	rs.trace.Apply(&req.Header)
 	if s.accessLog {
 		rs.noteRequest(ctx)
 	}
@@ -120,9 +122,9 @@ func (rs *requestState) forward(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rs.findModel(req)
-	if s.models.enabled && rs.ex.upstream == "" && isModelsList(req) {
+	if s.models.Enabled() && rs.ex.upstream == "" && modellist.IsRequest(req) {
 		rs.ok = true
-		s.serveModels(ctx)
+		s.models.Serve(ctx)
 		return
 	}
 	p, kind := rs.choosePool(ctx)
@@ -189,9 +191,9 @@ type requestState struct {
 	logMethod []byte
 	logPath   []byte
 
-	// the access log's other fields and the trace id (accesslog.go, trace.go)
+	// the access log's other fields and the trace id (accesslog.go, package traceparent)
 	acc   accessFields
-	trace traceContext
+	trace traceparent.Context
 
 	// a response body cut after its head was sent (respond.go)
 	sseDialect uint8   // error event dialect; dialectNone: abort only

@@ -157,7 +157,7 @@ const (
 // keep the strings, so they must not share rs's reused buffers).
 func (a *accessFields) strings(str *[numAccessStrings]string, rs *requestState) {
 	parts := [numAccessStrings][]byte{
-		strRequestID: rs.reqID, strTraceID: rs.trace.traceID(), strClient: a.client,
+		strRequestID: rs.reqID, strTraceID: rs.trace.TraceID(), strClient: a.client,
 		strMethod: rs.logMethod, strPath: rs.logPath, strModel: rs.model.name,
 	}
 	a.pack = a.pack[:0]

@@ -35,7 +35,7 @@ func filledRequestState(srv *Server) *requestState {
 	rs := newRequestState(srv)
 	rs.reqID = srv.ids.append(nil)
 	var h fasthttp.RequestHeader
-	rs.trace.apply(&h)
+	rs.trace.Apply(&h)
 	rs.logMethod = []byte("POST")
 	rs.logPath = []byte("/v1/chat/completions")
 	rs.acc.client = []byte("192.0.2.10:53124")

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
@@ -364,9 +365,9 @@ func appendPoolsJSON(b []byte, ps *upstream.Pools) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, p.Name())
+		b = jsonspan.AppendString(b, p.Name())
 		b = append(b, `:{"policy":`...)
-		b = appendJSONString(b, p.Policy())
+		b = jsonspan.AppendString(b, p.Policy())
 		b = append(b, `,"healthy":`...)
 		b = strconv.AppendInt(b, int64(p.Healthy()), 10)
 		b = append(b, `,"total":`...)
@@ -380,7 +381,7 @@ func appendPoolsJSON(b []byte, ps *upstream.Pools) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, ep.Addr)
+			b = jsonspan.AppendString(b, ep.Addr)
 			b = append(b, `:{"healthy":`...)
 			b = strconv.AppendBool(b, ep.Up())
 			b = append(b, `,"ejected":`...)

@@ -28,7 +28,7 @@ func (rs *requestState) reset() {
 	rs.bodyBuf = rs.bodyBuf[:0]
 	rs.sseDialect, rs.tail, rs.cutErr, rs.cutOut = dialectNone, [4]byte{}, nil, nil
 	rs.acc.reset()
-	rs.trace.reset()
+	rs.trace.Reset()
 	rs.logMethod, rs.logPath = rs.logMethod[:0], rs.logPath[:0]
 }
 

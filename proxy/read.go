@@ -189,6 +189,10 @@ func hasHeader(raw, name []byte) bool {
 // ones are replaced.
 const maxRequestIDLen = 128
 
+// canonXRequestID is strXRequestID in fasthttp's canonical form, for
+// SetCanonical (prepareUpstreamRequest forwards the id with it).
+var canonXRequestID = []byte("X-Request-Id")
+
 // setRequestID keeps a sane client x-request-id or generates one.
 func (rs *requestState) setRequestID(req *fasthttp.Request) {
 	id := req.Header.PeekBytes(strXRequestID)

@@ -7,6 +7,8 @@ import (
 	"net"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/internal/coalesce"
+	"github.com/sluice-proxy/sluice/proxy/internal/hopheaders"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,7 +21,7 @@ func (rs *requestState) respond(ctx *fasthttp.RequestCtx) {
 	out := &ctx.Response
 	up.Header.CopyTo(&out.Header)
 	out.Header.ResetConnectionClose()
-	stripHopResponse(&out.Header)
+	hopheaders.StripResponse(&out.Header)
 	out.Header.SetBytesKV(strXRequestID, rs.reqID)
 	if rs.clientClose {
 		ctx.SetConnectionClose()
@@ -88,7 +90,7 @@ func (rs *requestState) readResponse(p []byte) (int, error) {
 	if !rs.filtered {
 		n, err := rs.upBody.Read(p)
 		if err == nil && n > 0 && rs.resp.Header.ContentLength() == -1 { // chunked
-			n, err = rs.readBuffered(p, n)
+			n, err = coalesce.ReadBuffered(rs.up.br, rs.upBody, p, n)
 		}
 		rs.usage.observe(p[:n])
 		if err == io.EOF {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/sluice-proxy/sluice/proxy/config"
+	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
@@ -110,6 +111,53 @@ func (s *Server) selectPool(path, authority []byte, hdr headerGetter, m *request
 		return nil, errModelNotFound
 	}
 	return nil, errNoRoute
+}
+
+// UpstreamHosts adds to h one pair per endpoint of the pool the request
+// goes to: the endpoint's "host:port" and the Prometheus text its engine
+// answered at the last successful scrape (empty without metrics_path or
+// before a scrape succeeded), in configuration order, as Higress's
+// proxy_get_upstream_hosts returns them. The pool is the one a filter
+// chose (SetUpstream, SetEndpoint) or, before the route is chosen, the one
+// the routes choose for the request as it stands now (its path, host,
+// headers and, when the body is already read, its model). It reports
+// false, adding nothing, when no pool would take the request. The values
+// are shared, read-only snapshots (upstream.Endpoint.MetricsText).
+func (ex *Exchange) UpstreamHosts(h *Headers) bool {
+	var p *upstream.Pool
+	if ex.upstream != "" {
+		p = ex.pools.ByName(ex.upstream)
+	} else if ex.routeOf != nil {
+		p = ex.routeOf(ex)
+	}
+	if p == nil {
+		return false
+	}
+	for _, ep := range p.Endpoints() {
+		h.Add([]byte(ep.Addr), ep.MetricsText())
+	}
+	return true
+}
+
+// routeOfExchange is the pool selectPool chooses for ex's request
+// headers and body as filters left them (nil: none).
+func (s *Server) routeOfExchange(ex *Exchange) *upstream.Pool {
+	h := &ex.reqHeaders
+	path, _ := h.Get(hdrPath)
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	authority, _ := h.Get(hdrAuthority)
+	var m requestModel
+	if s.cfg.OpenAICompat && len(ex.reqBody) > 0 && bytes.HasPrefix(path, strV1Prefix) {
+		if start, end, ok := jsonspan.StringMember(&m.dec, ex.reqBody, "model"); ok {
+			if name, ok := jsonspan.DecodeString(&m.dec, ex.reqBody[start:end]); ok {
+				m.name, m.has = name, true
+			}
+		}
+	}
+	p, _ := s.selectPool(path, authority, h, &m)
+	return p
 }
 
 func (r *route) modelMatch(m *requestModel) bool {
@@ -296,7 +344,7 @@ func ValidAuthority(b []byte) bool {
 // Model-aware routing. With OpenAICompat, the "model" member of a /v1/…
 // request's JSON body is read after the plugins' request phase (so a
 // plugin may rewrite it), by walking the body's top-level members without
-// decoding the rest and without allocating (jsonspan.go); its escapes are
+// decoding the rest and without allocating (package jsonspan); its escapes are
 // decoded by fastjson. Duplicate "model" members resolve to the last, as
 // Python's json module and Go's encoding/json do, so Sluice routes on the
 // name the engine will read. A body that is not a JSON object, or whose
@@ -312,7 +360,7 @@ type requestModel struct {
 	start, end int // the model string token's bounds in rs.body
 
 	// dec decodes escaped keys and names. It only ever parses one string
-	// token, never the body: jsonspan.go says why.
+	// token, never the body: package jsonspan says why.
 	dec fastjson.Parser
 }
 
@@ -329,11 +377,11 @@ func (rs *requestState) findModel(req *fasthttp.Request) {
 	if !rs.srv.cfg.OpenAICompat || len(rs.body) == 0 || !bytes.HasPrefix(req.URI().Path(), strV1Prefix) {
 		return
 	}
-	start, end, ok := scanModel(&m.dec, rs.body)
+	start, end, ok := jsonspan.StringMember(&m.dec, rs.body, "model")
 	if !ok {
 		return
 	}
-	name, ok := decodeString(&m.dec, rs.body[start:end])
+	name, ok := jsonspan.DecodeString(&m.dec, rs.body[start:end])
 	if !ok {
 		return
 	}
@@ -341,34 +389,12 @@ func (rs *requestState) findModel(req *fasthttp.Request) {
 	m.has, m.start, m.end = true, start, end
 }
 
-// scanModel returns the bounds of the string token that is the value of
-// body's last top-level "model" member; false when body is not a JSON
-// object, is malformed, or its last "model" is not a string. dec decodes
-// escaped keys.
-func scanModel(dec *fastjson.Parser, body []byte) (start, end int, ok bool) {
-	o, isObj := openMembers(body)
-	if !isObj {
-		return 0, 0, false
-	}
-	for o.next() {
-		if !o.keyIs(dec, "model") {
-			continue
-		}
-		ok = body[o.valStart] == '"'
-		start, end = o.valStart, o.valEnd
-	}
-	if !o.ok() {
-		return 0, 0, false
-	}
-	return start, end, ok
-}
-
 // aliasJSON maps each alias of a pool to the JSON string of the name sent
 // upstream, quoted once at start-up.
 func aliasJSON(aliases map[string]string) map[string][]byte {
 	m := make(map[string][]byte, len(aliases))
 	for alias, target := range aliases {
-		m[alias] = appendJSONString(nil, target)
+		m[alias] = jsonspan.AppendString(nil, target)
 	}
 	return m
 }

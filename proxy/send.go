@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/internal/hopheaders"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -26,14 +27,6 @@ var (
 	strXAccelBuffering = []byte("X-Accel-Buffering")
 	strNo              = []byte("no")
 	strCommaSpace      = []byte(", ")
-
-	// hopHeaders are meaningful for one connection only and never forwarded
-	// (RFC 9110 section 7.6.1; the list net/http/httputil uses).
-	hopHeaders = [][]byte{
-		[]byte("Connection"), []byte("Proxy-Connection"), []byte("Keep-Alive"),
-		[]byte("Proxy-Authenticate"), []byte("Proxy-Authorization"), []byte("Te"),
-		[]byte("Trailer"), []byte("Transfer-Encoding"), []byte("Upgrade"),
-	}
 )
 
 // prepareUpstreamRequest turns the client's request into the upstream's:
@@ -42,7 +35,7 @@ func (rs *requestState) prepareUpstreamRequest(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	rs.clientClose = h.ConnectionClose()
 	h.ResetConnectionClose()
-	stripHopRequest(h)
+	hopheaders.StripRequest(h)
 	trust := rs.srv.cfg.TrustForwardedHeaders
 	rs.scratch = rs.scratch[:0]
 	if trust {

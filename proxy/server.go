@@ -8,12 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/internal/exposition"
+	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
+	"github.com/sluice-proxy/sluice/proxy/internal/modellist"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -65,7 +68,7 @@ type Server struct {
 	aliasJSON   []map[string][]byte // by pool index: alias → JSON-quoted name sent upstream
 	modelMet    *modelMetricSet
 	streamCuts  streamCuts
-	models      *modelsCache
+	models      *modellist.Cache // GET /v1/models
 
 	// certs and tlsConfig serve clients TLS (tls.go); nil without.
 	certs     *CertStore
@@ -131,7 +134,7 @@ func buildServer(cfg *Config, opts Options, front *Server) (*Server, error) {
 	s.gen.init(s, front, opts.OnRetire)
 	s.modelMet = newModelMetricSet(s.set, cfg)
 	s.streamCuts.init(s.set)
-	s.models = newModelsCache(cfg)
+	s.models = modellist.New(cfg, ps, s.timeout)
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)
 	s.duration = s.set.NewPrometheusHistogramExt("sluice_request_duration_seconds", exposition.LatencyBuckets)
@@ -391,7 +394,7 @@ func (s *Server) appendHealthJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, p.Name())
+		b = jsonspan.AppendString(b, p.Name())
 		b = append(b, `:{"healthy":`...)
 		b = strconv.AppendInt(b, int64(p.Healthy()), 10)
 		b = append(b, `,"total":`...)
@@ -426,6 +429,47 @@ func (s *Server) UpstreamHealth() map[string]PoolHealth {
 		m[p.Name()] = PoolHealth{Healthy: p.Healthy(), Total: len(p.Endpoints())}
 	}
 	return m
+}
+
+// The admin listener (config admin: {hostname, port}). When it is
+// configured, /metrics is served there only: the client-facing port
+// answers /metrics with 404, so an internet-facing port does not publish
+// upstream addresses (sluice_endpoint_* labels), model names and plugin
+// internals. /health and /ready answer on both ports, so probes may use
+// either. The listener itself is net/http, not fasthttp: it serves a
+// scraper and probes, never the request path, and the profiles of
+// net/http/pprof can be mounted beside it.
+
+// AdminHandler returns the admin listener's handler: GET /health,
+// /ready and, unless enable_metrics is false, /metrics, answered as on
+// the main port; other paths get 404. Mount it at "/" of a mux to add
+// more (cmd/sluice adds /debug/pprof/ there). It is safe for concurrent
+// use and valid for the Server's lifetime.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		s.writeAdminHealth(w, http.StatusOK)
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		status := http.StatusOK
+		if !s.router.IsReady() {
+			status = http.StatusServiceUnavailable
+		}
+		s.writeAdminHealth(w, status)
+	})
+	if s.cfg.EnableMetrics {
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", string(strContentTypeText))
+			s.WriteMetrics(w)
+		})
+	}
+	return mux
+}
+
+func (s *Server) writeAdminHealth(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", string(strApplicationJSON))
+	w.WriteHeader(status)
+	_, _ = w.Write(s.appendHealthJSON(nil))
 }
 
 // listenerSet holds the listeners Serve was given, so that Shutdown

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/testsync"
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
+	"github.com/valyala/fasthttp"
 )
 
 func TestForwardHeaders(t *testing.T) {
@@ -72,6 +73,23 @@ func TestTrustForwardedHeaders(t *testing.T) {
 	}
 	if got.Header.Get("X-Forwarded-Proto") != "https" {
 		t.Fatalf("X-Forwarded-Proto = %q", got.Header.Get("X-Forwarded-Proto"))
+	}
+}
+
+// TestCanonicalNames: the names set with SetCanonical are what
+// fasthttp's normalisation makes of them, so skipping it changes nothing.
+func TestCanonicalNames(t *testing.T) {
+	for _, k := range [][]byte{strXForwardedFor, strXForwardedProto, canonXRequestID} {
+		var h fasthttp.RequestHeader
+		h.SetBytesKV(k, []byte("v"))
+		var c fasthttp.RequestHeader
+		c.SetCanonical(k, []byte("v"))
+		if h.String() != c.String() {
+			t.Fatalf("%s is not canonical: %q vs %q", k, h.String(), c.String())
+		}
+	}
+	if !strings.EqualFold(string(canonXRequestID), string(strXRequestID)) {
+		t.Fatal("canonXRequestID names another header")
 	}
 }
 

@@ -374,3 +374,69 @@ func TestOpenAISDKSeesStreamCut(t *testing.T) {
 	}
 	checkSlotsFree(t, p.Router())
 }
+
+// TestStreamCoalescesReceivedEvents: events the upstream sent together
+// leave Sluice together, in one chunk and one write, not one write each.
+func TestStreamCoalescesReceivedEvents(t *testing.T) {
+	var all, want strings.Builder
+	all.WriteString(sseHead)
+	for i := 0; i < 5; i++ {
+		all.WriteString(sseChunk(strconv.Itoa(i)))
+		want.WriteString("data: " + strconv.Itoa(i) + "\n\n")
+	}
+	all.WriteString("0\r\n\r\n")
+	up := scriptedUpstream(t, func(c net.Conn) { _, _ = c.Write([]byte(all.String())) })
+	p := startProxy(t, baseConfig(up), Options{})
+	got, chunks := readRest(t, streamThrough(t, p))
+	if got != want.String() {
+		t.Fatalf("body %q, want %q", got, want.String())
+	}
+	// One write from the upstream is one read here almost always; allow
+	// the kernel one split.
+	if chunks > 2 {
+		t.Fatalf("5 events received together were sent in %d chunks, want them together", chunks)
+	}
+	checkSlotsFree(t, p.Router())
+}
+
+// TestStreamCoalescingNeverWaits: an event is sent on at once even when
+// the start of the next one came with it; coalescing only takes what is
+// already whole.
+func TestStreamCoalescingNeverWaits(t *testing.T) {
+	gotFirst := make(chan struct{})
+	second := sseChunk("2")
+	up := scriptedUpstream(t, func(c net.Conn) {
+		// Event 1 and the first bytes of event 2 in one write; the rest of
+		// event 2 only once the client has event 1.
+		_, _ = c.Write([]byte(sseHead + sseChunk("1") + second[:5]))
+		select {
+		case <-gotFirst:
+		case <-time.After(10 * time.Second):
+		}
+		_, _ = c.Write([]byte(second[5:] + "0\r\n\r\n"))
+	})
+	p := startProxy(t, baseConfig(up), Options{})
+	br := streamThrough(t, p)
+	type chunk struct {
+		data string
+		err  error
+	}
+	done := make(chan chunk, 1)
+	go func() {
+		ch, err := readChunk(br)
+		done <- chunk{ch, err}
+	}()
+	select {
+	case ch := <-done:
+		if ch.err != nil || ch.data != "data: 1\n\n" {
+			t.Fatalf("first chunk %q, %v", ch.data, ch.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("event 1 held back until event 2 was complete")
+	}
+	close(gotFirst)
+	// The part of event 2 already received may come on its own, as before.
+	if rest, _ := readRest(t, br); rest != "data: 2\n\n" {
+		t.Fatalf("after event 1: %q, want event 2", rest)
+	}
+}

@@ -80,7 +80,7 @@ func (s *CertStore) writeExpiry(w io.Writer) {
 	if len(exp) == 0 {
 		return
 	}
-	// The HELP text is filled in by exposition.Write (metrics.go).
+	// The HELP text is filled in by exposition.Write (router.go).
 	io.WriteString(w, "# HELP sluice_tls_certificate_expiry_timestamp_seconds\n# TYPE sluice_tls_certificate_expiry_timestamp_seconds gauge\n")
 	for _, e := range exp {
 		fmt.Fprintf(w, "sluice_tls_certificate_expiry_timestamp_seconds{cert_file=\"%s\"} %.0f\n", escapeLabel(e.file), e.notAfter)

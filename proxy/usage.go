@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/sluice-proxy/sluice/internal/exposition"
+	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
 	"github.com/valyala/fastjson"
 )
 
@@ -333,15 +334,15 @@ func (u *usageTracker) eof() {
 		if i > 0 && t[i-1] == '\\' { // inside a string
 			continue
 		}
-		j := skipWS(t, i+len(strUsage))
+		j := jsonspan.SkipWS(t, i+len(strUsage))
 		if j >= len(t) || t[j] != ':' {
 			continue
 		}
-		j = skipWS(t, j+1)
+		j = jsonspan.SkipWS(t, j+1)
 		if j >= len(t) || t[j] != '{' {
 			continue
 		}
-		k, ok := skipValue(t, j)
+		k, ok := jsonspan.SkipValue(t, j)
 		if !ok {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
 	"github.com/valyala/fastjson"
 )
 
@@ -28,11 +29,11 @@ func TestAllocsUpstreamsJSON(t *testing.T) {
 	body := []byte(`{"messages":[{"role":"user","content":"a \"quoted\" word"}],"mod\u0065l":"ll\u0061ma","stream":true}`)
 	var dec fastjson.Parser
 	if n := testing.AllocsPerRun(1000, func() {
-		start, end, ok := scanModel(&dec, body)
+		start, end, ok := jsonspan.StringMember(&dec, body, "model")
 		if !ok {
 			t.Fatal("no model")
 		}
-		if name, _ := decodeString(&dec, body[start:end]); string(name) != "llama" {
+		if name, _ := jsonspan.DecodeString(&dec, body[start:end]); string(name) != "llama" {
 			t.Fatalf("model %q", name)
 		}
 	}); n != 0 {

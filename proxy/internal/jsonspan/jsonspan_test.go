@@ -1,4 +1,4 @@
-package proxy
+package jsonspan
 
 import (
 	"bytes"
@@ -13,13 +13,18 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// modelOf runs scanModel and decodes the result as findModel does.
+// scanModel is StringMember for "model", as package proxy calls it.
+func scanModel(dec *fastjson.Parser, body []byte) (start, end int, ok bool) {
+	return StringMember(dec, body, "model")
+}
+
+// modelOf runs scanModel and decodes the result as proxy's findModel does.
 func modelOf(dec *fastjson.Parser, body []byte) (string, bool) {
 	start, end, ok := scanModel(dec, body)
 	if !ok {
 		return "", false
 	}
-	name, ok := decodeString(dec, body[start:end])
+	name, ok := DecodeString(dec, body[start:end])
 	return string(name), ok
 }
 
@@ -65,8 +70,8 @@ func TestScanModel(t *testing.T) {
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"uo\te`, "ctl\x00\x1f\n", "ünï"} {
 		var back string
-		if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil || back != s {
-			t.Errorf("appendJSONString(%q) round trip: %q %v", s, back, err)
+		if err := json.Unmarshal(AppendString(nil, s), &back); err != nil || back != s {
+			t.Errorf("AppendString(%q) round trip: %q %v", s, back, err)
 		}
 	}
 }
@@ -99,7 +104,7 @@ func FuzzScanModel(f *testing.F) {
 			if start < 0 || end > len(b) || end-start < 2 || b[start] != '"' || b[end-1] != '"' {
 				t.Fatalf("scanModel(%q): span [%d:%d] is not a string token", b, start, end)
 			}
-			name, dok := decodeString(&dec, b[start:end])
+			name, dok := DecodeString(&dec, b[start:end])
 			if !dok {
 				t.Fatalf("scanModel(%q): token %q does not decode", b, b[start:end])
 			}
@@ -142,7 +147,7 @@ func FuzzScanModel(f *testing.F) {
 
 // unpairedSurrogate reports whether the JSON string token raw escapes a
 // UTF-16 surrogate that is not half of a pair, which fastjson and
-// encoding/json decode differently (decodeString says how).
+// encoding/json decode differently (DecodeString says how).
 func unpairedSurrogate(raw []byte) bool {
 	s := string(bytes.TrimSpace(raw))
 	hexAt := func(i int) (rune, bool) {

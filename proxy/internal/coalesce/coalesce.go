@@ -1,6 +1,16 @@
-package proxy
+// Package coalesce lets a streamed chunked response leave in fewer,
+// larger writes: after one read of a chunked body, ReadBuffered adds the
+// chunks that are already whole in the connection's read buffer, so
+// events that arrived together are sent together. It never reads what
+// has not arrived. The functions are safe for concurrent use on
+// different readers.
+package coalesce
 
-import "bytes"
+import (
+	"bufio"
+	"bytes"
+	"io"
+)
 
 // Coalescing stream events already received (issue 12).
 //
@@ -62,18 +72,20 @@ func hexDigit(c byte) int {
 	return -1
 }
 
-// readBuffered adds to p[:n] the upstream chunks that are already in the
-// upstream connection's read buffer, whole, while they fit in p. It is
-// called only for a chunked upstream body read without filters.
-func (rs *requestState) readBuffered(p []byte, n int) (int, error) {
-	br := rs.up.br
+// ReadBuffered adds to p[:n] the chunks of a chunked body that are
+// already in br, the upstream connection's read buffer, whole, while they
+// fit in p; body is the chunked body's reader, reading from br. It
+// returns the new n and body's error, if any. It is for a chunked body
+// read without filters (package proxy's respond.go); a nil br adds
+// nothing.
+func ReadBuffered(br *bufio.Reader, body io.Reader, p []byte, n int) (int, error) {
 	for br != nil && n < len(p) && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
 		size, ok := completeChunk(b)
 		if !ok || size > len(p)-n {
 			break
 		}
-		m, err := rs.upBody.Read(p[n : n+size])
+		m, err := body.Read(p[n : n+size])
 		n += m
 		if err != nil {
 			return n, err

@@ -1,4 +1,10 @@
-package proxy
+// Package hopheaders strips hop-by-hop header fields from a fasthttp
+// request or response header before a proxy forwards it: the nine fields
+// RFC 9110 section 7.6.1 and net/http/httputil name (names), and every
+// field the Connection header lists. StripRequest and StripResponse
+// allocate nothing unless a Connection value names another field; they
+// are safe for concurrent use on different headers.
+package hopheaders
 
 import (
 	"bytes"
@@ -19,33 +25,38 @@ import (
 // The two functions are one per fasthttp header type: through a generic
 // or an interface fasthttp's iterator escapes and allocates.
 
-// canonXRequestID is strXRequestID in fasthttp's canonical form, for
-// SetCanonical.
-var canonXRequestID = []byte("X-Request-Id")
+// names are meaningful for one connection only and never forwarded
+// (RFC 9110 section 7.6.1; the list net/http/httputil uses). Connection
+// is first (connectionBit).
+var names = [][]byte{
+	[]byte("Connection"), []byte("Proxy-Connection"), []byte("Keep-Alive"),
+	[]byte("Proxy-Authenticate"), []byte("Proxy-Authorization"), []byte("Te"),
+	[]byte("Trailer"), []byte("Transfer-Encoding"), []byte("Upgrade"),
+}
 
-// stripHopRequest deletes from h every header of hopHeaders it holds,
-// and those its Connection header names.
-func stripHopRequest(h *fasthttp.RequestHeader) {
+// StripRequest deletes from h every header of names it holds, and those
+// its Connection header names.
+func StripRequest(h *fasthttp.RequestHeader) {
 	if present := hopPresent(h.All()); present != 0 {
 		if present&connectionBit != 0 {
-			delConnectionListed(h.DelBytes, h.PeekBytes(hopHeaders[0]))
+			delConnectionListed(h.DelBytes, h.PeekBytes(names[0]))
 		}
 		delHop(h.DelBytes, present)
 	}
 }
 
-// stripHopResponse deletes from h every header of hopHeaders it holds,
-// and those its Connection header names.
-func stripHopResponse(h *fasthttp.ResponseHeader) {
+// StripResponse deletes from h every header of names it holds, and
+// those its Connection header names.
+func StripResponse(h *fasthttp.ResponseHeader) {
 	if present := hopPresent(h.All()); present != 0 {
 		if present&connectionBit != 0 {
-			delConnectionListed(h.DelBytes, h.PeekBytes(hopHeaders[0]))
+			delConnectionListed(h.DelBytes, h.PeekBytes(names[0]))
 		}
 		delHop(h.DelBytes, present)
 	}
 }
 
-// connectionBit is Connection's bit in hopPresent (hopHeaders[0]).
+// connectionBit is Connection's bit in hopPresent (names[0]).
 const connectionBit = 1 << 0
 
 // delConnectionListed deletes the headers the Connection header value
@@ -83,7 +94,7 @@ func namesField(value []byte) bool {
 }
 
 // isConnectionField reports whether tok, a Connection token, names a
-// field to delete: not empty, not "close", not one of hopHeaders (those
+// field to delete: not empty, not "close", not one of names (those
 // go anyway).
 func isConnectionField(tok []byte) bool {
 	return len(tok) > 0 && hopBit(tok) == 0 && !bytes.EqualFold(tok, []byte("close"))
@@ -100,22 +111,22 @@ func hopPresent(headers iter.Seq2[[]byte, []byte]) uint32 {
 
 // delHop deletes the hop-by-hop headers whose bits are set in present.
 func delHop(del func([]byte), present uint32) {
-	for i, k := range hopHeaders {
+	for i, k := range names {
 		if present&(1<<i) != 0 {
 			del(k)
 		}
 	}
 }
 
-// hopBit is the bit of key's position in hopHeaders (case-insensitive),
+// hopBit is the bit of key's position in names (case-insensitive),
 // or 0 when key is not hop-by-hop.
 func hopBit(key []byte) uint32 {
-	switch len(key) { // the lengths of hopHeaders' names
+	switch len(key) { // the lengths of names' names
 	case 2, 7, 10, 16, 17, 18, 19:
 	default:
 		return 0
 	}
-	for i, k := range hopHeaders {
+	for i, k := range names {
 		if len(k) == len(key) && bytes.EqualFold(k, key) {
 			return 1 << i
 		}

@@ -1,4 +1,11 @@
-package proxy
+// Package traceparent keeps or starts a request's W3C Trace Context
+// (https://www.w3.org/TR/trace-context/, Level 1): it parses a
+// traceparent field strictly (Parse) and, per request, keeps a valid one
+// or writes a generated one into the request header (Context.Apply),
+// remembering the trace id for the access log. It allocates nothing once
+// the header's storage is warm. Package proxy calls Apply right after it
+// sets the request id, before the filters see the request.
+package traceparent
 
 import (
 	"encoding/binary"
@@ -8,7 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// W3C Trace Context (https://www.w3.org/TR/trace-context/, Level 1).
+// How Sluice uses the trace context.
 //
 // Sluice records no spans of its own: it forwards the client's trace
 // context and starts one for requests that carry none, so that the
@@ -16,7 +23,7 @@ import (
 // the traceparent they receive) and Sluice's access log share a trace id.
 //
 //   - A request with exactly one traceparent field that parses strictly
-//     (parseTraceparent) keeps it, and its tracestate fields, unchanged:
+//     (Parse) keeps it, and its tracestate fields, unchanged:
 //     the spec's forwarding mode (section "Processing Model in Forwarding
 //     Mode"), since Sluice adds no span to the trace.
 //   - A request without one, with one that does not parse, or with
@@ -53,32 +60,35 @@ const (
 	traceFlagsGenerated = "01"
 )
 
-// traceContext is one request's trace id, for the access log. It belongs
-// to the request's pooled state; the zero value means no trace id.
-type traceContext struct {
+// Context is one request's trace id, for the access log. It belongs to
+// the request's pooled state (reset with Reset, not safe for concurrent
+// use); the zero value means no trace id.
+type Context struct {
 	id  [32]byte // trace-id, lowercase hex
 	has bool
-	// header is the generated traceparent value; valid only during apply.
+	// header is the generated traceparent value; valid only during Apply.
 	header [traceparentLen]byte
 }
 
-func (t *traceContext) reset() { t.has = false }
+// Reset forgets the trace id, for the next request.
+func (t *Context) Reset() { t.has = false }
 
-// traceID returns the trace id in lowercase hex, or nil.
-func (t *traceContext) traceID() []byte {
+// TraceID returns the trace id in lowercase hex, or nil: a view into t,
+// valid until the next Apply or Reset.
+func (t *Context) TraceID() []byte {
 	if !t.has {
 		return nil
 	}
 	return t.id[:]
 }
 
-// apply keeps h's traceparent when it is valid, else replaces it with a
+// Apply keeps h's traceparent when it is valid, else replaces it with a
 // generated one and drops tracestate; it records the trace id. It
 // allocates nothing once the header's storage is warm.
-func (t *traceContext) apply(h *fasthttp.RequestHeader) {
+func (t *Context) Apply(h *fasthttp.RequestHeader) {
 	vals := h.PeekAll("Traceparent") // a view into h, reused by h
 	if len(vals) == 1 {
-		if id, ok := parseTraceparent(vals[0]); ok {
+		if id, ok := Parse(vals[0]); ok {
 			copy(t.id[:], id)
 			t.has = true
 			return
@@ -97,7 +107,7 @@ func (t *traceContext) apply(h *fasthttp.RequestHeader) {
 // (ChaCha8, seeded per thread from the OS; no lock, no allocation): the
 // spec asks for random ids (section "Considerations for trace-id field
 // generation"), not for secret ones.
-func (t *traceContext) generate() {
+func (t *Context) generate() {
 	var raw [24]byte
 	for {
 		binary.BigEndian.PutUint64(raw[0:], rand.Uint64())
@@ -128,7 +138,7 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// parseTraceparent validates a traceparent field value strictly, as the
+// Parse validates a traceparent field value strictly, as the
 // W3C spec's ABNF and its versioning rules say, and returns its trace-id
 // (a view into v):
 //
@@ -143,7 +153,7 @@ func allZero(b []byte) bool {
 // Uppercase hex is invalid: HEXDIGLC is lowercase only, and the spec says
 // to ignore a traceparent whose trace-id or parent-id has characters it
 // does not allow.
-func parseTraceparent(v []byte) ([]byte, bool) {
+func Parse(v []byte) ([]byte, bool) {
 	v = trimOWS(v)
 	if len(v) < traceparentLen {
 		return nil, false

@@ -1,4 +1,9 @@
-package proxy
+// Package modellist answers an OpenAI GET /v1/models for Sluice's pools:
+// the names the configuration declares and those the endpoints in
+// rotation report, merged, fetched at most once per TTL. Package proxy
+// builds one Cache per configuration generation (New), asks Enabled and
+// IsRequest on its request path and calls Serve.
+package modellist
 
 import (
 	"encoding/json"
@@ -6,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-proxy/sluice/proxy/config"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
 	"github.com/valyala/fasthttp"
 )
@@ -29,6 +35,8 @@ const (
 	pathV1Models       = "/v1/models"
 )
 
+var strApplicationJSON = []byte("application/json")
+
 // modelEntry is one model of an OpenAI list.
 type modelEntry struct {
 	ID      string `json:"id"`
@@ -42,60 +50,71 @@ type modelList struct {
 	Data   []modelEntry `json:"data"`
 }
 
-// modelsCache holds the rendered /v1/models answer.
-type modelsCache struct {
+// Cache holds the rendered /v1/models answer of one configuration and
+// its pools. It is safe for concurrent use; requests that find it stale
+// wait for one refresh.
+type Cache struct {
+	cfg     *config.Config
+	pools   *upstream.Pools
+	timeout time.Duration // a fetch's bound: min(modelsFetchTimeout, the config's timeout)
 	enabled bool
-	created int64 // for configured models: the server's start
+	created int64 // for configured models: the cache's creation
 	mu      sync.Mutex
 	fetched time.Time
 	lists   map[*upstream.Endpoint][]modelEntry
 	body    []byte
 }
 
-func newModelsCache(cfg *Config) *modelsCache {
-	mc := &modelsCache{created: time.Now().Unix()}
+// New returns the Cache of cfg and the pools built from it; timeout is
+// cfg's request timeout (a fetch takes at most 2 s or timeout, the
+// shorter). It fetches nothing until the first Serve.
+func New(cfg *config.Config, pools *upstream.Pools, timeout time.Duration) *Cache {
+	mc := &Cache{cfg: cfg, pools: pools, timeout: min(modelsFetchTimeout, timeout), created: time.Now().Unix()}
 	for i := range cfg.Upstreams {
 		mc.enabled = mc.enabled || (cfg.OpenAICompat && cfg.Upstreams[i].DeclaresModels())
 	}
 	return mc
 }
 
-// isModelsList reports whether the request is GET (or HEAD) /v1/models.
-func isModelsList(req *fasthttp.Request) bool {
+// Enabled reports whether Sluice answers /v1/models itself: OpenAICompat
+// is on and a pool lists models or aliases.
+func (mc *Cache) Enabled() bool { return mc.enabled }
+
+// IsRequest reports whether the request is GET (or HEAD) /v1/models.
+func IsRequest(req *fasthttp.Request) bool {
 	return (req.Header.IsGet() || req.Header.IsHead()) && string(req.URI().Path()) == pathV1Models
 }
 
-// serveModels answers /v1/models from the cache.
-func (s *Server) serveModels(ctx *fasthttp.RequestCtx) {
-	body := s.models.get(s)
+// Serve answers /v1/models from the cache: 200, application/json.
+func (mc *Cache) Serve(ctx *fasthttp.RequestCtx) {
+	body := mc.get()
 	ctx.Response.SetStatusCode(fasthttp.StatusOK)
 	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
 	ctx.Response.SetBody(body)
 }
 
 // get returns the current answer, refreshing it when stale.
-func (mc *modelsCache) get(s *Server) []byte {
+func (mc *Cache) get() []byte {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
 	if mc.body == nil || time.Since(mc.fetched) > modelsTTL {
-		mc.refresh(s)
+		mc.refresh()
 	}
 	return mc.body
 }
 
 // refresh fetches every endpoint's list concurrently; mc.mu is held.
-func (mc *modelsCache) refresh(s *Server) {
+func (mc *Cache) refresh() {
 	if mc.lists == nil {
 		mc.lists = make(map[*upstream.Endpoint][]modelEntry)
 	}
-	timeout := min(modelsFetchTimeout, s.timeout)
 	type result struct {
 		ep   *upstream.Endpoint
 		list []modelEntry
 		ok   bool
 	}
 	var eps []*upstream.Endpoint
-	for _, p := range s.pools.List() {
+	for _, p := range mc.pools.List() {
 		pm := p.InPanic()
 		for _, ep := range p.Endpoints() {
 			if pm || ep.Up() {
@@ -109,7 +128,7 @@ func (mc *modelsCache) refresh(s *Server) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			list, ok := fetchModels(ep, timeout)
+			list, ok := fetchModels(ep, mc.timeout)
 			results[i] = result{ep, list, ok}
 		}()
 	}
@@ -120,7 +139,7 @@ func (mc *modelsCache) refresh(s *Server) {
 		}
 	}
 	mc.fetched = time.Now()
-	mc.body = mc.render(s)
+	mc.body = mc.render()
 }
 
 // fetchModels reads an endpoint's /v1/models.
@@ -144,7 +163,7 @@ func fetchModels(ep *upstream.Endpoint, timeout time.Duration) ([]modelEntry, bo
 }
 
 // render builds the union list; mc.mu is held.
-func (mc *modelsCache) render(s *Server) []byte {
+func (mc *Cache) render() []byte {
 	l := modelList{Object: "list", Data: []modelEntry{}}
 	seen := map[string]bool{}
 	add := func(m modelEntry) {
@@ -153,8 +172,8 @@ func (mc *modelsCache) render(s *Server) []byte {
 			l.Data = append(l.Data, m)
 		}
 	}
-	for i := range s.cfg.Upstreams {
-		u := &s.cfg.Upstreams[i]
+	for i := range mc.cfg.Upstreams {
+		u := &mc.cfg.Upstreams[i]
 		names := make([]string, 0, len(u.Models)+2*len(u.ModelAliases))
 		for _, m := range u.Models {
 			if m != "*" {
@@ -171,7 +190,7 @@ func (mc *modelsCache) render(s *Server) []byte {
 			add(modelEntry{ID: n, Object: "model", Created: mc.created, OwnedBy: u.Name})
 		}
 	}
-	for _, p := range s.pools.List() {
+	for _, p := range mc.pools.List() {
 		for _, ep := range p.Endpoints() {
 			for _, m := range mc.lists[ep] {
 				add(m)

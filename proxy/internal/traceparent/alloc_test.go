@@ -1,6 +1,6 @@
 //go:build !race
 
-package proxy
+package traceparent
 
 import (
 	"testing"
@@ -12,7 +12,7 @@ import (
 // one both allocate nothing once the header's storage is warm.
 func TestAllocsTraceContext(t *testing.T) {
 	var h fasthttp.RequestHeader
-	var tc traceContext
+	var tc Context
 	for _, c := range []struct {
 		name  string
 		value string // "" for none
@@ -27,14 +27,14 @@ func TestAllocsTraceContext(t *testing.T) {
 		}
 		run := func() {
 			fill()
-			tc.reset()
-			tc.apply(&h)
+			tc.Reset()
+			tc.Apply(&h)
 		}
 		run()
 		if n := testing.AllocsPerRun(1000, run); n != 0 {
 			t.Errorf("%s: %v allocs/op", c.name, n)
 		}
-		if tc.traceID() == nil {
+		if tc.TraceID() == nil {
 			t.Errorf("%s: no trace id", c.name)
 		}
 	}

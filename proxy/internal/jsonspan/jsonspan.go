@@ -1,4 +1,14 @@
-package proxy
+// Package jsonspan finds JSON tokens in a body without parsing all of
+// it, and gives their byte spans: StringMember walks an object's top-level
+// members to the last one of a name whose value is a string (package
+// proxy reads and rewrites an OpenAI request's "model" with it);
+// SkipWS and SkipValue step over blanks and one whole value (proxy's
+// usage tracker finds a response's "usage" object with them);
+// DecodeString decodes a string token; AppendString writes one. None
+// allocates, except AppendString growing dst and DecodeString decoding
+// an escape into the parser it is given. The functions are safe for
+// concurrent use; a fastjson.Parser passed to them is not.
+package jsonspan
 
 import (
 	"bytes"
@@ -8,11 +18,11 @@ import (
 
 // JSON on the request path. fastjson (github.com/valyala/fastjson) decodes
 // what Sluice reads: the string tokens here and the usage objects of
-// responses (usage.go). What fastjson cannot do is the walk over a request
-// body's top-level members, so this file keeps one:
+// responses (proxy/usage.go). What fastjson cannot do is the walk over a
+// request body's top-level members, so this package keeps one:
 //
 //   - fastjson gives no byte offsets, and the alias rewrite must splice the
-//     new name into the original bytes (select.go says why);
+//     new name into the original bytes (proxy/select.go says why);
 //   - fastjson.Parser builds a tree of the whole document, one 80-byte
 //     Value per JSON value. A request body of up to max_request_body_size
 //     is client input: with fastjson v1.6.10, a 4 MiB prompt of token ids
@@ -30,6 +40,29 @@ import (
 // some invalid JSON; what it finds in valid JSON is what encoding/json
 // finds (FuzzScanModel checks this).
 
+// StringMember returns the bounds of the string token (quotes included)
+// that is the value of body's last top-level member named name; false
+// when body is not a JSON object, is malformed, or its last such member
+// is not a string. dec decodes escaped keys. Duplicates resolve to the
+// last, as Python's json module and Go's encoding/json do.
+func StringMember(dec *fastjson.Parser, body []byte, name string) (start, end int, ok bool) {
+	o, isObj := openMembers(body)
+	if !isObj {
+		return 0, 0, false
+	}
+	for o.next() {
+		if !o.keyIs(dec, name) {
+			continue
+		}
+		ok = body[o.valStart] == '"'
+		start, end = o.valStart, o.valEnd
+	}
+	if !o.ok() {
+		return 0, 0, false
+	}
+	return start, end, ok
+}
+
 // jsonMembers iterates the members of a JSON object.
 type jsonMembers struct {
 	b    []byte
@@ -46,11 +79,11 @@ type jsonMembers struct {
 // openMembers starts iterating the object b holds (leading blanks
 // allowed); false when b does not start with one.
 func openMembers(b []byte) (jsonMembers, bool) {
-	i := skipWS(b, 0)
+	i := SkipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return jsonMembers{}, false
 	}
-	i = skipWS(b, i+1)
+	i = SkipWS(b, i+1)
 	o := jsonMembers{b: b, i: i}
 	if i < len(b) && b[i] == '}' {
 		o.done = true
@@ -73,20 +106,20 @@ func (o *jsonMembers) next() bool {
 		return o.fail()
 	}
 	o.key, o.keyEscaped = b[i:end], esc
-	i = skipWS(b, end)
+	i = SkipWS(b, end)
 	if i >= len(b) || b[i] != ':' {
 		return o.fail()
 	}
-	i = skipWS(b, i+1)
-	vend, ok := skipValue(b, i)
+	i = SkipWS(b, i+1)
+	vend, ok := SkipValue(b, i)
 	if !ok {
 		return o.fail()
 	}
 	o.valStart, o.valEnd = i, vend
-	i = skipWS(b, vend)
+	i = SkipWS(b, vend)
 	switch {
 	case i < len(b) && b[i] == ',':
-		o.i = skipWS(b, i+1)
+		o.i = SkipWS(b, i+1)
 	case i < len(b) && b[i] == '}':
 		o.done = true
 	default:
@@ -109,17 +142,17 @@ func (o *jsonMembers) keyIs(dec *fastjson.Parser, name string) bool {
 	if !o.keyEscaped {
 		return string(o.key[1:len(o.key)-1]) == name
 	}
-	s, ok := decodeString(dec, o.key)
+	s, ok := DecodeString(dec, o.key)
 	return ok && string(s) == name
 }
 
-// decodeString decodes the JSON string token tok (quotes included, as
-// stringEnd delimits it) with dec: a view into tok when it has no escape,
+// DecodeString decodes the JSON string token tok (quotes included, as
+// StringMember delimits it) with dec: a view into tok when it has no escape,
 // else into dec's buffer, valid until dec's next parse. Escapes are
 // decoded as fastjson does, which differs from encoding/json only on
 // input that is not valid UTF-16: an escaped surrogate that is not half
 // of a pair stays as its six characters (encoding/json writes U+FFFD).
-func decodeString(dec *fastjson.Parser, tok []byte) ([]byte, bool) {
+func DecodeString(dec *fastjson.Parser, tok []byte) ([]byte, bool) {
 	raw := tok[1 : len(tok)-1]
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw, true
@@ -132,7 +165,9 @@ func decodeString(dec *fastjson.Parser, tok []byte) ([]byte, bool) {
 	return s, err == nil
 }
 
-func skipWS(b []byte, i int) int {
+// SkipWS returns the index of the first byte at or after b[i] that is
+// not JSON whitespace (len(b) when there is none).
+func SkipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
@@ -170,9 +205,11 @@ func indexQuoteOrBackslash(b []byte) int {
 	return -1
 }
 
-// skipValue returns the index just past the value starting at b[i]. It
-// counts brackets instead of recursing, so depth costs no stack.
-func skipValue(b []byte, i int) (int, bool) {
+// SkipValue returns the index just past the value starting at b[i]; false
+// when none starts there or it does not end. It counts brackets instead
+// of recursing, so depth costs no stack, and it checks only the
+// brackets and strings of a nested value, not its commas and colons.
+func SkipValue(b []byte, i int) (int, bool) {
 	if i >= len(b) {
 		return 0, false
 	}
@@ -218,11 +255,11 @@ func skipValue(b []byte, i int) (int, bool) {
 	return i, i > start
 }
 
-// appendJSONString appends s as a JSON string: quotes, backslashes and
+// AppendString appends s as a JSON string: quotes, backslashes and
 // control characters escaped; other bytes as they are. (fastjson's own
 // encoder quotes with strconv.AppendQuote, whose \x00 and \a escapes are
 // not JSON.)
-func appendJSONString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {

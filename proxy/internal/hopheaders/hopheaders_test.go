@@ -1,4 +1,4 @@
-package proxy
+package hopheaders
 
 import (
 	"bufio"
@@ -30,7 +30,7 @@ var hopCases = []string{
 func TestStripHopHeadersMatchesDeletingAll(t *testing.T) {
 	same := func(what string, old, neu hopHeaderMap, strip func()) {
 		t.Helper()
-		for _, k := range hopHeaders {
+		for _, k := range names {
 			old.DelBytes(k)
 		}
 		strip()
@@ -45,9 +45,9 @@ func TestStripHopHeadersMatchesDeletingAll(t *testing.T) {
 			hc += "Content-Length: 0\r\n"
 		}
 		oq, nq := readTwo[fasthttp.Request](t, "POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nUser-Agent: t\r\nX-Pass: 1\r\n"+hc+"\r\n"+body)
-		same("request with "+hc, &oq.Header, &nq.Header, func() { stripHopRequest(&nq.Header) })
+		same("request with "+hc, &oq.Header, &nq.Header, func() { StripRequest(&nq.Header) })
 		or, nr := readTwo[fasthttp.Response](t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: u\r\nSet-Cookie: s=1\r\nX-Pass: 1\r\n"+hc+"\r\n"+body)
-		same("response with "+hc, &or.Header, &nr.Header, func() { stripHopResponse(&nr.Header) })
+		same("response with "+hc, &or.Header, &nr.Header, func() { StripResponse(&nr.Header) })
 	}
 }
 
@@ -72,25 +72,8 @@ func readTwo[M any, P interface {
 	return a, b
 }
 
-// TestCanonicalNames: the names set with SetCanonical are what
-// fasthttp's normalisation makes of them, so skipping it changes nothing.
-func TestCanonicalNames(t *testing.T) {
-	for _, k := range [][]byte{strXForwardedFor, strXForwardedProto, canonXRequestID} {
-		var h fasthttp.RequestHeader
-		h.SetBytesKV(k, []byte("v"))
-		var c fasthttp.RequestHeader
-		c.SetCanonical(k, []byte("v"))
-		if h.String() != c.String() {
-			t.Fatalf("%s is not canonical: %q vs %q", k, h.String(), c.String())
-		}
-	}
-	if !strings.EqualFold(string(canonXRequestID), string(strXRequestID)) {
-		t.Fatal("canonXRequestID names another header")
-	}
-}
-
 func TestHopBit(t *testing.T) {
-	for i, k := range hopHeaders {
+	for i, k := range names {
 		if l := len(k); l != 2 && l != 7 && l != 10 && l != 16 && l != 17 && l != 18 && l != 19 {
 			t.Fatalf("%s: length %d missing from hopBit's length filter", k, l)
 		}
@@ -113,7 +96,7 @@ func BenchmarkStripHopHeaders(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		stripHopRequest(&r.Header)
+		StripRequest(&r.Header)
 	}
 }
 
@@ -137,10 +120,10 @@ func TestStripConnectionListedHeaders(t *testing.T) {
 		}
 	}
 	req, _ := readTwo[fasthttp.Request](t, "GET / HTTP/1.1\r\nHost: a\r\n"+hc+"\r\n")
-	stripHopRequest(&req.Header)
+	StripRequest(&req.Header)
 	check("request", &req.Header)
 	resp, _ := readTwo[fasthttp.Response](t, "HTTP/1.1 200 OK\r\n"+hc+"\r\n")
-	stripHopResponse(&resp.Header)
+	StripResponse(&resp.Header)
 	check("response", &resp.Header)
 }
 
@@ -156,7 +139,7 @@ func FuzzStripConnectionListed(f *testing.F) {
 		h.Set("Connection", value)
 		h.Set("X-A", "1")
 		h.Set("X-Keep", "2")
-		stripHopRequest(&h)
+		StripRequest(&h)
 		if h.Peek("Connection") != nil {
 			t.Fatalf("Connection %q survived", value)
 		}
@@ -184,7 +167,7 @@ func TestAllocsStripConnectionUsualTokens(t *testing.T) {
 		}
 		if allocs := testing.AllocsPerRun(100, func() {
 			fill()
-			stripHopRequest(&h)
+			StripRequest(&h)
 		}); allocs != 0 {
 			t.Errorf("Connection: %q: %v allocations per strip, want 0", v, allocs)
 		}

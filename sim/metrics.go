@@ -37,7 +37,7 @@ func (h *histogram) observe(v float64) {
 // under vLLM's names, each with the model_name label as vLLM sets it.
 // Sluice's scraper reads vllm:num_requests_waiting,
 // vllm:num_requests_running and vllm:kv_cache_usage_perc from it (see
-// proxy/engine_metrics.go), so a pool of simulated engines looks like vLLM.
+// proxy/upstream/engine_metrics.go), so a pool of simulated engines looks like vLLM.
 func (e *Engine) serveMetrics(w http.ResponseWriter) {
 	e.mu.Lock()
 	st := Stats{

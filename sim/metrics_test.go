@@ -34,7 +34,7 @@ func scrape(t *testing.T, e *Engine) map[string]float64 {
 	return m
 }
 
-// The metrics Sluice's scraper reads (proxy/engine_metrics.go) and the
+// The metrics Sluice's scraper reads (proxy/upstream/engine_metrics.go) and the
 // vLLM counters move as vLLM's do.
 func TestMetricsMove(t *testing.T) {
 	e := newManual(t, Config{Model: "m", NumBlocks: 8, MaxNumSeqs: 2, MaxBatchedTokens: 256})

@@ -90,8 +90,13 @@ func TestRedisCallbackTrap(t *testing.T) {
 	}
 }
 
-// TestHigressFixturesUpToDate checks that every .wasm in testdata/higress
-// is what wat2wasm builds from the .wat beside it.
-func TestHigressFixturesUpToDate(t *testing.T) {
-	plugintest.CheckWatFixtures(t, filepath.Join("testdata", "higress"))
+// TestWatFixturesUpToDate checks that every .wasm in the hand-written
+// fixture directories (the Higress ABI fixtures, the CPU-bound guests of
+// the deadline tests and benchmarks, the stop-check rewrite inputs) is
+// what wat2wasm builds from the .wat beside it. testdata/hostile has its
+// own check (TestFixturesUpToDate).
+func TestWatFixturesUpToDate(t *testing.T) {
+	for _, dir := range []string{"higress", "cpu", "stopcheck"} {
+		t.Run(dir, func(t *testing.T) { plugintest.CheckWatFixtures(t, filepath.Join("testdata", dir)) })
+	}
 }

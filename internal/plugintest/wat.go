@@ -65,10 +65,12 @@ func FixtureNames(dir string) ([]string, error) {
 // CheckWatFixtures checks a directory of hand-written fixtures (dir holds
 // <name>.wat sources and the <name>.wasm built from each): dir has at least
 // one .wat, every .wasm has its .wat, and every .wasm has the bytes
-// wat2wasm builds from its .wat today. A stale or missing .wasm is an error
-// naming it and dir's README.md (where the regenerate command is). Without
-// wat2wasm on PATH (Debian package wabt) the byte check is skipped, or
-// fails under SLUICE_TEST_STRICT=1 (SkipOrFail).
+// wat2wasm builds from its .wat today, with the options (--debug-names…)
+// that the .wat's own "Regenerate: wat2wasm …" comment line names, if it
+// has one. A stale or missing .wasm is an error naming it and where the
+// regenerate command is. Without wat2wasm on PATH (Debian package wabt)
+// the byte check is skipped, or fails under SLUICE_TEST_STRICT=1
+// (SkipOrFail).
 func CheckWatFixtures(tb testing.TB, dir string) {
 	tb.Helper()
 	names, err := FixtureNames(dir)
@@ -94,7 +96,13 @@ func CheckWatFixtures(tb testing.TB, dir string) {
 	tmp := tb.TempDir()
 	for _, name := range names {
 		out := filepath.Join(tmp, name+".wasm")
-		cmd := exec.Command(wat2wasm, filepath.Join(dir, name+".wat"), "-o", out)
+		src := filepath.Join(dir, name+".wat")
+		text, err := os.ReadFile(src)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		args := append(regenerateOptions(text), src, "-o", out)
+		cmd := exec.Command(wat2wasm, args...)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			tb.Errorf("wat2wasm %s.wat: %v\n%s", name, err, msg)
 			continue
@@ -109,9 +117,29 @@ func CheckWatFixtures(tb testing.TB, dir string) {
 			continue
 		}
 		if !bytes.Equal(got, want) {
-			tb.Errorf("%s.wasm is stale: it differs from wat2wasm %s.wat (regenerate: see %s/README.md)", name, name, dir)
+			tb.Errorf("%s.wasm is stale: it differs from wat2wasm %s %s.wat (regenerate: see %s.wat's header or %s/README.md)",
+				name, strings.Join(regenerateOptions(text), " "), name, filepath.Join(dir, name), dir)
 		}
 	}
+}
+
+// regenerateOptions returns the options ("--" words) of the first
+// "Regenerate: wat2wasm …" line of a .wat source, or none.
+func regenerateOptions(wat []byte) []string {
+	for line := range strings.Lines(string(wat)) {
+		_, cmd, ok := strings.Cut(line, "Regenerate: wat2wasm ")
+		if !ok {
+			continue
+		}
+		var opts []string
+		for _, w := range strings.Fields(cmd) {
+			if strings.HasPrefix(w, "--") {
+				opts = append(opts, w)
+			}
+		}
+		return opts
+	}
+	return nil
 }
 
 // moduleRootFrom walks up from start to the first directory holding go.mod.

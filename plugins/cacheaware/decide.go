@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
+	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
 )
 
 // reason is why an endpoint was chosen (the decisions metric's label).
@@ -16,8 +17,8 @@ type reason int
 const (
 	reasonPrefix    reason = iota // the longest recorded prefix
 	reasonSession                 // the session's endpoint
-	reasonLeastLoad               // no usable match: least queue, as least_queue
-	reasonOverload                // the preferred endpoint was overloaded: least queue
+	reasonLeastLoad               // no usable match: least load
+	reasonOverload                // the preferred endpoint was overloaded
 	numReasons
 )
 
@@ -27,8 +28,7 @@ var reasonNames = [numReasons]string{"prefix", "session", "least_load", "overloa
 type endpoint struct {
 	addr  string
 	load  float64 // requests in flight through the proxy + engine queue depth
-	queue float64 // the engine queue depth alone (its last scrape)
-	turn  uint32  // set by decide: its place from the rotating offset
+	picks uint32  // this instance's recent picks of it (poolSnapshot.picked)
 }
 
 // poolLoads reads the pool's healthy endpoints from the host's
@@ -88,8 +88,7 @@ func scanPoolLoads(dst []endpoint, data []byte, pool string) (string, []endpoint
 		if err != nil || string(em[0].Raw(value)) != "true" {
 			return true
 		}
-		q := number(em[2].Raw(value))
-		dst = append(dst, endpoint{addr: string(key), load: number(em[1].Raw(value)) + q, queue: q})
+		dst = append(dst, endpoint{addr: string(key), load: number(em[1].Raw(value)) + number(em[2].Raw(value))})
 		return true
 	})
 	if err != nil {
@@ -123,35 +122,21 @@ type choice struct {
 	matched, total int    // prefix blocks matched, blocks in the prompt
 	prefixOwner    string // endpoint of the matched prefix
 	sessionOwner   string // endpoint of the session ("": none)
-	offset         uint64 // the rotating offset: breaks ties as least_queue does
+	rnd            uint64 // breaks ties between equally loaded endpoints
 }
 
-// decide orders the endpoints: the chosen one first, then the others as
-// least_queue would pick them. The preference is the session's endpoint,
-// else the prefix's when at least cacheThreshold of the prompt matched;
-// it is kept unless it is overloaded (as in SGLang's router: its load,
-// in flight + queue depth, more than absThreshold above the least-loaded
-// endpoint's and more than relThreshold times it). Without a preference
-// (a prompt nothing else shares), or when it is overloaded, the choice is
-// least_queue's (proxy/upstream/lb.go): the shortest engine queue, then
-// the fewest requests in flight, ties to the first from c.offset in the
-// pool's order, so that on a workload with nothing to reuse the plugin
-// routes as least_queue does. eps, in the pool's order, is reordered in
-// place.
+// decide orders the endpoints: the chosen one first, then the others by
+// load. The preference is the session's endpoint, else the prefix's
+// when at least cacheThreshold of the prompt matched; it is kept unless
+// it is overloaded (as in SGLang's router: more than absThreshold above
+// the least-loaded endpoint and more than relThreshold times its load),
+// in which case, or without a preference, the least-loaded endpoint
+// wins. eps is reordered in place.
 func (s *settings) decide(eps []endpoint, c choice) reason {
-	n := len(eps)
-	if n == 0 {
-		return reasonLeastLoad
-	}
-	least, off := eps[0].load, int(c.offset%uint64(n))
-	for i := range eps {
-		eps[i].turn = uint32((i - off + n) % n)
-		least = min(least, eps[i].load)
-	}
 	// Insertion sort: pools are small, and sort.Slice's reflection costs
 	// a Go guest ~10 µs.
-	for i := 1; i < n; i++ {
-		for j := i; j > 0 && lessQueued(eps[j], eps[j-1]); j-- {
+	for i := 1; i < len(eps); i++ {
+		for j := i; j > 0 && less(eps[j], eps[j-1], c.rnd); j-- {
 			eps[j], eps[j-1] = eps[j-1], eps[j]
 		}
 	}
@@ -166,12 +151,13 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 		return reasonLeastLoad
 	}
 	i := 0
-	for i < n && eps[i].addr != pref {
+	for i < len(eps) && eps[i].addr != pref {
 		i++
 	}
-	if i == n { // gone or unhealthy
+	if i == len(eps) { // gone or unhealthy
 		return reasonLeastLoad
 	}
+	least := eps[0].load
 	if l := eps[i].load; l-least > s.absThreshold && l > least*s.relThreshold {
 		return reasonOverload
 	}
@@ -181,31 +167,32 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 	return why
 }
 
-// lessQueued is least_queue's order (proxy/upstream/lb.go's lessQueued
-// and pickBest): by engine queue depth, then by requests in flight
-// (with equal queues, load orders as in-flight does), then by place
-// from the rotating offset. Where least_queue's offset moves with every
-// pick of the pool, the plugin's moves with every choice it makes that
-// way (poolSnapshot.turn), so ties go round the endpoints: at low rates,
-// where every engine is idle, new prefixes spread instead of piling up
-// (with random ties 16 prefix groups on 8 engines put up to twice the
-// fair share on one).
-func lessQueued(a, b endpoint) bool {
-	if a.queue != b.queue {
-		return a.queue < b.queue
-	}
-	if a.load != b.load {
-		return a.load < b.load
-	}
-	return a.turn < b.turn
-}
-
 // minMatch is the shortest match, in blocks, that lets the prefix of a
 // prompt of n blocks decide: the least m with m ≥ cacheThreshold·n (the
 // test decide applies), and at least 1. The index neither records nor
 // looks up shorter prefixes: they could only ever lose to the load.
 func (s *settings) minMatch(n int) int {
 	return max(1, int(math.Ceil(s.cacheThreshold*float64(n))))
+}
+
+// less orders endpoints by load, then by the instance's recent picks
+// (so that, when loads tie, as they do at low rates where every engine
+// is idle, new prefixes go round the endpoints instead of piling up at
+// random: with random ties 16 prefix groups on 8 engines put up to
+// twice the fair share on one), then by a hash of rnd and the address,
+// then by address.
+func less(a, b endpoint, rnd uint64) bool {
+	if a.load != b.load {
+		return a.load < b.load
+	}
+	if a.picks != b.picks {
+		return a.picks < b.picks
+	}
+	ta, tb := tiebreak.Mix(rnd, a.addr), tiebreak.Mix(rnd, b.addr)
+	if ta != tb {
+		return ta < tb
+	}
+	return a.addr < b.addr
 }
 
 // endpointList renders the first maxEndpoints endpoints as a

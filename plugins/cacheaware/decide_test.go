@@ -1,7 +1,6 @@
 package main
 
 import (
-	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -50,79 +49,24 @@ func TestDecide(t *testing.T) {
 	if got := string(s.endpointList(nil, e)); got != "c,d,b" {
 		t.Errorf("endpoint list %q", got)
 	}
-	// Ties go round the endpoints with the offset, as least_queue's do.
-	for off := range uint64(6) {
+	// Ties spread: equally loaded endpoints are all chosen for some rnd.
+	seen := map[string]bool{}
+	for rnd := range uint64(64) {
 		e := eps(0, 0, 0)
-		if why := s.decide(e, choice{offset: off}); why != reasonLeastLoad || e[0].addr != string(rune('a'+off%3)) {
-			t.Errorf("offset %d: chose %s (%s)", off, e[0].addr, reasonNames[why])
-		}
+		s.decide(e, choice{rnd: rnd * 0x9e3779b97f4a7c15})
+		seen[e[0].addr] = true
 	}
-}
-
-// queued builds endpoints from (queue depth, in flight) pairs.
-func queued(qf ...[2]float64) []endpoint {
-	out := eps(make([]float64, len(qf))...)
-	for i, v := range qf {
-		out[i].queue, out[i].load = v[0], v[0]+v[1]
+	if len(seen) != 3 {
+		t.Errorf("ties went to %v only", seen)
 	}
-	return out
-}
-
-// leastQueueRef is proxy/upstream's least_queue pick (lessQueued in
-// pickBest): a scan from the offset that keeps the first strictly
-// better endpoint by queue depth, then in flight.
-func leastQueueRef(e []endpoint, off uint64) string {
-	n := len(e)
-	var best *endpoint
-	for i := range n {
-		ep := &e[(int(off%uint64(n))+i)%n]
-		if best == nil || ep.queue < best.queue || ep.queue == best.queue && ep.load-ep.queue < best.load-best.queue {
-			best = ep
-		}
-	}
-	return best.addr
-}
-
-// TestDecideAsLeastQueue: with nothing to reuse, and when the preferred
-// endpoint is overloaded, the plugin picks what least_queue would: the
-// shortest queue first, in flight second, ties by the rotating offset;
-// the overload test still compares in flight + queue.
-func TestDecideAsLeastQueue(t *testing.T) {
-	s, err := parseConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// By load (in flight + queue) d would win; by queue, then in flight, c.
-	e := queued([2]float64{2, 0}, [2]float64{0, 5}, [2]float64{0, 3}, [2]float64{1, 0})
-	if why := s.decide(e, choice{total: 10}); why != reasonLeastLoad || e[0].addr != "c" {
-		t.Errorf("no match: chose %s (%s), want c", e[0].addr, reasonNames[why])
-	}
-	if got := string(s.endpointList(nil, e)); got != "c,b,d" {
-		t.Errorf("fallbacks %q, want c,b,d", got)
-	}
-	// a is 39 above the least load (d: 1) and overloaded; the fallback
-	// is the least queue (b), not the least load.
-	e = queued([2]float64{10, 30}, [2]float64{0, 5}, [2]float64{3, 0}, [2]float64{1, 0})
-	if why := s.decide(e, choice{matched: 10, total: 10, prefixOwner: "a"}); why != reasonOverload || e[0].addr != "b" {
-		t.Errorf("overload: chose %s (%s), want b", e[0].addr, reasonNames[why])
-	}
-	// A kept preference is first; the others follow in least_queue's order.
-	e = queued([2]float64{2, 0}, [2]float64{0, 5}, [2]float64{0, 3}, [2]float64{1, 0})
-	if why := s.decide(e, choice{matched: 10, total: 10, prefixOwner: "b"}); why != reasonPrefix || string(s.endpointList(nil, e)) != "b,c,d" {
-		t.Errorf("prefix: %q (%s), want b,c,d", s.endpointList(nil, e), reasonNames[why])
-	}
-	// Against the reference on random pools with many ties.
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 2000 {
-		pool := make([][2]float64, 1+r.IntN(8))
-		for i := range pool {
-			pool[i] = [2]float64{float64(r.IntN(3)), float64(r.IntN(3))}
-		}
-		off := r.Uint64()
-		want := leastQueueRef(queued(pool...), off)
-		e := queued(pool...)
-		if s.decide(e, choice{total: 1, offset: off}); e[0].addr != want {
-			t.Fatalf("pool %v offset %d: chose %s, least_queue %s", pool, off, e[0].addr, want)
+	// Among equal loads the instance's fewest recent picks win, whatever
+	// rnd is.
+	for rnd := range uint64(16) {
+		e := eps(0, 0, 0, 1)
+		e[0].picks, e[1].picks, e[2].picks, e[3].picks = 3, 1, 2, 0
+		s.decide(e, choice{rnd: rnd * 0x9e3779b97f4a7c15})
+		if got := string(s.endpointList(nil, e)); got != "b,c,a" {
+			t.Fatalf("rnd %d: order %q, want b,c,a", rnd, got)
 		}
 	}
 }
@@ -138,9 +82,6 @@ func TestPoolLoads(t *testing.T) {
 	for _, e := range got {
 		if want := map[string]float64{"10.0.0.1:1": 5.5, "10.0.0.3:1": 0}[e.addr]; e.load != want {
 			t.Errorf("%s load %v, want %v", e.addr, e.load, want)
-		}
-		if want := map[string]float64{"10.0.0.1:1": 3.5}[e.addr]; e.queue != want {
-			t.Errorf("%s queue %v, want %v", e.addr, e.queue, want)
 		}
 	}
 	if name, _, err := poolLoads(nil, []byte(snap), ""); err != nil || name != "" {

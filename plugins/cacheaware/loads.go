@@ -1,9 +1,6 @@
 package main
 
-import (
-	"math/rand/v2"
-	"time"
-)
+import "time"
 
 // statsRefresh is how long an instance reuses a parsed
 // sluice.upstream_stats snapshot. Parsing it costs a Go guest ~150 µs
@@ -27,11 +24,6 @@ type poolSnapshot struct {
 	eps   []endpoint
 	spare []endpoint // the previous eps, reused by put
 	at    time.Time
-	// turn is the rotating offset of least_queue's tie-break (decide):
-	// it moves with every choice made that way and outlives the
-	// snapshot. It starts at random, so that the plugin's instances do
-	// not all send their first ties to the same endpoint.
-	turn uint64
 }
 
 // get returns the pool's snapshot if it is fresh at now, else nil.
@@ -53,25 +45,40 @@ func (c *loadCache) put(pool, name string, eps []endpoint, now time.Time) *poolS
 		if len(c.pools) >= maxCachedPools {
 			clear(c.pools)
 		}
-		s = &poolSnapshot{turn: rand.Uint64()}
+		s = &poolSnapshot{}
 		c.pools[pool] = s
 	}
+	// Pick counts outlive the snapshot (the endpoints are usually in
+	// the same order: the search starts at the same index).
 	next := append(s.spare[:0], eps...)
+	for i := range next {
+		for j := range s.eps {
+			if o := s.eps[(i+j)%len(s.eps)]; o.addr == next[i].addr {
+				next[i].picks = o.picks
+				break
+			}
+		}
+	}
 	s.name, s.at = name, now
 	s.spare, s.eps = s.eps, next
 	return s
 }
 
-// picked adds one request in flight to addr's load until the next
-// snapshot, and moves the rotating offset when the choice was made by
-// least_queue's order (rotated).
-func (s *poolSnapshot) picked(addr string, rotated bool) {
-	if rotated {
-		s.turn++
-	}
+// maxPicks bounds the pick counts: when one reaches it, all are halved,
+// so the counts follow the recent picks.
+const maxPicks = 1 << 10
+
+// picked adds one request to addr's load until the next snapshot, and
+// to its pick count.
+func (s *poolSnapshot) picked(addr string) {
 	for i := range s.eps {
 		if s.eps[i].addr == addr {
 			s.eps[i].load++
+			if s.eps[i].picks++; s.eps[i].picks >= maxPicks {
+				for j := range s.eps {
+					s.eps[j].picks /= 2
+				}
+			}
 			return
 		}
 	}

@@ -12,11 +12,10 @@ func TestLoadCache(t *testing.T) {
 		t.Fatal("empty cache hit")
 	}
 	s := c.put("", "llm", eps(0, 0), t0)
-	turn := s.turn
-	s.picked("a", true)
-	s.picked("a", false)
+	s.picked("a")
+	s.picked("a")
 	got := c.get("", t0.Add(statsRefresh-1))
-	if got == nil || got.name != "llm" || got.eps[0].load != 2 || got.eps[1].load != 0 || got.turn != turn+1 {
+	if got == nil || got.name != "llm" || got.eps[0].load != 2 || got.eps[1].load != 0 {
 		t.Fatalf("fresh snapshot: %+v", got)
 	}
 	if c.get("", t0.Add(statsRefresh)) != nil || c.get("", t0.Add(-time.Second)) != nil {
@@ -25,10 +24,17 @@ func TestLoadCache(t *testing.T) {
 	if c.get("other", t0) != nil {
 		t.Fatal("another pool's snapshot served")
 	}
-	// The rotating offset outlives a new snapshot; the picks' load does not.
+	// Picks outlive a new snapshot, whatever the endpoints' order, and
+	// are halved at maxPicks.
 	s = c.put("", "llm", []endpoint{{addr: "c"}, {addr: "b"}, {addr: "a"}}, t0.Add(statsRefresh))
-	if s.eps[2].addr != "a" || s.eps[2].load != 0 || s.turn != turn+1 {
-		t.Fatalf("new snapshot: %+v", s)
+	if s.eps[2].addr != "a" || s.eps[2].picks != 2 || s.eps[2].load != 0 || s.eps[0].picks != 0 {
+		t.Fatalf("new snapshot: %+v", s.eps)
+	}
+	for range maxPicks - 2 {
+		s.picked("a")
+	}
+	if s.eps[2].picks != maxPicks/2 {
+		t.Fatalf("picks not halved at %d: %+v", maxPicks, s.eps)
 	}
 	if allocs := testing.AllocsPerRun(50, func() { c.put("", "llm", []endpoint{{addr: "a"}, {addr: "b"}}, t0) }); allocs > 1 {
 		t.Errorf("put allocates %v times", allocs)

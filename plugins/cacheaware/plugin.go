@@ -192,7 +192,7 @@ func (p *plugin) route(s *stream, size int) bool {
 	name := snap.name
 	eps := append(p.eps[:0], snap.eps...)
 	p.eps = eps
-	c := choice{total: len(p.hashes), offset: snap.turn}
+	c := choice{total: len(p.hashes), rnd: rand.Uint64()}
 	min := p.s.minMatch(c.total)
 	c.matched, c.prefixOwner = p.idx.match(name, p.hashes, min)
 	sess := s.session
@@ -205,7 +205,6 @@ func (p *plugin) route(s *stream, size int) bool {
 		c.sessionOwner, _ = p.idx.session(name, sessHash)
 	}
 	why := p.s.decide(eps, c)
-	rnd := rand.Uint64()
 	chosen := eps[0].addr
 	p.list = p.s.endpointList(p.list[:0], eps)
 	if err := sdk.SetProperty(endpointPath, p.list); err != nil {
@@ -216,11 +215,11 @@ func (p *plugin) route(s *stream, size int) bool {
 	// blocks written; one time in eight it rewrites all, which keeps a
 	// hot shared prefix (a system prompt) from expiring.
 	from := 0
-	if why == reasonPrefix && chosen == c.prefixOwner && rnd%8 != 0 {
+	if why == reasonPrefix && chosen == c.prefixOwner && c.rnd%8 != 0 {
 		from = c.matched
 	}
 	p.idx.record(name, p.hashes, chosen, from, min)
-	snap.picked(chosen, why == reasonLeastLoad || why == reasonOverload)
+	snap.picked(chosen)
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)
 	}

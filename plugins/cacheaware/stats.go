@@ -48,12 +48,12 @@ func fastPoolLoads(dst []endpoint, data []byte, pool string) (name string, out [
 		mark := len(dst)
 		if !r.lit(`}`) {
 			for {
-				addr, load, queue, up, ok := r.endpoint()
+				addr, load, up, ok := r.endpoint()
 				if !ok {
 					return "", dst[:base], false
 				}
 				if up && want {
-					dst = appendEndpoint(dst, addr, load, queue)
+					dst = appendEndpoint(dst, addr, load)
 				}
 				if r.lit(`}`) {
 					break
@@ -190,40 +190,39 @@ func (r *statsReader) boolean() (v, ok bool) {
 	return false, false
 }
 
-// endpoint consumes one `"addr":{…}` member of "endpoints": its load is
-// in flight + queue depth.
-func (r *statsReader) endpoint() (addr []byte, load, queue float64, healthy, ok bool) {
+// endpoint consumes one `"addr":{…}` member of "endpoints".
+func (r *statsReader) endpoint() (addr []byte, load float64, healthy, ok bool) {
 	if addr, ok = r.str(); !ok || !r.lit(`:{"healthy":`) {
-		return nil, 0, 0, false, false
+		return nil, 0, false, false
 	}
 	if healthy, ok = r.boolean(); !ok || !r.lit(`,"ejected":`) {
-		return nil, 0, 0, false, false
+		return nil, 0, false, false
 	}
 	if _, ok = r.boolean(); !ok || !r.lit(`,"weight":`) || !r.num() || !r.lit(`,"in_flight":`) {
-		return nil, 0, 0, false, false
+		return nil, 0, false, false
 	}
 	inFlight, ok := r.number()
 	if !ok || !r.lit(`,"queue_depth":`) {
-		return nil, 0, 0, false, false
+		return nil, 0, false, false
 	}
-	queue, ok = r.number()
+	queue, ok := r.number()
 	if !ok || !r.lit(`,"running":`) || !r.num() || !r.lit(`,"kv_cache_usage":`) || !r.num() || !r.lit(`}`) {
-		return nil, 0, 0, false, false
+		return nil, 0, false, false
 	}
-	return addr, inFlight + queue, queue, healthy, true
+	return addr, inFlight + queue, healthy, true
 }
 
 // appendEndpoint appends a usable endpoint (an address without ',' or
 // ' ', which sluice.endpoint would split) to dst, reusing the address
 // string of dst's next slot, left by the previous snapshot, when it is
 // the same.
-func appendEndpoint(dst []endpoint, addr []byte, load, queue float64) []endpoint {
+func appendEndpoint(dst []endpoint, addr []byte, load float64) []endpoint {
 	if len(addr) == 0 || bytes.ContainsAny(addr, ", ") {
 		return dst
 	}
 	n := len(dst)
 	if n < cap(dst) && dst[:n+1][n].addr == string(addr) {
-		return append(dst, endpoint{addr: dst[:n+1][n].addr, load: load, queue: queue})
+		return append(dst, endpoint{addr: dst[:n+1][n].addr, load: load})
 	}
-	return append(dst, endpoint{addr: string(addr), load: load, queue: queue})
+	return append(dst, endpoint{addr: string(addr), load: load})
 }

@@ -19,7 +19,6 @@ const (
 	errBadGateway
 	errTimeout
 	errPluginFailure
-	errShuttingDown
 	errBadRequest
 	errPoolSaturated
 	errQueueTimeout
@@ -49,7 +48,6 @@ var errorSpecs = [numErrorKinds]errorSpec{
 	errBadGateway:    {502, "Upstream is unreachable or closed the connection", "api_error", "bad_gateway", "bad_gateway"},
 	errTimeout:       {504, "Upstream did not answer within the timeout", "timeout_error", "upstream_timeout", "timeout"},
 	errPluginFailure: {503, "A plugin failed while handling this request", "api_error", "plugin_failure", "plugin_failure"},
-	errShuttingDown:  {503, "Server is shutting down", "api_error", "shutting_down", "unavailable"},
 	errBadRequest:    {400, "Malformed request", "invalid_request_error", "bad_request", "validation"},
 	// The pool variants name the pool (poolErrorBodies); the model one
 	// names the model (writeModelNotFound).
@@ -125,7 +123,7 @@ var (
 // retryAdvised reports whether kind's answer carries Retry-After.
 func retryAdvised(kind errorKind) bool {
 	switch kind {
-	case errOverloaded, errShuttingDown, errPoolSaturated, errQueueTimeout, errNoEndpoint, errBodyBufferFull:
+	case errOverloaded, errPoolSaturated, errQueueTimeout, errNoEndpoint, errBodyBufferFull:
 		return true
 	}
 	return false

@@ -170,16 +170,32 @@ func (d *sharedData) gaugeKeys() {
 }
 
 // nextCAS issues a CAS value no entry has had since the counter last
-// wrapped. At the wrap (after 2^32-1 values) the removal watermark is
-// reset too, or every CAS issued after it would read as older than the
-// removed entries and no key could be created with one again.
+// wrapped. At the wrap (after 2^32-1 values; a get of a missing key
+// takes one too, so a busy store wraps within hours) the store starts a
+// new epoch (renumber).
 func (d *sharedData) nextCAS() uint32 {
 	d.lastCAS++
 	if d.lastCAS == 0 {
-		d.lastCAS = 1
-		d.maxRemovedCAS = 0
+		d.renumber()
 	}
 	return d.lastCAS
+}
+
+// renumber starts a new CAS epoch at the wrap: the removal watermark goes
+// back to 0 and every live entry gets a new CAS from 1 up, so no entry
+// holds a CAS above lastCAS. Otherwise the removal of an entry written
+// before the wrap would raise the watermark above every CAS issued after
+// it, and no key could be created with a creation CAS for the next 2^32
+// values. A guest holding a CAS from before the wrap gets CAS_MISMATCH
+// and reads again. O(keys), at most maxSharedKeys, once per 2^32 CAS
+// values. d.mu is held.
+func (d *sharedData) renumber() {
+	d.lastCAS, d.maxRemovedCAS = 0, 0
+	for _, v := range d.m {
+		d.lastCAS++
+		v.cas = d.lastCAS
+	}
+	d.lastCAS++
 }
 
 // get appends the value of key to dst and returns it with its cas, or,

@@ -428,3 +428,31 @@ func TestSharedDataMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedDataWrapThenRemoveOld: an entry written before the CAS
+// counter wraps and removed after it (a rate-limit window expiring) must
+// not make every later creation CAS read as stale. A get of a missing
+// key issues a CAS, so a busy store wraps in hours, not years.
+func TestSharedDataWrapThenRemoveOld(t *testing.T) {
+	d, c := newClockedShared()
+	d.lastCAS = 1<<32 - 3
+	mustSet(t, d, "window", "1", 0, sharedPolicy{ttl: time.Second}) // cas 2^32-2
+	mustSet(t, d, "keep", "1", 0, sharedPolicy{})                   // cas 2^32-1
+	_, keepCAS := mustGet(t, d, "keep")
+	mustMiss(t, d, "a") // the counter wraps here
+	c.advance(time.Second)
+	mustMiss(t, d, "window") // expired after the wrap
+	for _, k := range []string{"x", "y", "z"} {
+		cas := mustMiss(t, d, k)
+		if st := d.set([]byte(k), []byte("v"), cas, sharedPolicy{}); st != statusOK {
+			t.Fatalf("creation CAS %d of %q after the wrap: status %d, want OK", cas, k, st)
+		}
+	}
+	// The wrap renumbers live entries: a CAS read before it no longer
+	// matches (the guest reads again), the new one does.
+	if st := d.set([]byte("keep"), []byte("2"), keepCAS, sharedPolicy{}); st != statusCASMismatch {
+		t.Fatalf("pre-wrap CAS of a live key: status %d, want CAS_MISMATCH", st)
+	}
+	_, cas := mustGet(t, d, "keep")
+	mustSet(t, d, "keep", "2", cas, sharedPolicy{})
+}

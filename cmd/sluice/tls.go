@@ -38,6 +38,8 @@ func resolveTLSPaths(cfg *proxy.Config, configPath string) {
 		if t := cfg.Upstreams[i].TLS; t != nil {
 			c := *t
 			rel(&c.CAFile)
+			rel(&c.CertFile) // the client certificate (mTLS)
+			rel(&c.KeyFile)
 			cfg.Upstreams[i].TLS = &c
 		}
 	}

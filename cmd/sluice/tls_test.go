@@ -9,8 +9,9 @@ import (
 	"github.com/sluice-proxy/sluice/internal/testcerts"
 )
 
-// TestValidateTLS: certificate, key and CA paths are relative to the
-// config file's directory; a bad file fails -validate with its name.
+// TestValidateTLS: certificate, key and CA paths, the upstream client
+// certificate's included, are relative to the config file's directory; a
+// bad file fails -validate with its name.
 func TestValidateTLS(t *testing.T) {
 	ca := testcerts.NewCA(t, "edge")
 	pair := ca.Issue(t, "api", "api.test")
@@ -27,7 +28,7 @@ func TestValidateTLS(t *testing.T) {
 	write := func(certFile string) string {
 		path := filepath.Join(dir, "sluice.yaml")
 		yaml := "tls: {cert_file: " + certFile + ", key_file: api.key}\n" +
-			"upstreams: [{name: a, endpoints: ['https://engine.test'], tls: {ca_file: ca.pem}}]\n"
+			"upstreams: [{name: a, endpoints: ['https://engine.test'], tls: {ca_file: ca.pem, cert_file: api.crt, key_file: api.key}}]\n"
 		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}

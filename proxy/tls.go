@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,9 +65,10 @@ func (s *CertStore) store(t *config.TLSConfig, certs []tls.Certificate) {
 		if leaf == nil && len(certs[i].Certificate) > 0 {
 			leaf, _ = x509.ParseCertificate(certs[i].Certificate[0])
 		}
-		if leaf != nil && i < len(pairs) {
-			exp = append(exp, certExpiry{file: pairs[i].CertFile, notAfter: float64(leaf.NotAfter.Unix())})
+		if leaf == nil || i >= len(pairs) || slices.ContainsFunc(exp, func(e certExpiry) bool { return e.file == pairs[i].CertFile }) {
+			continue // a file listed twice is one series (a scrape may not repeat one)
 		}
+		exp = append(exp, certExpiry{file: pairs[i].CertFile, notAfter: float64(leaf.NotAfter.Unix())})
 	}
 	s.certs.Store(&certs)
 	s.expiry.Store(&exp)

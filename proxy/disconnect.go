@@ -132,7 +132,7 @@ func (w *disconnectWatcher) init(set *metrics.Set) {
 	w.sleeping.Store(true)
 	w.interval = disconnectCheckInterval
 	for p, name := range phaseNames {
-		w.gone[p] = set.NewCounter(`sluice_client_disconnects_total{phase="` + name + `"}`)
+		w.gone[p] = set.GetOrCreateCounter(`sluice_client_disconnects_total{phase="` + name + `"}`)
 	}
 	w.peekFn = func(fd uintptr) { w.peeked = peek.Closed(fd, &w.buf) }
 }

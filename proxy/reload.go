@@ -24,8 +24,17 @@ import (
 //
 // What carries over is what belongs to the listener: the Router
 // (admission slots, readiness, the sluice_requests_* counters), the
-// fasthttp server and its connections (a keep-alive connection's next
-// request runs on the new generation).
+// counters and histograms (Server.cum: responses, durations, tokens,
+// disconnects, truncated streams, the pools' counters), the fasthttp
+// server and its connections (a keep-alive connection's next request
+// runs on the new generation). Each generation finds its counters and
+// histograms in the front's cum by series name (GetOrCreate), so a
+// reload resets none and a request finishing on an old generation counts
+// into the series /metrics writes. The series of a pool, endpoint or
+// model a reload removed stay in cum, frozen, until the process exits.
+// Gauges (queue depth, in flight, healthy endpoints) read a generation's
+// own objects and live in its own sets: only the current one's are
+// written.
 
 // generation is a Server's reload state.
 type generation struct {

@@ -71,6 +71,19 @@ func readDone(t *testing.T, c net.Conn) {
 	}
 }
 
+// endOnOld releases held so that stream ends on the old generation, and
+// waits for that generation's retirement.
+func endOnOld(t *testing.T, held *holdUpstream, stream net.Conn, retired <-chan struct{}) {
+	t.Helper()
+	close(held.release)
+	readDone(t, stream)
+	select {
+	case <-retired:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old generation was not retired after its last request")
+	}
+}
+
 // TestReloadOldGenerationFinishesItsStream: after a reload new requests
 // go to the new pools at once, a stream started before it runs to its end
 // on the old generation, and the old generation is retired (OnRetire)
@@ -92,13 +105,7 @@ func TestReloadOldGenerationFinishesItsStream(t *testing.T) {
 		t.Fatal("the old generation was retired while its stream ran")
 	default:
 	}
-	close(held.release)
-	readDone(t, stream)
-	select {
-	case <-retired:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the old generation was not retired after its last request")
-	}
+	endOnOld(t, held, stream, retired)
 	if got := p.Config().Upstreams[0].Endpoints[0]; got != b.URL {
 		t.Fatalf("Config() = %s, want the reloaded one", got)
 	}
@@ -226,11 +233,16 @@ func TestReloadHammer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if sent, failed := load.Stop(); failed != 0 {
+	sent, failed := load.Stop()
+	if failed != 0 {
 		t.Fatalf("%d of %d requests failed across %d reloads", failed, sent, reloads)
 	}
 	waitFor(t, "every replaced generation retired", func() bool { return retiredN.Load() == reloads })
 	checkSlotsFree(t, p.Router())
+	// Every generation counted into the same series: none is lost.
+	for _, series := range []string{`sluice_responses_total{code="200"}`, `sluice_request_duration_seconds_count`} {
+		waitFor(t, series+" counts every request", func() bool { return metricValue(t, p, series) == float64(sent) })
+	}
 	p.gen.mu.Lock()
 	live := len(p.gen.live)
 	p.gen.mu.Unlock()

@@ -192,7 +192,7 @@ func (c *streamCuts) init(set *metrics.Set) {
 		c.events[dialectTGI][k] = append(append([]byte("\n\ndata:"), tgi...), "\n\n"...)
 	}
 	for r, name := range cutReasonNames {
-		c.total[r] = set.NewCounter(`sluice_streams_truncated_total{reason="` + name + `"}`)
+		c.total[r] = set.GetOrCreateCounter(`sluice_streams_truncated_total{reason="` + name + `"}`)
 	}
 }
 

@@ -59,7 +59,13 @@ type Server struct {
 	errBodies   *errorBodies
 	ids         requestIDs
 
+	// set holds this generation's gauges (their closures read its
+	// state); cum the counters and histograms, found or created by name,
+	// which live as long as the listener: every generation of a front
+	// Server shares its cum, so a reload neither resets a series nor
+	// loses what requests still finishing on an old generation count.
 	set         *metrics.Set
+	cum         *metrics.Set
 	extraSets   []*metrics.Set
 	duration    *metrics.PrometheusHistogram
 	responses   *codeCounters // sluice_responses_total{code}
@@ -107,15 +113,17 @@ func buildServer(cfg *Config, opts Options, front *Server) (*Server, error) {
 		log = slog.Default()
 	}
 	var router *Router
+	var cum *metrics.Set
 	if front != nil {
-		router = front.router
+		router, cum = front.router, front.cum
 	} else {
-		router = NewRouter(cfg)
+		router, cum = NewRouter(cfg), metrics.NewSet()
 	}
 	var s *Server
 	ps := upstream.New(rc, upstream.Options{
 		Log:            log,
 		OnAvailability: func(anyUp bool) { s.setAvailability(anyUp) },
+		Cumulative:     cum,
 	})
 	s = &Server{
 		cfg:       cfg,
@@ -128,22 +136,26 @@ func buildServer(cfg *Config, opts Options, front *Server) (*Server, error) {
 		bodyLimit: int(cfg.MaxRequestBodySize),
 		errBodies: newErrorBodies(cfg.OpenAICompat),
 		set:       metrics.NewSet(),
+		cum:       cum,
 		extraSets: opts.Metrics,
 		shutdown:  make(chan struct{}),
 	}
 	s.gen.init(s, front, opts.OnRetire)
-	s.modelMet = newModelMetricSet(s.set, cfg)
-	s.streamCuts.init(s.set)
+	s.modelMet = newModelMetricSet(cum, cfg)
+	if front != nil {
+		s.modelMet.inherit(front.current().modelMet)
+	}
+	s.streamCuts.init(cum)
 	s.models = modellist.New(cfg, ps, s.timeout)
 	s.ids.init()
 	s.routes = compileRoutes(cfg, ps)
-	s.duration = s.set.NewPrometheusHistogramExt("sluice_request_duration_seconds", exposition.LatencyBuckets)
-	s.responses = newResponseCodes(s.set)
+	s.duration = cum.GetOrCreatePrometheusHistogramExt("sluice_request_duration_seconds", exposition.LatencyBuckets)
+	s.responses = newResponseCodes(cum)
 	registerBuildInfo(s.set)
-	s.watch.init(s.set)
+	s.watch.init(cum)
 	s.upstreamMet = make(map[*upstream.Pool]*codeCounters, len(ps.List()))
 	for i, p := range ps.List() {
-		s.upstreamMet[p] = newUpstreamCodes(s.set, p.Name())
+		s.upstreamMet[p] = newUpstreamCodes(cum, p.Name())
 		s.poolErrs = append(s.poolErrs, newPoolErrorBodies(cfg.OpenAICompat, p.Name()))
 		s.aliasJSON = append(s.aliasJSON, aliasJSON(rc.Upstreams[i].ModelAliases))
 	}
@@ -290,15 +302,17 @@ func (s *Server) Close() error {
 }
 
 // WriteMetrics writes every metric in the Prometheus text format, each
-// family with its HELP and TYPE lines: the router's, then those of the
-// current generation (Reload): the server's, the client TLS
-// certificates' expiry, the pools', the extra sets (plugins'), then the
-// Go runtime's and the process's (go_*, process_*).
+// family with its HELP and TYPE lines: the router's, the counters and
+// histograms every generation shares (the server's and the pools'), then
+// those of the current generation (Reload): the server's gauges, the
+// client TLS certificates' expiry, the pools' gauges, the extra sets
+// (plugins'), then the Go runtime's and the process's (go_*, process_*).
 func (s *Server) WriteMetrics(w io.Writer) {
 	certs := s.certs // the listener's, which a reload re-reads
 	s = s.current()
 	exposition.Write(w, func(w io.Writer) {
 		s.router.set.WritePrometheus(w)
+		s.cum.WritePrometheus(w)
 		s.set.WritePrometheus(w)
 		if certs != nil {
 			certs.writeExpiry(w)

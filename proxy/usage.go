@@ -45,7 +45,8 @@ const (
 	otherModel       = "other"
 )
 
-// modelMetrics are one model's series.
+// modelMetrics are one model's series, found or created by name in the
+// set every generation shares (reload.go).
 type modelMetrics struct {
 	prompt     *metrics.Counter             // sluice_tokens_total{model,kind="prompt"}
 	completion *metrics.Counter             // sluice_tokens_total{model,kind="completion"}
@@ -57,11 +58,11 @@ type modelMetrics struct {
 func newModelMetrics(set *metrics.Set, name string) *modelMetrics {
 	l := `model="` + escapeLabel(name) + `"`
 	return &modelMetrics{
-		prompt:     set.NewCounter(`sluice_tokens_total{` + l + `,kind="prompt"}`),
-		completion: set.NewCounter(`sluice_tokens_total{` + l + `,kind="completion"}`),
-		noUsage:    set.NewCounter(`sluice_responses_without_usage_total{` + l + `}`),
-		ttft:       set.NewPrometheusHistogramExt(`sluice_time_to_first_token_seconds{`+l+`}`, exposition.LatencyBuckets),
-		interval:   set.NewPrometheusHistogramExt(`sluice_stream_event_interval_seconds{`+l+`}`, exposition.IntervalBuckets),
+		prompt:     set.GetOrCreateCounter(`sluice_tokens_total{` + l + `,kind="prompt"}`),
+		completion: set.GetOrCreateCounter(`sluice_tokens_total{` + l + `,kind="completion"}`),
+		noUsage:    set.GetOrCreateCounter(`sluice_responses_without_usage_total{` + l + `}`),
+		ttft:       set.GetOrCreatePrometheusHistogramExt(`sluice_time_to_first_token_seconds{`+l+`}`, exposition.LatencyBuckets),
+		interval:   set.GetOrCreatePrometheusHistogramExt(`sluice_stream_event_interval_seconds{`+l+`}`, exposition.IntervalBuckets),
 	}
 }
 
@@ -69,12 +70,12 @@ func newModelMetrics(set *metrics.Set, name string) *modelMetrics {
 // through an atomic pointer: no lock on the request path. Learning a name
 // copies the map under mu (at most maxLearnedModels times).
 type modelMetricSet struct {
-	set     *metrics.Set
-	known   atomic.Pointer[map[string]*modelMetrics]
-	other   *modelMetrics
-	learn   bool
-	mu      sync.Mutex
-	learned int
+	set   *metrics.Set
+	known atomic.Pointer[map[string]*modelMetrics]
+	other *modelMetrics
+	learn bool
+	mu    sync.Mutex
+	names []string // the learnt names, in order (mu)
 }
 
 func newModelMetricSet(set *metrics.Set, cfg *Config) *modelMetricSet {
@@ -130,7 +131,7 @@ func (ms *modelMetricSet) learnName(name string) *modelMetrics {
 	if mm := old[name]; mm != nil {
 		return mm
 	}
-	if ms.learned >= maxLearnedModels || name == otherModel || name == "" || len(name) > 256 {
+	if len(ms.names) >= maxLearnedModels || name == otherModel || name == "" || len(name) > 256 {
 		return ms.other
 	}
 	m := make(map[string]*modelMetrics, len(old)+1)
@@ -139,9 +140,26 @@ func (ms *modelMetricSet) learnName(name string) *modelMetrics {
 	}
 	mm := newModelMetrics(ms.set, name)
 	m[name] = mm
-	ms.learned++
+	ms.names = append(ms.names, name)
 	ms.known.Store(&m)
 	return mm
+}
+
+// inherit learns, in order, the names the previous generation learnt
+// (its series are in the same set), so that reloads do not learn
+// maxLearnedModels more names each: the cap holds for the process, not
+// for one generation. A name the new configuration declares stays
+// declared. Safe while prev still learns.
+func (ms *modelMetricSet) inherit(prev *modelMetricSet) {
+	if !ms.learn {
+		return
+	}
+	prev.mu.Lock()
+	names := append([]string(nil), prev.names...)
+	prev.mu.Unlock()
+	for _, n := range names {
+		ms.learnName(n)
+	}
 }
 
 // usageTracker follows one response's body. It belongs to the request's

@@ -146,6 +146,13 @@ func TestModelLabelCardinality(t *testing.T) {
 	if ms.lookup([]byte("model-99")) != ms.other || ms.lookup([]byte("model-3")) == ms.other {
 		t.Fatal("learning past the cap, or forgetting")
 	}
+	// A reload's generation shares the set and inherits the learnt names:
+	// the same series, and the cap holds across reloads.
+	next := newModelMetricSet(ms.set, NewConfig())
+	next.inherit(ms)
+	if next.lookup([]byte("model-3")).prompt != ms.lookup([]byte("model-3")).prompt || next.lookup([]byte("model-98")) != next.other {
+		t.Fatal("a reload forgot the learnt names, or learnt past the cap")
+	}
 	// Pools list models: only those (and aliases) have series.
 	cfg := NewConfig().WithUpstreamConfig(UpstreamConfig{Name: "a", Endpoints: []string{"http://127.0.0.1:1"},
 		Models: []string{"*", "known"}, ModelAliases: map[string]string{"al": "known"}})

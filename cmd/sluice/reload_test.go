@@ -300,11 +300,11 @@ func TestSIGHUPReloads(t *testing.T) {
 	up := proxytest.NewServer(proxytest.Options{})
 	defer up.Close()
 	port := freePort(t)
-	config := func(p, max int) string {
+	config := func(p, max int, pool string) string {
 		return "hostname: 127.0.0.1\nport: " + strconv.Itoa(p) + "\nlog: {format: json}\nmax_concurrent_requests: " +
-			strconv.Itoa(max) + "\nupstreams: [{name: a, endpoints: ['" + up.URL + "']}]\n"
+			strconv.Itoa(max) + "\nupstreams: [{name: " + pool + ", endpoints: ['" + up.URL + "']}]\n"
 	}
-	path := writeConfig(t, config(port, 5))
+	path := writeConfig(t, config(port, 5, "a"))
 	s := startSluiceArgs(t, port, "-config", path)
 	hup := func(text string) {
 		t.Helper()
@@ -353,12 +353,35 @@ func TestSIGHUPReloads(t *testing.T) {
 		}
 	}
 
-	hup(config(port, 7))
+	post := func() {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.base+"/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		if resp, b := plugintest.RoundTrip(t, http.DefaultClient, req); resp.StatusCode != 200 {
+			t.Fatalf("request: %d %s", resp.StatusCode, b)
+		}
+	}
+	post()
+	post()
+	hup(config(port, 7, "b")) // pool a is removed
 	logLine(`"msg":"sluice: reloaded"`)
 	if got := maxSlots(); got != 7 {
 		t.Fatalf("max_concurrent_requests after SIGHUP: %d, want 7", got)
 	}
-	hup(config(port+1, 9))
+	post()
+	// Counters and histograms carry over the reload; pool a's counters
+	// stay, frozen; the scrape is promtool-clean (no series twice).
+	scrape := get(t, s.base+"/metrics")
+	for _, want := range []string{
+		`sluice_responses_total{code="200"} 3`, `sluice_request_duration_seconds_count 3`,
+		`sluice_upstream_requests_total{upstream="a",code="200"} 2`,
+		`sluice_upstream_requests_total{upstream="b",code="200"} 1`,
+	} {
+		if !strings.Contains(scrape, "\n"+want+"\n") {
+			t.Errorf("scrape after the reload lacks %q", want)
+		}
+	}
+	promtoolCheck(t, scrape)
+	hup(config(port+1, 9, "b"))
 	l := logLine(`"msg":"sluice: reload failed; the running configuration stays"`)
 	if !strings.Contains(l, "port (running") {
 		t.Fatalf("the refused reload does not name port: %s", l)

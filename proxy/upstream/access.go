@@ -16,7 +16,9 @@ func (ps *Pools) List() []*Pool { return ps.list }
 // ByName returns the named pool, or nil.
 func (ps *Pools) ByName(name string) *Pool { return ps.m[name] }
 
-// Metrics returns the set holding the pools' and endpoints' metrics.
+// Metrics returns the set holding the pools' and endpoints' metrics: the
+// gauges, and the counters and histograms unless Options.Cumulative
+// holds them.
 func (ps *Pools) Metrics() *metrics.Set { return ps.set }
 
 // Name is the pool's configured name.

@@ -33,8 +33,10 @@ type poolMetrics struct {
 	queueWait     *metrics.PrometheusHistogram // sluice_upstream_queue_wait_seconds{upstream}
 }
 
-// registerMetrics creates the pools' and endpoints' metrics in set, once,
-// at start-up:
+// registerMetrics creates the pools' and endpoints' metrics, once, at
+// start-up: the gauges, which read this Pools' state, in set; the
+// counters and histograms found or created in cum (see
+// Options.Cumulative; cum may be set):
 //
 //	sluice_upstream_retries_total{upstream}
 //	sluice_upstream_rejected_total{upstream,reason="saturated|queue_timeout|no_endpoint"}
@@ -51,16 +53,16 @@ type poolMetrics struct {
 //	sluice_endpoint_running{upstream,endpoint}              (gauge)
 //	sluice_endpoint_kv_cache_usage{upstream,endpoint}       (gauge, 0-1)
 //	sluice_endpoint_scrape_errors_total{upstream,endpoint}
-func (ps *Pools) registerMetrics(set *metrics.Set) {
+func (ps *Pools) registerMetrics(set, cum *metrics.Set) {
 	for _, p := range ps.list {
 		p := p
 		l := `{upstream="` + escapeLabel(p.name) + `"`
 		p.met = poolMetrics{
-			retries:       set.NewCounter("sluice_upstream_retries_total" + l + "}"),
-			saturated:     set.NewCounter("sluice_upstream_rejected_total" + l + `,reason="saturated"}`),
-			queueTimeouts: set.NewCounter("sluice_upstream_rejected_total" + l + `,reason="queue_timeout"}`),
-			noEndpoint:    set.NewCounter("sluice_upstream_rejected_total" + l + `,reason="no_endpoint"}`),
-			queueWait:     set.NewPrometheusHistogramExt("sluice_upstream_queue_wait_seconds"+l+"}", exposition.LatencyBuckets),
+			retries:       cum.GetOrCreateCounter("sluice_upstream_retries_total" + l + "}"),
+			saturated:     cum.GetOrCreateCounter("sluice_upstream_rejected_total" + l + `,reason="saturated"}`),
+			queueTimeouts: cum.GetOrCreateCounter("sluice_upstream_rejected_total" + l + `,reason="queue_timeout"}`),
+			noEndpoint:    cum.GetOrCreateCounter("sluice_upstream_rejected_total" + l + `,reason="no_endpoint"}`),
+			queueWait:     cum.GetOrCreatePrometheusHistogramExt("sluice_upstream_queue_wait_seconds"+l+"}", exposition.LatencyBuckets),
 		}
 		set.NewGauge("sluice_upstream_queued"+l+"}", func() float64 { return float64(p.queue.n.Load()) })
 		set.NewGauge("sluice_upstream_healthy_endpoints"+l+"}", func() float64 { return float64(p.upCount.Load()) })
@@ -74,11 +76,11 @@ func (ps *Pools) registerMetrics(set *metrics.Set) {
 				}
 				return 0
 			})
-			ep.ejectTotal = set.NewCounter("sluice_endpoint_ejections_total" + el)
+			ep.ejectTotal = cum.GetOrCreateCounter("sluice_endpoint_ejections_total" + el)
 			if p.metricsPath == "" {
 				continue
 			}
-			ep.scrapeErrors = set.NewCounter("sluice_endpoint_scrape_errors_total" + el)
+			ep.scrapeErrors = cum.GetOrCreateCounter("sluice_endpoint_scrape_errors_total" + el)
 			set.NewGauge("sluice_endpoint_queue_depth"+el, ep.QueueDepth)
 			set.NewGauge("sluice_endpoint_running"+el, ep.Running)
 			set.NewGauge("sluice_endpoint_kv_cache_usage"+el, ep.KVCacheUsage)

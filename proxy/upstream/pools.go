@@ -108,7 +108,7 @@ type Pools struct {
 	list []*Pool
 	m    map[string]*Pool
 	log  *slog.Logger
-	set  *metrics.Set // the pools' and endpoints' metrics
+	set  *metrics.Set // the pools' and endpoints' gauges (and cumulative series without Options.Cumulative)
 
 	availMu        sync.Mutex // orders OnAvailability calls
 	onAvailability func(anyUp bool)
@@ -128,6 +128,14 @@ type Options struct {
 	// any pool is in rotation any more and with true when one is again
 	// (readiness follows it). Calls are serialized; the last is right.
 	OnAvailability func(anyUp bool)
+	// Cumulative, when set, holds the pools' counters and histograms
+	// (sluice_upstream_retries_total, …_rejected_total,
+	// …_queue_wait_seconds, sluice_endpoint_ejections_total,
+	// …_scrape_errors_total), found or created by name: pools built from
+	// a later configuration for the same set (a reload) count into the
+	// same objects. The caller writes it on /metrics. Default: nil, and
+	// they live in the pools' own set (Metrics) with the gauges.
+	Cumulative *metrics.Set
 }
 
 // New builds the pools of a resolved configuration. Nothing runs until
@@ -203,7 +211,11 @@ func New(cfg *config.Resolved, opts Options) *Pools {
 		ps.m[p.name] = p
 	}
 	ps.set = metrics.NewSet()
-	ps.registerMetrics(ps.set)
+	cum := opts.Cumulative
+	if cum == nil {
+		cum = ps.set
+	}
+	ps.registerMetrics(ps.set, cum)
 	return ps
 }
 

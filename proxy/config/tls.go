@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"os"
 	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -104,25 +103,42 @@ func (t *TLSConfig) LoadCertificates() ([]tls.Certificate, error) {
 		if j := i - first; j >= 0 {
 			f = "tls.certificates[" + strconv.Itoa(j) + "]"
 		}
-		switch {
-		case p.CertFile == "":
-			return nil, fieldErr(f+".cert_file", "must be set with key_file %q", p.KeyFile)
-		case p.KeyFile == "":
-			return nil, fieldErr(f+".key_file", "must be set with cert_file %q", p.CertFile)
-		}
-		if _, err := os.Stat(p.CertFile); err != nil {
-			return nil, fieldErr(f+".cert_file", "%v", err)
-		}
-		if _, err := os.Stat(p.KeyFile); err != nil {
-			return nil, fieldErr(f+".key_file", "%v", err)
-		}
-		c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+		c, err := p.load(f)
 		if err != nil {
-			return nil, fieldErr(f, "cert_file %s, key_file %s: %v", p.CertFile, p.KeyFile, err)
+			return nil, err
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// load reads the pair, whose place in the config is field ("tls",
+// "tls.certificates[0]"; "" for an upstream's tls block, whose keys stand
+// alone). Errors are *Error naming field.cert_file or field.key_file and
+// the file, or field itself (cert_file in an upstream block) when the two
+// files do not make a pair.
+func (p CertificateConfig) load(field string) (tls.Certificate, error) {
+	key, pair := func(k string) string { return field + "." + k }, field
+	if field == "" {
+		key, pair = func(k string) string { return k }, "cert_file"
+	}
+	switch {
+	case p.CertFile == "":
+		return tls.Certificate{}, fieldErr(key("cert_file"), "must be set with key_file %q", p.KeyFile)
+	case p.KeyFile == "":
+		return tls.Certificate{}, fieldErr(key("key_file"), "must be set with cert_file %q", p.CertFile)
+	}
+	if _, err := os.Stat(p.CertFile); err != nil {
+		return tls.Certificate{}, fieldErr(key("cert_file"), "%v", err)
+	}
+	if _, err := os.Stat(p.KeyFile); err != nil {
+		return tls.Certificate{}, fieldErr(key("key_file"), "%v", err)
+	}
+	c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+	if err != nil {
+		return tls.Certificate{}, fieldErr(pair, "cert_file %s, key_file %s: %v", p.CertFile, p.KeyFile, err)
+	}
+	return c, nil
 }
 
 // minVersion is MinVersion as a crypto/tls constant, or 0 when it is not
@@ -214,20 +230,11 @@ func (t *UpstreamTLSConfig) ClientConfig() (*tls.Config, error) {
 		}
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
-		pair, err := (&TLSConfig{CertFile: t.CertFile, KeyFile: t.KeyFile}).LoadCertificates()
-		if ce, ok := err.(*Error); ok {
-			// LoadCertificates names "tls.cert_file" or "tls": keep the
-			// part within t.
-			f := strings.TrimPrefix(strings.TrimPrefix(ce.Field, "tls"), ".")
-			if f == "" {
-				f = "cert_file"
-			}
-			return nil, fieldErr(f, "%s", ce.Reason)
-		}
+		pair, err := CertificateConfig{CertFile: t.CertFile, KeyFile: t.KeyFile}.load("")
 		if err != nil {
 			return nil, err
 		}
-		cfg.Certificates = pair
+		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
 }

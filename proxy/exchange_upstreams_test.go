@@ -214,3 +214,36 @@ func TestAppendUpstreamsJSON(t *testing.T) {
 		t.Fatalf("endpoints %+v %+v in %s", e0, e1, snap)
 	}
 }
+
+// TestServerNewExchange checks that an Exchange made outside a request
+// sees the server's pools as a request's does: the snapshot, SetUpstream
+// and SetEndpoint work, and a bad name is refused.
+func TestServerNewExchange(t *testing.T) {
+	a, b := proxytest.NewServer(proxytest.Options{}), proxytest.NewServer(proxytest.Options{})
+	defer a.Close()
+	defer b.Close()
+	cfg := NewConfig().WithUpstream("llm", a.URL, b.URL)
+	srv, err := NewServer(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ex := srv.NewExchange()
+	var snap struct {
+		Pools map[string]struct {
+			Endpoints map[string]any `json:"endpoints"`
+		} `json:"pools"`
+	}
+	if err := json.Unmarshal(ex.AppendUpstreamsJSON(nil), &snap); err != nil || len(snap.Pools["llm"].Endpoints) != 2 {
+		t.Fatalf("snapshot %+v, %v; want pool llm with 2 endpoints", snap, err)
+	}
+	if err := ex.SetUpstream("nope"); err == nil {
+		t.Error("SetUpstream accepted a pool the server does not have")
+	}
+	if err := ex.SetEndpoint(strings.TrimPrefix(b.URL, "http://")); err != nil || ex.Upstream() != "llm" {
+		t.Errorf("SetEndpoint: %v, upstream %q; want nil, llm", err, ex.Upstream())
+	}
+	if ex.MaxConcurrentRequests() != int64(cfg.MaxConcurrentRequests) {
+		t.Errorf("MaxConcurrentRequests %d, want the config's %d", ex.MaxConcurrentRequests(), cfg.MaxConcurrentRequests)
+	}
+}

@@ -205,6 +205,20 @@ func buildServer(cfg *Config, opts Options, front *Server) (*Server, error) {
 // Router returns the server's router (slots, readiness, health).
 func (s *Server) Router() *Router { return s.router }
 
+// NewExchange returns an Exchange that belongs to no request, bound to
+// the current generation's pools and admission counts as a request's is,
+// so that a Filter can be driven directly (benchmarks, filter tests)
+// with the properties and foreign functions that read the pools. Its
+// request is empty: the caller fills it. It is not pooled and lives as
+// long as the caller keeps it; like any Exchange it is not safe for
+// concurrent use.
+func (s *Server) NewExchange() *Exchange {
+	c := s.current()
+	ex := &Exchange{pools: c.pools, router: c.router, routeOf: c.routeOfExchange}
+	ex.resumeCh = make(chan struct{}, 1)
+	return ex
+}
+
 // Config returns the configuration of the generation serving new
 // requests (read-only): the last one Reload swapped in.
 func (s *Server) Config() *Config { return s.current().cfg }

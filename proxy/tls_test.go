@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -507,5 +508,33 @@ func TestUpstreamMutualTLS(t *testing.T) {
 				t.Errorf("no access line for the 502:\n%s", logs)
 			}
 		})
+	}
+}
+
+// TestUpstreamClientCertificateSentWhateverAsked checks that the upstream
+// client certificate is sent even when the server's CertificateRequest
+// names other CAs, as Envoy and nginx send theirs: an upstream that
+// checks the certificate its own way (here: any certificate, then the
+// subject) must still get it. crypto/tls alone would send none.
+func TestUpstreamClientCertificateSentWhateverAsked(t *testing.T) {
+	clients := testcerts.NewCA(t, "clients")
+	other := testcerts.NewCA(t, "other")
+	up := startTLSUpstreamWith(t, func(c *tls.Config) {
+		c.ClientAuth = tls.RequireAnyClientCert
+		c.ClientCAs = other.Pool // named in the CertificateRequest
+		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			leaf, err := x509.ParseCertificate(raw[0])
+			if err != nil || leaf.Subject.CommonName != "sluice.internal" {
+				return fmt.Errorf("client certificate %v: %v", leaf, err)
+			}
+			return nil
+		}
+	})
+	good := clients.Issue(t, "sluice", "sluice.internal")
+	p, logs := proxyTo(t, "https://localhost:"+up.port,
+		&UpstreamTLSConfig{CAFile: up.ca.File, CertFile: good.CertFile, KeyFile: good.KeyFile})
+	resp, body := doRequest(t, newClient(), "POST", p.URL+"/v1/chat/completions", chatBody, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d %q, want 200: the certificate was not sent\nlogs:\n%s", resp.StatusCode, body, logs)
 	}
 }

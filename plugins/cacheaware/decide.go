@@ -29,6 +29,7 @@ type endpoint struct {
 	addr  string
 	load  float64 // requests in flight through the proxy + engine queue depth
 	picks uint32  // this instance's recent picks of it (poolSnapshot.picked)
+	tie   uint64  // decide's tie-breaking key for this request
 }
 
 // poolLoads reads the pool's healthy endpoints from the host's
@@ -134,9 +135,13 @@ type choice struct {
 // wins. eps is reordered in place.
 func (s *settings) decide(eps []endpoint, c choice) reason {
 	// Insertion sort: pools are small, and sort.Slice's reflection costs
-	// a Go guest ~10 µs.
+	// a Go guest ~10 µs. The tie-breaking keys are hashed once each, not
+	// once per comparison.
+	for i := range eps {
+		eps[i].tie = tiebreak.Mix(c.rnd, eps[i].addr)
+	}
 	for i := 1; i < len(eps); i++ {
-		for j := i; j > 0 && less(eps[j], eps[j-1], c.rnd); j-- {
+		for j := i; j > 0 && less(&eps[j], &eps[j-1]); j-- {
 			eps[j], eps[j-1] = eps[j-1], eps[j]
 		}
 	}
@@ -179,18 +184,17 @@ func (s *settings) minMatch(n int) int {
 // (so that, when loads tie, as they do at low rates where every engine
 // is idle, new prefixes go round the endpoints instead of piling up at
 // random: with random ties 16 prefix groups on 8 engines put up to
-// twice the fair share on one), then by a hash of rnd and the address,
-// then by address.
-func less(a, b endpoint, rnd uint64) bool {
+// twice the fair share on one), then by the tie-breaking key (a hash of
+// the request's random number and the address), then by address.
+func less(a, b *endpoint) bool {
 	if a.load != b.load {
 		return a.load < b.load
 	}
 	if a.picks != b.picks {
 		return a.picks < b.picks
 	}
-	ta, tb := tiebreak.Mix(rnd, a.addr), tiebreak.Mix(rnd, b.addr)
-	if ta != tb {
-		return ta < tb
+	if a.tie != b.tie {
+		return a.tie < b.tie
 	}
 	return a.addr < b.addr
 }

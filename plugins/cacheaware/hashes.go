@@ -38,10 +38,7 @@ func (p *plugin) promptHashes(size int, wantUser bool) (seed uint64, user []byte
 		switch {
 		case err == nil && len(res) >= 8 && len(res)%8 == 0:
 			seed = binary.LittleEndian.Uint64(res)
-			p.hashes = p.hashes[:0]
-			for b := res[8:]; len(b) >= 8; b = b[8:] {
-				p.hashes = append(p.hashes, binary.LittleEndian.Uint64(b))
-			}
+			p.hashes = leHashes(p.hashes, res[8:])
 			return seed, nil, true
 		case err == nil:
 			sdk.LogWarnf("cacheaware: %s returned %d bytes, not 8 per hash; hashing in the plugin", promptHashesFunc, len(res))

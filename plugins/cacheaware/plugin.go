@@ -29,6 +29,7 @@ type plugin struct {
 	idx       *index
 	hashes    []uint64   // scratch
 	eps       []endpoint // scratch: decide reorders it
+	spare     []*stream  // ended streams, reused by NewHttpContext
 	loads     loadCache
 	list      []byte // scratch
 	warned    bool   // the "no upstream stats" warning was logged
@@ -105,7 +106,28 @@ func (p *plugin) OnPluginStart(size int) bool {
 	return true
 }
 
-func (p *plugin) NewHttpContext(uint32) sdk.HttpContext { return &stream{p: p} }
+// NewHttpContext returns a stream, reusing one whose request ended: an
+// allocation costs a Go guest about half a microsecond.
+func (p *plugin) NewHttpContext(uint32) sdk.HttpContext {
+	if n := len(p.spare); n > 0 {
+		s := p.spare[n-1]
+		p.spare = p.spare[:n-1]
+		return s
+	}
+	return &stream{p: p}
+}
+
+// maxSpareStreams bounds the streams an instance keeps for reuse.
+const maxSpareStreams = 64
+
+// OnHttpStreamDone puts the stream back for reuse: the SDK calls nothing
+// on it afterwards.
+func (s *stream) OnHttpStreamDone() {
+	if p := s.p; len(p.spare) < maxSpareStreams {
+		*s = stream{p: p}
+		p.spare = append(p.spare, s)
+	}
+}
 
 // count adds n to a counter: pending until the next tick.
 func (p *plugin) count(c int, n uint64) {

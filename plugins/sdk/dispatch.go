@@ -11,6 +11,7 @@ type dispatcher struct {
 	vm       VMContext
 	plugins  map[uint32]PluginContext
 	streams  map[uint32]*stream
+	spare    []*stream // deleted streams' records, reused (maxSpareStreams)
 	callouts map[uint32]func(numHeaders, bodySize, numTrailers int)
 	// log reports SDK-level problems (unknown context IDs, a missing
 	// VMContext). The wasip1 build sends them to proxy_log.
@@ -73,8 +74,20 @@ func (d *dispatcher) onContextCreate(id, parentID uint32) {
 	if hc == nil {
 		return // the plugin does not handle HTTP traffic
 	}
-	d.streams[id] = &stream{ctx: hc, pluginID: parentID}
+	var s *stream
+	if n := len(d.spare); n > 0 {
+		s, d.spare = d.spare[n-1], d.spare[:n-1]
+	} else {
+		s = new(stream)
+	}
+	*s = stream{ctx: hc, pluginID: parentID}
+	d.streams[id] = s
 }
+
+// maxSpareStreams bounds the records onDelete keeps for reuse: an
+// allocation costs a Go guest about half a microsecond, and an instance
+// rarely has more streams open at once.
+const maxSpareStreams = 64
 
 func (d *dispatcher) onVMStart(pluginID uint32, vmConfigSize uint32) bool {
 	if d.vm == nil {
@@ -167,6 +180,10 @@ func (d *dispatcher) onDelete(id uint32) {
 		if !s.done {
 			s.done = true
 			s.ctx.OnHttpStreamDone()
+		}
+		if len(d.spare) < maxSpareStreams {
+			*s = stream{}
+			d.spare = append(d.spare, s)
 		}
 		return
 	}

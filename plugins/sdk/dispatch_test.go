@@ -285,3 +285,43 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchReusesStreamRecords checks that a deleted stream's record
+// is reused without carrying its state over: a stream created after
+// another was logged and deleted still gets its own OnHttpStreamDone, and
+// a stale callback for the deleted ID reaches nobody.
+func TestDispatchReusesStreamRecords(t *testing.T) {
+	d, rec, _ := newTestDispatcher()
+	d.onContextCreate(1, 0)
+	d.onContextCreate(2, 1)
+	old := d.streams[2]
+	d.onLog(2) // done delivered, record marked done
+	d.onDelete(2)
+	d.onContextCreate(3, 1)
+	if d.streams[3] != old {
+		t.Fatalf("stream 3 got a new record; want the deleted stream 2's reused")
+	}
+	d.onRequestHeaders(2, 1, true) // stale: stream 2 is gone
+	d.onRequestHeaders(3, 1, true)
+	d.onDelete(3) // no proxy_on_log: done must still come (the reused record is not "done")
+	want := []string{"http 2 done", "http 3 req headers 1 true", "http 3 done"}
+	var got []string
+	for _, e := range rec.events {
+		if strings.HasPrefix(e, "http ") {
+			got = append(got, e)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	// The spare list is bounded.
+	for id := uint32(10); id < 10+2*maxSpareStreams; id++ {
+		d.onContextCreate(id, 1)
+	}
+	for id := uint32(10); id < 10+2*maxSpareStreams; id++ {
+		d.onDelete(id)
+	}
+	if n := len(d.spare); n != maxSpareStreams {
+		t.Errorf("%d spare records, want the bound %d", n, maxSpareStreams)
+	}
+}

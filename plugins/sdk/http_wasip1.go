@@ -233,10 +233,16 @@ func CloseStream(st StreamType) error {
 	return hostError("proxy_close_stream", proxyCloseStream(uint32(st)))
 }
 
+// pathScratch holds the serialized path of the property call in progress
+// (a Wasm instance makes one host call at a time), so that reading or
+// setting a property allocates nothing in the guest.
+var pathScratch []byte
+
 // GetProperty returns the host property at path, e.g.
 // []string{"request", "path"} or []string{"plugin_name"}.
 func GetProperty(path []string) ([]byte, error) {
-	p, err := SerializePropertyPath(path)
+	p, err := appendPropertyPath(pathScratch[:0], path)
+	pathScratch = p
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +254,8 @@ func GetProperty(path []string) ([]byte, error) {
 
 // SetProperty sets the host property at path to value.
 func SetProperty(path []string, value []byte) error {
-	p, err := SerializePropertyPath(path)
+	p, err := appendPropertyPath(pathScratch[:0], path)
+	pathScratch = p
 	if err != nil {
 		return err
 	}

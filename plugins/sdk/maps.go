@@ -99,22 +99,24 @@ func DeserializeMap(data []byte) ([][2]string, error) {
 // (["request", "path"] → "request\x00path"). An empty path, or a segment
 // that itself contains a NUL byte, is an error wrapping ErrBadArgument.
 func SerializePropertyPath(path []string) ([]byte, error) {
+	return appendPropertyPath(nil, path)
+}
+
+// appendPropertyPath is SerializePropertyPath appending to dst, so that
+// GetProperty and SetProperty reuse one buffer: the host reads the path
+// during the call and keeps nothing.
+func appendPropertyPath(dst []byte, path []string) ([]byte, error) {
 	if len(path) == 0 {
-		return nil, fmt.Errorf("sdk: empty property path: %w", ErrBadArgument)
+		return dst, fmt.Errorf("sdk: empty property path: %w", ErrBadArgument)
 	}
-	size := len(path) - 1
 	for i, seg := range path {
 		if strings.IndexByte(seg, 0) >= 0 {
-			return nil, fmt.Errorf("sdk: property path segment %d (%q) contains a NUL byte: %w", i, seg, ErrBadArgument)
+			return dst, fmt.Errorf("sdk: property path segment %d (%q) contains a NUL byte: %w", i, seg, ErrBadArgument)
 		}
-		size += len(seg)
-	}
-	buf := make([]byte, 0, size)
-	for i, seg := range path {
 		if i > 0 {
-			buf = append(buf, 0)
+			dst = append(dst, 0)
 		}
-		buf = append(buf, seg...)
+		dst = append(dst, seg...)
 	}
-	return buf, nil
+	return dst, nil
 }

@@ -133,3 +133,20 @@ func TestSerializePropertyPath(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendPropertyPathReuses checks that GetProperty's and
+// SetProperty's serialization reuses its buffer: no allocation once the
+// buffer is large enough.
+func TestAppendPropertyPathReuses(t *testing.T) {
+	path := []string{"sluice", "endpoint"}
+	buf, err := appendPropertyPath(nil, path)
+	if err != nil || string(buf) != "sluice\x00endpoint" {
+		t.Fatalf("appendPropertyPath = %q, %v", buf, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { buf, _ = appendPropertyPath(buf[:0], path) }); n != 0 {
+		t.Errorf("serializing into a large enough buffer allocates %v times", n)
+	}
+	if _, err := appendPropertyPath(buf[:0], []string{"a\x00b"}); !errors.Is(err, ErrBadArgument) {
+		t.Errorf("NUL in a segment: %v, want ErrBadArgument", err)
+	}
+}

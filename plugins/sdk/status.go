@@ -102,6 +102,9 @@ func (s Status) String() string {
 
 // HostError is the error a host call wrapper returns for a non-OK status.
 // errors.Is(err, ErrNotFound) and friends match it through Unwrap.
+//
+// Errors the SDK returns are shared between calls that fail alike: do
+// not modify one.
 type HostError struct {
 	// Call is the host function's ABI name, e.g. "proxy_get_header_map_value".
 	Call string
@@ -115,12 +118,40 @@ func (e *HostError) Error() string { return "sdk: " + e.Call + ": " + e.Status.S
 // Unwrap returns the sentinel error for the status (see StatusError).
 func (e *HostError) Unwrap() error { return StatusError(e.Status) }
 
-// hostError returns nil for StatusOK and a *HostError otherwise.
+// hostError returns nil for StatusOK and a *HostError otherwise. The
+// error is shared by every failure of that call with that status (see
+// hostErrors): callers must not modify it.
 func hostError(call string, status uint32) error {
 	if status == uint32(StatusOK) {
 		return nil
 	}
-	return &HostError{Call: call, Status: Status(status)}
+	return hostErrs.get(call, Status(status))
+}
+
+// maxCachedErrors bounds hostErrors: the SDK has about 60 host calls and a
+// plugin meets a handful of (call, status) pairs.
+const maxCachedErrors = 64
+
+// hostErrors keeps the *HostError of each (call, status) pair met, so that
+// a call failing the same way on every request (NOT_FOUND for a missing
+// shared-data key or header) allocates nothing: an allocation costs a Go
+// guest about half a microsecond. Past maxCachedErrors pairs, errors are
+// made afresh. Not safe for concurrent use (one callback at a time).
+type hostErrors struct{ errs []*HostError }
+
+var hostErrs hostErrors
+
+func (c *hostErrors) get(call string, st Status) *HostError {
+	for _, e := range c.errs {
+		if e.Status == st && e.Call == call {
+			return e
+		}
+	}
+	e := &HostError{Call: call, Status: st}
+	if len(c.errs) < maxCachedErrors {
+		c.errs = append(c.errs, e)
+	}
+	return e
 }
 
 // u32Arg converts a caller's int argument to the ABI's u32, rejecting

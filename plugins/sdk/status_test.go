@@ -95,3 +95,34 @@ func TestStringers(t *testing.T) {
 		}
 	}
 }
+
+// TestHostErrorsShared checks that a call failing the same way twice
+// returns one shared error (no allocation), that different calls or
+// statuses get their own, and that the cache is bounded.
+func TestHostErrorsShared(t *testing.T) {
+	var c hostErrors
+	a, b := c.get("proxy_get_shared_data", StatusNotFound), c.get("proxy_get_shared_data", StatusNotFound)
+	if a != b {
+		t.Error("the same call and status gave two errors")
+	}
+	if !errors.Is(a, ErrNotFound) || a.Error() != "sdk: proxy_get_shared_data: NOT_FOUND" {
+		t.Errorf("error %q does not match ErrNotFound", a)
+	}
+	if c.get("proxy_get_property", StatusNotFound) == a || c.get("proxy_get_shared_data", StatusBadArgument) == a {
+		t.Error("another call or status shared the error")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = c.get("proxy_get_shared_data", StatusNotFound) }); n != 0 {
+		t.Errorf("a cached error allocates %v times", n)
+	}
+	for i := range 2 * maxCachedErrors {
+		if e := c.get("call", Status(100+i)); e.Status != Status(100+i) || e.Call != "call" {
+			t.Fatalf("error %d = %+v", i, e)
+		}
+	}
+	if len(c.errs) != maxCachedErrors {
+		t.Errorf("%d cached errors, want the bound %d", len(c.errs), maxCachedErrors)
+	}
+	if hostError("x", uint32(StatusOK)) != nil {
+		t.Error("StatusOK gave an error")
+	}
+}

@@ -206,9 +206,10 @@ func resolveUpstreamTLS(f string, u *UpstreamConfig, eps []Endpoint) (*tls.Confi
 // connections to a pool's https:// endpoints: TLS 1.2 at least, RootCAs
 // read from CAFile (nil, the system's roots, without one), ServerName and
 // InsecureSkipVerify as set, and the client certificate of CertFile and
-// KeyFile when set. A nil t gives the defaults. The error is a *Error
-// naming the field within t ("ca_file", "cert_file", "key_file"). Each
-// call reads the files again and returns a new config.
+// KeyFile when set (sent whenever the server asks for one). A nil t
+// gives the defaults. The error is a *Error naming the field within t
+// ("ca_file", "cert_file", "key_file"). Each call reads the files again
+// and returns a new config.
 func (t *UpstreamTLSConfig) ClientConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if t == nil {
@@ -235,6 +236,11 @@ func (t *UpstreamTLSConfig) ClientConfig() (*tls.Config, error) {
 			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{pair}
+		// Send it whatever the server's CertificateRequest names, as
+		// Envoy and nginx (proxy_ssl_certificate) do: crypto/tls alone
+		// sends a certificate only when its issuer is among the
+		// request's acceptable CAs, and else none at all.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
 	}
 	return cfg, nil
 }

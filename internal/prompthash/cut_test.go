@@ -15,6 +15,7 @@ import (
 // duplicate inside the prompt ends the text where the decoy begins.
 func TestQuickDuplicateKeys(t *testing.T) {
 	const m = `{"role":"user","content":"hi"}`
+	const long = `a long value past the first bytes, \"quoted\": \\\"and\\\" ending in a backslash\\`
 	for _, c := range []struct {
 		name, body string
 		text       string // "" with ok false: left to the validating scanner
@@ -34,6 +35,7 @@ func TestQuickDuplicateKeys(t *testing.T) {
 		{"escaped key in a message", `{"model":"m","messages":[` + m + `,{"role":"user","c\u006fntent":"hi"}]}`, `[` + m + `,`},
 		{"duplicate after the prompt", `{"model":"m","messages":[` + m + `],"n":1,"n":2}`, `[` + m + `],`},
 		{"escaped quote before a colon in a value", `{"model":"m","prompt":"a\":b\\","n":1}`, `"a\":b\\","n":1}`},
+		{"escaped quotes in a long value", `{"model":"m","prompt":"` + long + `","n":1,"n":2}`, `"` + long + `",`},
 	} {
 		text, model, ok := Quick([]byte(c.body))
 		if ok != (c.text != "") || ok && (string(text) != c.text || string(model) != `"m"`) {
@@ -74,7 +76,7 @@ func TestCutBounds(t *testing.T) {
 
 // FuzzCut checks cut against encoding/json's tokens on valid JSON: it
 // never vouches for a byte past the first overridden member, reports
-// every later "model"/"messages"/"prompt", and without escapes and
+// every later "model"/"messages"/"prompt", and without escaped keys and
 // within its bounds finds exactly those.
 func FuzzCut(f *testing.F) {
 	for _, s := range []string{
@@ -84,6 +86,7 @@ func FuzzCut(f *testing.F) {
 		`"once","messages":[],"model":"m"}`,
 		`[{"c\u006fntent":"a","content":"b"}],"pr\u006fmpt":1}`,
 		`"a\"b\\",  "x" : {"y":1,"y":[2]}}`,
+		`"a long value past the first bytes, \": \\\"x\\",  "x" : {"y":1,"y":[2]}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -93,12 +96,12 @@ func FuzzCut(f *testing.F) {
 		if !json.Valid(doc) {
 			return
 		}
-		want, wantLater, depth := oracleCut(t, doc, 5)
+		want, wantLater, depth, escKey := oracleCut(t, doc, 5)
 		n, later := cut(text)
 		if n > want || wantLater && !later {
 			t.Fatalf("cut %d later %v; the tokens say %d later %v", n, later, want, wantLater)
 		}
-		if exact := bytes.IndexByte(text, '\\') < 0 && depth < cutDepth && len(text) < 4*cutKeys; exact && (n != want || later != wantLater) {
+		if exact := !escKey && depth < cutDepth && len(text) < 4*cutKeys; exact && (n != want || later != wantLater) {
 			t.Fatalf("cut %d later %v; the tokens say %d later %v", n, later, want, wantLater)
 		}
 	})
@@ -108,8 +111,9 @@ func FuzzCut(f *testing.F) {
 // whose first member's value starts at from: the offset (from from) of
 // the first key that a later one of its object overrides, whether a
 // top-level "model", "messages" or "prompt" follows the first member, and
-// the deepest nesting under the top-level object.
-func oracleCut(t *testing.T, doc []byte, from int) (n int, later bool, depth int) {
+// the deepest nesting under the top-level object, and whether a key after
+// from is escaped.
+func oracleCut(t *testing.T, doc []byte, from int) (n int, later bool, depth int, escKey bool) {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	type level struct {
 		obj, wantKey bool
@@ -121,7 +125,7 @@ func oracleCut(t *testing.T, doc []byte, from int) (n int, later bool, depth int
 		off := int(dec.InputOffset())
 		tok, err := dec.Token()
 		if err == io.EOF {
-			return n, later, depth
+			return n, later, depth, escKey
 		} else if err != nil {
 			t.Fatalf("%s: %v", doc, err)
 		}
@@ -132,6 +136,7 @@ func oracleCut(t *testing.T, doc []byte, from int) (n int, later bool, depth int
 		if k, isStr := tok.(string); isStr && top != nil && top.obj && top.wantKey {
 			top.wantKey = false
 			at := off + bytes.IndexByte(doc[off:], '"') - from
+			escKey = escKey || at >= 0 && bytes.IndexByte(doc[from+at:dec.InputOffset()], '\\') >= 0
 			switch {
 			case at < 0: // the first member, before the text
 			case len(stack) == 1 && (k == "model" || k == "messages" || k == "prompt"):

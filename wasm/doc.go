@@ -373,7 +373,10 @@
 //	                       in chunks: seed, then one chained hash per full
 //	                       chunk, u64 LE each (internal/prompthash);
 //	                       PARSE_FAILURE when the body does not open with
-//	                       scalar members, "model" among them, then the prompt
+//	                       scalar members, "model" among them, then the prompt,
+//	                       or repeats "model", "messages" or "prompt" after it
+//	                       (an engine reads the last); a member repeated inside
+//	                       the prompt ends the hashed text where the first is
 //	sluice.skip_callbacks  export names, comma-separated, among
 //	                       proxy_on_request_headers, proxy_on_request_body,
 //	                       proxy_on_response_headers, proxy_on_response_body,

@@ -40,7 +40,8 @@ func parsePromptHashArgs(args []byte) (chunk, max int, ok bool) {
 // "model" member) and one hash per full chunk of the prompt's first max
 // bytes, each 8 bytes little-endian: 8·(1+n) bytes. The body must open
 // the usual way (prompthash.Quick: scalar members, "model" among them,
-// then "messages" or "prompt"); for any other body the answer is
+// then "messages" or "prompt", none of the three repeated after it: an
+// engine reads the last); for any other body the answer is
 // PARSE_FAILURE and the guest reads and validates the body itself.
 // BAD_ARGUMENT in the root context or for malformed arguments. It reads
 // the body in place and writes only dst.

@@ -125,6 +125,8 @@ func TestForeignPromptBlockHashes(t *testing.T) {
 		"root context":      {chat, promptArgs(64, 1<<20), true, 512, statusBadArgument},
 		"result off memory": {chat, promptArgs(64, 1<<20), false, 65534, statusInvalidMemoryAccess},
 		"model after":       {[]byte(`{"messages":[],"model":"m"}`), promptArgs(64, 1<<20), false, 512, statusParseFailure},
+		"messages twice":    {[]byte(`{"model":"m","messages":[],"messages":[]}`), promptArgs(64, 1<<20), false, 512, statusParseFailure},
+		"model twice":       {[]byte(`{"model":"m","prompt":"p","model":"n"}`), promptArgs(64, 1<<20), false, 512, statusParseFailure},
 		"not json":          {[]byte(`hello`), promptArgs(64, 1<<20), false, 512, statusParseFailure},
 		"empty body":        {nil, promptArgs(64, 1<<20), false, 512, statusParseFailure},
 	} {
@@ -142,6 +144,8 @@ func FuzzPromptBlockHashes(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"0123456789abcdef0123456789abcdef"}]}`), uint32(16), uint32(1<<20), uint32(512))
 	f.Add([]byte(`{"model":"m","prompt":"0123456789abcdef0123456789abcdef"}`), uint32(64), uint32(0), uint32(65530))
 	f.Add([]byte(` {"n":1,"model":"a\"b","prompt":"x"} `), uint32(0xffffffff), uint32(0xffffffff), uint32(0xfffffffc))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"0123456789abcdef","content":"0123456789abcdef0123456789abcdef"}]}`), uint32(16), uint32(1<<20), uint32(512))
+	f.Add([]byte(`{"model":"m","prompt":"0123456789abcdef","messages":[{"role":"user","content":"0123456789abcdef"}]}`), uint32(16), uint32(1<<20), uint32(512))
 	f.Fuzz(func(t *testing.T, body []byte, chunk, max, retPtr uint32) {
 		if len(body) > 16<<10 {
 			return

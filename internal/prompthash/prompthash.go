@@ -9,11 +9,12 @@
 // The tokenisation is approximate, by bytes: the prompt is the request
 // body's raw JSON from the value of "messages" (chat completions: every
 // message in order, as the client serialised them) or of "prompt"
-// (completions) to the body's end, trailing space cut, and it is cut
-// into fixed-size chunks (64 bytes ≈ 16 tokens at ~4 bytes a token, one
-// vLLM KV block). Block i's hash chains block i−1's hash and its bytes,
-// seeded with the model, so equal hashes mean equal prefixes (up to
-// 64-bit collisions).
+// (completions) to the body's end, trailing space cut, or to the first
+// member an engine does not read (one that a later member of the same
+// name overrides: cut.go), and it is cut into fixed-size chunks (64
+// bytes ≈ 16 tokens at ~4 bytes a token, one vLLM KV block). Block i's
+// hash chains block i−1's hash and its bytes, seeded with the model, so
+// equal hashes mean equal prefixes (up to 64-bit collisions).
 //
 // Everything here is a pure function, safe for concurrent use, and
 // allocates nothing; returned slices are views into the input.
@@ -35,14 +36,15 @@ func Seed(model []byte) uint64 { return Mix(seedBase, model) }
 
 // Quick reads a body that opens with scalar members, "model" a string
 // among them, then "messages" or "prompt" (a client's usual order),
-// without looking further than the prompt's first byte, except that a
-// "prompt" must not be followed by "messages" (which would win) and the
-// body must end with '}'. It returns the prompt text (the body from the
-// prompt's value to its end, trailing space cut) and the raw "model"
-// value. ok is false for any other start: the caller then validates the
-// body (the cacheaware plugin does, with the last occurrence of each
-// member winning), or gives up. The rest of the body is not validated:
-// an invalid body is hashed like a valid one, and the engine rejects it.
+// without validating the rest: it reads the rest only for its strings
+// and keys (cut.go), to find a later top-level "model", "messages" or
+// "prompt" (then ok is false: an engine reads the last one, and "messages"
+// wins over "prompt") and where a duplicate member begins. The body must
+// end with '}'. It returns the prompt text (PromptText) and the raw
+// "model" value. ok is false for any other start: the caller then
+// validates the body (the cacheaware plugin does, with the last
+// occurrence of each member winning), or gives up. An invalid body is
+// hashed like a valid one, and the engine rejects it.
 func Quick(body []byte) (text, model []byte, ok bool) {
 	i := 0
 	skip := func() {
@@ -70,9 +72,9 @@ func Quick(body []byte) (text, model []byte, ok bool) {
 		skip()
 		k := string(key[1 : len(key)-1])
 		if k == "messages" || k == "prompt" {
-			text := PromptText(body, i)
-			if model == nil || len(text) < 2 || text[len(text)-1] != '}' ||
-				k == "prompt" && bytes.Contains(text, []byte(`"messages"`)) {
+			text, later := promptText(body, i)
+			rest := bytes.TrimRight(body[i:], " \t\r\n")
+			if model == nil || later || len(rest) < 2 || rest[len(rest)-1] != '}' {
 				return nil, nil, false
 			}
 			return text, model, true
@@ -106,13 +108,25 @@ func Quick(body []byte) (text, model []byte, ok bool) {
 	}
 }
 
-// PromptText is the body from start to its end, trailing space cut.
+// PromptText is the prompt text of body whose prompt's value (that of
+// the last "messages", or of the last "prompt" when there is no
+// "messages") starts at start: the body from there to its end, trailing
+// space cut, or to the first member an engine does not read (cut). A view
+// into body.
 func PromptText(body []byte, start int) []byte {
+	text, _ := promptText(body, start)
+	return text
+}
+
+// promptText is PromptText, and whether a later top-level member
+// overrides what the value at start says (cut's later).
+func promptText(body []byte, start int) (text []byte, later bool) {
 	end := len(body)
 	for end > start && isSpace(body[end-1]) {
 		end--
 	}
-	return body[start:end]
+	n, later := cut(body[start:end])
+	return body[start : start+n], later
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -69,12 +69,36 @@ func TestBlockBitFlips(t *testing.T) {
 // BenchmarkHost8KiB is the host's side of sluice.prompt_block_hashes for
 // an 8 KiB chat body: find the prompt, hash it in 64-byte blocks.
 func BenchmarkHost8KiB(b *testing.B) {
-	body := []byte(`{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat("x", 8150) + `"}]}`)
+	benchHost(b, []byte(`{"model":"m","messages":[{"role":"user","content":"`+strings.Repeat("x", 8150)+`"}]}`))
+}
+
+// BenchmarkHostTurns8KiB is BenchmarkHost8KiB for a conversation of 64
+// short turns: many keys for the duplicate check (cut.go) to compare.
+func BenchmarkHostTurns8KiB(b *testing.B) {
+	benchHost(b, turns(64))
+}
+
+func benchHost(b *testing.B, body []byte) {
 	dst := make([]byte, 0, 2048)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		text, model, _ := Quick(body)
+		text, model, ok := Quick(body)
+		if !ok || len(text) < len(body)/2 {
+			b.Fatalf("Quick: %d bytes, ok %v", len(text), ok)
+		}
 		dst = AppendBlocksLE(dst[:0], Seed(model), text, 64, 1<<20)
 	}
+}
+
+// turns is a chat body of n turns of about 128 bytes each.
+func turns(n int) []byte {
+	body := []byte(`{"model":"m","messages":[`)
+	for i := range n {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"role":"user","content":"`+strings.Repeat("turn ", 18)+`","name":"n"}`...)
+	}
+	return append(body, `],"max_tokens":64,"stream":true}`...)
 }

@@ -13,7 +13,9 @@ type request struct {
 	// (chat completions: every message in order, as the client
 	// serialised them, so a conversation's next turn extends the
 	// previous turn's text) or of "prompt" (completions) to the body's
-	// end, trailing space cut. The members after the prompt (max_tokens,
+	// end, trailing space cut, or to the first member the engine does not
+	// read (a decoy that a later member of the same name overrides:
+	// prompthash.PromptText). The members after the prompt (max_tokens,
 	// stream…) only change the last block or two. A view into the body.
 	text []byte
 	// seed keys the hashes by model: two models never share a cache.
@@ -33,7 +35,9 @@ type request struct {
 // validated, which saves a Go guest a pass over the body (~30 µs for 8
 // KiB). An invalid body is then routed like a valid one, and the engine
 // rejects it. Otherwise, or for the user field, the body is validated
-// and the last occurrence of each member counts (jsonscan).
+// and the last occurrence of each member counts (jsonscan), as it does
+// for the engine; either way no member that a later one of the same name
+// overrides is hashed.
 func parseRequest(body []byte, wantUser bool) (request, bool) {
 	if !wantUser {
 		if r, ok := quickPrompt(body); ok {

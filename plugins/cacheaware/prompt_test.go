@@ -1,7 +1,7 @@
 package main
 
 import (
-	"strings"
+	"bytes"
 	"testing"
 )
 
@@ -66,31 +66,23 @@ func TestQuickPrompt(t *testing.T) {
 	}
 }
 
-// once reports whether each member parseRequest reads is named at most
-// once in body (where the quick path takes the first, the scanner the
-// last).
-func once(body []byte) bool {
-	for _, k := range []string{`"model"`, `"messages"`, `"prompt"`} {
-		if strings.Count(string(body), k) > 1 {
-			return false
-		}
-	}
-	return true
-}
-
 func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u"}`))
 	f.Add([]byte(`{"prompt":["a","b"]}`))
 	f.Add([]byte(`{"model":"m","n":1,"messages":[{"role":"user","content":"hi"}]}`))
 	f.Add([]byte(` { "model" : "a\"b" , "prompt" : "x" } `))
+	for _, c := range duplicateBodies {
+		f.Add([]byte(c.body))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, ok := parseRequest(body, false)
 		if !ok {
 			return
 		}
 		// What the quick path reads, the validating scanner reads the
-		// same way when the body is valid JSON with its members once.
-		if slow, err := validatedRequest(body); err == nil && once(body) &&
+		// same way when the body is valid JSON, duplicate members or not
+		// (both read what the engine reads: the last).
+		if slow, err := validatedRequest(body); err == nil &&
 			(string(slow.text) != string(r.text) || slow.seed != r.seed) {
 			t.Fatalf("quick %q %x, validated %q %x", r.text, r.seed, slow.text, slow.seed)
 		}
@@ -99,4 +91,43 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("%d blocks for %d bytes", len(hs), len(r.text))
 		}
 	})
+}
+
+// duplicateBodies repeat a member the plugin reads, with a decoy first;
+// clean is the body the engine reads (the last of each).
+var duplicateBodies = []struct{ name, body, clean string }{
+	{"messages twice",
+		`{"model":"m","messages":[{"role":"user","content":"DECOY"}],"messages":[{"role":"user","content":"hi"}],"user":"u"}`,
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u"}`},
+	{"prompt twice", `{"model":"m","prompt":"DECOY","prompt":"once upon"}`, `{"model":"m","prompt":"once upon"}`},
+	{"prompt then messages", `{"model":"m","prompt":"DECOY","messages":[{"role":"user","content":"hi"}]}`, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`},
+	{"model twice", `{"model":"DECOY","messages":[{"role":"user","content":"hi"}],"model":"m"}`, `{"messages":[{"role":"user","content":"hi"}],"model":"m"}`},
+	{"user twice", `{"model":"m","user":"DECOY","messages":[{"role":"user","content":"hi"}],"user":"u"}`, `{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"u"}`},
+	{"content twice",
+		`{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"DECOY","content":"hi"}]}`,
+		`{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}`},
+	{"content twice, after an object member",
+		`{"model":"m","metadata":{"a":1},"messages":[{"role":"user","content":"DECOY","content":"hi"}]}`,
+		`{"model":"m","metadata":{"a":1},"messages":[{"role":"user","content":"hi"}]}`},
+}
+
+// TestParseRequestDuplicateKeys: with a member repeated, both paths (the
+// quick one and the validating scanner, which the user field forces) read
+// what the engine reads: the same model, the last user, and a prompt text
+// that is the clean body's, or the start of it, never the decoy.
+func TestParseRequestDuplicateKeys(t *testing.T) {
+	for _, c := range duplicateBodies {
+		clean, ok := parseRequest([]byte(c.clean), true)
+		if !ok {
+			t.Fatalf("%s: the clean body does not parse", c.name)
+		}
+		for _, wantUser := range []bool{false, true} {
+			r, ok := parseRequest([]byte(c.body), wantUser)
+			if !ok || r.seed != clean.seed || !bytes.HasPrefix(clean.text, r.text) || bytes.Contains(r.text, []byte("DECOY")) ||
+				wantUser && string(r.user) != string(clean.user) {
+				t.Errorf("%s (user %v): text %q, user %s, seed %x; the engine reads text %q, user %s, seed %x",
+					c.name, wantUser, r.text, r.user, r.seed, clean.text, clean.user, clean.seed)
+			}
+		}
+	}
 }

@@ -1,6 +1,6 @@
 package main
 
-import "strconv"
+import "encoding/binary"
 
 // store is the shared key-value store the index lives in: on Sluice the
 // plugin's vm_id shared data, which every instance of the plugin sees,
@@ -23,20 +23,30 @@ const keyPrefix = "ca/"
 // concurrent use (one per instance; the store is shared).
 type index struct {
 	kv   store
-	pool string
-	key  []byte // scratch: "ca/<pool>/<16 hex digits>"
+	key  []byte // scratch: "ca/<pool>/<kind>" and 8 bytes of hash
 	cps  []int  // scratch: checkpoints
+	pool string // the pool key holds
+	kind byte   // the kind key holds
 }
 
 func newIndex(kv store) *index { return &index{kv: kv} }
 
-func (x *index) keyFor(kind byte, h uint64) []byte {
-	k := append(x.key[:0], keyPrefix...)
-	k = append(k, x.pool...)
-	k = append(k, '/', kind)
-	k = strconv.AppendUint(k, h, 16)
-	x.key = k
-	return k
+// keyFor returns the key of hash h of the given kind ('b' a prefix
+// block, 's' a session) in pool: "ca/<pool>/<kind>" then h's 8 bytes,
+// little-endian. The bytes are binary, not hex: formatting them cost a Go
+// guest more than the host call that reads the key. Consecutive calls for
+// one pool and kind rewrite only the last 8 bytes. The result is valid
+// until the next call.
+func (x *index) keyFor(pool string, kind byte, h uint64) []byte {
+	if len(x.key) == 0 || x.pool != pool || x.kind != kind {
+		k := append(x.key[:0], keyPrefix...)
+		k = append(k, pool...)
+		k = append(k, '/', kind)
+		x.key = append(k, make([]byte, 8)...)
+		x.pool, x.kind = pool, kind
+	}
+	binary.LittleEndian.PutUint64(x.key[len(x.key)-8:], h)
+	return x.key
 }
 
 // match returns the longest recorded prefix of the prompt whose block
@@ -54,10 +64,9 @@ func (x *index) keyFor(kind byte, h uint64) []byte {
 // and presence is no longer monotone across prompts of different
 // lengths.
 func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint string) {
-	x.pool = pool
 	x.cps = checkpoints(x.cps[:0], len(hs))
 	for i := len(x.cps) - 1; i >= 0 && x.cps[i] >= min; i-- {
-		if v, ok := x.kv.get(x.keyFor('b', hs[x.cps[i]-1])); ok && len(v) > 0 {
+		if v, ok := x.kv.get(x.keyFor(pool, 'b', hs[x.cps[i]-1])); ok && len(v) > 0 {
 			return x.cps[i], string(v)
 		}
 	}
@@ -70,24 +79,21 @@ func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint s
 // already recorded for endpoint, to save the writes (each is a host
 // call): a new 8 KiB prompt writes 4 keys with cache_threshold 0.3.
 func (x *index) record(pool string, hs []uint64, endpoint string, from, min int) {
-	x.pool = pool
 	x.cps = checkpoints(x.cps[:0], len(hs))
 	for _, p := range x.cps {
 		if p > from && p >= min {
-			x.kv.set(x.keyFor('b', hs[p-1]), endpoint)
+			x.kv.set(x.keyFor(pool, 'b', hs[p-1]), endpoint)
 		}
 	}
 }
 
 // session returns the endpoint the session (hashed) last went to.
 func (x *index) session(pool string, h uint64) (string, bool) {
-	x.pool = pool
-	v, ok := x.kv.get(x.keyFor('s', h))
+	v, ok := x.kv.get(x.keyFor(pool, 's', h))
 	return string(v), ok && len(v) > 0
 }
 
 // recordSession pins the session to endpoint.
 func (x *index) recordSession(pool string, h uint64, endpoint string) {
-	x.pool = pool
-	x.kv.set(x.keyFor('s', h), endpoint)
+	x.kv.set(x.keyFor(pool, 's', h), endpoint)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -246,5 +247,27 @@ func TestIndexThresholdRange(t *testing.T) {
 	long := hs(sys + strings.Repeat("a much longer document. ", 1100))
 	if n, ep := x.match("p", long, s.minMatch(len(long))); n != 0 || ep != "" {
 		t.Fatalf("a 25%% match was found: %d at %q", n, ep)
+	}
+}
+
+// TestKeyFor checks the index's keys: "ca/<pool>/<kind>" and the hash's 8
+// bytes, rebuilt when the pool or kind changes and otherwise rewritten in
+// place, without allocating.
+func TestKeyFor(t *testing.T) {
+	x := newIndex(newMapStore(1<<20, 0))
+	want := func(pool string, kind byte, h uint64) string {
+		return keyPrefix + pool + "/" + string(kind) + string(binary.LittleEndian.AppendUint64(nil, h))
+	}
+	for _, c := range []struct {
+		pool string
+		kind byte
+		h    uint64
+	}{{"a", 'b', 1}, {"a", 'b', 2}, {"pool-b", 'b', 2}, {"pool-b", 's', 2}, {"a", 'b', 1 << 63}, {"a", 's', 7}} {
+		if got := string(x.keyFor(c.pool, c.kind, c.h)); got != want(c.pool, c.kind, c.h) {
+			t.Errorf("keyFor(%q, %c, %#x) = %q, want %q", c.pool, c.kind, c.h, got, want(c.pool, c.kind, c.h))
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { x.keyFor("a", 's', 9) }); n != 0 {
+		t.Errorf("keyFor allocates %v times", n)
 	}
 }

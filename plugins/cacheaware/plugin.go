@@ -30,6 +30,7 @@ type plugin struct {
 	hashes    []uint64   // scratch
 	eps       []endpoint // scratch: decide reorders it
 	spare     []*stream  // ended streams, reused by NewHttpContext
+	lastPool  string     // the last request's sluice.upstream
 	loads     loadCache
 	list      []byte // scratch
 	warned    bool   // the "no upstream stats" warning was logged
@@ -200,7 +201,11 @@ func (p *plugin) route(s *stream, size int) bool {
 		sdk.LogWarnf("cacheaware: reading sluice.upstream: %v", err)
 		return false
 	}
-	asked := string(pool)
+	asked := p.lastPool // the pool named as last time: no new string
+	if string(pool) != asked {
+		asked = string(pool)
+		p.lastPool = asked
+	}
 	if asked == "" {
 		asked = p.s.pool
 	}

@@ -7,10 +7,9 @@ import (
 
 // leHashes returns the little-endian u64s of b (a multiple of 8 bytes).
 // On a little-endian machine (Wasm is one) an 8-aligned b is used in
-// place: the SDK
-// handed the host's answer over to the plugin (nothing else refers to
-// it), and decoding 128 hashes one by one cost the guest more than the
-// call. A misaligned b is decoded into dst.
+// place: the SDK handed the host's answer over to the plugin (nothing
+// else refers to it), and decoding 128 hashes one by one cost the guest
+// more than the call. A misaligned b is decoded into dst.
 func leHashes(dst []uint64, b []byte) []uint64 {
 	n := len(b) / 8
 	if n == 0 {

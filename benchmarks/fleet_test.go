@@ -286,8 +286,9 @@ func TestFleetChartAndReport(t *testing.T) {
 }
 
 // TestFleetSmoke runs the fleet benchmark end to end on a tiny scale: two
-// engines, two policies, a few requests of the multi-turn workload (whose
-// turns wait for each other and carry the real answers).
+// engines, two policies, the first few requests of the multi-turn workload
+// through the dispatcher (TestRunFleetLoadMultiTurn checks that rounds wait
+// for each other and carry the real answers).
 func TestFleetSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Sluice and runs a fleet for a few seconds; skipped under -short")

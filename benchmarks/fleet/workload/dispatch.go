@@ -16,7 +16,10 @@ import (
 // --ready-queue-policy fifo), and a tick with nothing ready sends nothing,
 // as SGLang's request loop pops nothing and sleeps another gap. So the
 // rate sets the load, up to every session having a round in flight; the
-// number of sessions only caps it. A request is stamped with the clock's
+// number of sessions only caps it. Unlike SGLang, whose ready queue
+// defaults to random order, the order is FIFO, and SGLang's --max-parallel
+// cap on requests in flight (default 128) is not applied: requests queue
+// in the engines, where the routers can see them. A request is stamped with the clock's
 // time when it becomes ready and only a tick at or after that time can
 // send it, so the schedule depends on when rounds finished, not on how
 // late the sending goroutine wakes on a loaded machine (a late wake-up

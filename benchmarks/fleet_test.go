@@ -240,7 +240,7 @@ func TestParseFleetFlags(t *testing.T) {
 	}
 	fo := o.fleetOpts
 	if !o.fleet || fo.engines != 4 || !slices.Equal(fo.rates, []float64{1.5, 3}) || !slices.Equal(fo.contenders, []string{"random", "least_queue"}) ||
-		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1536 || fo.timeScale != 2 {
+		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1540 || fo.timeScale != 2 {
 		t.Fatalf("parsed %+v %+v", o, fo)
 	}
 	f := func(want string, args ...string) {

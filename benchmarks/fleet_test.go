@@ -340,6 +340,11 @@ func TestFleetWorkloadsComplete(t *testing.T) {
 		if wl.MultiTurn != nil && wl.MultiTurn.Sessions <= 8*defaultFleetEngine.MaxNumSeqs {
 			t.Fatalf("%s: %d sessions cannot queue behind 8 engines' %d sequence slots", wl.Name, wl.MultiTurn.Sessions, 8*defaultFleetEngine.MaxNumSeqs)
 		}
+		// An odd session count: FIFO rounds in lockstep and an even one
+		// would give round robin a session affinity (fleetWorkloads).
+		if wl.MultiTurn != nil && wl.MultiTurn.Sessions%2 == 0 {
+			t.Fatalf("%s: %d sessions, want an odd number", wl.Name, wl.MultiTurn.Sessions)
+		}
 		if wl.SharedPrefix != nil && wl.SharedPrefix.PromptsPerGroup < 8 {
 			t.Fatalf("%s: %d prompts per group over 8 engines leave round robin nothing to scatter", wl.Name, wl.SharedPrefix.PromptsPerGroup)
 		}

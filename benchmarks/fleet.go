@@ -44,9 +44,9 @@ type fleetOptions struct {
 func fleetFlags(fs *flag.FlagSet) (finish func() (fleetOptions, error)) {
 	var o fleetOptions
 	fs.IntVar(&o.engines, "fleet-engines", 8, "simulated engines behind Sluice")
-	rates := fs.String("fleet-rates", "", "comma-separated request rates (per simulated second); default: 0.25–1.5× the estimated capacity without cache hits")
+	rates := fs.String("fleet-rates", "", "comma-separated request rates (per simulated second); default: 0.25–8× the estimated capacity without cache hits on shared-prefix")
 	fs.Float64Var(&o.timeScale, "fleet-time-scale", defaultFleetEngine.TimeScale, "simulated seconds per wall second")
-	fs.IntVar(&o.maxRequests, "fleet-requests", 128, "requests per run (bounded by the workload's size)")
+	fs.IntVar(&o.maxRequests, "fleet-requests", defaultFleetRequests(), "requests per run (bounded by the workload's size; the default sends every workload whole)")
 	wls := fs.String("fleet-workloads", "", "comma-separated workloads (default all): "+strings.Join(fleetWorkloadNames(), ", "))
 	cs := fs.String("fleet-policies", "", "comma-separated contenders (default all): "+strings.Join(fleetContenderNames(), ", "))
 	fs.Int64Var(&o.seed, "fleet-seed", 1, "workload and engine seed")
@@ -96,6 +96,16 @@ func pickNames(flagName, s string, known []string) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// defaultFleetRequests is the size of the largest workload, so that a run
+// at the default -fleet-requests sends any workload whole.
+func defaultFleetRequests() int {
+	n := 0
+	for _, w := range fleetWorkloads {
+		n = max(n, w.Len())
+	}
+	return n
 }
 
 func fleetWorkloadNames() []string {
@@ -208,7 +218,7 @@ type fleetEnv struct {
 // counters.
 func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.Spec, rate float64) (fleetRow, error) {
 	n := e.o.maxRequests
-	reqs, err := wl.Generate(e.o.seed, n, rate)
+	reqs, err := wl.Generate(e.o.seed, n)
 	if err != nil {
 		return fleetRow{}, err
 	}
@@ -243,7 +253,7 @@ func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.S
 	time.Sleep(3 * fleetScrapeInterval(e.engine.TimeScale))
 	rctx, cancel := context.WithTimeout(ctx, e.o.runTimeout)
 	defer cancel()
-	results := runFleetLoad(rctx, base+"/v1/chat/completions", e.engine.Model, reqs, e.engine.TimeScale)
+	results := runFleetLoad(rctx, base+"/v1/chat/completions", e.engine.Model, reqs, rate, e.o.seed, e.engine.TimeScale)
 	if ctx.Err() != nil {
 		return fleetRow{}, ctx.Err()
 	}
@@ -406,7 +416,7 @@ func describeWorkload(s workload.Spec) string {
 			s.Name, p.Groups, p.PromptsPerGroup, p.SystemLen, p.QuestionLen, p.OutputLen)
 	case s.MultiTurn != nil:
 		m := s.MultiTurn
-		return fmt.Sprintf("%s: %d sessions × %d turns, system prompt %d words, %d words per user turn, output %d tokens; each turn carries every earlier turn and its real answer",
+		return fmt.Sprintf("%s: %d sessions × %d rounds, system prompt %d words, %d words per user turn, output %d tokens; each round carries every earlier round and its real answer, and is ready when the previous one finished; ready rounds go out oldest first at the Poisson ticks (SGLang multi-turn shape, scaled down)",
 			s.Name, m.Sessions, m.Turns, m.SystemLen, m.UserLen, m.OutputLen)
 	case s.Random != nil:
 		r := s.Random

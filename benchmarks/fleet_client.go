@@ -127,51 +127,40 @@ func sendChat(ctx context.Context, hc *http.Client, url string, body []byte, sta
 	return res
 }
 
-// runFleetLoad sends reqs to url at their arrival times (At, in simulated
-// time, divided by timeScale) and returns one result per request, in the
-// order of reqs. Turn k of a chat session waits until turn k-1 has
-// finished, and its history carries the real answers of the earlier turns
-// in place of the workload's placeholders.
-func runFleetLoad(ctx context.Context, url, model string, reqs []workload.Request, timeScale float64) []fleetResult {
+// runFleetLoad sends reqs to url through a workload.Dispatcher at the
+// ticks of a Poisson process of rate requests per simulated second (seed;
+// simulated time runs timeScale times faster than the wall) and returns
+// one result per request, in the order of reqs. A session's round is ready
+// once its previous round has finished, and its history carries the real
+// answers of the earlier rounds in place of the workload's placeholders.
+// Requests not sent when ctx is done (or all of them, for requests the
+// dispatcher rejects) get an error result.
+func runFleetLoad(ctx context.Context, url, model string, reqs []workload.Request, rate float64, seed int64, timeScale float64) []fleetResult {
+	results := make([]fleetResult, len(reqs))
+	start := time.Now()
+	d, err := workload.NewDispatcher(reqs, workload.WallClock(start, timeScale))
+	if err != nil {
+		for i := range results {
+			results[i].Err = err.Error()
+		}
+		return results
+	}
 	hc := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, DisableCompression: true, IdleConnTimeout: 30 * time.Second,
 	}}
 	defer hc.CloseIdleConnections()
 	type turnKey struct{ session, turn int }
 	var mu sync.Mutex
-	done := map[turnKey]chan struct{}{}
 	answers := map[turnKey]string{}
-	for _, r := range reqs {
-		if r.Kind == workload.KindMultiTurn {
-			done[turnKey{r.Group, r.Turn}] = make(chan struct{})
-		}
-	}
-	results := make([]fleetResult, len(reqs))
-	start := time.Now()
+	sent := make([]bool, len(reqs))
 	var wg sync.WaitGroup
-	for i, r := range reqs {
-		at := time.Duration(float64(r.At) / timeScale)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Until(start.Add(at))):
-		}
-		if ctx.Err() != nil {
-			results[i] = fleetResult{Err: ctx.Err().Error()}
-			continue
-		}
+	err = d.Run(ctx, rate, seed, func(i int, _ time.Duration) {
+		sent[i] = true
+		r := reqs[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			key := turnKey{r.Group, r.Turn}
-			if r.Kind == workload.KindMultiTurn {
-				defer close(done[key])
-				if prev, ok := done[turnKey{r.Group, r.Turn - 1}]; ok {
-					select {
-					case <-prev:
-					case <-ctx.Done():
-					}
-				}
-			}
+			defer d.Done(i) // after the answer is stored, for the next round
 			msgs := r.Messages
 			if r.Kind == workload.KindMultiTurn && r.Turn > 0 {
 				msgs = append([]workload.Message(nil), r.Messages...)
@@ -194,12 +183,17 @@ func runFleetLoad(ctx context.Context, url, model string, reqs []workload.Reques
 			res := sendChat(ctx, hc, url, body, start)
 			if r.Kind == workload.KindMultiTurn {
 				mu.Lock()
-				answers[key] = res.Text
+				answers[turnKey{r.Group, r.Turn}] = res.Text
 				mu.Unlock()
 			}
 			results[i] = res
 		}()
-	}
+	})
 	wg.Wait()
+	for i := range results {
+		if !sent[i] {
+			results[i] = fleetResult{Err: "not sent: " + fmt.Sprint(err)}
+		}
+	}
 	return results
 }

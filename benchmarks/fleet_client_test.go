@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
 )
@@ -51,13 +52,13 @@ func TestRunFleetLoadMultiTurn(t *testing.T) {
 	}))
 	defer srv.Close()
 	spec := workload.Spec{Name: "mt", MultiTurn: &workload.MultiTurn{Sessions: 3, Turns: 4, SystemLen: 5, UserLen: 3, OutputLen: 4}}
-	// A high rate: later turns arrive before earlier ones finish unless
-	// the harness makes them wait.
-	reqs, err := spec.Generate(1, 0, 1e5)
+	reqs, err := spec.Generate(1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := runFleetLoad(context.Background(), srv.URL+"/v1/chat/completions", "m", reqs, 1)
+	// A high rate: later turns would go out before earlier ones finish
+	// unless the harness made them wait.
+	results := runFleetLoad(context.Background(), srv.URL+"/v1/chat/completions", "m", reqs, 1e5, 1, 1)
 	for i, r := range results {
 		if r.Err != "" || !strings.HasPrefix(r.Text, "answer-") || r.OutTokens != 1 || r.TTFT <= 0 || r.E2E < r.TTFT {
 			t.Fatalf("result %d: %+v", i, r)
@@ -79,17 +80,47 @@ func TestRunFleetLoadErrors(t *testing.T) {
 	}))
 	defer srv.Close()
 	spec := workload.Spec{Name: "r", Random: &workload.Random{Requests: 3, PromptLen: 2, OutputLen: 1}}
-	reqs, _ := spec.Generate(1, 0, 1e4)
-	for _, r := range runFleetLoad(context.Background(), srv.URL, "m", reqs, 1) {
+	reqs, _ := spec.Generate(1, 0)
+	for _, r := range runFleetLoad(context.Background(), srv.URL, "m", reqs, 1e4, 1, 1) {
 		if !strings.Contains(r.Err, "HTTP 503") || !strings.Contains(r.Err, "no ready endpoint") {
 			t.Fatalf("error %q", r.Err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, r := range runFleetLoad(ctx, srv.URL, "m", reqs, 1) {
+	for _, r := range runFleetLoad(ctx, srv.URL, "m", reqs, 1e4, 1, 1) {
 		if r.Err == "" {
 			t.Fatal("a cancelled run must not report success")
 		}
+	}
+}
+
+// TestRunFleetLoadCancelMidRun cancels a run whose requests hang in the
+// server: runFleetLoad returns (its requests and the dispatcher stop) and
+// every request, sent or not, reports an error.
+func TestRunFleetLoadCancelMidRun(t *testing.T) {
+	arrived := make(chan struct{}, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // so the server watches the connection and sees the client go
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	spec := workload.Spec{Name: "mt", MultiTurn: &workload.MultiTurn{Sessions: 4, Turns: 3, UserLen: 3, OutputLen: 2}}
+	reqs, _ := spec.Generate(1, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan []fleetResult, 1)
+	go func() { out <- runFleetLoad(ctx, srv.URL, "m", reqs, 1e4, 1, 1) }()
+	<-arrived
+	cancel()
+	select {
+	case results := <-out:
+		for i, r := range results {
+			if r.Err == "" {
+				t.Fatalf("request %d of a cancelled run reports success", i)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("runFleetLoad did not return within 30 s of the cancel")
 	}
 }

@@ -36,9 +36,9 @@ var defaultFleetEngine = fleetEngineConfig{
 	StepOverhead: 5 * time.Millisecond, PrefillPerToken: 250 * time.Microsecond, DecodePerSeq: 500 * time.Microsecond,
 }
 
-// fleetWorkloads are the workloads of the fleet benchmark, 128 requests
-// each (one run sends a whole workload at the default -fleet-requests), so
-// every shared-prefix group and chat session is complete. Shared-prefix is
+// fleetWorkloads are the workloads of the fleet benchmark (one run sends a
+// whole workload at the default -fleet-requests, so every shared-prefix
+// group and chat session is complete). Shared-prefix is
 // SGLang's generated-shared-prefix shape (defaults 64 groups × 16 prompts,
 // system prompt 2048 tokens, question 128, output 256;
 // python/sglang/bench_serving.py) scaled down by 4 in groups, 2 in prompts
@@ -47,9 +47,35 @@ var defaultFleetEngine = fleetEngineConfig{
 // do not. With 8 prompts per group over 8 engines, round robin sends a
 // group to about five engines and a router that keeps groups together to
 // one.
+//
+// Multi-turn is SGLang's multi-turn benchmark
+// (benchmark/hicache/bench_multiturn.py; defaults 256 clients × 5 rounds,
+// 512-token rounds, 64-token answers) reshaped for 8 small engines: 385
+// sessions × 4 rounds (1,540 requests), no system prompt, 48 words per
+// round, 8-token answers, sent open-loop by workload.Dispatcher (a round is
+// ready when its previous round finished; ready rounds go out oldest first
+// at the run's Poisson ticks). Sessions are scaled up 1.5×, not down: a
+// round can wait in an engine only when more sessions are in flight than
+// the fleet's 8 × 16 sequence slots, and the rate, not the session count,
+// must set the load up to where round robin's TTFT p50 passes 1 s (with
+// 128 sessions it stayed at 0.2–0.7 s up to 400 req/s; with 256 it
+// flattened near 1 s from 600 to 1,000 req/s, every session busy). Round
+// lengths are scaled down 10.7× (512 tokens → 48 words, about 60 tokens)
+// and rounds 5 → 4 so that every session's history fits the fleet's KV
+// cache (round 3 carries 216 words, ~270 tokens; × 385 ≈ the 8 × 12,800
+// cached tokens), else no router could reuse it (256 sessions × 4 rounds of
+// 128 words: 2 % hit rate under round robin, 16 % under cacheaware). 385,
+// not 384: at a rate the fleet keeps up with, FIFO dispatch sends every
+// round in the order of the previous one, so with a multiple of the 8
+// engines round robin would send all of a session's rounds to one engine,
+// an affinity it does not have (48 % hit rate at 12.3 req/s with 384); an
+// odd remainder sends them to different engines.
+// Answers are scaled 8× like shared-prefix's: streamed tokens cost the
+// harness CPU. A run takes ~5–10 s of wall time per contender at the rates
+// where it matters, ~60 s at the sweep's lowest rate.
 var fleetWorkloads = []workload.Spec{
 	{Name: workload.KindSharedPrefix, SharedPrefix: &workload.SharedPrefix{Groups: 16, PromptsPerGroup: 8, SystemLen: 512, QuestionLen: 32, OutputLen: 32}},
-	{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 16, Turns: 8, SystemLen: 256, UserLen: 32, OutputLen: 32}},
+	{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 385, Turns: 4, UserLen: 48, OutputLen: 8}},
 	{Name: workload.KindRandom, Random: &workload.Random{Requests: 128, PromptLen: 544, OutputLen: 32}},
 }
 
@@ -148,16 +174,19 @@ func fleetCapacity(c fleetEngineConfig, n, promptLen, outputLen int) float64 {
 	return float64(n) / perReq
 }
 
-// defaultFleetRates is the sweep: 0.25, 0.5, 0.75, 1 and 1.5 times the estimated capacity
-// of n engines without prefix-cache hits on the shared-prefix workload,
-// which is where round robin lives (it scatters every group over every
-// replica). So round robin saturates inside the sweep, and a policy that
-// keeps prefixes warm has headroom left at its top.
+// defaultFleetRates is the sweep: 0.25, 0.75, 1.5, 2.25, 3 and 8 times
+// the estimated capacity of n engines without prefix-cache hits on the
+// shared-prefix workload, which is where round robin lives (it scatters
+// every group over every replica). So round robin saturates inside the
+// sweep, and the sweep holds the rate where round robin's TTFT p50 passes
+// 1 s on shared-prefix (3×, ~148 req/s at the default engines) and on
+// multi-turn (8×, ~395 req/s: its rounds are short, and each waits for its
+// previous answer), the rate issue 15's goals are judged at.
 func defaultFleetRates(c fleetEngineConfig, n int) []float64 {
 	sp := fleetWorkloads[0].SharedPrefix
 	capacity := fleetCapacity(c, n, sp.SystemLen+sp.QuestionLen, sp.OutputLen)
 	var rates []float64
-	for _, f := range []float64{0.25, 0.5, 0.75, 1, 1.5} {
+	for _, f := range []float64{0.25, 0.75, 1.5, 2.25, 3, 8} {
 		rates = append(rates, math.Round(f*capacity*10)/10)
 	}
 	return rates

@@ -1,9 +1,12 @@
 // Package workload generates the request streams of the fleet benchmark:
 // prompts that share a system prompt in groups, multi-turn chat sessions
-// whose context grows each turn, and random prompts with no sharing, each
-// with Poisson arrivals. Everything is a pure function of its parameters
-// and a seed, so two runs with the same seed send the same requests at the
-// same offsets whatever the routing policy under test.
+// whose context grows each round, and random prompts with no sharing, and
+// a Dispatcher that sends them at the ticks of a Poisson process, a
+// session's round only once its previous round has finished. The requests
+// and the ticks are pure functions of the parameters and a seed, so two
+// runs with the same seed send the same requests at the same ticks whatever
+// the routing policy under test (which rounds are ready at a tick depends
+// on how fast the fleet answered).
 //
 // Text is made of words drawn from a fixed vocabulary of short words
 // ("w1a3 wq0 …"); one word stands for one token. The lengths below are in
@@ -42,20 +45,18 @@ type Message struct {
 
 // Request is one chat completion to send.
 type Request struct {
-	// At is the arrival time, from the start of the run, in simulated
-	// time (the harness divides it by the engines' time scale).
-	At time.Duration
 	// Kind is the workload it belongs to.
 	Kind string
 	// Group is the shared-prefix group or the chat session; -1 for a
 	// random prompt.
 	Group int
-	// Turn is the 0-based turn within a session (0 for the other kinds).
-	// Turn k of a session must not be sent before turn k-1 has finished.
+	// Turn is the 0-based round within a session (0 for the other kinds).
+	// Round k of a session must not be sent before round k-1 has finished
+	// (the Dispatcher sees to it).
 	Turn int
-	// Messages is the conversation. In a multi-turn session turn k carries
-	// the system prompt, the k earlier user messages each followed by an
-	// assistant answer, and the new user message. The answers here are
+	// Messages is the conversation. In a multi-turn session round k carries
+	// the system prompt (if any), the k earlier user messages each followed
+	// by an assistant answer, and the new user message. The answers here are
 	// placeholders of OutputLen words; a harness that has the real answer
 	// of an earlier turn puts it in their place.
 	Messages []Message
@@ -84,10 +85,16 @@ type SharedPrefix struct {
 	OutputLen               int
 }
 
-// MultiTurn is Sessions chat sessions of Turns turns each. Every session
-// has its own system prompt of SystemLen words; each turn adds a user
-// message of UserLen words and asks for OutputLen tokens. Sessions are
-// interleaved at random, each keeping its turn order.
+// MultiTurn is the shape of SGLang's multi-turn benchmark
+// (benchmark/hicache/bench_multiturn.py; defaults 256 clients × 5 rounds,
+// request length 512 tokens, output 64): Sessions chat sessions of Turns
+// rounds each. A session opens with its own system prompt of SystemLen
+// words (0: none, as in SGLang, whose first round is one prompt of the
+// request length); each round adds a user message of UserLen words and
+// asks for OutputLen tokens, and carries every earlier round with its
+// answer. The requests come in a random interleaving of the sessions,
+// each keeping its round order; the order matters only for which rounds
+// a truncated run keeps and which round-0s the Dispatcher sends first.
 type MultiTurn struct {
 	Sessions, Turns int
 	SystemLen       int
@@ -124,6 +131,20 @@ func (s Spec) Kind() string {
 	return ""
 }
 
+// Len is the number of requests s generates (0 for an invalid s).
+func (s Spec) Len() int {
+	if s.Validate() != nil {
+		return 0
+	}
+	switch {
+	case s.SharedPrefix != nil:
+		return s.SharedPrefix.Groups * s.SharedPrefix.PromptsPerGroup
+	case s.MultiTurn != nil:
+		return s.MultiTurn.Sessions * s.MultiTurn.Turns
+	}
+	return s.Random.Requests
+}
+
 // Validate names the first field of s that has no meaning.
 func (s Spec) Validate() error {
 	set := 0
@@ -149,8 +170,12 @@ func (s Spec) Validate() error {
 			pos("SharedPrefix.SystemLen", p.SystemLen), pos("SharedPrefix.QuestionLen", p.QuestionLen), pos("SharedPrefix.OutputLen", p.OutputLen)}
 	case s.MultiTurn != nil:
 		m := s.MultiTurn
+		var sys error
+		if m.SystemLen < 0 {
+			sys = fmt.Errorf("workload: spec %q: MultiTurn.SystemLen is %d, must be >= 0", s.Name, m.SystemLen)
+		}
 		checks = []error{pos("MultiTurn.Sessions", m.Sessions), pos("MultiTurn.Turns", m.Turns),
-			pos("MultiTurn.SystemLen", m.SystemLen), pos("MultiTurn.UserLen", m.UserLen), pos("MultiTurn.OutputLen", m.OutputLen)}
+			sys, pos("MultiTurn.UserLen", m.UserLen), pos("MultiTurn.OutputLen", m.OutputLen)}
 	default:
 		r := s.Random
 		checks = []error{pos("Random.Requests", r.Requests), pos("Random.PromptLen", r.PromptLen), pos("Random.OutputLen", r.OutputLen)}
@@ -158,8 +183,9 @@ func (s Spec) Validate() error {
 	return errors.Join(checks...)
 }
 
-// Requests returns the requests of s in sending order, without arrival
-// times (At is 0). The same seed gives the same requests.
+// Requests returns the requests of s in their order (a Dispatcher sends
+// them in that order as far as sessions allow). The same seed gives the
+// same requests.
 func (s Spec) Requests(seed int64) ([]Request, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -176,8 +202,9 @@ func (s Spec) Requests(seed int64) ([]Request, error) {
 }
 
 // Generate returns the first n requests of s (all when n <= 0 or n is
-// larger) with Poisson arrivals at rate requests per simulated second.
-func (s Spec) Generate(seed int64, n int, rate float64) ([]Request, error) {
+// larger). Truncating keeps each session's first rounds, so the result is
+// always a valid input of NewDispatcher.
+func (s Spec) Generate(seed int64, n int) ([]Request, error) {
 	reqs, err := s.Requests(seed)
 	if err != nil {
 		return nil, err
@@ -185,34 +212,47 @@ func (s Spec) Generate(seed int64, n int, rate float64) ([]Request, error) {
 	if n > 0 && n < len(reqs) {
 		reqs = reqs[:n]
 	}
-	at, err := Arrivals(len(reqs), rate, seed)
-	if err != nil {
-		return nil, err
-	}
-	for i := range reqs {
-		reqs[i].At = at[i]
-	}
 	return reqs, nil
 }
 
-// Arrivals returns n arrival offsets of a Poisson process of rate
-// requests per second: the gaps are independent and exponentially
-// distributed with mean 1/rate. The first request arrives after one gap.
+// Arrivals returns the first n ticks of the Poisson process of rate
+// requests per second and seed that a Dispatcher sends at: the gaps are
+// independent and exponentially distributed with mean 1/rate, and the
+// first tick comes after one gap.
 func Arrivals(n int, rate float64, seed int64) ([]time.Duration, error) {
-	if !(rate > 0) || math.IsInf(rate, 0) {
-		return nil, fmt.Errorf("workload: rate is %v, must be a finite number > 0", rate)
-	}
 	if n < 0 {
 		return nil, fmt.Errorf("workload: n is %d, must be >= 0", n)
 	}
-	rng := rand.New(rand.NewPCG(uint64(seed), 0xa771_7a1))
+	p, err := newPoisson(rate, seed)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]time.Duration, n)
-	var t float64
 	for i := range out {
-		t += rng.ExpFloat64() / rate
-		out[i] = time.Duration(t * float64(time.Second))
+		out[i] = p.next()
 	}
 	return out, nil
+}
+
+// poisson is the tick sequence of a Poisson process; not safe for
+// concurrent use.
+type poisson struct {
+	rng  *rand.Rand
+	rate float64
+	t    float64 // seconds
+}
+
+func newPoisson(rate float64, seed int64) (*poisson, error) {
+	if !(rate > 0) || math.IsInf(rate, 0) {
+		return nil, fmt.Errorf("workload: rate is %v, must be a finite number > 0", rate)
+	}
+	return &poisson{rng: rand.New(rand.NewPCG(uint64(seed), 0xa771_7a1)), rate: rate}, nil
+}
+
+// next returns the next tick, from the start of the run.
+func (p *poisson) next() time.Duration {
+	p.t += p.rng.ExpFloat64() / p.rate
+	return time.Duration(p.t * float64(time.Second))
 }
 
 func sharedPrefix(p SharedPrefix, rng *rand.Rand) []Request {
@@ -245,11 +285,13 @@ func multiTurn(m MultiTurn, rng *rand.Rand) []Request {
 	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	history := make([][]Message, m.Sessions)
 	for s := range history {
-		history[s] = []Message{{RoleSystem, text(rng, m.SystemLen)}}
+		if m.SystemLen > 0 {
+			history[s] = []Message{{RoleSystem, text(rng, m.SystemLen)}}
+		}
 	}
 	reqs := make([]Request, 0, len(order))
 	for _, s := range order {
-		turn := (len(history[s]) - 1) / 2
+		turn := len(history[s]) / 2
 		history[s] = append(history[s], Message{RoleUser, text(rng, m.UserLen)})
 		reqs = append(reqs, Request{
 			Kind: KindMultiTurn, Group: s, Turn: turn, MaxTokens: m.OutputLen,

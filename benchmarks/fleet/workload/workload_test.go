@@ -11,7 +11,9 @@ import (
 var (
 	testShared = Spec{Name: "sp", SharedPrefix: &SharedPrefix{Groups: 4, PromptsPerGroup: 5, SystemLen: 50, QuestionLen: 7, OutputLen: 9}}
 	testMulti  = Spec{Name: "mt", MultiTurn: &MultiTurn{Sessions: 6, Turns: 4, SystemLen: 20, UserLen: 5, OutputLen: 8}}
-	testRandom = Spec{Name: "rnd", Random: &Random{Requests: 30, PromptLen: 40, OutputLen: 3}}
+	// testMultiNoSystem is SGLang's shape: no system prompt.
+	testMultiNoSystem = Spec{Name: "mt0", MultiTurn: &MultiTurn{Sessions: 5, Turns: 3, SystemLen: 0, UserLen: 6, OutputLen: 8}}
+	testRandom        = Spec{Name: "rnd", Random: &Random{Requests: 30, PromptLen: 40, OutputLen: 3}}
 )
 
 // requests returns the requests s generates with seed, failing the test
@@ -30,15 +32,15 @@ func requests(t *testing.T, s Spec, seed int64, want int) []Request {
 
 func TestDeterministicForSeed(t *testing.T) {
 	for _, s := range []Spec{testShared, testMulti, testRandom} {
-		a, err := s.Generate(7, 0, 10)
+		a, err := s.Generate(7, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := s.Generate(7, 0, 10)
+		b, _ := s.Generate(7, 0)
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("%s: two generations with seed 7 differ", s.Name)
 		}
-		c, _ := s.Generate(8, 0, 10)
+		c, _ := s.Generate(8, 0)
 		if reflect.DeepEqual(a, c) {
 			t.Fatalf("%s: seeds 7 and 8 gave the same requests", s.Name)
 		}
@@ -88,7 +90,16 @@ func TestSharedPrefixShape(t *testing.T) {
 }
 
 func TestMultiTurnContextGrows(t *testing.T) {
-	reqs := requests(t, testMulti, 3, 6*4)
+	multiTurnGrows(t, testMulti, 6*4, 1, 5)
+	multiTurnGrows(t, testMultiNoSystem, 5*3, 0, 6)
+}
+
+// multiTurnGrows checks that every round of s (want requests) starts with
+// sys system messages, alternates user and assistant messages, and
+// carries the previous round of its session and its answer.
+func multiTurnGrows(t *testing.T, s Spec, want, sys, userLen int) {
+	t.Helper()
+	reqs := requests(t, s, 3, want)
 	last := map[int]Request{}
 	for _, r := range reqs {
 		prev, seen := last[r.Group]
@@ -99,14 +110,14 @@ func TestMultiTurnContextGrows(t *testing.T) {
 		if r.Turn != wantTurn {
 			t.Fatalf("session %d: turn %d after turn %d", r.Group, r.Turn, prev.Turn)
 		}
-		if len(r.Messages) != 2+2*r.Turn {
-			t.Fatalf("turn %d has %d messages, want %d", r.Turn, len(r.Messages), 2+2*r.Turn)
+		if len(r.Messages) != sys+1+2*r.Turn {
+			t.Fatalf("turn %d has %d messages, want %d", r.Turn, len(r.Messages), sys+1+2*r.Turn)
 		}
 		for i, m := range r.Messages {
 			want := RoleSystem
 			switch {
-			case i == 0:
-			case i%2 == 1:
+			case i < sys:
+			case (i-sys)%2 == 0:
 				want = RoleUser
 			default:
 				want = RoleAssistant
@@ -123,14 +134,16 @@ func TestMultiTurnContextGrows(t *testing.T) {
 			if !reflect.DeepEqual(r.Messages[:len(prev.Messages)], prev.Messages) {
 				t.Fatalf("session %d turn %d does not start with turn %d's messages", r.Group, r.Turn, prev.Turn)
 			}
-			if r.PromptWords() != prev.PromptWords()+8+5 {
-				t.Fatalf("prompt grew from %d to %d words, want +13", prev.PromptWords(), r.PromptWords())
+			if r.PromptWords() != prev.PromptWords()+8+userLen {
+				t.Fatalf("prompt grew from %d to %d words, want +%d", prev.PromptWords(), r.PromptWords(), 8+userLen)
 			}
+		} else if r.PromptWords() != s.MultiTurn.SystemLen+userLen {
+			t.Fatalf("round 0 of %d words, want %d", r.PromptWords(), s.MultiTurn.SystemLen+userLen)
 		}
 		last[r.Group] = r
 	}
 	if last[0].Messages[0].Content == last[1].Messages[0].Content {
-		t.Fatal("sessions share a system prompt")
+		t.Fatal("sessions share their first message")
 	}
 }
 
@@ -149,8 +162,8 @@ func TestRandomShape(t *testing.T) {
 	}
 }
 
-func TestGenerateTruncatesAndTimes(t *testing.T) {
-	reqs, err := testShared.Generate(1, 6, 100)
+func TestGenerateTruncates(t *testing.T) {
+	reqs, err := testShared.Generate(1, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,10 +171,20 @@ func TestGenerateTruncatesAndTimes(t *testing.T) {
 	if len(reqs) != 6 || reqs[5].Messages[1] != all[5].Messages[1] {
 		t.Fatalf("Generate(n=6) gave %d requests or not the first six", len(reqs))
 	}
-	for i := 1; i < len(reqs); i++ {
-		if reqs[i].At < reqs[i-1].At || reqs[0].At <= 0 {
-			t.Fatalf("arrival times not increasing from > 0: %v", reqs)
+	for _, s := range []Spec{testShared, testMulti, testRandom, testMultiNoSystem} {
+		if all, _ := s.Requests(1); s.Len() != len(all) {
+			t.Fatalf("%s: Len %d, %d requests", s.Name, s.Len(), len(all))
 		}
+		// Any prefix of a multi-turn workload is a valid dispatcher input.
+		for n := 1; n <= s.Len(); n += 5 {
+			reqs, _ := s.Generate(1, n)
+			if _, err := NewDispatcher(reqs, &fakeClock{}); err != nil {
+				t.Fatalf("%s first %d: %v", s.Name, n, err)
+			}
+		}
+	}
+	if (Spec{Name: "bad"}).Len() != 0 {
+		t.Fatal("an invalid spec has a length")
 	}
 }
 
@@ -223,6 +246,7 @@ func TestRejects(t *testing.T) {
 	f(Spec{Name: "two", Random: testRandom.Random, MultiTurn: testMulti.MultiTurn}, "2 are")
 	f(Spec{Name: "x", SharedPrefix: &SharedPrefix{Groups: 0, PromptsPerGroup: 1, SystemLen: 1, QuestionLen: 1, OutputLen: 1}}, "SharedPrefix.Groups is 0")
 	f(Spec{Name: "x", MultiTurn: &MultiTurn{Sessions: 1, Turns: -1, SystemLen: 1, UserLen: 1, OutputLen: 1}}, "MultiTurn.Turns is -1")
+	f(Spec{Name: "x", MultiTurn: &MultiTurn{Sessions: 1, Turns: 1, SystemLen: -1, UserLen: 1, OutputLen: 1}}, "MultiTurn.SystemLen is -1, must be >= 0")
 	f(Spec{Name: "x", Random: &Random{Requests: 1, PromptLen: 1}}, "Random.OutputLen is 0")
 	for _, r := range []float64{0, -1, math.NaN(), math.Inf(1)} {
 		if _, err := Arrivals(3, r, 1); err == nil || !strings.Contains(err.Error(), "rate is") {

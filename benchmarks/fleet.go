@@ -416,7 +416,7 @@ func describeWorkload(s workload.Spec) string {
 			s.Name, p.Groups, p.PromptsPerGroup, p.SystemLen, p.QuestionLen, p.OutputLen)
 	case s.MultiTurn != nil:
 		m := s.MultiTurn
-		return fmt.Sprintf("%s: %d sessions × %d rounds, system prompt %d words, %d words per user turn, output %d tokens; each round carries every earlier round and its real answer, and is ready when the previous one finished; ready rounds go out oldest first at the Poisson ticks (SGLang multi-turn shape, scaled down)",
+		return fmt.Sprintf("%s: %d sessions × %d rounds, system prompt %d words, %d words per user turn, output %d tokens; each round carries every earlier round and its real answer, and is ready when the previous one finished; at each Poisson tick one ready round drawn at random goes out (SGLang multi-turn shape, scaled down)",
 			s.Name, m.Sessions, m.Turns, m.SystemLen, m.UserLen, m.OutputLen)
 	case s.Random != nil:
 		r := s.Random

@@ -50,11 +50,11 @@ var defaultFleetEngine = fleetEngineConfig{
 //
 // Multi-turn is SGLang's multi-turn benchmark
 // (benchmark/hicache/bench_multiturn.py; defaults 256 clients × 5 rounds,
-// 512-token rounds, 64-token answers) reshaped for 8 small engines: 385
-// sessions × 4 rounds (1,540 requests), no system prompt, 48 words per
+// 512-token rounds, 64-token answers) reshaped for 8 small engines: 384
+// sessions × 4 rounds (1,536 requests), no system prompt, 48 words per
 // round, 8-token answers, sent open-loop by workload.Dispatcher (a round is
-// ready when its previous round finished; ready rounds go out oldest first
-// at the run's Poisson ticks). Sessions are scaled up 1.5×, not down: a
+// ready when its previous round finished; at the run's Poisson ticks one
+// drawn at random among the ready rounds goes out, SGLang's default). Sessions are scaled up 1.5×, not down: a
 // round can wait in an engine only when more sessions are in flight than
 // the fleet's 8 × 16 sequence slots, and the rate, not the session count,
 // must set the load up to where round robin's TTFT p50 passes 1 s (with
@@ -62,20 +62,19 @@ var defaultFleetEngine = fleetEngineConfig{
 // flattened near 1 s from 600 to 1,000 req/s, every session busy). Round
 // lengths are scaled down 10.7× (512 tokens → 48 words, about 60 tokens)
 // and rounds 5 → 4 so that every session's history fits the fleet's KV
-// cache (round 3 carries 216 words, ~270 tokens; × 385 ≈ the 8 × 12,800
+// cache (round 3 carries 216 words, ~270 tokens; × 384 ≈ the 8 × 12,800
 // cached tokens), else no router could reuse it (256 sessions × 4 rounds of
-// 128 words: 2 % hit rate under round robin, 16 % under cacheaware). 385,
-// not 384: at a rate the fleet keeps up with, FIFO dispatch sends every
-// round in the order of the previous one, so with a multiple of the 8
-// engines round robin would send all of a session's rounds to one engine,
-// an affinity it does not have (48 % hit rate at 12.3 req/s with 384); an
-// odd remainder sends them to different engines.
+// 128 words: 2 % hit rate under round robin, 16 % under cacheaware). The
+// ready rounds are drawn at random, not sent oldest first: FIFO at a rate
+// the fleet keeps up with repeats each round's order, and with 384
+// sessions on 8 engines round robin then sent all of a session's rounds to
+// one engine, an affinity it does not have (48 % hit rate at 12.3 req/s).
 // Answers are scaled 8× like shared-prefix's: streamed tokens cost the
 // harness CPU. A run takes ~5–10 s of wall time per contender at the rates
 // where it matters, ~60 s at the sweep's lowest rate.
 var fleetWorkloads = []workload.Spec{
 	{Name: workload.KindSharedPrefix, SharedPrefix: &workload.SharedPrefix{Groups: 16, PromptsPerGroup: 8, SystemLen: 512, QuestionLen: 32, OutputLen: 32}},
-	{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 385, Turns: 4, UserLen: 48, OutputLen: 8}},
+	{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 384, Turns: 4, UserLen: 48, OutputLen: 8}},
 	{Name: workload.KindRandom, Random: &workload.Random{Requests: 128, PromptLen: 544, OutputLen: 32}},
 }
 

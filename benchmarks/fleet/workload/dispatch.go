@@ -3,6 +3,8 @@ package workload
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -12,20 +14,29 @@ import (
 // is ready when the previous round of its session has finished (round 0,
 // and every request of the other kinds, is ready at the start, in the
 // order of the requests); at each tick of a Poisson process of the run's
-// rate the oldest ready request is sent (FIFO; SGLang's
-// --ready-queue-policy fifo), and a tick with nothing ready sends nothing,
-// as SGLang's request loop pops nothing and sleeps another gap. So the
-// rate sets the load, up to every session having a round in flight; the
-// number of sessions only caps it. Unlike SGLang, whose ready queue
-// defaults to random order, the order is FIFO, and SGLang's --max-parallel
-// cap on requests in flight (default 128) is not applied: requests queue
-// in the engines, where the routers can see them. A request is stamped with the clock's
-// time when it becomes ready and only a tick at or after that time can
-// send it, so the schedule depends on when rounds finished, not on how
-// late the sending goroutine wakes on a loaded machine (a late wake-up
-// sends what was ready at the ticks it missed, at once). With every request ready at the start
-// (shared-prefix, random) the k-th request goes out at the k-th tick,
-// Arrivals(n, rate, seed)[k-1]: an open-loop Poisson stream.
+// rate one ready request is sent, and a tick with nothing ready sends
+// nothing, as SGLang's request loop pops nothing and sleeps another gap.
+// So the rate sets the load, up to every session having a round in
+// flight; the number of sessions only caps it.
+//
+// Which ready request: for a multi-turn workload one drawn at random
+// (seeded) among those ready at the tick, as SGLang's default
+// --ready-queue-policy random does. FIFO would, at a rate the fleet keeps
+// up with, send each round in the order of the previous one, and with a
+// session count that is a multiple of the engine count round robin would
+// then send all of a session's rounds to one engine, an affinity it does
+// not have. For the other kinds, whose order is already the workload's
+// random order, the first. SGLang's --max-parallel cap on requests in
+// flight (default 128) is not applied: requests queue in the engines,
+// where the routers can see them.
+//
+// A request is stamped with the clock's time when it becomes ready and
+// only a tick at or after that time can send it, so the schedule depends
+// on when rounds finished, not on how late the sending goroutine wakes on
+// a loaded machine (a late wake-up sends what was ready at the ticks it
+// missed, at once). With every request ready at the start (shared-prefix,
+// random) the k-th request goes out at the k-th tick, Arrivals(n, rate,
+// seed)[k-1]: an open-loop Poisson stream.
 //
 // A Dispatcher is used for one run: Run once, with Done called (from any
 // goroutine) as each sent request finishes. Done is safe for concurrent
@@ -35,10 +46,12 @@ type Dispatcher struct {
 	next  []int // index of the same session's next round; -1 for none
 	clock Clock
 
-	mu    sync.Mutex
-	ready []readyReq // FIFO of requests ready to send
-	state []byte     // per request: 0 waiting, 1 ready or sent, 2 finished
-	wake  chan struct{}
+	mu     sync.Mutex
+	ready  []readyReq // requests ready to send, in the order they became ready
+	random bool       // pick at random among those ready (multi-turn)
+	rng    *rand.Rand // Run's seeded choices when random
+	state  []byte     // per request: 0 waiting, 1 ready or sent, 2 finished
+	wake   chan struct{}
 }
 
 // readyReq is a request in the ready queue and when it became ready.
@@ -83,6 +96,7 @@ func NewDispatcher(reqs []Request, clock Clock) (*Dispatcher, error) {
 			d.ready = append(d.ready, readyReq{i: i})
 			d.state[i] = 1
 		}
+		d.random = d.random || r.Kind == KindMultiTurn
 	}
 	return d, nil
 }
@@ -109,9 +123,10 @@ func (d *Dispatcher) Done(i int) {
 	}
 }
 
-// pop takes the oldest request that was ready at tick t. ok is false when
-// none was; then readyAt is when the oldest became ready (after t), or -1
-// when the queue is empty.
+// pop takes a request that was ready at tick t: the oldest, or with
+// random one drawn among all those ready at t. ok is false when none was;
+// then readyAt is when the oldest became ready (after t), or -1 when the
+// queue is empty.
 func (d *Dispatcher) pop(t time.Duration) (i int, readyAt time.Duration, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -121,8 +136,17 @@ func (d *Dispatcher) pop(t time.Duration) (i int, readyAt time.Duration, ok bool
 	if r := d.ready[0]; r.at > t {
 		return 0, r.at, false
 	}
-	i = d.ready[0].i
-	d.ready = d.ready[1:]
+	k := 0
+	if d.random {
+		// The queue is in ready order, so those ready at t are a prefix.
+		n := 1
+		for n < len(d.ready) && d.ready[n].at <= t {
+			n++
+		}
+		k = d.rng.IntN(n)
+	}
+	i = d.ready[k].i
+	d.ready = slices.Delete(d.ready, k, k+1)
 	return i, 0, true
 }
 
@@ -136,8 +160,9 @@ type Clock interface {
 }
 
 // Run sends every request: at each tick of the Poisson process of rate
-// requests per (clock) second and seed, it takes the oldest request ready
-// at that tick and calls send with its index and the tick. send is called
+// requests per (clock) second and seed, it takes a request ready at that
+// tick (see Dispatcher: the oldest, or for multi-turn one drawn with seed)
+// and calls send with its index and the tick. send is called
 // from Run's goroutine and must not block: it starts the request, and
 // Done(i) must follow when it finishes, or Run waits for it until ctx is
 // done. A tick at which no request was ready sends nothing (when none is
@@ -149,6 +174,9 @@ func (d *Dispatcher) Run(ctx context.Context, rate float64, seed int64, send fun
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	d.rng = rand.New(rand.NewPCG(uint64(seed), 0x5e55))
+	d.mu.Unlock()
 	t := ticks.next()
 	for sent := 0; sent < len(d.reqs); {
 		if err := d.clock.SleepUntil(ctx, t); err != nil {

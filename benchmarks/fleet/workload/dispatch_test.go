@@ -220,8 +220,53 @@ func TestDispatcherSessionOrder(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("%d problems, first: %s", len(problems), problems[0])
 	}
-	if !slices.Equal(sends, wantOrder) {
-		t.Fatalf("send order %v, want the ready order %v", sends, wantOrder)
+	if len(sends) != len(wantOrder) || !slices.Equal(slices.Sorted(slices.Values(sends)), slices.Sorted(slices.Values(wantOrder))) {
+		t.Fatalf("sent %v, want each of %v once", sends, wantOrder)
+	}
+	// Multi-turn rounds go out in random order among those ready, not
+	// in the order they became ready (FIFO would line sessions up with
+	// engines).
+	if slices.Equal(sends, wantOrder) {
+		t.Fatalf("send order %v is the ready order: want a random pick among the ready", sends)
+	}
+}
+
+// TestDispatcherPopPicksAmongReady checks pop's choice for multi-turn
+// rounds: only a round ready at the tick, each of them for some seed, and
+// the oldest for the other kinds.
+func TestDispatcherPopPicksAmongReady(t *testing.T) {
+	reqs := requests(t, Spec{Name: "mt", MultiTurn: &MultiTurn{Sessions: 4, Turns: 1, UserLen: 2, OutputLen: 1}}, 1, 4)
+	picked := map[int]bool{}
+	for seed := range uint64(64) {
+		d, err := NewDispatcher(reqs, &fakeClock{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.rng = rand.New(rand.NewPCG(seed, 1))
+		d.ready[3].at = 5 * time.Second // the last becomes ready later
+		late := d.ready[3].i
+		i, _, ok := d.pop(time.Second)
+		if !ok || i == late {
+			t.Fatalf("seed %d: popped %d, %v; the round ready at 5 s must wait", seed, i, ok)
+		}
+		for _, r := range d.ready {
+			if r.i == i {
+				t.Fatalf("seed %d: %d popped but still queued", seed, i)
+			}
+		}
+		picked[i] = true
+	}
+	if len(picked) != 3 {
+		t.Errorf("picked %v over 64 seeds, want each of the 3 ready rounds", picked)
+	}
+	// Shared-prefix requests keep their order.
+	sp := requests(t, Spec{Name: "sp", SharedPrefix: &SharedPrefix{Groups: 2, PromptsPerGroup: 2, SystemLen: 2, QuestionLen: 1, OutputLen: 1}}, 1, 4)
+	d, _ := NewDispatcher(sp, &fakeClock{})
+	d.rng = rand.New(rand.NewPCG(1, 1))
+	for want := range 4 {
+		if i, _, ok := d.pop(time.Second); !ok || i != want {
+			t.Fatalf("shared-prefix pop %d = %d, %v; want in order", want, i, ok)
+		}
 	}
 }
 

@@ -44,7 +44,7 @@ type fleetOptions struct {
 func fleetFlags(fs *flag.FlagSet) (finish func() (fleetOptions, error)) {
 	var o fleetOptions
 	fs.IntVar(&o.engines, "fleet-engines", 8, "simulated engines behind Sluice")
-	rates := fs.String("fleet-rates", "", "comma-separated request rates (per simulated second); default: 0.25–8× the estimated capacity without cache hits on shared-prefix")
+	rates := fs.String("fleet-rates", "", "comma-separated request rates (per simulated second); default: 0.25–7.5× the estimated capacity without cache hits on shared-prefix")
 	fs.Float64Var(&o.timeScale, "fleet-time-scale", defaultFleetEngine.TimeScale, "simulated seconds per wall second")
 	fs.IntVar(&o.maxRequests, "fleet-requests", defaultFleetRequests(), "requests per run (bounded by the workload's size; the default sends every workload whole)")
 	wls := fs.String("fleet-workloads", "", "comma-separated workloads (default all): "+strings.Join(fleetWorkloadNames(), ", "))

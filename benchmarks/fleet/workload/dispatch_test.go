@@ -141,8 +141,9 @@ func TestDispatcherLostTicks(t *testing.T) {
 // TestDispatcherSessionOrder runs many sessions whose rounds finish in a
 // scrambled order, at a rate high enough that rounds wait for each other:
 // no round starts before the previous round of its session finished, each
-// request is sent once, sends follow the order in which requests became
-// ready (FIFO), and every send is at a tick not before its round was ready.
+// request is sent once, every send is at a tick not before its round was
+// ready, and the rounds do not go out in the order they became ready (a
+// random pick among the ready).
 func TestDispatcherSessionOrder(t *testing.T) {
 	spec := Spec{Name: "mt", MultiTurn: &MultiTurn{Sessions: 24, Turns: 5, UserLen: 2, OutputLen: 1}}
 	reqs := requests(t, spec, 2, 24*5)

@@ -26,10 +26,11 @@ var reasonNames = [numReasons]string{"prefix", "session", "least_load", "overloa
 
 // endpoint is one healthy endpoint of the pool and its load.
 type endpoint struct {
-	addr  string
-	load  float64 // requests in flight through the proxy + engine queue depth
-	picks uint32  // this instance's recent picks of it (poolSnapshot.picked)
-	tie   uint64  // decide's tie-breaking key for this request
+	addr   string
+	load   float64 // requests in flight through the proxy + engine queue depth
+	picks  uint32  // this instance's recent picks of it (poolSnapshot.picked)
+	starts uint32  // prefixes started on it (index.loadStarts; 0 unless loaded)
+	tie    uint64  // decide's tie-breaking key for this request
 }
 
 // poolLoads reads the pool's healthy endpoints from the host's
@@ -149,10 +150,11 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 	switch {
 	case c.sessionOwner != "":
 		pref, why = c.sessionOwner, reasonSession
-	case c.prefixOwner != "" && c.total > 0 && float64(c.matched) >= s.cacheThreshold*float64(c.total):
+	case s.prefers(c):
 		pref, why = c.prefixOwner, reasonPrefix
 	}
 	if pref == "" {
+		s.fewestStarts(eps)
 		return reasonLeastLoad
 	}
 	i := 0
@@ -170,6 +172,40 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 	copy(eps[1:i+1], eps[:i])
 	eps[0] = chosen
 	return why
+}
+
+// prefers reports whether c has a preference decide keeps unless it is
+// overloaded: the session's endpoint, or the prefix's when at least
+// cacheThreshold of the prompt matched.
+func (s *settings) prefers(c choice) bool {
+	return c.sessionOwner != "" || c.prefixOwner != "" && c.total > 0 && float64(c.matched) >= s.cacheThreshold*float64(c.total)
+}
+
+// fewestStarts moves to the front, among the endpoints not overloaded
+// next to the least-loaded one (eps[0]), the one with the fewest prefixes
+// started on it (endpoint.starts), keeping the load order among equals: a
+// request that starts a prefix (a new conversation, a new system prompt)
+// goes where the fewest prefixes live, as SGLang's router sends an
+// unmatched request to the worker with the smallest cache tree, rather
+// than to the momentarily least-loaded endpoint, which can gather two or
+// three hot prefixes on one engine whose bursts then spill
+// (benchmarks/RESULTS.md).
+func (s *settings) fewestStarts(eps []endpoint) {
+	if len(eps) == 0 {
+		return
+	}
+	least, best := eps[0].load, 0
+	for i := 1; i < len(eps); i++ {
+		if l := eps[i].load; l-least > s.absThreshold && l > least*s.relThreshold {
+			continue // overloaded
+		}
+		if eps[i].starts < eps[best].starts {
+			best = i
+		}
+	}
+	chosen := eps[best]
+	copy(eps[1:best+1], eps[:best])
+	eps[0] = chosen
 }
 
 // minMatch is the shortest match, in blocks, that lets the prefix of a

@@ -118,3 +118,38 @@ func TestParseConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideFewestStarts: a request that starts a prefix goes to the
+// endpoint with the fewest prefixes started on it, among those not
+// overloaded next to the least-loaded one; ties keep the load order; a
+// request with a usable prefix ignores the counts.
+func TestDecideFewestStarts(t *testing.T) {
+	s, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		loads  []float64
+		starts []uint32
+		c      choice
+		want   string
+	}{
+		{"fewest starts, not least load", []float64{0, 3, 5}, []uint32{4, 2, 1}, choice{total: 10}, "c"},
+		{"ties go by load", []float64{4, 1, 2}, []uint32{1, 1, 1}, choice{total: 10}, "b"},
+		{"an overloaded endpoint is left out", []float64{0, 3, 60}, []uint32{4, 2, 0}, choice{total: 10}, "b"},
+		{"a usable prefix ignores the counts", []float64{0, 3, 5}, []uint32{9, 9, 0}, choice{matched: 10, total: 10, prefixOwner: "a"}, "a"},
+	} {
+		e := eps(c.loads...)
+		for i := range e {
+			e[i].starts = c.starts[i]
+		}
+		s.decide(e, c.c)
+		if e[0].addr != c.want {
+			t.Errorf("%s: chose %s, want %s", c.name, e[0].addr, c.want)
+		}
+		if s.prefers(c.c) != (c.c.prefixOwner == "a") {
+			t.Errorf("%s: prefers = %v", c.name, s.prefers(c.c))
+		}
+	}
+}

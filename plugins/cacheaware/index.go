@@ -1,6 +1,11 @@
 package main
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
+)
 
 // store is the shared key-value store the index lives in: on Sluice the
 // plugin's vm_id shared data, which every instance of the plugin sees,
@@ -9,7 +14,12 @@ import "encoding/binary"
 // Tests use a map.
 type store interface {
 	get(key []byte) (value []byte, ok bool)
-	set(key []byte, value string)
+	set(key []byte, value string) // copies key and value
+	// getCAS is get with the value's compare-and-swap token (for a
+	// missing key, the token that creates it); setCAS writes only while
+	// the token holds, and reports whether it did.
+	getCAS(key []byte) (value []byte, cas uint32, ok bool)
+	setCAS(key []byte, value string, cas uint32) bool
 }
 
 // keyPrefix starts every key the plugin writes; the TTL policy is set on
@@ -24,6 +34,7 @@ const keyPrefix = "ca/"
 type index struct {
 	kv   store
 	key  []byte // scratch: "ca/<pool>/<kind>" and 8 bytes of hash
+	val  []byte // scratch: a count
 	cps  []int  // scratch: checkpoints
 	pool string // the pool key holds
 	kind byte   // the kind key holds
@@ -96,4 +107,42 @@ func (x *index) session(pool string, h uint64) (string, bool) {
 // recordSession pins the session to endpoint.
 func (x *index) recordSession(pool string, h uint64, endpoint string) {
 	x.kv.set(x.keyFor(pool, 's', h), endpoint)
+}
+
+// startsKey is the key of endpoint addr's count of started prefixes.
+func (x *index) startsKey(pool, addr string) []byte {
+	return x.keyFor(pool, 'n', tiebreak.Mix(0, addr))
+}
+
+// loadStarts sets each endpoint's starts to the pool's shared count of
+// prefixes started on it (0 when none was recorded or it expired).
+func (x *index) loadStarts(pool string, eps []endpoint) {
+	for i := range eps {
+		v, ok := x.kv.get(x.startsKey(pool, eps[i].addr))
+		eps[i].starts = 0
+		if ok && len(v) == 4 {
+			eps[i].starts = binary.LittleEndian.Uint32(v)
+		}
+	}
+}
+
+// maxStartsTries bounds addStart's compare-and-swap retries: a lost
+// increment only blurs the balance.
+const maxStartsTries = 3
+
+// addStart adds one to the shared count of prefixes started on addr,
+// with compare-and-swap, so the plugin's instances count together. The
+// count expires block_ttl after its last increment, with the prefixes.
+func (x *index) addStart(pool, addr string) {
+	for range maxStartsTries {
+		v, cas, ok := x.kv.getCAS(x.startsKey(pool, addr))
+		var n uint32
+		if ok && len(v) == 4 {
+			n = binary.LittleEndian.Uint32(v)
+		}
+		x.val = binary.LittleEndian.AppendUint32(x.val[:0], n+1)
+		if x.kv.setCAS(x.startsKey(pool, addr), unsafe.String(unsafe.SliceData(x.val), len(x.val)), cas) {
+			return
+		}
+	}
 }

@@ -10,18 +10,21 @@ import (
 // mapStore is a store with the host's bounds in miniature: at most cap
 // keys, the oldest write evicted first, and a clock for the TTL.
 type mapStore struct {
-	m      map[string]entry
-	order  []string // write order, oldest first (may hold stale keys)
-	cap    int
-	ttl    int64
-	now    int64
-	reads  int
-	writes int
+	m        map[string]entry
+	order    []string // write order, oldest first (may hold stale keys)
+	cap      int
+	ttl      int64
+	now      int64
+	reads    int
+	writes   int
+	cas      uint32 // the last token issued
+	creating uint32 // the token getCAS gave for a missing key
 }
 
 type entry struct {
 	v       []byte
 	written int64
+	cas     uint32
 }
 
 func newMapStore(capacity int, ttl int64) *mapStore {
@@ -50,8 +53,31 @@ func (s *mapStore) set(key []byte, value string) {
 			}
 		}
 	}
-	s.m[k] = entry{v: []byte(value), written: s.now}
+	s.cas++
+	s.m[k] = entry{v: []byte(value), written: s.now, cas: s.cas}
 	s.order = append(removeKey(s.order, k), k)
+}
+
+// getCAS returns the value and its token; for a missing (or expired) key
+// a fresh token no entry holds, which creates it.
+func (s *mapStore) getCAS(key []byte) ([]byte, uint32, bool) {
+	v, ok := s.get(key)
+	if !ok {
+		s.cas++
+		s.creating = s.cas
+		return nil, s.cas, false
+	}
+	return v, s.m[string(key)].cas, true
+}
+
+func (s *mapStore) setCAS(key []byte, value string, cas uint32) bool {
+	e, ok := s.m[string(key)]
+	live := ok && (s.ttl == 0 || s.now-e.written < s.ttl)
+	if live && e.cas != cas || !live && cas != s.creating {
+		return false
+	}
+	s.set(key, value)
+	return true
 }
 
 func removeKey(order []string, k string) []string {
@@ -270,4 +296,54 @@ func TestKeyFor(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { x.keyFor("a", 's', 9) }); n != 0 {
 		t.Errorf("keyFor allocates %v times", n)
 	}
+}
+
+// TestIndexStarts: the count of prefixes started per endpoint is shared
+// by indexes over one store (the plugin's instances), kept per pool,
+// increments even when another index wrote in between (compare and
+// swap), and expires with the store's TTL.
+func TestIndexStarts(t *testing.T) {
+	kv := newMapStore(1<<20, 100)
+	a, b := newIndex(kv), newIndex(kv)
+	a.addStart("p", "e1")
+	b.addStart("p", "e1")
+	a.addStart("p", "e2")
+	b.addStart("q", "e1")
+	got := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}}
+	a.loadStarts("p", got)
+	if got[0].starts != 2 || got[1].starts != 1 || got[2].starts != 0 {
+		t.Fatalf("starts %d %d %d, want 2 1 0", got[0].starts, got[1].starts, got[2].starts)
+	}
+	// A write between the read and the write makes the first swap fail;
+	// the retry counts both.
+	racy := &racingStore{mapStore: kv, other: b}
+	c := newIndex(racy)
+	c.addStart("p", "e2")
+	a.loadStarts("p", got)
+	if got[1].starts != 3 {
+		t.Fatalf("after a raced increment e2 has %d starts, want 3 (1 + the other's + ours)", got[1].starts)
+	}
+	kv.now += 100 // past the TTL
+	a.loadStarts("p", got)
+	if got[0].starts != 0 || got[1].starts != 0 {
+		t.Fatalf("expired counts read as %d %d", got[0].starts, got[1].starts)
+	}
+}
+
+// racingStore lets another index increment the same count once, between
+// the first getCAS and its setCAS.
+type racingStore struct {
+	*mapStore
+	other *index
+	raced bool
+}
+
+func (s *racingStore) setCAS(key []byte, value string, cas uint32) bool {
+	if !s.raced {
+		s.raced = true
+		k := append([]byte(nil), key...)
+		s.other.addStart("p", "e2")
+		key = k
+	}
+	return s.mapStore.setCAS(key, value, cas)
 }

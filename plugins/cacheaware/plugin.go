@@ -155,6 +155,15 @@ func (st sharedStore) set(key []byte, value string) {
 	}
 }
 
+func (sharedStore) getCAS(key []byte) ([]byte, uint32, bool) {
+	v, cas, err := sdk.GetSharedData(unsafe.String(unsafe.SliceData(key), len(key)))
+	return v, cas, err == nil
+}
+
+func (sharedStore) setCAS(key []byte, value string, cas uint32) bool {
+	return sdk.SetSharedData(unsafe.String(unsafe.SliceData(key), len(key)), unsafe.Slice(unsafe.StringData(value), len(value)), cas) == nil
+}
+
 type stream struct {
 	sdk.DefaultHttpContext
 	p       *plugin
@@ -231,6 +240,9 @@ func (p *plugin) route(s *stream, size int) bool {
 		sessHash = prompthash.Mix(seed, []byte(sess))
 		c.sessionOwner, _ = p.idx.session(name, sessHash)
 	}
+	if !p.s.prefers(c) {
+		p.idx.loadStarts(name, eps) // this request starts a prefix
+	}
 	why := p.s.decide(eps, c)
 	chosen := eps[0].addr
 	p.list = p.s.endpointList(p.list[:0], eps)
@@ -247,6 +259,9 @@ func (p *plugin) route(s *stream, size int) bool {
 	}
 	p.idx.record(name, p.hashes, chosen, from, min)
 	snap.picked(chosen)
+	if why == reasonLeastLoad {
+		p.idx.addStart(name, chosen)
+	}
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)
 	}

@@ -17,7 +17,7 @@ type reason int
 const (
 	reasonPrefix    reason = iota // the longest recorded prefix
 	reasonSession                 // the session's endpoint
-	reasonLeastLoad               // no usable match: least load
+	reasonLeastLoad               // no usable match: a new prefix (fewest started, then least load)
 	reasonOverload                // the preferred endpoint was overloaded
 	numReasons
 )

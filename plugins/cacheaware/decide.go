@@ -132,8 +132,9 @@ type choice struct {
 // when at least cacheThreshold of the prompt matched; it is kept unless
 // it is overloaded (as in SGLang's router: more than absThreshold above
 // the least-loaded endpoint and more than relThreshold times its load),
-// in which case, or without a preference, the least-loaded endpoint
-// wins. eps is reordered in place.
+// in which case (or when it is gone) the least-loaded endpoint wins.
+// Without a preference the request starts a prefix: fewestStarts picks.
+// eps is reordered in place.
 func (s *settings) decide(eps []endpoint, c choice) reason {
 	// Insertion sort: pools are small, and sort.Slice's reflection costs
 	// a Go guest ~10 µs. The tie-breaking keys are hashed once each, not

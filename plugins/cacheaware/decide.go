@@ -165,14 +165,20 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 	if i == len(eps) { // gone or unhealthy
 		return reasonLeastLoad
 	}
-	least := eps[0].load
-	if l := eps[i].load; l-least > s.absThreshold && l > least*s.relThreshold {
+	if s.overloaded(eps[i].load, eps[0].load) {
 		return reasonOverload
 	}
 	chosen := eps[i]
 	copy(eps[1:i+1], eps[:i])
 	eps[0] = chosen
 	return why
+}
+
+// overloaded reports whether an endpoint with load l is overloaded next
+// to the least-loaded one's load least, by SGLang's rule: more than
+// absThreshold above it and more than relThreshold times it.
+func (s *settings) overloaded(l, least float64) bool {
+	return l-least > s.absThreshold && l > least*s.relThreshold
 }
 
 // prefers reports whether c has a preference decide keeps unless it is
@@ -195,10 +201,10 @@ func (s *settings) fewestStarts(eps []endpoint) {
 	if len(eps) == 0 {
 		return
 	}
-	least, best := eps[0].load, 0
+	best := 0
 	for i := 1; i < len(eps); i++ {
-		if l := eps[i].load; l-least > s.absThreshold && l > least*s.relThreshold {
-			continue // overloaded
+		if s.overloaded(eps[i].load, eps[0].load) {
+			continue
 		}
 		if eps[i].starts < eps[best].starts {
 			best = i

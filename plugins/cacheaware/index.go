@@ -134,14 +134,15 @@ const maxStartsTries = 3
 // with compare-and-swap, so the plugin's instances count together. The
 // count expires block_ttl after its last increment, with the prefixes.
 func (x *index) addStart(pool, addr string) {
+	key := x.startsKey(pool, addr) // valid until the next keyFor
 	for range maxStartsTries {
-		v, cas, ok := x.kv.getCAS(x.startsKey(pool, addr))
+		v, cas, ok := x.kv.getCAS(key)
 		var n uint32
 		if ok && len(v) == 4 {
 			n = binary.LittleEndian.Uint32(v)
 		}
 		x.val = binary.LittleEndian.AppendUint32(x.val[:0], n+1)
-		if x.kv.setCAS(x.startsKey(pool, addr), unsafe.String(unsafe.SliceData(x.val), len(x.val)), cas) {
+		if x.kv.setCAS(key, unsafe.String(unsafe.SliceData(x.val), len(x.val)), cas) {
 			return
 		}
 	}

@@ -144,13 +144,14 @@ type sharedStore struct{ p *plugin }
 // get and set pass the key (and value) to the host without copying them
 // into a new string or slice: the host reads them during the call and
 // keeps nothing, and the index does not change them meanwhile.
-func (sharedStore) get(key []byte) ([]byte, bool) {
-	v, _, err := sdk.GetSharedData(unsafe.String(unsafe.SliceData(key), len(key)))
-	return v, err == nil
+func (st sharedStore) get(key []byte) ([]byte, bool) {
+	v, _, ok := st.getCAS(key)
+	return v, ok
 }
 
+// set writes unconditionally and counts a refused write.
 func (st sharedStore) set(key []byte, value string) {
-	if err := sdk.SetSharedData(unsafe.String(unsafe.SliceData(key), len(key)), unsafe.Slice(unsafe.StringData(value), len(value)), 0); err != nil {
+	if !st.setCAS(key, value, 0) {
 		st.p.m.pending.counts[countWriteFailures]++
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -205,10 +206,43 @@ func benchPlugin(b *testing.B, pkg, config string) (*proxy.Config, *wasm.Plugin)
 }
 
 // benchPrompt is request i's 8 KiB chat body: conversation conv's system
-// prompt, then a question of its own.
-func benchPrompt(conv, i int) string {
-	sys := strings.Repeat(fmt.Sprintf("Conversation %06d shares this system prompt. ", conv), 8192/40)
-	return `{"model":"m","messages":[{"role":"system","content":"` + sys[:8000] + `"},{"role":"user","content":"q` + fmt.Sprint(i) + `"}]}`
+// prompt, then a question of its own (benchBody).
+func benchPrompt(conv, i int) string { return string(newBenchBody().set(conv, i)) }
+
+// benchBody is an 8 KiB chat body whose conversation and question
+// numbers are rewritten in place, so that a loop can send a new prompt
+// every time without building one: the system prompt starts with its
+// conversation's number (which changes every block hash after it, as a
+// new system prompt does), and the user's question ends the prompt.
+type benchBody struct {
+	buf            []byte
+	conv, question int // offsets of their 8 digits in buf
+}
+
+func newBenchBody() *benchBody {
+	const head = `{"model":"m","messages":[{"role":"system","content":"Conversation `
+	sys := strings.Repeat("This system prompt is shared by the conversation's requests. ", 8192/61)
+	b := &benchBody{conv: len(head)}
+	s := head + "00000000. " + sys[:7980] + `"},{"role":"user","content":"q`
+	b.question = len(s)
+	b.buf = []byte(s + `00000000"}]}`)
+	return b
+}
+
+// set writes conv and i (mod 10⁸) into the body and returns it; the
+// result is valid until the next set.
+func (b *benchBody) set(conv, i int) []byte {
+	putDigits(b.buf[b.conv:b.conv+8], conv)
+	putDigits(b.buf[b.question:b.question+8], i)
+	return b.buf
+}
+
+// putDigits writes n's last len(dst) decimal digits into dst.
+func putDigits(dst []byte, n int) {
+	for i := len(dst) - 1; i >= 0; i-- {
+		dst[i] = byte('0' + n%10)
+		n /= 10
+	}
 }
 
 func benchPluginCPU(b *testing.B, pkg, config string, gap time.Duration) {
@@ -227,7 +261,7 @@ func benchPluginCPU(b *testing.B, pkg, config string, gap time.Duration) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
-	post(benchPrompt(999999, 0)) // warm up
+	post(benchPrompt(99999999, 0)) // warm up
 	tf.reset()
 	n := 0
 	for b.Loop() {
@@ -280,15 +314,14 @@ func BenchmarkPluginHot8KiB(b *testing.B) {
 				h.AddString(kv[0], kv[1])
 			}
 			ex.ResponseHeaders().AddString(":status", "200")
-			// The bodies, made before the loop: pairs of a miss, then a hit.
-			bodies := make([][]byte, 512)
-			for i := range bodies {
-				bodies[i] = []byte(benchPrompt(i/2, i))
-			}
+			// Pairs of a new conversation (a miss), then its next
+			// question (a hit), every conversation new, as in
+			// BenchmarkPluginCPU8KiB.
+			body := newBenchBody()
 			n := 0
 			cpu0, cpuOK := processCPU()
 			for b.Loop() {
-				ex.SetRequestBody(bodies[n%len(bodies)])
+				ex.SetRequestBody(body.set(n/2, n))
 				n++
 				st, err := p.NewStream(ex)
 				if err != nil {
@@ -313,5 +346,29 @@ func BenchmarkPluginHot8KiB(b *testing.B) {
 				b.Fatalf("upstream %q after the plugin's requests, want llm", ex.Upstream())
 			}
 		})
+	}
+}
+
+// TestBenchBody checks the benchmarks' bodies: valid JSON of about 8 KiB
+// whose system prompt and question carry the numbers set.
+func TestBenchBody(t *testing.T) {
+	b := newBenchBody()
+	for _, c := range [][2]int{{0, 0}, {12, 25}, {99999999, 7}} {
+		var req struct {
+			Messages []struct{ Content string }
+		}
+		body := b.set(c[0], c[1])
+		if err := json.Unmarshal(body, &req); err != nil || len(req.Messages) != 2 {
+			t.Fatalf("set(%d, %d): %v, %d messages", c[0], c[1], err, len(req.Messages))
+		}
+		if n := len(body); n < 8000 || n > 8300 {
+			t.Errorf("set(%d, %d): %d bytes, want about 8 KiB", c[0], c[1], n)
+		}
+		if want := fmt.Sprintf("Conversation %08d. ", c[0]); !strings.HasPrefix(req.Messages[0].Content, want) {
+			t.Errorf("system prompt starts %q, want %q", req.Messages[0].Content[:30], want)
+		}
+		if want := fmt.Sprintf("q%08d", c[1]); req.Messages[1].Content != want {
+			t.Errorf("question %q, want %q", req.Messages[1].Content, want)
+		}
 	}
 }

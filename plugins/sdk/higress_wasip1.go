@@ -11,19 +11,24 @@ import "unsafe"
 // import them.
 
 //go:wasmimport env proxy_redis_init
+//go:noescape
 func proxyRedisInit(cluster unsafe.Pointer, clusterSize uint32, username unsafe.Pointer, usernameSize uint32,
 	password unsafe.Pointer, passwordSize uint32, timeoutMs uint32) uint32
 
 //go:wasmimport env proxy_redis_call
+//go:noescape
 func proxyRedisCall(cluster unsafe.Pointer, clusterSize uint32, query unsafe.Pointer, querySize uint32, retCalloutID *uint32) uint32
 
 //go:wasmimport env proxy_get_upstream_hosts
+//go:noescape
 func proxyGetUpstreamHosts(retData, retSize *uint32) uint32
 
 //go:wasmimport env proxy_set_upstream_override_host
+//go:noescape
 func proxySetUpstreamOverrideHost(addr unsafe.Pointer, addrSize uint32) uint32
 
 //go:wasmimport env proxy_inject_encoded_data_to_filter_chain
+//go:noescape
 func proxyInjectEncodedDataToFilterChain(data unsafe.Pointer, dataSize uint32, endOfStream uint32) uint32
 
 //go:wasmexport proxy_on_redis_call_response
@@ -102,6 +107,7 @@ func InjectEncodedDataToFilterChain(data []byte, endOfStream bool) error {
 }
 
 //go:wasmimport env proxy_get_status
+//go:noescape
 func proxyGetStatus(retCode *uint32, retMessage, retMessageSize *uint32) uint32
 
 // GetStatus returns the status code and message of the call whose

@@ -10,7 +10,11 @@ import "fmt"
 type dispatcher struct {
 	vm       VMContext
 	plugins  map[uint32]PluginContext
-	streams  map[uint32]*stream
+	// last is the plugin context plugin() found last (lastID's): most
+	// instances have one, and each request's create looks it up.
+	lastID uint32
+	last   PluginContext
+	streams  streamTable
 	spare    []*stream // deleted streams' records, reused (maxSpareStreams)
 	callouts map[uint32]func(numHeaders, bodySize, numTrailers int)
 	// log reports SDK-level problems (unknown context IDs, a missing
@@ -27,7 +31,6 @@ type stream struct {
 func newDispatcher() *dispatcher {
 	return &dispatcher{
 		plugins:  make(map[uint32]PluginContext),
-		streams:  make(map[uint32]*stream),
 		callouts: make(map[uint32]func(int, int, int)),
 		log:      func(LogLevel, string) {},
 	}
@@ -63,9 +66,12 @@ func (d *dispatcher) onContextCreate(id, parentID uint32) {
 			return
 		}
 		d.plugins[id] = pc
+		if d.lastID == id {
+			d.last = nil
+		}
 		return
 	}
-	pc, ok := d.plugins[parentID]
+	pc, ok := d.plugin(parentID)
 	if !ok {
 		d.logf(LogLevelError, "sdk: HTTP context %d created under unknown plugin context %d", id, parentID)
 		return
@@ -81,7 +87,7 @@ func (d *dispatcher) onContextCreate(id, parentID uint32) {
 		s = new(stream)
 	}
 	*s = stream{ctx: hc, pluginID: parentID}
-	d.streams[id] = s
+	d.streams.put(id, s)
 }
 
 // maxSpareStreams bounds the records onDelete keeps for reuse: an
@@ -98,7 +104,7 @@ func (d *dispatcher) onVMStart(pluginID uint32, vmConfigSize uint32) bool {
 }
 
 func (d *dispatcher) onConfigure(pluginID uint32, pluginConfigSize uint32) bool {
-	pc, ok := d.plugins[pluginID]
+	pc, ok := d.plugin(pluginID)
 	if !ok {
 		d.logf(LogLevelError, "sdk: configure for unknown plugin context %d", pluginID)
 		return false
@@ -110,7 +116,7 @@ func (d *dispatcher) onConfigure(pluginID uint32, pluginConfigSize uint32) bool 
 // continues when id is no open stream (the host may call back after the
 // guest dropped it). f is a method expression, so nothing allocates.
 func (d *dispatcher) toStream(id uint32, f func(HttpContext, int, bool) Action, n uint32, endOfStream bool) Action {
-	if s, ok := d.streams[id]; ok {
+	if s := d.streams.get(id); s != nil {
 		return f(s.ctx, int(n), endOfStream)
 	}
 	return ActionContinue
@@ -159,14 +165,14 @@ func responseTrailers(c HttpContext, n int, _ bool) Action {
 // onLog ends an HTTP context's stream (OnHttpStreamDone). Plugin contexts
 // have no log callback.
 func (d *dispatcher) onLog(id uint32) {
-	if s, ok := d.streams[id]; ok && !s.done {
+	if s := d.streams.get(id); s != nil && !s.done {
 		s.done = true
 		s.ctx.OnHttpStreamDone()
 	}
 }
 
 func (d *dispatcher) onDone(id uint32) bool {
-	if pc, ok := d.plugins[id]; ok {
+	if pc, ok := d.plugin(id); ok {
 		return pc.OnPluginDone()
 	}
 	return true
@@ -175,8 +181,7 @@ func (d *dispatcher) onDone(id uint32) bool {
 // onDelete forgets a context. An HTTP context whose proxy_on_log never came
 // still gets OnHttpStreamDone, so plugins can rely on it being called once.
 func (d *dispatcher) onDelete(id uint32) {
-	if s, ok := d.streams[id]; ok {
-		delete(d.streams, id)
+	if s := d.streams.del(id); s != nil {
 		if !s.done {
 			s.done = true
 			s.ctx.OnHttpStreamDone()
@@ -188,10 +193,25 @@ func (d *dispatcher) onDelete(id uint32) {
 		return
 	}
 	delete(d.plugins, id)
+	if d.last != nil && d.lastID == id {
+		d.last = nil
+	}
+}
+
+// plugin returns the plugin context of id.
+func (d *dispatcher) plugin(id uint32) (PluginContext, bool) {
+	if d.last != nil && d.lastID == id {
+		return d.last, true
+	}
+	pc, ok := d.plugins[id]
+	if ok {
+		d.lastID, d.last = id, pc
+	}
+	return pc, ok
 }
 
 func (d *dispatcher) onTick(pluginID uint32) {
-	if pc, ok := d.plugins[pluginID]; ok {
+	if pc, ok := d.plugin(pluginID); ok {
 		pc.OnTick()
 		return
 	}
@@ -199,7 +219,7 @@ func (d *dispatcher) onTick(pluginID uint32) {
 }
 
 func (d *dispatcher) onQueueReady(pluginID, queueID uint32) {
-	if pc, ok := d.plugins[pluginID]; ok {
+	if pc, ok := d.plugin(pluginID); ok {
 		pc.OnQueueReady(queueID)
 		return
 	}
@@ -218,7 +238,7 @@ func (d *dispatcher) onHttpCallResponse(pluginID, calloutID, numHeaders, bodySiz
 		cb(int(numHeaders), int(bodySize), int(numTrailers))
 		return
 	}
-	if pc, ok := d.plugins[pluginID]; ok {
+	if pc, ok := d.plugin(pluginID); ok {
 		if h, ok := pc.(HttpCallResponseHandler); ok {
 			h.OnHttpCallResponse(calloutID, int(numHeaders), int(bodySize), int(numTrailers))
 			return
@@ -228,7 +248,7 @@ func (d *dispatcher) onHttpCallResponse(pluginID, calloutID, numHeaders, bodySiz
 }
 
 func (d *dispatcher) onForeignFunction(pluginID, functionID, argsSize uint32) {
-	if pc, ok := d.plugins[pluginID]; ok {
+	if pc, ok := d.plugin(pluginID); ok {
 		if h, ok := pc.(ForeignFunctionHandler); ok {
 			h.OnForeignFunction(functionID, int(argsSize))
 			return

@@ -132,8 +132,8 @@ func TestDispatchLifecycle(t *testing.T) {
 	if len(*logs) != 0 {
 		t.Errorf("unexpected SDK logs %q", *logs)
 	}
-	if len(d.plugins) != 0 || len(d.streams) != 0 {
-		t.Errorf("contexts left after delete: %d plugins, %d streams", len(d.plugins), len(d.streams))
+	if len(d.plugins) != 0 || d.streams.len() != 0 {
+		t.Errorf("contexts left after delete: %d plugins, %d streams", len(d.plugins), d.streams.len())
 	}
 }
 
@@ -294,11 +294,11 @@ func TestDispatchReusesStreamRecords(t *testing.T) {
 	d, rec, _ := newTestDispatcher()
 	d.onContextCreate(1, 0)
 	d.onContextCreate(2, 1)
-	old := d.streams[2]
+	old := d.streams.get(2)
 	d.onLog(2) // done delivered, record marked done
 	d.onDelete(2)
 	d.onContextCreate(3, 1)
-	if d.streams[3] != old {
+	if d.streams.get(3) != old {
 		t.Fatalf("stream 3 got a new record; want the deleted stream 2's reused")
 	}
 	d.onRequestHeaders(2, 1, true) // stale: stream 2 is gone
@@ -323,5 +323,25 @@ func TestDispatchReusesStreamRecords(t *testing.T) {
 	}
 	if n := len(d.spare); n != maxSpareStreams {
 		t.Errorf("%d spare records, want the bound %d", n, maxSpareStreams)
+	}
+}
+
+// TestDispatchForgetsDeletedPlugin: after a plugin context is deleted,
+// the lookup cache does not hand it to a new stream, and a plugin context
+// created again under the same ID is the new one.
+func TestDispatchForgetsDeletedPlugin(t *testing.T) {
+	d, _, logs := newTestDispatcher()
+	d.onContextCreate(1, 0)
+	d.onContextCreate(2, 1) // caches plugin 1
+	d.onDelete(1)
+	d.onContextCreate(3, 1)
+	if d.streams.get(3) != nil || len(*logs) != 1 || !strings.Contains((*logs)[0], "unknown plugin context 1") {
+		t.Fatalf("stream under a deleted plugin context: %v, logs %q", d.streams.get(3), *logs)
+	}
+	d.onContextCreate(1, 0)
+	first, _ := d.plugin(1)
+	d.onContextCreate(1, 0) // created again without a delete
+	if again, _ := d.plugin(1); again == first {
+		t.Fatal("plugin() returned the replaced plugin context")
 	}
 }

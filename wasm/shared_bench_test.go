@@ -13,12 +13,7 @@ import (
 // it is written again.
 func BenchmarkSharedDataSetFull(b *testing.B) {
 	d := newSharedData()
-	pol := sharedPolicy{ttl: time.Hour, evict: true}
-	keys := make([][]byte, 2*maxSharedKeys)
-	for i := range keys {
-		keys[i] = binary.LittleEndian.AppendUint64([]byte("ca/pool/p"), uint64(i)*0x9e3779b97f4a7c15)
-	}
-	value := []byte("10.0.0.7:8000")
+	keys, value, pol := fullStoreWrites()
 	for _, k := range keys[:maxSharedKeys] {
 		if st := d.set(k, value, 0, pol); st != statusOK {
 			b.Fatalf("fill: status %d", st)
@@ -30,4 +25,15 @@ func BenchmarkSharedDataSetFull(b *testing.B) {
 			b.Fatalf("set: status %d", st)
 		}
 	}
+}
+
+// fullStoreWrites returns what BenchmarkSharedDataSetFull and
+// TestSharedDataSetAllocations write: twice maxSharedKeys distinct keys
+// like cacheaware's, a value and a TTL and evict policy.
+func fullStoreWrites() (keys [][]byte, value []byte, pol sharedPolicy) {
+	keys = make([][]byte, 2*maxSharedKeys)
+	for i := range keys {
+		keys[i] = binary.LittleEndian.AppendUint64([]byte("ca/pool/p"), uint64(i)*0x9e3779b97f4a7c15)
+	}
+	return keys, []byte("10.0.0.7:8000"), sharedPolicy{ttl: time.Hour, evict: true}
 }

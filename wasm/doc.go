@@ -242,11 +242,12 @@
 // higher than the highest cas a removed entry had, so a CAS read before
 // the removal never succeeds (Envoy creates the key); this is also what
 // makes a creation CAS fail once the key was created and removed since
-// the get. sluice.shared_data_delete
-// removes a key. Costs: O(log n) per write with a TTL, amortised O(1)
-// per expired entry. Per store (label vm_id): sluice_shared_data_keys,
-// sluice_shared_data_expired_total, sluice_shared_data_evicted_total and
-// sluice_shared_data_refused_total (writes refused, store full).
+// the get. sluice.shared_data_delete removes a key. Costs: O(1) per
+// write and per expired entry (a FIFO per distinct TTL, O(log classes)
+// when the soonest entry of a TTL changes). Per store (label vm_id):
+// sluice_shared_data_keys, sluice_shared_data_expired_total,
+// sluice_shared_data_evicted_total and sluice_shared_data_refused_total
+// (writes refused, store full).
 //
 // # Shared queues
 //

@@ -1,7 +1,6 @@
 package wasm
 
 import (
-	"container/heap"
 	"sync"
 	"time"
 
@@ -30,17 +29,27 @@ type sharedData struct {
 	bytes int
 	// now is the clock deadlines are measured on, in nanoseconds;
 	// injectable for tests. Default: monotonic time since the store was
-	// created.
+	// created. It must not go backwards: expiry relies on the entries of
+	// one TTL being written in deadline order (shared_ttl.go); a clock
+	// that steps back delays the expiry of what is written after the
+	// step, never makes anything expire early.
 	now func() int64
 	// lastCAS is the last CAS issued (to an entry, or as a creation CAS
 	// by a get of a missing key); maxRemovedCAS the highest CAS an entry
 	// had when it expired, was evicted or deleted (0: none ever was, and
 	// the store behaves exactly as Envoy's).
 	lastCAS, maxRemovedCAS uint32
-	// deadlines holds the entries that have one, soonest first.
-	deadlines deadlineHeap
-	// oldest and newest end the list of evictable entries in write order.
-	oldest, newest *sharedValue
+	// classes and byTTL hold the entries that have a deadline, one FIFO
+	// per distinct TTL (shared_ttl.go); spareClass is an emptied class
+	// kept for the next new one.
+	classes    classHeap
+	byTTL      map[time.Duration]*ttlClass
+	spareClass *ttlClass
+	// evictOrder lists the evictable entries in write order, oldest first.
+	evictOrder fifo
+	// spare is the last removed entry, unlinked from everything, kept for
+	// the next new key (nil: none).
+	spare *sharedValue
 	// expired and evicted count removals (for tests and metrics).
 	expired, evicted uint64
 	met              *sharedMetrics // nil: not exported
@@ -74,11 +83,11 @@ type sharedValue struct {
 	key      string
 	value    []byte
 	cas      uint32
-	deadline int64 // 0: none
-	heapIdx  int   // index in deadlines, -1 when absent
-	// evictable entries are linked in write order.
-	evictable  bool
-	prev, next *sharedValue
+	deadline int64     // 0: none
+	class    *ttlClass // the FIFO of its TTL; nil: no deadline
+	// evictable entries are in evictOrder.
+	evictable bool
+	links     [2]listLinks // in evictOrder and in class, by list kind
 }
 
 // sharedPolicy is how a write bounds its entry. The zero value is
@@ -94,8 +103,9 @@ type sharedPolicy struct {
 func newSharedData() *sharedData {
 	start := time.Now()
 	return &sharedData{
-		m:   make(map[string]*sharedValue),
-		now: func() int64 { return int64(time.Since(start)) + 1 },
+		m:     make(map[string]*sharedValue),
+		byTTL: make(map[time.Duration]*ttlClass),
+		now:   func() int64 { return int64(time.Since(start)) + 1 },
 	}
 }
 
@@ -124,9 +134,9 @@ func (d *sharedData) set(key, value []byte, cas uint32, pol sharedPolicy) status
 	}
 	grow := len(key) + len(value) - old
 	for (v == nil && len(d.m) >= maxSharedKeys) || d.bytes+grow > maxSharedBytes {
-		victim := d.oldest
+		victim := d.evictOrder.head
 		if victim == v && victim != nil {
-			victim = victim.next
+			victim = victim.links[evictList].next
 		}
 		if !pol.evict || victim == nil {
 			if d.met != nil {
@@ -141,23 +151,16 @@ func (d *sharedData) set(key, value []byte, cas uint32, pol sharedPolicy) status
 		}
 	}
 	if v == nil {
-		v = &sharedValue{key: string(key), heapIdx: -1}
-		d.m[v.key] = v
+		v = d.newValue(key)
 	}
-	v.value = append(v.value[:0], value...)
+	v.value = append(reuseBuffer(v.value, len(value)), value...)
 	v.cas = d.nextCAS()
 	d.bytes += grow
 	d.setDeadline(v, pol, now)
 	d.unlink(v)
 	if pol.evict {
 		v.evictable = true
-		v.prev = d.newest
-		if d.newest != nil {
-			d.newest.next = v
-		} else {
-			d.oldest = v
-		}
-		d.newest = v
+		d.evictOrder.push(v, evictList)
 	}
 	d.gaugeKeys()
 	return statusOK
@@ -246,93 +249,101 @@ func (d *sharedData) len() int {
 	return len(d.m)
 }
 
-// expire drops the entries whose deadline is at or before now. Each entry
-// is dropped once, so the cost is amortised over the writes that gave
-// them deadlines.
-func (d *sharedData) expire(now int64) {
-	n := 0
-	for len(d.deadlines) > 0 && d.deadlines[0].deadline <= now {
-		d.remove(d.deadlines[0])
-		n++
-	}
-	if n > 0 {
-		d.expired += uint64(n)
-		if d.met != nil {
-			d.met.expired.Add(n)
-			d.gaugeKeys()
-		}
-	}
-}
-
-func (d *sharedData) setDeadline(v *sharedValue, pol sharedPolicy, now int64) {
-	if pol.ttl <= 0 {
-		if v.heapIdx >= 0 {
-			heap.Remove(&d.deadlines, v.heapIdx)
-		}
-		v.deadline = 0
-		return
-	}
-	v.deadline = now + int64(pol.ttl)
-	if v.deadline <= now { // overflow: treat as no deadline reachable
-		v.deadline = 1<<63 - 1
-	}
-	if v.heapIdx >= 0 {
-		heap.Fix(&d.deadlines, v.heapIdx)
+// newValue adds an entry for key to the map: the spare one, if a removal
+// left one, else a new one. d.mu is held.
+func (d *sharedData) newValue(key []byte) *sharedValue {
+	v := d.spare
+	if v != nil {
+		d.spare = nil
 	} else {
-		heap.Push(&d.deadlines, v)
+		v = new(sharedValue)
 	}
+	v.key = string(key)
+	d.m[v.key] = v
+	return v
 }
 
-// remove drops v from the map, the deadline heap and the eviction list.
+// Bounds on the value buffers kept for reuse: an entry keeps its buffer
+// for a new value while it is at most twice the value's size plus
+// bufferSlack (so the memory a store holds stays within about twice
+// what it counts against maxSharedBytes), and the spare entry keeps
+// its buffer only up to maxSpareBuffer bytes.
+const (
+	bufferSlack    = 64
+	maxSpareBuffer = 64 << 10
+)
+
+// reuseBuffer returns buf emptied, to hold a value of n bytes, or nil
+// when buf is more than twice too big for it.
+func reuseBuffer(buf []byte, n int) []byte {
+	if cap(buf) > 2*n+bufferSlack {
+		return nil
+	}
+	return buf[:0]
+}
+
+// remove drops v from the map, its TTL class and the eviction list, and
+// keeps it, unlinked from everything, as the spare for the next new key.
 func (d *sharedData) remove(v *sharedValue) {
 	delete(d.m, v.key)
 	d.bytes -= len(v.key) + len(v.value)
-	if v.heapIdx >= 0 {
-		heap.Remove(&d.deadlines, v.heapIdx)
-	}
+	d.dequeue(v)
 	d.unlink(v)
 	if v.cas > d.maxRemovedCAS {
 		d.maxRemovedCAS = v.cas
 	}
+	v.key, v.cas = "", 0
+	v.value = v.value[:0]
+	if cap(v.value) > maxSpareBuffer {
+		v.value = nil
+	}
+	d.spare = v
 }
 
 // unlink takes v out of the eviction list, if it is in it.
 func (d *sharedData) unlink(v *sharedValue) {
-	if !v.evictable {
-		return
+	if v.evictable {
+		d.evictOrder.cut(v, evictList)
+		v.evictable = false
 	}
-	if v.prev != nil {
-		v.prev.next = v.next
-	} else {
-		d.oldest = v.next
-	}
-	if v.next != nil {
-		v.next.prev = v.prev
-	} else {
-		d.newest = v.prev
-	}
-	v.prev, v.next, v.evictable = nil, nil, false
 }
 
-// deadlineHeap is a min-heap of entries by deadline (container/heap).
-type deadlineHeap []*sharedValue
+// Lists an entry can be in: the index of its links for each.
+const (
+	evictList = iota // sharedData.evictOrder
+	ttlList          // its ttlClass
+)
 
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h deadlineHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx, h[j].heapIdx = i, j
+// listLinks are an entry's neighbours in one list.
+type listLinks struct{ prev, next *sharedValue }
+
+// fifo is a doubly linked list of entries in write order, oldest (head)
+// first, linked through their links[k] for one list kind k.
+type fifo struct{ head, tail *sharedValue }
+
+// push appends v, which is in no list of kind k, at the tail.
+func (l *fifo) push(v *sharedValue, k int) {
+	v.links[k] = listLinks{prev: l.tail}
+	if l.tail != nil {
+		l.tail.links[k].next = v
+	} else {
+		l.head = v
+	}
+	l.tail = v
 }
-func (h *deadlineHeap) Push(x any) {
-	v := x.(*sharedValue)
-	v.heapIdx = len(*h)
-	*h = append(*h, v)
-}
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	v := old[len(old)-1]
-	old[len(old)-1] = nil
-	v.heapIdx = -1
-	*h = old[:len(old)-1]
-	return v
+
+// cut takes v, which is in l, out of it.
+func (l *fifo) cut(v *sharedValue, k int) {
+	p, n := v.links[k].prev, v.links[k].next
+	if p != nil {
+		p.links[k].next = n
+	} else {
+		l.head = n
+	}
+	if n != nil {
+		n.links[k].prev = p
+	} else {
+		l.tail = p
+	}
+	v.links[k] = listLinks{}
 }

@@ -244,8 +244,8 @@ func TestSharedDataDelete(t *testing.T) {
 	if st := d.set([]byte("k"), []byte("v"), cas, sharedPolicy{}); st != statusCASMismatch {
 		t.Fatalf("CAS set of a deleted key: status %d", st)
 	}
-	if d.bytes != 0 || len(d.deadlines) != 0 || d.oldest != nil || d.newest != nil {
-		t.Fatalf("delete left state: bytes %d, deadlines %d, list %v %v", d.bytes, len(d.deadlines), d.oldest, d.newest)
+	if d.bytes != 0 || len(d.classes) != 0 || len(d.byTTL) != 0 || d.evictOrder != (fifo{}) {
+		t.Fatalf("delete left state: bytes %d, classes %d, list %+v", d.bytes, len(d.classes), d.evictOrder)
 	}
 	mustSet(t, d, "k", "v", 0, sharedPolicy{})
 	if st := d.del([]byte("k"), 0); st != statusOK {
@@ -377,29 +377,8 @@ func TestHammerSharedDataBounded(t *testing.T) {
 	wg.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.m) > maxSharedKeys || d.bytes > maxSharedBytes {
-		t.Fatalf("caps broken: %d keys, %d bytes", len(d.m), d.bytes)
-	}
-	bytes, inHeap, inList := 0, 0, 0
-	for k, v := range d.m {
-		bytes += len(k) + len(v.value)
-		if v.heapIdx >= 0 {
-			inHeap++
-			if d.deadlines[v.heapIdx] != v {
-				t.Fatalf("heap index of %q is wrong", k)
-			}
-		}
-	}
-	for v := d.oldest; v != nil; v = v.next {
-		inList++
-		if d.m[v.key] != v || !v.evictable {
-			t.Fatalf("list holds %q, not in the map", v.key)
-		}
-	}
-	if bytes != d.bytes || inHeap != len(d.deadlines) {
-		t.Fatalf("bytes %d vs %d, heap %d vs %d", bytes, d.bytes, inHeap, len(d.deadlines))
-	}
-	t.Logf("%d keys, %d evictable, %d expired, %d evicted", len(d.m), inList, d.expired, d.evicted)
+	inList := checkShared(t, d, true)
+	t.Logf("%d keys, %d evictable, %d classes, %d expired, %d evicted", len(d.m), inList, len(d.classes), d.expired, d.evicted)
 }
 
 func TestSharedDataMetrics(t *testing.T) {

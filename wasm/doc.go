@@ -390,16 +390,6 @@
 //	                       prefix (≤ 256 bytes; "" = every key): the policy
 //	                       of the calling plugin's later writes of keys with
 //	                       that prefix (at most 16 prefixes); empty result
-//	sluice.shared_data_get_many  1–64 keys, each a    per key: CAS u32 LE,
-//	                       u32 LE length then bytes   length u32 LE (0xFFFFFFFF:
-//	                                                  missing, CAS is a creation
-//	                                                  CAS), then the value
-//	sluice.shared_data_set_many  1–64 writes, each    one status byte per write
-//	                       cas u32 LE (0: none), key  (OK, CAS_MISMATCH,
-//	                       and value each u32 LE      INTERNAL_FAILURE); each
-//	                       length then bytes          write atomic, the batch
-//	                                                  not; BAD_ARGUMENT writes
-//	                                                  nothing
 //
 // # Implemented and not
 //

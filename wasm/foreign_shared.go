@@ -11,9 +11,6 @@ import (
 var pluginForeignFuncs = map[string]func(p *Plugin, args, dst []byte) ([]byte, status){
 	"sluice.shared_data_delete": foreignSharedDataDelete,
 	"sluice.shared_data_policy": foreignSharedDataPolicy,
-	// foreign_shared_many.go
-	"sluice.shared_data_get_many": foreignSharedDataGetMany,
-	"sluice.shared_data_set_many": foreignSharedDataSetMany,
 }
 
 // maxPolicyTTLMillis caps sluice.shared_data_policy's time to live (a

@@ -300,9 +300,19 @@ func benchPluginCPU(b *testing.B, pkg, config string, gap time.Duration) {
 //
 //	go test -run '^$' -bench PluginHot8KiB ./plugins/cacheaware/
 func BenchmarkPluginHot8KiB(b *testing.B) {
-	for _, c := range []struct{ name, pkg, config string }{
-		{"cacheaware", pluginPkg, ""},
-		{"baseline-headers", "plugins/headers", `{"request":{"add":{"x-bench":"1"}}}`},
+	pairs := func(n int) (conv, question int) { return n / 2, n }
+	for _, c := range []struct {
+		name, pkg, config string
+		prompt            func(n int) (conv, question int) // request n's
+	}{
+		{"cacheaware", pluginPkg, "", pairs},
+		// Every request a new conversation: a miss, which records its
+		// checkpoints and starts a prefix.
+		{"cacheaware-misses", pluginPkg, "", func(n int) (int, int) { return n, n }},
+		// Every request a new question of one conversation: a hit on
+		// the system prompt.
+		{"cacheaware-hits", pluginPkg, "", func(n int) (int, int) { return 0, n }},
+		{"baseline-headers", "plugins/headers", `{"request":{"add":{"x-bench":"1"}}}`, pairs},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			cfg, p := benchPlugin(b, c.pkg, c.config)
@@ -314,14 +324,14 @@ func BenchmarkPluginHot8KiB(b *testing.B) {
 				h.AddString(kv[0], kv[1])
 			}
 			ex.ResponseHeaders().AddString(":status", "200")
-			// Pairs of a new conversation (a miss), then its next
-			// question (a hit), every conversation new, as in
+			// By default pairs of a new conversation (a miss), then its
+			// next question (a hit), every conversation new, as in
 			// BenchmarkPluginCPU8KiB.
 			body := newBenchBody()
 			n := 0
 			cpu0, cpuOK := processCPU()
 			for b.Loop() {
-				ex.SetRequestBody(body.set(n/2, n))
+				ex.SetRequestBody(body.set(c.prompt(n)))
 				n++
 				st, err := p.NewStream(ex)
 				if err != nil {

@@ -323,6 +323,14 @@ func TestIndexStarts(t *testing.T) {
 	if got[1].starts != 3 {
 		t.Fatalf("after a raced increment e2 has %d starts, want 3 (1 + the other's + ours)", got[1].starts)
 	}
+	// A new prompt's starts cost one read (loadStarts) and one write
+	// (addStart against the list read).
+	kv.reads, kv.writes = 0, 0
+	a.loadStarts("p", got)
+	a.addStart("p", "e3")
+	if kv.reads != 1 || kv.writes != 1 {
+		t.Fatalf("loadStarts and addStart: %d reads, %d writes, want 1 and 1", kv.reads, kv.writes)
+	}
 	kv.now += 100 // past the TTL
 	a.loadStarts("p", got)
 	if got[0].starts != 0 || got[1].starts != 0 {
@@ -346,4 +354,27 @@ func (s *racingStore) setCAS(key []byte, value string, cas uint32) bool {
 		key = k
 	}
 	return s.mapStore.setCAS(key, value, cas)
+}
+
+// TestStartsListBounded: the starts list keeps at most
+// maxStartsEndpoints endpoints; a new one replaces the one with the
+// fewest starts, and a torn tail is dropped.
+func TestStartsListBounded(t *testing.T) {
+	var list []byte
+	for h := range uint64(maxStartsEndpoints) {
+		for range h%3 + 1 {
+			list = withStart(nil, list, h)
+		}
+	}
+	if len(list) != maxStartsEndpoints*startsEntry || startsOf(list, 5) != 3 || startsOf(list, 0) != 1 {
+		t.Fatalf("list of %d bytes, starts(5) = %d", len(list), startsOf(list, 5))
+	}
+	list = withStart(nil, list, 1<<40)
+	if len(list) != maxStartsEndpoints*startsEntry || startsOf(list, 1<<40) != 1 || startsOf(list, 0) != 0 || startsOf(list, 3) != 1 {
+		t.Fatalf("a new endpoint in a full list: %d bytes, new %d, replaced %d, kept %d",
+			len(list), startsOf(list, 1<<40), startsOf(list, 0), startsOf(list, 3))
+	}
+	if got := withStart(nil, list[:20], 9); len(got) != 2*startsEntry || startsOf(got, 9) != 1 || startsOf(got, 0) != 0 {
+		t.Fatalf("torn list: %d bytes", len(got))
+	}
 }

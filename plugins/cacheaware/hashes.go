@@ -38,6 +38,7 @@ func (p *plugin) promptHashes(size int, wantUser bool) (seed uint64, user []byte
 		switch {
 		case err == nil && len(res) >= 8 && len(res)%8 == 0:
 			seed = binary.LittleEndian.Uint64(res)
+			p.hashBuf = res // given back when the request is routed
 			p.hashes = leHashes(p.hashes, res[8:])
 			return seed, nil, true
 		case err == nil:

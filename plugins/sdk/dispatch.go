@@ -8,12 +8,12 @@ import "fmt"
 //
 // Not safe for concurrent use: a Wasm instance runs one callback at a time.
 type dispatcher struct {
-	vm       VMContext
-	plugins  map[uint32]PluginContext
+	vm      VMContext
+	plugins map[uint32]PluginContext
 	// last is the plugin context plugin() found last (lastID's): most
 	// instances have one, and each request's create looks it up.
-	lastID uint32
-	last   PluginContext
+	lastID   uint32
+	last     PluginContext
 	streams  streamTable
 	spare    []*stream // deleted streams' records, reused (maxSpareStreams)
 	callouts map[uint32]func(numHeaders, bodySize, numTrailers int)

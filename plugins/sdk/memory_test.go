@@ -171,3 +171,32 @@ func TestDeserializeMapSharesOneCopy(t *testing.T) {
 		t.Errorf("DeserializeMap of %d pairs made %v allocations with SerializeMap, want 3", len(in), allocs)
 	}
 }
+
+// TestReleaseBytesBestFit: a buffer given back with ReleaseBytes serves
+// the next host answer of about its size, the smallest that fits first,
+// and is not spent on a much smaller answer.
+func TestReleaseBytesBestFit(t *testing.T) {
+	saved := mem
+	t.Cleanup(func() { mem = saved })
+	mem = allocTable{}
+	take := func(size uint32) []byte {
+		addr, _ := mem.alloc(size)
+		b, err := mem.take(addr, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	hashes, mid := take(1032), take(100)
+	ReleaseBytes(hashes)
+	ReleaseBytes(mid)
+	if b := take(3); &b[0] == &mid[0] || &b[0] == &hashes[0] {
+		t.Error("a 3-byte answer took a released buffer over 4× its size and 64 bytes")
+	}
+	if b := take(30); &b[0] != &mid[0] {
+		t.Error("a 30-byte answer did not take the released 100-byte buffer (the smallest that fits)")
+	}
+	if b := take(1032); &b[0] != &hashes[0] {
+		t.Error("the next 1032-byte answer did not reuse the released buffer")
+	}
+}

@@ -365,6 +365,13 @@
 //
 //	name                   arguments                 result
 //	sluice.upstream_stats  none; HTTP context only   the sluice.upstreams JSON
+//	sluice.upstream_loads  a pool's name, ≤ 1 KiB    u32 LE name length, the
+//	                       ("": the only pool);      pool's name (empty: several
+//	                       HTTP context only         pools and none named), then
+//	                                                 per endpoint in rotation: u32
+//	                                                 LE address length, address,
+//	                                                 f64 LE in flight, f64 LE
+//	                                                 queue depth
 //	sluice.now_unix_nano   none                      8 bytes, little-endian Unix ns
 //	sluice.sha256          the bytes to hash         32-byte SHA-256 digest
 //	sluice.random_bytes    n, u32 little-endian      n random bytes (1–4096)

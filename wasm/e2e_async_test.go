@@ -407,6 +407,14 @@ func TestE2EForeignFunctions(t *testing.T) {
 	if !strings.HasPrefix(string(js), `{"pools":{"a":{`) {
 		t.Errorf("sluice.upstream_stats = %q", js)
 	}
+	// sluice.upstream_loads: the pool's name, then its endpoints
+	// (proxy's TestAppendPoolLoads has the form).
+	if loads, _ := hex.DecodeString(ffi("sluice.upstream_loads", "a")); len(loads) < 5+4+16 || string(loads[:5]) != "\x01\x00\x00\x00a" {
+		t.Errorf("sluice.upstream_loads(a) = %q", loads)
+	}
+	if got := ffi("sluice.upstream_loads", strings.Repeat("p", maxPoolNameArg+1)); got != "sdk: proxy_call_foreign_function: BAD_ARGUMENT" {
+		t.Errorf("upstream_loads of a %d-byte name: %q", maxPoolNameArg+1, got)
+	}
 	if got := ffi("sluice.now_unix_nano", "x"); got != "sdk: proxy_call_foreign_function: BAD_ARGUMENT" {
 		t.Errorf("arguments to now_unix_nano: %q", got)
 	}

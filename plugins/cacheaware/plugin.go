@@ -9,6 +9,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 	"unsafe"
@@ -34,8 +35,10 @@ type plugin struct {
 	lastPool  string     // the last request's sluice.upstream
 	loads     loadCache
 	list      []byte // scratch
-	warned    bool   // the "no upstream stats" warning was logged
+	warned    bool   // the "no upstream loads" warning was logged
 	slowStats bool   // the "not in the fast shape" warning was logged
+	noLoads   bool   // the host lacks sluice.upstream_loads (or answers it wrongly)
+	lastName  string // the pool name the last binary snapshot gave
 	m         metrics
 
 	hashArgs [8]byte // sluice.prompt_block_hashes' arguments
@@ -289,30 +292,22 @@ func (p *plugin) route(s *stream, size int) bool {
 	return true
 }
 
-// snapshot fetches and parses sluice.upstream_stats for the pool asked
-// for ("": the only pool) and caches it; nil when the pool cannot be
-// used (logged).
+// snapshot fetches the loads of the pool asked for ("": the only pool)
+// and caches them; nil when the pool cannot be used (logged). It reads
+// them in binary (sluice.upstream_loads) and, on a host without that,
+// from the sluice.upstream_stats JSON.
 func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
-	stats, err := sdk.CallForeignFunction("sluice.upstream_stats", nil)
-	if err != nil {
-		if !p.warned {
-			p.warned = true
-			sdk.LogWarnf("cacheaware: cannot call sluice.upstream_stats (%v); the proxy balances requests itself", err)
-		}
-		return nil
-	}
-	name, eps, fast := fastPoolLoads(p.eps[:0], stats, asked)
-	if !fast {
-		if !p.slowStats {
-			p.slowStats = true
-			sdk.LogWarn("cacheaware: sluice.upstream_stats is not in the shape this plugin reads fast (another host version?); reading it with the validating scanner, ~150 µs a snapshot")
-		}
-		name, eps, err = scanPoolLoads(eps, stats, asked)
+	name, eps, err, ok := p.binaryLoads(asked)
+	if !ok {
+		name, eps, err = p.jsonLoads(asked)
 	}
 	p.eps = eps
 	switch {
 	case err != nil:
-		sdk.LogWarn(err.Error())
+		if !p.warned {
+			p.warned = true
+			sdk.LogWarnf("%v; the proxy balances requests itself", err)
+		}
 		return nil
 	case name == "":
 		sdk.LogDebug("cacheaware: no pool chosen and several configured; set \"pool\" or route by model first")
@@ -322,6 +317,54 @@ func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
 		return nil
 	}
 	return p.loads.put(asked, name, eps, now)
+}
+
+// binaryLoads reads the pool's loads with sluice.upstream_loads; ok is
+// false when the host lacks it (remembered) or answered wrongly.
+func (p *plugin) binaryLoads(asked string) (name string, eps []endpoint, err error, ok bool) {
+	if p.noLoads {
+		return "", p.eps, nil, false
+	}
+	res, err := sdk.CallForeignFunction(loadsFunc, unsafe.Slice(unsafe.StringData(asked), len(asked)))
+	switch {
+	case errors.Is(err, sdk.ErrNotFound):
+		p.noLoads = true
+		sdk.LogInfof("cacheaware: the host has no %s; reading sluice.upstream_stats instead", loadsFunc)
+		return "", p.eps, nil, false
+	case err != nil:
+		return "", p.eps, fmt.Errorf("cacheaware: %s: %w", loadsFunc, err), true
+	}
+	name, eps, ok = decodePoolLoads(p.eps[:0], res, p.lastName)
+	sdk.ReleaseBytes(res)
+	if !ok {
+		p.noLoads = true
+		sdk.LogWarnf("cacheaware: %s answered %d malformed bytes; reading sluice.upstream_stats instead", loadsFunc, len(res))
+		return "", eps[:0], nil, false
+	}
+	p.lastName = name
+	return name, eps, nil, true
+}
+
+// loadsFunc is Sluice's foreign function that returns a pool's loads in
+// binary (proxy.Exchange.AppendPoolLoads).
+const loadsFunc = "sluice.upstream_loads"
+
+// jsonLoads reads the pool's loads from the sluice.upstream_stats JSON.
+func (p *plugin) jsonLoads(asked string) (string, []endpoint, error) {
+	stats, err := sdk.CallForeignFunction("sluice.upstream_stats", nil)
+	if err != nil {
+		return "", p.eps, fmt.Errorf("cacheaware: cannot call sluice.upstream_stats (%w)", err)
+	}
+	name, eps, fast := fastPoolLoads(p.eps[:0], stats, asked)
+	if !fast {
+		if !p.slowStats {
+			p.slowStats = true
+			sdk.LogWarn("cacheaware: sluice.upstream_stats is not in the shape this plugin reads fast (another host version?); reading it with the validating scanner, ~150 µs a snapshot")
+		}
+		name, eps, err = scanPoolLoads(eps, stats, asked)
+	}
+	sdk.ReleaseBytes(stats)
+	return name, eps, err
 }
 
 var (

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"strconv"
 )
 
@@ -225,4 +227,47 @@ func appendEndpoint(dst []endpoint, addr []byte, load float64) []endpoint {
 		return append(dst, endpoint{addr: dst[:n+1][n].addr, load: load})
 	}
 	return append(dst, endpoint{addr: string(addr), load: load})
+}
+
+// decodePoolLoads reads sluice.upstream_loads' answer
+// (proxy.Exchange.AppendPoolLoads), appending the pool's endpoints to
+// dst: u32 little-endian name length and the name, then per endpoint in
+// rotation a u32 little-endian address length, the address, and two
+// little-endian f64, requests in flight and queue depth (their sum is
+// the load; negative or not finite counts as 0). prev is the last
+// snapshot's pool name, returned instead of a new string when equal. ok
+// is false for a malformed answer.
+func decodePoolLoads(dst []endpoint, b []byte, prev string) (name string, out []endpoint, ok bool) {
+	raw, b, ok := cutField(b)
+	if !ok {
+		return "", dst, false
+	}
+	name = prev
+	if string(raw) != prev {
+		name = string(raw)
+	}
+	base := len(dst)
+	for len(b) > 0 {
+		var addr []byte
+		if addr, b, ok = cutField(b); !ok || len(b) < 16 {
+			return "", dst[:base], false
+		}
+		inFlight := math.Float64frombits(binary.LittleEndian.Uint64(b))
+		queue := math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
+		b = b[16:]
+		dst = appendEndpoint(dst, addr, clean(inFlight)+clean(queue))
+	}
+	return name, dst, true
+}
+
+// cutField splits a u32 little-endian length and that many bytes off b.
+func cutField(b []byte) (field, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, b, false
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, b, false
+	}
+	return b[4 : 4+n], b[4+n:], true
 }

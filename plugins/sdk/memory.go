@@ -111,9 +111,17 @@ func (t *allocTable) take(addr uintptr, size uint32) ([]byte, error) {
 // recycle gives back a buffer returned by take once its content has been
 // copied out; the caller must not use b afterwards. Large buffers and
 // buffers beyond maxFree are left to the garbage collector.
+// A buffer that overlaps one already free (given back twice, or a slice
+// of one given back) is ignored: two answers must never share memory.
 func (t *allocTable) recycle(b []byte) {
 	if cap(b) == 0 || cap(b) > maxRecycled || len(t.free) >= maxFree {
 		return
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	for _, f := range t.free {
+		if fs := uintptr(unsafe.Pointer(unsafe.SliceData(f))); start < fs+uintptr(cap(f)) && fs < start+uintptr(cap(b)) {
+			return
+		}
 	}
 	t.free = append(t.free, b[:0:cap(b)])
 }

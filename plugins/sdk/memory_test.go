@@ -200,3 +200,24 @@ func TestReleaseBytesBestFit(t *testing.T) {
 		t.Error("the next 1032-byte answer did not reuse the released buffer")
 	}
 }
+
+// TestReleaseBytesTwice: a buffer given back twice, or given back with a
+// slice of it, is free once, so two host answers never share memory.
+func TestReleaseBytesTwice(t *testing.T) {
+	saved := mem
+	t.Cleanup(func() { mem = saved })
+	mem = allocTable{}
+	addr, _ := mem.alloc(100)
+	b, _ := mem.take(addr, 100)
+	ReleaseBytes(b)
+	ReleaseBytes(b)
+	ReleaseBytes(b[10:50])
+	if len(mem.free) != 1 {
+		t.Fatalf("%d free buffers after giving one back three times", len(mem.free))
+	}
+	a1, _ := mem.alloc(90)
+	a2, _ := mem.alloc(90)
+	if a1 == a2 {
+		t.Fatal("two answers got the same buffer")
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -332,8 +331,7 @@ func BenchmarkPluginHot8KiB(b *testing.B) {
 			n := 0
 			// The loop's goroutine keeps its thread, so that each
 			// request's thread CPU time is its own (threadCPU).
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
+			defer lockThread()()
 			perReq := make([]time.Duration, 0, b.N)
 			cpu0, cpuOK := processCPU()
 			for b.Loop() {

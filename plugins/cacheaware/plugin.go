@@ -31,6 +31,7 @@ type plugin struct {
 	hashes    []uint64   // scratch, or a view into hashBuf
 	hashBuf   []byte     // the host's answer to sluice.prompt_block_hashes
 	eps       []endpoint // scratch: decide reorders it
+	read      []endpoint // scratch: a snapshot as read, in the host's order
 	spare     []*stream  // ended streams, reused by NewHttpContext
 	lastPool  string     // the last request's sluice.upstream
 	loads     loadCache
@@ -301,7 +302,7 @@ func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
 	if !ok {
 		name, eps, err = p.jsonLoads(asked)
 	}
-	p.eps = eps
+	p.read = eps
 	switch {
 	case err != nil:
 		if !p.warned {
@@ -323,18 +324,18 @@ func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
 // false when the host lacks it (remembered) or answered wrongly.
 func (p *plugin) binaryLoads(asked string) (name string, eps []endpoint, err error, ok bool) {
 	if p.noLoads {
-		return "", p.eps, nil, false
+		return "", p.read, nil, false
 	}
 	res, err := sdk.CallForeignFunction(loadsFunc, unsafe.Slice(unsafe.StringData(asked), len(asked)))
 	switch {
 	case errors.Is(err, sdk.ErrNotFound):
 		p.noLoads = true
 		sdk.LogInfof("cacheaware: the host has no %s; reading sluice.upstream_stats instead", loadsFunc)
-		return "", p.eps, nil, false
+		return "", p.read, nil, false
 	case err != nil:
-		return "", p.eps, fmt.Errorf("cacheaware: %s: %w", loadsFunc, err), true
+		return "", p.read, fmt.Errorf("cacheaware: %s: %w", loadsFunc, err), true
 	}
-	name, eps, ok = decodePoolLoads(p.eps[:0], res, p.lastName)
+	name, eps, ok = decodePoolLoads(p.read[:0], res, p.lastName)
 	sdk.ReleaseBytes(res)
 	if !ok {
 		p.noLoads = true
@@ -353,9 +354,9 @@ const loadsFunc = "sluice.upstream_loads"
 func (p *plugin) jsonLoads(asked string) (string, []endpoint, error) {
 	stats, err := sdk.CallForeignFunction("sluice.upstream_stats", nil)
 	if err != nil {
-		return "", p.eps, fmt.Errorf("cacheaware: cannot call sluice.upstream_stats (%w)", err)
+		return "", p.read, fmt.Errorf("cacheaware: cannot call sluice.upstream_stats (%w)", err)
 	}
-	name, eps, fast := fastPoolLoads(p.eps[:0], stats, asked)
+	name, eps, fast := fastPoolLoads(p.read[:0], stats, asked)
 	if !fast {
 		if !p.slowStats {
 			p.slowStats = true

@@ -84,3 +84,22 @@ func FuzzDecodePoolLoads(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendEndpointReuses: a snapshot read again into the same slice
+// reuses the address strings in place, and skips unusable addresses
+// whether or not a previous string is there.
+func TestAppendEndpointReuses(t *testing.T) {
+	b := hostLoads("p", endpoint{addr: "a:1"}, endpoint{addr: "bad,x:1"}, endpoint{addr: "b:1"})
+	_, first, _ := decodePoolLoads(make([]endpoint, 0, 4), b, "p")
+	if len(first) != 2 || first[0].addr != "a:1" || first[1].addr != "b:1" {
+		t.Fatalf("first read: %+v", first)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, first, _ = decodePoolLoads(first[:0], b, "p") }); n != 0 {
+		t.Errorf("reading the same snapshot again allocates %v times", n)
+	}
+	for _, addr := range []string{"", "x y:1", "x,y:1"} {
+		if got := appendEndpoint(first[:0], []byte(addr), 1); len(got) != 0 {
+			t.Errorf("%q accepted", addr)
+		}
+	}
+}

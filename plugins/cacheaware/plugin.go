@@ -298,7 +298,8 @@ func (p *plugin) route(s *stream, size int) bool {
 // them in binary (sluice.upstream_loads) and, on a host without that,
 // from the sluice.upstream_stats JSON.
 func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
-	name, eps, err, ok := p.binaryLoads(asked)
+	name, eps, ok := p.binaryLoads(asked)
+	var err error
 	if !ok {
 		name, eps, err = p.jsonLoads(asked)
 	}
@@ -321,29 +322,31 @@ func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
 }
 
 // binaryLoads reads the pool's loads with sluice.upstream_loads; ok is
-// false when the host lacks it (remembered) or answered wrongly.
-func (p *plugin) binaryLoads(asked string) (name string, eps []endpoint, err error, ok bool) {
+// false when the call failed (the JSON is read instead) or the host lacks
+// the function or answered it wrongly (remembered: the JSON from then
+// on).
+func (p *plugin) binaryLoads(asked string) (name string, eps []endpoint, ok bool) {
 	if p.noLoads {
-		return "", p.read, nil, false
+		return "", p.read, false
 	}
 	res, err := sdk.CallForeignFunction(loadsFunc, unsafe.Slice(unsafe.StringData(asked), len(asked)))
 	switch {
 	case errors.Is(err, sdk.ErrNotFound):
 		p.noLoads = true
 		sdk.LogInfof("cacheaware: the host has no %s; reading sluice.upstream_stats instead", loadsFunc)
-		return "", p.read, nil, false
-	case err != nil:
-		return "", p.read, fmt.Errorf("cacheaware: %s: %w", loadsFunc, err), true
+		return "", p.read, false
+	case err != nil: // a pool name over 1 KiB, say: the JSON has it
+		return "", p.read, false
 	}
 	name, eps, ok = decodePoolLoads(p.read[:0], res, p.lastName)
 	sdk.ReleaseBytes(res)
 	if !ok {
 		p.noLoads = true
 		sdk.LogWarnf("cacheaware: %s answered %d malformed bytes; reading sluice.upstream_stats instead", loadsFunc, len(res))
-		return "", eps[:0], nil, false
+		return "", eps[:0], false
 	}
 	p.lastName = name
-	return name, eps, nil, true
+	return name, eps, true
 }
 
 // loadsFunc is Sluice's foreign function that returns a pool's loads in

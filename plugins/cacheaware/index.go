@@ -159,13 +159,25 @@ func startsOf(list []byte, h uint64) uint32 {
 	return 0
 }
 
+// maxStarts bounds a count in the starts list: when one reaches it,
+// every count is halved, so the counts never wrap and their differences
+// follow the recent starts (the list lives as long as prefixes start:
+// each write restarts its TTL).
+const maxStarts = 1 << 20
+
 // withStart appends to dst the list with one more start for the endpoint
 // whose hash is h (a torn tail, not a whole entry, is dropped).
 func withStart(dst, list []byte, h uint64) []byte {
 	dst = append(dst, list[:len(list)/startsEntry*startsEntry]...)
 	for e := dst; len(e) >= startsEntry; e = e[startsEntry:] {
 		if binary.LittleEndian.Uint64(e) == h {
-			binary.LittleEndian.PutUint32(e[8:], binary.LittleEndian.Uint32(e[8:])+1)
+			n := binary.LittleEndian.Uint32(e[8:]) + 1
+			binary.LittleEndian.PutUint32(e[8:], n)
+			if n >= maxStarts {
+				for i := 8; i < len(dst); i += startsEntry {
+					binary.LittleEndian.PutUint32(dst[i:], binary.LittleEndian.Uint32(dst[i:])/2)
+				}
+			}
 			return dst
 		}
 	}

@@ -377,4 +377,11 @@ func TestStartsListBounded(t *testing.T) {
 	if got := withStart(nil, list[:20], 9); len(got) != 2*startsEntry || startsOf(got, 9) != 1 || startsOf(got, 0) != 0 {
 		t.Fatalf("torn list: %d bytes", len(got))
 	}
+	// A count reaching maxStarts halves them all: no wrap, the order kept.
+	big := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(nil, 1), maxStarts-1)
+	big = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(big, 2), 1000)
+	got := withStart(nil, big, 1)
+	if startsOf(got, 1) != maxStarts/2 || startsOf(got, 2) != 500 {
+		t.Fatalf("after reaching maxStarts: %d and %d, want %d and 500", startsOf(got, 1), startsOf(got, 2), maxStarts/2)
+	}
 }

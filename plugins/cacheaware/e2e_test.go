@@ -162,13 +162,7 @@ func TestEndToEndBadConfig(t *testing.T) {
 // session go to one endpoint; the user field works the same way with
 // session_from_user.
 func TestEndToEndSession(t *testing.T) {
-	var urls []string
-	for i := range 4 {
-		up := proxytest.NewServer(proxytest.Options{Name: "e" + strconv.Itoa(i)})
-		t.Cleanup(up.Close)
-		urls = append(urls, up.URL)
-	}
-	cfg := proxy.NewConfig().WithUpstream("llm", urls...)
+	cfg := proxy.NewConfig().WithUpstream("llm", endpointURLs(t, 4)...)
 	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"session_header":"x-session","session_from_user":true}`))
 	for _, sess := range []string{"alice", "bob", "carol"} {
 		var home string
@@ -197,4 +191,34 @@ func TestEndToEndSession(t *testing.T) {
 		t.Errorf("user u-alice went to %v", users)
 	}
 	waitMetric(t, e, `decisions_total{plugin="cacheaware",reason="session"}`, "")
+}
+
+// TestEndToEndJSONLoads: when sluice.upstream_loads refuses the pool's
+// name (over 1 KiB), the plugin reads the loads from the
+// sluice.upstream_stats JSON for that snapshot and routes as usual: a
+// conversation's turns stay on one endpoint.
+func TestEndToEndJSONLoads(t *testing.T) {
+	long := strings.Repeat("p", 1100)
+	cfg := proxy.NewConfig().WithUpstream(long, endpointURLs(t, 3)...)
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"pool":"`+long+`"}`))
+	home := send(t, e, chatTurn(7, "first"))
+	for i := range 4 {
+		if got := send(t, e, chatTurn(7, fmt.Sprint("turn ", i))); got != home {
+			t.Fatalf("turn %d went to %s, the conversation's prefix is on %s\nlogs: %s", i, got, home, e.Logs)
+		}
+	}
+	waitMetric(t, e, `decisions_total{plugin="cacheaware",reason="prefix"}`, "4")
+}
+
+// endpointURLs starts n test endpoints named e0… (closed when the test
+// ends) and returns their URLs.
+func endpointURLs(t *testing.T, n int) []string {
+	t.Helper()
+	var urls []string
+	for i := range n {
+		up := proxytest.NewServer(proxytest.Options{Name: "e" + strconv.Itoa(i)})
+		t.Cleanup(up.Close)
+		urls = append(urls, up.URL)
+	}
+	return urls
 }

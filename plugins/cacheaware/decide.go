@@ -38,11 +38,14 @@ type endpoint struct {
 // them to dst. pool "" is the only pool of the snapshot; the pool's name
 // is returned ("" when it cannot tell). It scans the JSON in place
 // (jsonscan): encoding/json's reflection cost a Go guest ~0.5 ms here.
-func poolLoads(dst []endpoint, data []byte, pool string) (string, []endpoint, error) {
+// fast reports that the JSON was in the host's exact shape, read in one
+// pass (fastPoolLoads); else the validating scanner read it.
+func poolLoads(dst []endpoint, data []byte, pool string) (name string, out []endpoint, fast bool, err error) {
 	if name, out, ok := fastPoolLoads(dst, data, pool); ok {
-		return name, out, nil
+		return name, out, true, nil
 	}
-	return scanPoolLoads(dst, data, pool)
+	name, out, err = scanPoolLoads(dst, data, pool)
+	return name, out, false, err
 }
 
 // scanPoolLoads is poolLoads for any valid JSON: the host's shape with

@@ -75,7 +75,7 @@ func TestPoolLoads(t *testing.T) {
 	snap := `{"pools":{"a":{"endpoints":{"10.0.0.1:1":{"healthy":true,"in_flight":2,"queue_depth":3.5},` +
 		`"10.0.0.2:1":{"healthy":false,"in_flight":0},"10.0.0.3:1":{"healthy":true,"in_flight":-1,"queue_depth":0}}},` +
 		`"b":{"endpoints":{}}}}`
-	name, got, err := poolLoads(nil, []byte(snap), "a")
+	name, got, _, err := poolLoads(nil, []byte(snap), "a")
 	if err != nil || name != "a" || len(got) != 2 {
 		t.Fatalf("%q %v %v", name, got, err)
 	}
@@ -84,16 +84,16 @@ func TestPoolLoads(t *testing.T) {
 			t.Errorf("%s load %v, want %v", e.addr, e.load, want)
 		}
 	}
-	if name, _, err := poolLoads(nil, []byte(snap), ""); err != nil || name != "" {
+	if name, _, _, err := poolLoads(nil, []byte(snap), ""); err != nil || name != "" {
 		t.Errorf("two pools, none chosen: %q %v", name, err)
 	}
-	if name, got, _ := poolLoads(nil, []byte(`{"pools":{"only":{"endpoints":{"x:1":{"healthy":true}}}}}`), ""); name != "only" || len(got) != 1 {
+	if name, got, _, _ := poolLoads(nil, []byte(`{"pools":{"only":{"endpoints":{"x:1":{"healthy":true}}}}}`), ""); name != "only" || len(got) != 1 {
 		t.Errorf("single pool: %q %v", name, got)
 	}
-	if _, _, err := poolLoads(nil, []byte(`{"pools":{"a":{"endpoints":{"x:1":[}}}}`), "a"); err == nil {
+	if _, _, _, err := poolLoads(nil, []byte(`{"pools":{"a":{"endpoints":{"x:1":[}}}}`), "a"); err == nil {
 		t.Error("bad endpoints accepted")
 	}
-	if _, _, err := poolLoads(nil, []byte(`{}`), ""); err == nil || !strings.Contains(err.Error(), "pools") {
+	if _, _, _, err := poolLoads(nil, []byte(`{}`), ""); err == nil || !strings.Contains(err.Error(), "pools") {
 		t.Errorf("no pools: %v", err)
 	}
 }

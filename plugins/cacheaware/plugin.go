@@ -359,13 +359,10 @@ func (p *plugin) jsonLoads(asked string) (string, []endpoint, error) {
 	if err != nil {
 		return "", p.read, fmt.Errorf("cacheaware: cannot call sluice.upstream_stats (%w)", err)
 	}
-	name, eps, fast := fastPoolLoads(p.read[:0], stats, asked)
-	if !fast {
-		if !p.slowStats {
-			p.slowStats = true
-			sdk.LogWarn("cacheaware: sluice.upstream_stats is not in the shape this plugin reads fast (another host version?); reading it with the validating scanner, ~150 µs a snapshot")
-		}
-		name, eps, err = scanPoolLoads(eps, stats, asked)
+	name, eps, fast, err := poolLoads(p.read[:0], stats, asked)
+	if !fast && !p.slowStats {
+		p.slowStats = true
+		sdk.LogWarn("cacheaware: sluice.upstream_stats is not in the shape this plugin reads fast (another host version?); reading it with the validating scanner, ~150 µs a snapshot")
 	}
 	sdk.ReleaseBytes(stats)
 	return name, eps, err

@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
-	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
 )
 
 // reason is why an endpoint was chosen (the decisions metric's label).
@@ -31,6 +30,15 @@ type endpoint struct {
 	picks  uint32  // this instance's recent picks of it (poolSnapshot.picked)
 	starts uint32  // prefixes started on it (index.loadStarts; 0 unless loaded)
 	tie    uint64  // decide's tie-breaking key for this request
+	id     uint64  // endpointID(addr), set by loadCache.put; 0: not yet
+}
+
+// key returns the endpoint's id, computing it if put did not.
+func (e *endpoint) key() uint64 {
+	if e.id == 0 {
+		e.id = endpointID(e.addr)
+	}
+	return e.id
 }
 
 // poolLoads reads the pool's healthy endpoints from the host's
@@ -140,10 +148,11 @@ type choice struct {
 // eps is reordered in place.
 func (s *settings) decide(eps []endpoint, c choice) reason {
 	// Insertion sort: pools are small, and sort.Slice's reflection costs
-	// a Go guest ~10 µs. The tie-breaking keys are hashed once each, not
-	// once per comparison.
+	// a Go guest ~10 µs. The tie-breaking keys are mixed once each, not
+	// once per comparison, from the request's random number and the
+	// endpoint's id (its address hashed once per snapshot).
 	for i := range eps {
-		eps[i].tie = tiebreak.Mix(c.rnd, eps[i].addr)
+		eps[i].tie = tieKey(c.rnd, eps[i].key())
 	}
 	for i := 1; i < len(eps); i++ {
 		for j := i; j > 0 && less(&eps[j], &eps[j-1]); j-- {
@@ -175,6 +184,16 @@ func (s *settings) decide(eps []endpoint, c choice) reason {
 	copy(eps[1:i+1], eps[:i])
 	eps[0] = chosen
 	return why
+}
+
+// tieKey mixes a request's random number with an endpoint's id
+// (SplitMix64's finaliser): for one rnd the keys of different endpoints
+// are in an order unrelated to their addresses, and it changes with rnd.
+func tieKey(rnd, id uint64) uint64 {
+	z := rnd ^ id
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 // overloaded reports whether an endpoint with load l is overloaded next

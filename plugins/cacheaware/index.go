@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/binary"
 	"unsafe"
-
-	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
 )
 
 // store is the shared key-value store the index lives in: on Sluice the
@@ -20,6 +18,9 @@ type store interface {
 	// the token holds, and reports whether it did.
 	getCAS(key []byte) (value []byte, cas uint32, ok bool)
 	setCAS(key []byte, value string, cas uint32) bool
+	// release gives back a value get or getCAS returned, once unused
+	// (sdk.ReleaseBytes: the next answer reuses its memory).
+	release(value []byte)
 }
 
 // keyPrefix starts every key the plugin writes; the TTL policy is set on
@@ -35,7 +36,8 @@ type index struct {
 	kv   store
 	key  []byte // scratch: "ca/<pool>/<kind>" and 8 bytes of hash
 	val  []byte // scratch: the starts list to write
-	cps  []int  // scratch: checkpoints
+	cps  []int  // checkpoints(cpsN): match and record share them
+	cpsN int
 	pool string // the pool key holds
 	kind byte   // the kind key holds
 	// starts is the starts list loadStarts read for startsPool, with its
@@ -81,13 +83,26 @@ func (x *index) keyFor(pool string, kind byte, h uint64) []byte {
 // and presence is no longer monotone across prompts of different
 // lengths.
 func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint string) {
-	x.cps = checkpoints(x.cps[:0], len(hs))
-	for i := len(x.cps) - 1; i >= 0 && x.cps[i] >= min; i-- {
-		if v, ok := x.kv.get(x.keyFor(pool, 'b', hs[x.cps[i]-1])); ok && len(v) > 0 {
-			return x.cps[i], string(v)
+	cps := x.checkpoints(len(hs))
+	for i := len(cps) - 1; i >= 0 && cps[i] >= min; i-- {
+		if v, ok := x.kv.get(x.keyFor(pool, 'b', hs[cps[i]-1])); ok {
+			endpoint = string(v)
+			x.kv.release(v)
+			if endpoint != "" {
+				return cps[i], endpoint
+			}
 		}
 	}
 	return 0, ""
+}
+
+// checkpoints returns the checkpoints of a prompt of n blocks, computed
+// once for a request's match and record.
+func (x *index) checkpoints(n int) []int {
+	if x.cpsN != n || len(x.cps) == 0 {
+		x.cps, x.cpsN = checkpoints(x.cps[:0], n), n
+	}
+	return x.cps
 }
 
 // record notes that the prompt with block hashes hs went to endpoint: it
@@ -96,8 +111,7 @@ func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint s
 // already recorded for endpoint, to save the writes (each is a host
 // call): a new 8 KiB prompt writes 4 keys with cache_threshold 0.3.
 func (x *index) record(pool string, hs []uint64, endpoint string, from, min int) {
-	x.cps = checkpoints(x.cps[:0], len(hs))
-	for _, p := range x.cps {
+	for _, p := range x.checkpoints(len(hs)) {
 		if p > from && p >= min {
 			x.kv.set(x.keyFor(pool, 'b', hs[p-1]), endpoint)
 		}
@@ -107,7 +121,11 @@ func (x *index) record(pool string, hs []uint64, endpoint string, from, min int)
 // session returns the endpoint the session (hashed) last went to.
 func (x *index) session(pool string, h uint64) (string, bool) {
 	v, ok := x.kv.get(x.keyFor(pool, 's', h))
-	return string(v), ok && len(v) > 0
+	endpoint := string(v)
+	if ok {
+		x.kv.release(v)
+	}
+	return endpoint, endpoint != ""
 }
 
 // recordSession pins the session to endpoint.
@@ -121,8 +139,8 @@ func (x *index) recordSession(pool string, h uint64, endpoint string) {
 // compare-and-swap write. One key per endpoint cost a new prompt ~17 µs
 // of a Go guest's CPU in front of four endpoints (a read each, and a
 // read and a write to add one; BenchmarkPluginHot8KiB/cacheaware-misses).
-// The list holds, per endpoint, the 8 bytes of tiebreak.Mix(0, addr)
-// then a u32 count, all little-endian; at most maxStartsEndpoints of
+// The list holds, per endpoint, the 8 bytes of its id (endpointID) then
+// a u32 count, all little-endian; at most maxStartsEndpoints of
 // them.
 func (x *index) startsKey(pool string) []byte { return x.keyFor(pool, 'n', 0) }
 
@@ -139,14 +157,24 @@ const maxStartsEndpoints = 256
 func (x *index) loadStarts(pool string, eps []endpoint) {
 	x.readStarts(pool)
 	for i := range eps {
-		eps[i].starts = startsOf(x.starts, tiebreak.Mix(0, eps[i].addr))
+		eps[i].starts = startsOf(x.starts, eps[i].key())
 	}
 }
 
-// readStarts reads the pool's starts list and its CAS.
+// readStarts reads the pool's starts list and its CAS (giving back the
+// list read before).
 func (x *index) readStarts(pool string) {
+	x.releaseStarts()
 	v, cas, _ := x.kv.getCAS(x.startsKey(pool))
 	x.starts, x.startsCAS, x.startsPool, x.startsOK = v, cas, pool, true
+}
+
+// releaseStarts gives back the starts list read last.
+func (x *index) releaseStarts() {
+	if x.starts != nil {
+		x.kv.release(x.starts)
+	}
+	x.starts, x.startsOK = nil, false
 }
 
 // startsOf returns the count of the endpoint whose hash is h in list.
@@ -200,12 +228,12 @@ func withStart(dst, list []byte, h uint64) []byte {
 // increment only blurs the balance.
 const maxStartsTries = 3
 
-// addStart adds one start for addr to the pool's shared starts list with
-// compare-and-swap, so the plugin's instances count together: against
-// the list loadStarts read (one write when nobody wrote it since), else
-// reading it again. The list expires block_ttl after its last write.
-func (x *index) addStart(pool, addr string) {
-	h := tiebreak.Mix(0, addr)
+// addStart adds one start for the endpoint whose id is h (endpointID)
+// to the pool's shared starts list with compare-and-swap, so the
+// plugin's instances count together: against the list loadStarts read
+// (one write when nobody wrote it since), else reading it again. The
+// list expires block_ttl after its last write.
+func (x *index) addStart(pool string, h uint64) {
 	if !x.startsOK || x.startsPool != pool {
 		x.readStarts(pool)
 	}
@@ -216,5 +244,5 @@ func (x *index) addStart(pool, addr string) {
 		}
 		x.readStarts(pool)
 	}
-	x.startsOK = false // the list changed, or another instance's did
+	x.releaseStarts() // the list changed, or another instance's did
 }

@@ -19,6 +19,7 @@ type mapStore struct {
 	writes   int
 	cas      uint32 // the last token issued
 	creating uint32 // the token getCAS gave for a missing key
+	releases int
 }
 
 type entry struct {
@@ -37,7 +38,16 @@ func (s *mapStore) get(key []byte) ([]byte, bool) {
 	if !ok || (s.ttl > 0 && s.now-e.written >= s.ttl) {
 		return nil, false
 	}
-	return e.v, true
+	return append([]byte{}, e.v...), true
+}
+
+// release poisons the value given back, as the SDK's next answer
+// overwrites its memory: an index that kept using it reads garbage.
+func (s *mapStore) release(v []byte) {
+	s.releases++
+	for i := range v {
+		v[i] = 0xee
+	}
 }
 
 func (s *mapStore) set(key []byte, value string) {
@@ -103,8 +113,9 @@ func TestIndexLongestMatch(t *testing.T) {
 		t.Fatalf("empty index matched %d blocks at %q", n, ep)
 	}
 	x.record("p", a, "e1", 0, 1)
-	if n, ep := x.match("p", a, 1); n != len(a) || ep != "e1" {
-		t.Fatalf("same prompt: %d/%d blocks at %q", n, len(a), ep)
+	kv.releases = 0
+	if n, ep := x.match("p", a, 1); n != len(a) || ep != "e1" || kv.releases != 1 {
+		t.Fatalf("same prompt: %d/%d blocks at %q (%d values given back, want 1)", n, len(a), ep, kv.releases)
 	}
 	// b shares 19 blocks (the system prompt and "conv"): the match
 	// covers most of them (checkpoints: within a third) and no more.
@@ -305,10 +316,10 @@ func TestKeyFor(t *testing.T) {
 func TestIndexStarts(t *testing.T) {
 	kv := newMapStore(1<<20, 100)
 	a, b := newIndex(kv), newIndex(kv)
-	a.addStart("p", "e1")
-	b.addStart("p", "e1")
-	a.addStart("p", "e2")
-	b.addStart("q", "e1")
+	a.addStart("p", endpointID("e1"))
+	b.addStart("p", endpointID("e1"))
+	a.addStart("p", endpointID("e2"))
+	b.addStart("q", endpointID("e1"))
 	got := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}}
 	a.loadStarts("p", got)
 	if got[0].starts != 2 || got[1].starts != 1 || got[2].starts != 0 {
@@ -318,18 +329,21 @@ func TestIndexStarts(t *testing.T) {
 	// the retry counts both.
 	racy := &racingStore{mapStore: kv, other: b}
 	c := newIndex(racy)
-	c.addStart("p", "e2")
+	c.addStart("p", endpointID("e2"))
 	a.loadStarts("p", got)
 	if got[1].starts != 3 {
 		t.Fatalf("after a raced increment e2 has %d starts, want 3 (1 + the other's + ours)", got[1].starts)
 	}
 	// A new prompt's starts cost one read (loadStarts) and one write
 	// (addStart against the list read).
-	kv.reads, kv.writes = 0, 0
+	// Each list read is given back: the one held since the last
+	// loadStarts when the next reads, this one once written
+	// (mapStore.release poisons them: a later use would read garbage).
+	kv.reads, kv.writes, kv.releases = 0, 0, 0
 	a.loadStarts("p", got)
-	a.addStart("p", "e3")
-	if kv.reads != 1 || kv.writes != 1 {
-		t.Fatalf("loadStarts and addStart: %d reads, %d writes, want 1 and 1", kv.reads, kv.writes)
+	a.addStart("p", endpointID("e3"))
+	if kv.reads != 1 || kv.writes != 1 || kv.releases != 2 {
+		t.Fatalf("loadStarts and addStart: %d reads, %d writes, %d lists given back, want 1, 1 and 2", kv.reads, kv.writes, kv.releases)
 	}
 	kv.now += 100 // past the TTL
 	a.loadStarts("p", got)
@@ -350,7 +364,7 @@ func (s *racingStore) setCAS(key []byte, value string, cas uint32) bool {
 	if !s.raced {
 		s.raced = true
 		k := append([]byte(nil), key...)
-		s.other.addStart("p", "e2")
+		s.other.addStart("p", endpointID("e2"))
 		key = k
 	}
 	return s.mapStore.setCAS(key, value, cas)

@@ -1,6 +1,10 @@
 package main
 
-import "time"
+import (
+	"time"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/tiebreak"
+)
 
 // statsRefresh is how long an instance reuses a parsed
 // sluice.upstream_stats snapshot. Parsing it costs a Go guest ~150 µs
@@ -17,26 +21,40 @@ const maxCachedPools = 64
 // Not safe for concurrent use (one per instance).
 type loadCache struct {
 	pools map[string]*poolSnapshot // by the pool asked for ("": the only one)
+	// last is the snapshot get or put returned last, for lastAsked:
+	// requests usually ask for the pool the previous one did, and a map
+	// lookup by string costs a Go guest more than the comparison.
+	last      *poolSnapshot
+	lastAsked string
 }
 
 type poolSnapshot struct {
 	name  string // the pool's name
 	eps   []endpoint
 	spare []endpoint // the previous eps, reused by put
-	at    time.Time
+	at    int64 // Unix nanoseconds
 }
 
-// get returns the pool's snapshot if it is fresh at now, else nil.
-func (c *loadCache) get(pool string, now time.Time) *poolSnapshot {
-	s := c.pools[pool]
-	if s == nil || now.Sub(s.at) >= statsRefresh || now.Before(s.at) {
+// get returns the pool's snapshot if it is fresh at now (Unix
+// nanoseconds), else nil.
+func (c *loadCache) get(pool string, now int64) *poolSnapshot {
+	s := c.last
+	if s == nil || c.lastAsked != pool {
+		if s = c.pools[pool]; s == nil {
+			return nil
+		}
+		c.last, c.lastAsked = s, pool
+	}
+	if now-s.at >= int64(statsRefresh) || now < s.at {
 		return nil
 	}
 	return s
 }
 
-// put stores a snapshot taken at now and returns it.
-func (c *loadCache) put(pool, name string, eps []endpoint, now time.Time) *poolSnapshot {
+// put stores a snapshot taken at now (Unix nanoseconds) and returns it.
+// It gives each endpoint its id (endpointID), carried over from the
+// previous snapshot for an address it had.
+func (c *loadCache) put(pool, name string, eps []endpoint, now int64) *poolSnapshot {
 	if c.pools == nil {
 		c.pools = make(map[string]*poolSnapshot)
 	}
@@ -44,6 +62,7 @@ func (c *loadCache) put(pool, name string, eps []endpoint, now time.Time) *poolS
 	if s == nil {
 		if len(c.pools) >= maxCachedPools {
 			clear(c.pools)
+			c.last = nil
 		}
 		s = &poolSnapshot{}
 		c.pools[pool] = s
@@ -52,14 +71,19 @@ func (c *loadCache) put(pool, name string, eps []endpoint, now time.Time) *poolS
 	// the same order: the search starts at the same index).
 	next := append(s.spare[:0], eps...)
 	for i := range next {
+		next[i].id = 0
 		for j := range s.eps {
 			if o := s.eps[(i+j)%len(s.eps)]; o.addr == next[i].addr {
-				next[i].picks = o.picks
+				next[i].picks, next[i].id = o.picks, o.id
 				break
 			}
 		}
+		if next[i].id == 0 {
+			next[i].id = endpointID(next[i].addr)
+		}
 	}
 	s.name, s.at = name, now
+	c.last, c.lastAsked = s, pool
 	s.spare, s.eps = s.eps, next
 	return s
 }
@@ -83,3 +107,9 @@ func (s *poolSnapshot) picked(addr string) {
 		}
 	}
 }
+
+// endpointID is an endpoint's id: a hash of its address, which the
+// starts list records (index.loadStarts) and decide mixes with each
+// request's random number to break ties. Computed once per address and
+// snapshot (loadCache.put), not per request.
+func endpointID(addr string) uint64 { return tiebreak.Mix(0, addr) }

@@ -166,6 +166,8 @@ func (sharedStore) getCAS(key []byte) ([]byte, uint32, bool) {
 	return v, cas, err == nil
 }
 
+func (sharedStore) release(value []byte) { sdk.ReleaseBytes(value) }
+
 func (sharedStore) setCAS(key []byte, value string, cas uint32) bool {
 	return sdk.SetSharedData(unsafe.String(unsafe.SliceData(key), len(key)), unsafe.Slice(unsafe.StringData(value), len(value)), cas) == nil
 }
@@ -234,10 +236,11 @@ func (p *plugin) route(s *stream, size int) bool {
 		asked = string(pool)
 		p.lastPool = asked
 	}
+	sdk.ReleaseBytes(pool)
 	if asked == "" {
 		asked = p.s.pool
 	}
-	now, _ := sdk.GetCurrentTime()
+	now, _ := sdk.GetCurrentTimeNanos()
 	snap := p.loads.get(asked, now)
 	if snap == nil {
 		if snap = p.snapshot(asked, now); snap == nil {
@@ -279,7 +282,7 @@ func (p *plugin) route(s *stream, size int) bool {
 	p.idx.record(name, p.hashes, chosen, from, min)
 	snap.picked(chosen)
 	if why == reasonLeastLoad {
-		p.idx.addStart(name, chosen)
+		p.idx.addStart(name, eps[0].key())
 	}
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)
@@ -297,7 +300,7 @@ func (p *plugin) route(s *stream, size int) bool {
 // and caches them; nil when the pool cannot be used (logged). It reads
 // them in binary (sluice.upstream_loads) and, on a host without that,
 // from the sluice.upstream_stats JSON.
-func (p *plugin) snapshot(asked string, now time.Time) *poolSnapshot {
+func (p *plugin) snapshot(asked string, now int64) *poolSnapshot {
 	name, eps, ok := p.binaryLoads(asked)
 	var err error
 	if !ok {

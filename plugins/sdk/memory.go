@@ -109,21 +109,36 @@ func (t *allocTable) take(addr uintptr, size uint32) ([]byte, error) {
 }
 
 // recycle gives back a buffer returned by take once its content has been
-// copied out; the caller must not use b afterwards. Large buffers and
-// buffers beyond maxFree are left to the garbage collector.
+// copied out; the caller must not use b afterwards. Large buffers, and
+// small ones when maxFree larger ones are kept, are left to the garbage
+// collector.
 // A buffer that overlaps one already free (given back twice, or a slice
 // of one given back) is ignored: two answers must never share memory.
+//
+// When maxFree buffers are kept already, b replaces the smallest if it is
+// larger: a plugin that gives back a kilobyte answer and a few small ones
+// per request must keep the big one, whose new allocation is the slow one
+// (a new span every few requests), while a small one costs little.
 func (t *allocTable) recycle(b []byte) {
-	if cap(b) == 0 || cap(b) > maxRecycled || len(t.free) >= maxFree {
+	if cap(b) == 0 || cap(b) > maxRecycled {
 		return
 	}
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	for _, f := range t.free {
+	smallest := -1
+	for i, f := range t.free {
 		if fs := uintptr(unsafe.Pointer(unsafe.SliceData(f))); start < fs+uintptr(cap(f)) && fs < start+uintptr(cap(b)) {
 			return
 		}
+		if smallest < 0 || cap(f) < cap(t.free[smallest]) {
+			smallest = i
+		}
 	}
-	t.free = append(t.free, b[:0:cap(b)])
+	switch {
+	case len(t.free) < maxFree:
+		t.free = append(t.free, b[:0:cap(b)])
+	case cap(b) > cap(t.free[smallest]):
+		t.free[smallest] = b[:0:cap(b)]
+	}
 }
 
 // ReleaseBytes gives back b, a slice a host call returned

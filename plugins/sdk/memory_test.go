@@ -179,14 +179,7 @@ func TestReleaseBytesBestFit(t *testing.T) {
 	saved := mem
 	t.Cleanup(func() { mem = saved })
 	mem = allocTable{}
-	take := func(size uint32) []byte {
-		addr, _ := mem.alloc(size)
-		b, err := mem.take(addr, size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	take := func(size uint32) []byte { return hostAnswer(t, size) }
 	hashes, mid := take(1032), take(100)
 	ReleaseBytes(hashes)
 	ReleaseBytes(mid)
@@ -199,6 +192,50 @@ func TestReleaseBytesBestFit(t *testing.T) {
 	if b := take(1032); &b[0] != &hashes[0] {
 		t.Error("the next 1032-byte answer did not reuse the released buffer")
 	}
+}
+
+// TestReleaseBytesKeepsTheLargest: with maxFree small buffers kept, a
+// released kilobyte answer replaces the smallest (whose reallocation is
+// cheap) and the next kilobyte answer reuses it; a smaller one than all
+// kept is dropped.
+func TestReleaseBytesKeepsTheLargest(t *testing.T) {
+	saved := mem
+	t.Cleanup(func() { mem = saved })
+	mem = allocTable{}
+	take := func(size uint32) []byte { return hostAnswer(t, size) }
+	var small [maxFree][]byte
+	for i := range small {
+		small[i] = take(uint32(16 + i))
+	}
+	hashes, tiny := take(1032), take(8)
+	for _, b := range small {
+		ReleaseBytes(b)
+	}
+	ReleaseBytes(hashes)
+	ReleaseBytes(tiny)
+	if len(mem.free) != maxFree {
+		t.Fatalf("%d free buffers, want %d", len(mem.free), maxFree)
+	}
+	for _, f := range mem.free {
+		if &f[:1][0] == &small[0][0] || &f[:1][0] == &tiny[0] {
+			t.Errorf("the smallest buffer (%d bytes) is still kept over the kilobyte one", cap(f))
+		}
+	}
+	if b := take(1032); &b[0] != &hashes[0] {
+		t.Error("the next 1032-byte answer did not reuse the released buffer")
+	}
+}
+
+// hostAnswer allocates size bytes in mem as the host does for an answer
+// and takes them back as a host call wrapper does.
+func hostAnswer(t *testing.T, size uint32) []byte {
+	t.Helper()
+	addr, _ := mem.alloc(size)
+	b, err := mem.take(addr, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestReleaseBytesTwice: a buffer given back twice, or given back with a

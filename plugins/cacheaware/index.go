@@ -75,7 +75,9 @@ func (x *index) keyFor(pool string, kind byte, h uint64) []byte {
 // are neither recorded nor looked up. It reads the checkpoints from the
 // longest down and stops at the first present: 1 read for a repeated
 // prompt, at most 1 + log1.5(n/min) (5 for cache_threshold 0.3) for a
-// new one.
+// new one. (One host call for all of them, sluice.shared_data_get_first,
+// was tried: a Go guest's encoding of the call cost more than the reads
+// it saved; benchmarks/RESULTS.md.)
 //
 // A descending scan, not a binary search: a prompt of n blocks records
 // only the checkpoints in [ceil(threshold·n), n], so a longer earlier
@@ -83,10 +85,17 @@ func (x *index) keyFor(pool string, kind byte, h uint64) []byte {
 // and presence is no longer monotone across prompts of different
 // lengths.
 func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint string) {
+	return x.matchIn(pool, hs, min, nil)
+}
+
+// matchIn is match that returns the address string of the endpoint in
+// eps the prefix went to, when it is there, instead of a new string (an
+// allocation per repeated prompt).
+func (x *index) matchIn(pool string, hs []uint64, min int, eps []endpoint) (blocks int, endpoint string) {
 	cps := x.checkpoints(len(hs))
 	for i := len(cps) - 1; i >= 0 && cps[i] >= min; i-- {
 		if v, ok := x.kv.get(x.keyFor(pool, 'b', hs[cps[i]-1])); ok {
-			endpoint = string(v)
+			endpoint = addrIn(eps, v)
 			x.kv.release(v)
 			if endpoint != "" {
 				return cps[i], endpoint
@@ -94,6 +103,17 @@ func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint s
 		}
 	}
 	return 0, ""
+}
+
+// addrIn returns the address of the endpoint in eps whose address is
+// addr, else addr as a new string.
+func addrIn(eps []endpoint, addr []byte) string {
+	for i := range eps {
+		if eps[i].addr == string(addr) {
+			return eps[i].addr
+		}
+	}
+	return string(addr)
 }
 
 // checkpoints returns the checkpoints of a prompt of n blocks, computed

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // mapStore is a store with the host's bounds in miniature: at most cap
@@ -116,6 +117,12 @@ func TestIndexLongestMatch(t *testing.T) {
 	kv.releases = 0
 	if n, ep := x.match("p", a, 1); n != len(a) || ep != "e1" || kv.releases != 1 {
 		t.Fatalf("same prompt: %d/%d blocks at %q (%d values given back, want 1)", n, len(a), ep, kv.releases)
+	}
+	// Among the pool's endpoints the match is their address string
+	// itself, not a copy.
+	known := []endpoint{{addr: "e0"}, {addr: strings.Clone("e1")}}
+	if _, ep := x.matchIn("p", a, 1, known); ep != "e1" || unsafe.StringData(ep) != unsafe.StringData(known[1].addr) {
+		t.Fatalf("match among the endpoints: %q, not the endpoint's string", ep)
 	}
 	// b shares 19 blocks (the system prompt and "conv"): the match
 	// covers most of them (checkpoints: within a third) and no more.

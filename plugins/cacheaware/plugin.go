@@ -252,7 +252,7 @@ func (p *plugin) route(s *stream, size int) bool {
 	p.eps = eps
 	c := choice{total: len(p.hashes), rnd: rand.Uint64()}
 	min := p.s.minMatch(c.total)
-	c.matched, c.prefixOwner = p.idx.match(name, p.hashes, min)
+	c.matched, c.prefixOwner = p.idx.matchIn(name, p.hashes, min, eps)
 	sess := s.session
 	if sess == "" && p.s.sessionFromUser {
 		sess = string(user)

@@ -33,8 +33,13 @@ const (
 // reads headers on every request does not make the guest allocate for the
 // host's writes each time.
 //
+// The allocation of the host call in flight is kept in a field of its
+// own (last), the others in live: a Go guest pays for every slice
+// operation, and most calls have one allocation outstanding at most.
+//
 // Not safe for concurrent use: a Wasm instance runs one callback at a time.
 type allocTable struct {
+	last allocation // the latest allocation not taken back (addr 0: none)
 	live []allocation
 	free [][]byte
 	seq  uint64
@@ -76,7 +81,10 @@ func (t *allocTable) alloc(size uint32) (uintptr, []byte) {
 	}
 	addr := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
 	t.seq++
-	t.live = append(t.live, allocation{addr: addr, buf: buf, seq: t.seq})
+	if t.last.addr != 0 {
+		t.live = append(t.live, t.last)
+	}
+	t.last = allocation{addr: addr, buf: buf, seq: t.seq}
 	return addr, buf
 }
 
@@ -96,12 +104,17 @@ func (t *allocTable) take(addr uintptr, size uint32) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("sdk: host returned %d bytes at address 0: %w", size, ErrInvalidMemoryAccess)
 	}
-	i := t.find(addr)
-	if i < 0 {
-		return nil, fmt.Errorf("sdk: host returned address %#x, which proxy_on_memory_allocate did not hand out: %w", addr, ErrInvalidMemoryAccess)
+	var a allocation
+	if t.last.addr == addr {
+		a, t.last = t.last, allocation{}
+	} else {
+		i := t.find(addr)
+		if i < 0 {
+			return nil, fmt.Errorf("sdk: host returned address %#x, which proxy_on_memory_allocate did not hand out: %w", addr, ErrInvalidMemoryAccess)
+		}
+		a = t.live[i]
+		t.remove(i)
 	}
-	a := t.live[i]
-	t.remove(i)
 	if uint64(size) > uint64(len(a.buf)) {
 		return nil, fmt.Errorf("sdk: host returned %d bytes in an allocation of %d bytes: %w", size, len(a.buf), ErrInvalidMemoryAccess)
 	}
@@ -157,8 +170,12 @@ func ReleaseBytes(b []byte) { mem.recycle(b) }
 // them but did not hand them back) and keeps them for reuse. Called at the
 // end of each host call wrapper that can make the host allocate.
 func (t *allocTable) releaseSince(mark uint64) {
-	if len(t.live) == 0 || t.seq == mark {
+	if t.seq == mark {
 		return
+	}
+	if a := t.last; a.addr != 0 && a.seq > mark {
+		t.last = allocation{}
+		t.recycle(a.buf)
 	}
 	for i := len(t.live) - 1; i >= 0; i-- {
 		if a := t.live[i]; a.seq > mark {
@@ -185,7 +202,12 @@ func (t *allocTable) remove(i int) {
 }
 
 // outstanding reports how many allocations are held (for tests).
-func (t *allocTable) outstanding() int { return len(t.live) }
+func (t *allocTable) outstanding() int {
+	if t.last.addr != 0 {
+		return len(t.live) + 1
+	}
+	return len(t.live)
+}
 
 // mem is the instance's allocation table, used by proxy_on_memory_allocate
 // and the host call wrappers.

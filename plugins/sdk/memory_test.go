@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -80,6 +81,48 @@ func TestAllocTableReleaseSince(t *testing.T) {
 	}
 	if _, err := tab.take(kept, 1); err != nil {
 		t.Errorf("allocation made before the mark was released: %v", err)
+	}
+}
+
+// TestAllocTableModel runs random host calls against the table: each
+// allocates one to four buffers, hands back one of them or none, and the
+// wrapper releases the rest. Whatever the order, the buffer handed back
+// is the one allocated at that address with its contents, and nothing
+// stays outstanding but the allocation made before all calls.
+func TestAllocTableModel(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var tab allocTable
+	before, _ := tab.alloc(8)
+	for call := range 2000 {
+		mark := tab.mark()
+		type made struct {
+			addr uintptr
+			size uint32
+		}
+		var ms []made
+		for range 1 + rnd.IntN(4) {
+			size := uint32(2 + rnd.IntN(200))
+			addr, buf := tab.alloc(size)
+			buf[0], buf[size-1] = byte(call), byte(size)
+			ms = append(ms, made{addr, size})
+		}
+		if i := rnd.IntN(len(ms) + 1); i < len(ms) {
+			b, err := tab.take(ms[i].addr, ms[i].size)
+			if err != nil || len(b) != int(ms[i].size) || b[0] != byte(call) || b[len(b)-1] != byte(ms[i].size) {
+				t.Fatalf("call %d: take %d of %d: %v, %d bytes", call, i, len(ms), err, len(b))
+			}
+			if _, err := tab.take(ms[i].addr, ms[i].size); err == nil {
+				t.Fatalf("call %d: an allocation taken twice", call)
+			}
+			tab.recycle(b)
+		}
+		tab.releaseSince(mark)
+		if n := tab.outstanding(); n != 1 {
+			t.Fatalf("call %d: %d allocations outstanding, want 1", call, n)
+		}
+	}
+	if _, err := tab.take(before, 8); err != nil {
+		t.Fatalf("the allocation made before the calls: %v", err)
 	}
 }
 

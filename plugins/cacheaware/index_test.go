@@ -315,3 +315,94 @@ func TestKeyFor(t *testing.T) {
 		t.Errorf("keyFor allocates %v times", n)
 	}
 }
+
+// TestIndexStarts: the count of prefixes started per endpoint is shared
+// by indexes over one store (the plugin's instances), kept per pool,
+// increments even when another index wrote in between (compare and
+// swap), and expires with the store's TTL.
+func TestIndexStarts(t *testing.T) {
+	kv := newMapStore(1<<20, 100)
+	a, b := newIndex(kv), newIndex(kv)
+	a.addStart("p", endpointID("e1"))
+	b.addStart("p", endpointID("e1"))
+	a.addStart("p", endpointID("e2"))
+	b.addStart("q", endpointID("e1"))
+	got := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}}
+	a.loadStarts("p", got)
+	if got[0].starts != 2 || got[1].starts != 1 || got[2].starts != 0 {
+		t.Fatalf("starts %d %d %d, want 2 1 0", got[0].starts, got[1].starts, got[2].starts)
+	}
+	// A write between the read and the write makes the first swap fail;
+	// the retry counts both.
+	racy := &racingStore{mapStore: kv, other: b}
+	c := newIndex(racy)
+	c.addStart("p", endpointID("e2"))
+	a.loadStarts("p", got)
+	if got[1].starts != 3 {
+		t.Fatalf("after a raced increment e2 has %d starts, want 3 (1 + the other's + ours)", got[1].starts)
+	}
+	// A new prompt's starts cost one read (loadStarts) and one write
+	// (addStart against the list read).
+	// Each list read is given back: the one held since the last
+	// loadStarts when the next reads, this one once written
+	// (mapStore.release poisons them: a later use would read garbage).
+	kv.reads, kv.writes, kv.releases = 0, 0, 0
+	a.loadStarts("p", got)
+	a.addStart("p", endpointID("e3"))
+	if kv.reads != 1 || kv.writes != 1 || kv.releases != 2 {
+		t.Fatalf("loadStarts and addStart: %d reads, %d writes, %d lists given back, want 1, 1 and 2", kv.reads, kv.writes, kv.releases)
+	}
+	kv.now += 100 // past the TTL
+	a.loadStarts("p", got)
+	if got[0].starts != 0 || got[1].starts != 0 {
+		t.Fatalf("expired counts read as %d %d", got[0].starts, got[1].starts)
+	}
+}
+
+// racingStore lets another index increment the same count once, between
+// the first getCAS and its setCAS.
+type racingStore struct {
+	*mapStore
+	other *index
+	raced bool
+}
+
+func (s *racingStore) setCAS(key []byte, value string, cas uint32) bool {
+	if !s.raced {
+		s.raced = true
+		k := append([]byte(nil), key...)
+		s.other.addStart("p", endpointID("e2"))
+		key = k
+	}
+	return s.mapStore.setCAS(key, value, cas)
+}
+
+// TestStartsListBounded: the starts list keeps at most
+// maxStartsEndpoints endpoints; a new one replaces the one with the
+// fewest starts, and a torn tail is dropped.
+func TestStartsListBounded(t *testing.T) {
+	var list []byte
+	for h := range uint64(maxStartsEndpoints) {
+		for range h%3 + 1 {
+			list = withStart(nil, list, h)
+		}
+	}
+	if len(list) != maxStartsEndpoints*startsEntry || startsOf(list, 5) != 3 || startsOf(list, 0) != 1 {
+		t.Fatalf("list of %d bytes, starts(5) = %d", len(list), startsOf(list, 5))
+	}
+	list = withStart(nil, list, 1<<40)
+	if len(list) != maxStartsEndpoints*startsEntry || startsOf(list, 1<<40) != 1 || startsOf(list, 0) != 0 || startsOf(list, 3) != 1 {
+		t.Fatalf("a new endpoint in a full list: %d bytes, new %d, replaced %d, kept %d",
+			len(list), startsOf(list, 1<<40), startsOf(list, 0), startsOf(list, 3))
+	}
+	if got := withStart(nil, list[:20], 9); len(got) != 2*startsEntry || startsOf(got, 9) != 1 || startsOf(got, 0) != 0 {
+		t.Fatalf("torn list: %d bytes", len(got))
+	}
+	// A count reaching maxStarts halves them all: no wrap, the order kept.
+	big := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(nil, 1), maxStarts-1)
+	big = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(big, 2), 1000)
+	got := withStart(nil, big, 1)
+	if startsOf(got, 1) != maxStarts/2 || startsOf(got, 2) != 500 {
+		t.Fatalf("after reaching maxStarts: %d and %d, want %d and 500", startsOf(got, 1), startsOf(got, 2), maxStarts/2)
+	}
+}

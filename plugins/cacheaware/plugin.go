@@ -65,16 +65,12 @@ func (m *metrics) flush() {
 	m.pending.flush(func(r reason, n uint64) { m.decisions[r].Inc(n) }, func(c int, n uint64) { m.counts[c].Inc(n) })
 }
 
-// OnTick flushes the counters and the starts not written yet.
-func (p *plugin) OnTick() {
-	p.m.flush()
-	p.idx.flushStarts()
-}
+// OnTick flushes the counters.
+func (p *plugin) OnTick() { p.m.flush() }
 
-// OnPluginDone flushes the counters and starts before the plugin goes.
+// OnPluginDone flushes the counters before the plugin goes.
 func (p *plugin) OnPluginDone() bool {
 	p.m.flush()
-	p.idx.flushStarts()
 	return true
 }
 
@@ -267,7 +263,7 @@ func (p *plugin) route(s *stream, size int) bool {
 		c.sessionOwner, _ = p.idx.session(name, sessHash)
 	}
 	if !p.s.prefers(c) {
-		p.idx.loadStarts(name, eps, now) // this request starts a prefix
+		p.idx.loadStarts(name, eps) // this request starts a prefix
 	}
 	why := p.s.decide(eps, c)
 	chosen := eps[0].addr
@@ -286,7 +282,7 @@ func (p *plugin) route(s *stream, size int) bool {
 	p.idx.record(name, p.hashes, chosen, from, min)
 	snap.picked(chosen)
 	if why == reasonLeastLoad {
-		p.idx.addStart(name, eps[0].key(), now)
+		p.idx.addStart(name, eps[0].key())
 	}
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)

@@ -86,10 +86,16 @@ func (p *plugin) OnPluginStart(size int) bool {
 	if err := sdk.SetSharedDataPolicy(keyPrefix, s.ttl, true); err != nil {
 		sdk.LogWarnf("cacheaware: the host does not bound shared data (%v): the index keeps growing until the store is full", err)
 	}
-	// The plugin acts at the end of the request body only (and counts
-	// bodiless requests in the request headers): Sluice need not call it
-	// for the response or at the stream's end.
-	if err := sdk.SkipCallbacks(sdk.CallbackResponseHeaders, sdk.CallbackResponseBody, sdk.CallbackLog, sdk.CallbackDone); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+	// The plugin acts at the end of the request body only (and reads the
+	// session header in the request headers): Sluice need not call it
+	// for the response, at the stream's end, or, without a session
+	// header, for the request headers. A bodiless request has no prompt
+	// and is not counted.
+	skip := []sdk.Callback{sdk.CallbackResponseHeaders, sdk.CallbackResponseBody, sdk.CallbackLog, sdk.CallbackDone}
+	if s.sessionHeader == "" {
+		skip = append(skip, sdk.CallbackRequestHeaders)
+	}
+	if err := sdk.SkipCallbacks(skip...); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 		sdk.LogWarnf("cacheaware: sluice.skip_callbacks: %v", err)
 	}
 	p.idx = newIndex(sharedStore{p: p})
@@ -178,17 +184,17 @@ type stream struct {
 	session string
 }
 
+// The properties the plugin reads and sets on every request, serialized
+// as sdk.SerializePropertyPath does, once.
 var (
-	upstreamPath = []string{"sluice", "upstream"}
-	endpointPath = []string{"sluice", "endpoint"}
+	upstreamPath = []byte("sluice\x00upstream")
+	endpointPath = []byte("sluice\x00endpoint")
 )
 
+// OnHttpRequestHeaders reads the session header; without session_header
+// Sluice does not call it (sluice.skip_callbacks).
 func (s *stream) OnHttpRequestHeaders(_ int, eos bool) sdk.Action {
-	if eos {
-		s.p.count(countSkipped, 1) // no body: nothing to match
-		return sdk.ActionContinue
-	}
-	if h := s.p.s.sessionHeader; h != "" {
+	if h := s.p.s.sessionHeader; h != "" && !eos {
 		s.session, _ = sdk.GetHttpRequestHeader(h)
 	}
 	return sdk.ActionContinue
@@ -226,7 +232,7 @@ func (p *plugin) route(s *stream, size int) bool {
 	if !ok {
 		return false // not a completion request
 	}
-	pool, err := sdk.GetProperty(upstreamPath)
+	pool, err := sdk.GetSerializedProperty(upstreamPath)
 	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
 		sdk.LogWarnf("cacheaware: reading sluice.upstream: %v", err)
 		return false
@@ -268,7 +274,7 @@ func (p *plugin) route(s *stream, size int) bool {
 	why := p.s.decide(eps, c)
 	chosen := eps[0].addr
 	p.list = p.s.endpointList(p.list[:0], eps)
-	if err := sdk.SetProperty(endpointPath, p.list); err != nil {
+	if err := sdk.SetSerializedProperty(endpointPath, p.list); err != nil {
 		sdk.LogWarnf("cacheaware: setting sluice.endpoint to %q in pool %q: %v", p.list, name, err)
 		return false
 	}

@@ -246,9 +246,16 @@ func GetProperty(path []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return GetSerializedProperty(p)
+}
+
+// GetSerializedProperty is GetProperty with the path as
+// SerializePropertyPath returns it: a plugin that reads a property on
+// every request serializes its path once.
+func GetSerializedProperty(path []byte) ([]byte, error) {
 	var addr, size uint32
 	mark := mem.mark()
-	st := proxyGetProperty(bytesPtr(p), uint32(len(p)), &addr, &size)
+	st := proxyGetProperty(bytesPtr(path), uint32(len(path)), &addr, &size)
 	return hostBytes("proxy_get_property", st, mark, addr, size)
 }
 
@@ -259,5 +266,11 @@ func SetProperty(path []string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	return hostError("proxy_set_property", proxySetProperty(bytesPtr(p), uint32(len(p)), bytesPtr(value), uint32(len(value))))
+	return SetSerializedProperty(p, value)
+}
+
+// SetSerializedProperty is SetProperty with the path as
+// SerializePropertyPath returns it.
+func SetSerializedProperty(path, value []byte) error {
+	return hostError("proxy_set_property", proxySetProperty(bytesPtr(path), uint32(len(path)), bytesPtr(value), uint32(len(value))))
 }

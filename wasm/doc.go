@@ -361,7 +361,8 @@
 // # Foreign functions
 //
 // proxy_call_foreign_function(name, args, ret_results) runs one of these
-// host functions (other names are NOT_FOUND; wrong arguments BAD_ARGUMENT):
+// host functions (other names are NOT_FOUND, and so are those named in
+// HostConfig.HiddenForeignFunctions; wrong arguments BAD_ARGUMENT):
 //
 //	name                   arguments                 result
 //	sluice.upstream_stats  none; HTTP context only   the sluice.upstreams JSON

@@ -103,6 +103,10 @@ func hostCallForeignFunction(ctx context.Context, mod api.Module, stack []uint64
 	var res []byte
 	var st status
 	// No allocation: the map lookups convert name in place.
+	if h := in.p.host.hidden; h != nil && h[string(name)] {
+		stack[0] = uint64(statusNotFound)
+		return
+	}
 	if fn := foreignFuncs[string(name)]; fn != nil {
 		res, st = fn(in.eff, args, in.scratch[:0])
 	} else if pfn := pluginForeignFuncs[string(name)]; pfn != nil {

@@ -62,6 +62,11 @@ type HostConfig struct {
 	// a connection pool per entry (RedisClients) and closes them in
 	// Close. Default none: those calls answer BAD_ARGUMENT.
 	Redis []proxy.RedisConfig
+	// HiddenForeignFunctions are names of Sluice's foreign functions
+	// (sluice.*) that proxy_call_foreign_function answers NOT_FOUND, as a
+	// host without them does (Envoy): for tests of a plugin's fallbacks
+	// (internal/pluginenv.StartHiding). Default none.
+	HiddenForeignFunctions []string
 }
 
 // Host runs Proxy-Wasm plugins: one wazero runtime and one compilation
@@ -83,6 +88,8 @@ type Host struct {
 	closed  bool
 	plugins map[*Plugin]struct{}
 	shared  map[string]*sharedData // by vm_id
+
+	hidden map[string]bool // HiddenForeignFunctions; nil: none (read-only)
 }
 
 // NewHost creates the runtime with the host modules every guest may
@@ -106,6 +113,12 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	}
 	if h.startTimeout <= 0 {
 		h.startTimeout = DefaultStartTimeout
+	}
+	for _, name := range cfg.HiddenForeignFunctions {
+		if h.hidden == nil {
+			h.hidden = make(map[string]bool)
+		}
+		h.hidden[name] = true
 	}
 	if cfg.Callouts != nil {
 		h.callouts.Store(&calloutSet{c: cfg.Callouts})

@@ -50,17 +50,24 @@ func PluginPath(t testing.TB, pkg string) string {
 // config.Config.Resolve returns them.
 func NewHost(t *testing.T, logs io.Writer, upstreams []config.Upstream, set *metrics.Set) *wasm.Host {
 	t.Helper()
-	return newHost(t, logs, upstreams, set, nil)
+	return newHost(t, logs, upstreams, set, hostExtras{})
 }
 
-func newHost(t testing.TB, logs io.Writer, upstreams []config.Upstream, set *metrics.Set, redis []proxy.RedisConfig) *wasm.Host {
+// hostExtras are the HostConfig fields some tests set.
+type hostExtras struct {
+	redis  []proxy.RedisConfig
+	hidden []string // HiddenForeignFunctions
+}
+
+func newHost(t testing.TB, logs io.Writer, upstreams []config.Upstream, set *metrics.Set, x hostExtras) *wasm.Host {
 	t.Helper()
 	host, err := wasm.NewHost(context.Background(), wasm.HostConfig{
-		CacheDir:  plugintest.CompileCacheDir(),
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Upstreams: upstreams,
-		Metrics:   set,
-		Redis:     redis,
+		CacheDir:               plugintest.CompileCacheDir(),
+		Logger:                 slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Upstreams:              upstreams,
+		Metrics:                set,
+		Redis:                  x.redis,
+		HiddenForeignFunctions: x.hidden,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +150,19 @@ func Start(t *testing.T, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env 
 // own host and shared data.
 func StartRedis(t testing.TB, redis []proxy.RedisConfig, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
 	t.Helper()
+	return start(t, hostExtras{redis: redis}, cfg, plugins...)
+}
+
+// StartHiding is Start with a host that answers NOT_FOUND for the
+// foreign functions named in hidden (wasm.HostConfig.HiddenForeignFunctions),
+// as a host without them does: for a plugin's fallbacks.
+func StartHiding(t testing.TB, hidden []string, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
+	t.Helper()
+	return start(t, hostExtras{hidden: hidden}, cfg, plugins...)
+}
+
+func start(t testing.TB, x hostExtras, cfg *proxy.Config, plugins ...proxy.PluginConfig) *Env {
+	t.Helper()
 	logs := &plugintest.LogBuffer{}
 	set := metrics.NewSet()
 	cfg = cfg.WithHostname("127.0.0.1").WithTimeout(5 * time.Second)
@@ -150,7 +170,7 @@ func StartRedis(t testing.TB, redis []proxy.RedisConfig, cfg *proxy.Config, plug
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := newHost(t, logs, resolved.Upstreams, set, redis)
+	host := newHost(t, logs, resolved.Upstreams, set, x)
 	var filters []proxy.Filter
 	for _, pc := range plugins {
 		p, err := host.Load(context.Background(), pc)

@@ -222,3 +222,54 @@ func endpointURLs(t *testing.T, n int) []string {
 	}
 	return urls
 }
+
+// TestEndToEndWithoutExtensions: on a host that lacks Sluice's foreign
+// functions one by one (NOT_FOUND, as Envoy answers), the plugin takes
+// each fallback, says so once in the log, and still keeps every turn of
+// a conversation on the endpoint of its first: without
+// sluice.upstream_loads it reads the sluice.upstream_stats JSON; without
+// sluice.prompt_block_hashes it hashes every prompt itself; without
+// sluice.shared_data_policy its index is unbounded (warned); without
+// sluice.skip_callbacks it gets every callback.
+func TestEndToEndWithoutExtensions(t *testing.T) {
+	for _, c := range []struct {
+		hidden []string
+		logs   []string // each logged once: a request's fallback, remembered
+		start  string   // logged at start (by each instance the host starts)
+	}{
+		{[]string{"sluice.upstream_loads"}, []string{"the host has no sluice.upstream_loads; reading sluice.upstream_stats instead"}, ""},
+		{[]string{"sluice.prompt_block_hashes", "sluice.shared_data_policy", "sluice.skip_callbacks"},
+			[]string{"the host has no sluice.prompt_block_hashes; the plugin reads and hashes each prompt itself"},
+			"the host does not bound shared data"},
+	} {
+		t.Run(strings.Join(c.hidden, ","), func(t *testing.T) {
+			cfg := proxy.NewConfig().WithUpstream("llm", endpointURLs(t, 3)...)
+			pc := pluginenv.PluginConfig(t, pluginPkg, "")
+			pc.Instances = 1 // each fallback logged once
+			e := pluginenv.StartHiding(t, c.hidden, cfg, pc)
+			const convs, turns = 3, 3
+			for conv := range convs {
+				home := send(t, e, chatTurn(40+conv, "first"))
+				for i := range turns {
+					if got := send(t, e, chatTurn(40+conv, fmt.Sprint("turn ", i))); got != home {
+						t.Fatalf("conversation %d turn %d went to %s, its prefix is on %s\nlogs: %s", conv, i, got, home, e.Logs)
+					}
+				}
+			}
+			for _, want := range c.logs {
+				if n := strings.Count(e.Logs.String(), want); n != 1 {
+					t.Errorf("%q logged %d times, want once:\n%s", want, n, e.Logs)
+				}
+			}
+			if c.start != "" && !strings.Contains(e.Logs.String(), c.start) {
+				t.Errorf("%q not logged:\n%s", c.start, e.Logs)
+			}
+			waitMetric(t, e, `decisions_total{plugin="cacheaware",reason="prefix"}`, fmt.Sprint(convs*turns))
+			guestHashed := "0"
+			if strings.Contains(strings.Join(c.hidden, ","), "prompt_block_hashes") {
+				guestHashed = fmt.Sprint(convs * (turns + 1))
+			}
+			waitMetric(t, e, `guest_hashed_total{plugin="cacheaware"}`, guestHashed)
+		})
+	}
+}

@@ -41,7 +41,7 @@ type index struct {
 	pool string // the pool key holds
 	kind byte   // the kind key holds
 	// starts is the starts list loadStarts read for startsPool, with its
-	// CAS, kept for addStart (startsOK) until addStart uses it.
+	// CAS, kept for commitStart (startsOK) until it writes the list.
 	starts     []byte
 	startsCAS  uint32
 	startsPool string
@@ -173,7 +173,7 @@ const maxStartsEndpoints = 256
 
 // loadStarts sets each endpoint's starts to the pool's shared count of
 // prefixes started on it (0 when none was recorded or the list expired),
-// and keeps the list for addStart.
+// and keeps the list for commitStart.
 func (x *index) loadStarts(pool string, eps []endpoint) {
 	x.readStarts(pool)
 	for i := range eps {
@@ -244,25 +244,47 @@ func withStart(dst, list []byte, h uint64) []byte {
 	return dst
 }
 
-// maxStartsTries bounds addStart's compare-and-swap attempts: a lost
+// maxStartsTries bounds the compare-and-swap attempts of a start: a lost
 // increment only blurs the balance.
 const maxStartsTries = 3
 
-// addStart adds one start for the endpoint whose id is h (endpointID)
-// to the pool's shared starts list with compare-and-swap, so the
-// plugin's instances count together: against the list loadStarts read
-// (one write when nobody wrote it since), else reading it again. The
-// list expires block_ttl after its last write.
-func (x *index) addStart(pool string, h uint64) {
+// tryStart writes the starts list read last (reading it first if it is
+// not the pool's) with one more start for the endpoint whose id is h,
+// with compare-and-swap. When another instance wrote the list since it
+// was read, it reads it again and reports false.
+func (x *index) tryStart(pool string, h uint64) bool {
 	if !x.startsOK || x.startsPool != pool {
 		x.readStarts(pool)
 	}
-	for try := 0; ; try++ {
-		x.val = withStart(x.val[:0], x.starts, h)
-		if x.kv.setCAS(x.startsKey(pool), unsafe.String(unsafe.SliceData(x.val), len(x.val)), x.startsCAS) || try == maxStartsTries-1 {
+	x.val = withStart(x.val[:0], x.starts, h)
+	if x.kv.setCAS(x.startsKey(pool), unsafe.String(unsafe.SliceData(x.val), len(x.val)), x.startsCAS) {
+		return true
+	}
+	x.readStarts(pool)
+	return false
+}
+
+// commitStart counts the start of the prefix of a request that decide
+// sent to eps[0] (reason least_load) in the pool's shared list. When
+// another instance started a prefix since the list was read (the swap
+// fails), the request is decided again on the list as it is now, so
+// that two requests starting prefixes at once do not both go to the
+// endpoint with the fewest; after maxStartsTries the last decision
+// stands, uncounted. It returns the reason of the final decision; eps
+// must hold the starts loadStarts read.
+func (x *index) commitStart(s *settings, pool string, eps []endpoint, c choice) reason {
+	why := reasonLeastLoad
+	for try := 0; try < maxStartsTries; try++ {
+		if x.tryStart(pool, eps[0].key()) {
 			break
 		}
-		x.readStarts(pool)
+		for i := range eps {
+			eps[i].starts = startsOf(x.starts, eps[i].key())
+		}
+		if why = s.decide(eps, c); why != reasonLeastLoad {
+			break
+		}
 	}
-	x.releaseStarts() // the list changed, or another instance's did
+	x.releaseStarts()
+	return why
 }

@@ -359,6 +359,52 @@ func TestIndexStarts(t *testing.T) {
 	}
 }
 
+// addStart adds one start for the endpoint whose id is h, as commitStart
+// does for a decided request, without deciding again.
+func (x *index) addStart(pool string, h uint64) {
+	for try := 0; !x.tryStart(pool, h) && try < maxStartsTries-1; try++ {
+	}
+	x.releaseStarts()
+}
+
+// TestCommitStartDecidesAgain: two instances that start prefixes at the
+// same moment read the same list and both pick the endpoint with the
+// fewest starts; the second to write finds the list changed and goes to
+// the next one instead.
+func TestCommitStartDecidesAgain(t *testing.T) {
+	kv := newMapStore(1<<20, 0)
+	s, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newIndex(kv), newIndex(kv)
+	eps := func() []endpoint { return []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}} }
+	ea, eb := eps(), eps()
+	a.addStart("p", endpointID("e1")) // e1 has a start: e2 and e3 have the fewest
+	a.addStart("p", endpointID("e3"))
+	a.loadStarts("p", ea)
+	b.loadStarts("p", eb)
+	c := choice{total: 10, rnd: 1}
+	if s.decide(ea, c) != reasonLeastLoad || s.decide(eb, c) != reasonLeastLoad || ea[0].addr != "e2" || eb[0].addr != "e2" {
+		t.Fatalf("both decided %s and %s, want e2 (the fewest starts)", ea[0].addr, eb[0].addr)
+	}
+	if why := a.commitStart(s, "p", ea, c); why != reasonLeastLoad || ea[0].addr != "e2" {
+		t.Fatalf("first commit: %v to %s, want least_load to e2", why, ea[0].addr)
+	}
+	kv.writes = 0
+	if why := b.commitStart(s, "p", eb, c); why != reasonLeastLoad || eb[0].addr == "e2" {
+		t.Fatalf("second commit: %v to %s, want least_load elsewhere than e2, whose start the first counted", why, eb[0].addr)
+	}
+	if kv.writes != 1 {
+		t.Fatalf("second commit wrote %d times, want once (after the failed swap)", kv.writes)
+	}
+	got := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}}
+	a.loadStarts("p", got)
+	if got[0].starts+got[1].starts+got[2].starts != 4 || got[1].starts != 1 {
+		t.Fatalf("starts %d %d %d, want 4 in all, 1 on e2", got[0].starts, got[1].starts, got[2].starts)
+	}
+}
+
 // racingStore lets another index increment the same count once, between
 // the first getCAS and its setCAS.
 type racingStore struct {

@@ -272,6 +272,9 @@ func (p *plugin) route(s *stream, size int) bool {
 		p.idx.loadStarts(name, eps) // this request starts a prefix
 	}
 	why := p.s.decide(eps, c)
+	if why == reasonLeastLoad {
+		why = p.idx.commitStart(p.s, name, eps, c)
+	}
 	chosen := eps[0].addr
 	p.list = p.s.endpointList(p.list[:0], eps)
 	if err := sdk.SetSerializedProperty(endpointPath, p.list); err != nil {
@@ -287,9 +290,6 @@ func (p *plugin) route(s *stream, size int) bool {
 	}
 	p.idx.record(name, p.hashes, chosen, from, min)
 	snap.picked(chosen)
-	if why == reasonLeastLoad {
-		p.idx.addStart(name, eps[0].key())
-	}
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)
 	}

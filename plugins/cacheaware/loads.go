@@ -32,7 +32,7 @@ type poolSnapshot struct {
 	name  string // the pool's name
 	eps   []endpoint
 	spare []endpoint // the previous eps, reused by put
-	at    int64 // Unix nanoseconds
+	at    int64      // Unix nanoseconds
 }
 
 // get returns the pool's snapshot if it is fresh at now (Unix

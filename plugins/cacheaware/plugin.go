@@ -273,6 +273,9 @@ func (p *plugin) route(s *stream, size int) bool {
 	}
 	why := p.s.decide(eps, c)
 	if why == reasonLeastLoad {
+		// Counted before sluice.endpoint is set, as the count may change
+		// the decision; an endpoint the host then refused (the snapshot
+		// holds only the pool's endpoints) would leave one start too many.
 		why = p.idx.commitStart(p.s, name, eps, c)
 	}
 	chosen := eps[0].addr

@@ -263,6 +263,15 @@ func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.S
 	}
 	row := summarizeFleet(results, e.engine.TimeScale, engines.Requests(), hits, queries)
 	row.Workload, row.Contender, row.Rate = wl.Name, c.Name, rate
+	if c.Plugin != "" && row.Requests > 0 {
+		text, err := scrapeMetrics(base)
+		if err != nil {
+			return fleetRow{}, err
+		}
+		if sum, ok := metricValue(text, `sluice_plugin_call_duration_seconds_sum{plugin="`+c.Plugin+`"}`); ok {
+			row.PluginUs = sum * 1e6 / float64(row.Requests)
+		}
+	}
 	if row.Errors > 0 {
 		row.SluiceFailures = sluiceFailures(base)
 		if out := strings.TrimSpace(tail(p.Output(), 1500)); out != "" {
@@ -285,17 +294,38 @@ var failureSeries = []string{"sluice_plugin_errors_total", "sluice_plugin_strand
 // sluiceFailures scrapes Sluice's /metrics at base and returns its
 // non-zero failure series, or the scrape's error.
 func sluiceFailures(base string) []string {
+	text, err := scrapeMetrics(base)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return nonZeroSeries(text, failureSeries)
+}
+
+// scrapeMetrics returns the text of Sluice's /metrics at base.
+func scrapeMetrics(base string) (string, error) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	resp, err := hc.Get(base + "/metrics")
 	if err != nil {
-		return []string{"scrape " + base + "/metrics: " + err.Error()}
+		return "", fmt.Errorf("benchmarks: scrape %s/metrics: %w", base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return []string{"scrape " + base + "/metrics: " + err.Error()}
+		return "", fmt.Errorf("benchmarks: scrape %s/metrics: %w", base, err)
 	}
-	return nonZeroSeries(string(b), failureSeries)
+	return string(b), nil
+}
+
+// metricValue returns the value of the series (name and labels exactly
+// as exposed) in a Prometheus text exposition.
+func metricValue(text, series string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // nonZeroSeries returns the lines of a Prometheus text exposition whose
@@ -385,8 +415,8 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 				if err != nil {
 					return nil, fmt.Errorf("benchmarks: fleet %s %s at %g req/s: %w", wl.Name, c.Name, rate, err)
 				}
-				logf("benchmarks: fleet %-13s %-13s %6.1f req/s: TTFT p50 %s p99 %s, %.0f tok/s, hit %s, spread %.2f, errors %d/%d",
-					wl.Name, c.Name, rate, msCell(row.TTFT.P50), msCell(row.TTFT.P99), row.OutTokS, hitCell(row.HitRate), row.Spread, row.Errors, row.Requests)
+				logf("benchmarks: fleet %-13s %-13s %6.1f req/s: TTFT p50 %s p99 %s, %.0f tok/s, hit %s, spread %.2f, plugin %s/req, errors %d/%d",
+					wl.Name, c.Name, rate, msCell(row.TTFT.P50), msCell(row.TTFT.P99), row.OutTokS, hitCell(row.HitRate), row.Spread, usCell(row.PluginUs), row.Errors, row.Requests)
 				rep.Rows = append(rep.Rows, row)
 			}
 		}

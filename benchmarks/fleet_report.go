@@ -35,6 +35,11 @@ type fleetRow struct {
 	// series after a run with errors (why requests failed), and the tail
 	// of its log; empty for a clean run.
 	SluiceFailures []string `json:"sluice_failures,omitempty"`
+	// PluginUs is the time the contender's plugin spent in its callbacks
+	// per request, in real (not simulated) microseconds: Sluice's
+	// sluice_plugin_call_duration_seconds_sum over the requests sent, so
+	// wall time, waits for a core included; 0 without a plugin.
+	PluginUs float64 `json:"plugin_us_per_request,omitempty"`
 }
 
 // summarizeFleet turns the results of a run into a row. perEngine are the
@@ -162,8 +167,8 @@ func hitCell(v float64) string {
 // fleetTable renders the rows of one workload as a Markdown table.
 func fleetTable(rows []fleetRow, wl string) string {
 	var b strings.Builder
-	b.WriteString("| policy | rate (req/s) | TTFT p50 | TTFT p99 | e2e p50 | e2e p99 | output tok/s | prefix hit | load max/mean | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| policy | rate (req/s) | TTFT p50 | TTFT p99 | e2e p50 | e2e p99 | output tok/s | prefix hit | load max/mean | plugin µs/req | errors |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		if r.Workload != wl {
 			continue
@@ -172,11 +177,19 @@ func fleetTable(rows []fleetRow, wl string) string {
 		if r.Errors > 0 {
 			errs += " (" + tail(r.FirstErr, 60) + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %s | %.0f | %s | %.2f | %s/%d |\n",
+		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %s | %.0f | %s | %.2f | %s | %s/%d |\n",
 			r.Contender, r.Rate, msCell(r.TTFT.P50), msCell(r.TTFT.P99), msCell(r.E2E.P50), msCell(r.E2E.P99),
-			r.OutTokS, hitCell(r.HitRate), r.Spread, errs, r.Requests)
+			r.OutTokS, hitCell(r.HitRate), r.Spread, usCell(r.PluginUs), errs, r.Requests)
 	}
 	return b.String()
+}
+
+// usCell formats a plugin's microseconds per request; "—" for none.
+func usCell(v float64) string {
+	if v <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f µs", v)
 }
 
 // msCell formats milliseconds, switching to seconds from 10 s.

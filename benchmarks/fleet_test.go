@@ -263,6 +263,7 @@ func TestFleetChartAndReport(t *testing.T) {
 		{Workload: "random", Contender: "round_robin", Rate: 1, Requests: 2, TTFT: pcts{P50: 10}, HitRate: math.NaN()},
 		{Workload: "random", Contender: "round_robin", Rate: 2, Requests: 2, TTFT: pcts{P50: 30}, HitRate: 0.5},
 		{Workload: "random", Contender: "random", Rate: 1, Requests: 2, Errors: 2, FirstErr: "HTTP 503"},
+		{Workload: "random", Contender: "cacheaware", Rate: 1, Requests: 2, Spread: 1, PluginUs: 42.4},
 	}
 	rep := &fleetReport{Date: time.Now(), Command: "go run ./benchmarks -fleet", Engines: "test", Workloads: []string{"random"}, Rows: rows}
 	dir := t.TempDir()
@@ -275,7 +276,7 @@ func TestFleetChartAndReport(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "fleet-latest.md"))
-	for _, want := range []string{"| round_robin | 2 | 30 ms |", "| n/a |", "50.0 %", "2 (HTTP 503)/2"} {
+	for _, want := range []string{"| round_robin | 2 | 30 ms |", "| n/a |", "50.0 %", "2 (HTTP 503)/2", "| 1.00 | 42 µs |", "| — |"} {
 		if !strings.Contains(string(md), want) {
 			t.Fatalf("report lacks %q:\n%s", want, md)
 		}
@@ -296,7 +297,7 @@ func TestFleetSmoke(t *testing.T) {
 	procs := newProcSet()
 	defer procs.StopAll()
 	o := fleetOptions{engines: 2, rates: []float64{40}, timeScale: 10, maxRequests: 8, seed: 3,
-		workloads: []string{workload.KindMultiTurn}, contenders: []string{"round_robin", "least_queue"}, runTimeout: time.Minute}
+		workloads: []string{workload.KindMultiTurn}, contenders: []string{"round_robin", "queuepicker"}, runTimeout: time.Minute}
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -314,6 +315,11 @@ func TestFleetSmoke(t *testing.T) {
 		}
 		if r.Errors != 0 || r.Requests != 8 || sum != 8 || len(r.PerEngine) != 2 || r.TTFT.P50 <= 0 || r.E2E.P50 < r.TTFT.P50 || r.OutTokS <= 0 {
 			t.Fatalf("row %+v", r)
+		}
+		// The plugin's callback time per request, scraped from Sluice;
+		// none for a built-in policy.
+		if (r.Contender == "queuepicker") != (r.PluginUs > 0) {
+			t.Fatalf("%s: plugin time %v µs per request", r.Contender, r.PluginUs)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(out, "fleet-chart.png")); err != nil {
@@ -343,6 +349,19 @@ func TestFleetWorkloadsComplete(t *testing.T) {
 		if wl.SharedPrefix != nil && wl.SharedPrefix.PromptsPerGroup < 8 {
 			t.Fatalf("%s: %d prompts per group over 8 engines leave round robin nothing to scatter", wl.Name, wl.SharedPrefix.PromptsPerGroup)
 		}
+	}
+}
+
+func TestMetricValue(t *testing.T) {
+	text := "# HELP x\n" +
+		`sluice_plugin_call_duration_seconds_sum{plugin="cacheaware"} 0.0125` + "\n" +
+		`sluice_plugin_call_duration_seconds_sum{plugin="cacheaware2"} 9` + "\n" +
+		`sluice_plugin_call_duration_seconds_count{plugin="cacheaware"} 500` + "\n"
+	if v, ok := metricValue(text, `sluice_plugin_call_duration_seconds_sum{plugin="cacheaware"}`); !ok || v != 0.0125 {
+		t.Fatalf("sum = %v, %v", v, ok)
+	}
+	if _, ok := metricValue(text, `sluice_plugin_call_duration_seconds_sum{plugin="queuepicker"}`); ok {
+		t.Fatal("a missing series found")
 	}
 }
 

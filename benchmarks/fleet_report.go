@@ -220,7 +220,8 @@ func (r *fleetReport) markdown() string {
 	fmt.Fprintf(&b, "**Engines:** %s.\n\n", r.Engines)
 	b.WriteString("Times are simulated (wall time × the engines' time scale); rates are requests per simulated second offered with Poisson arrivals; " +
 		"prefix hit is Σ`vllm:prefix_cache_hits_total` / Σ`vllm:prefix_cache_queries_total` over the engines (n/a: the engines export none); " +
-		"load max/mean is the most requests any engine received over the mean (1.00 = even). " +
+		"load max/mean is the most requests any engine received over the mean (1.00 = even); " +
+		"plugin µs/req is the time the plugin's callbacks took per request, in real microseconds, waits for a core included (—: no plugin). " +
 		"Wall-time costs outside the engines (Sluice, the client, the loopback) are multiplied by the time scale too, so a few simulated milliseconds of every TTFT are harness.\n\n![TTFT p50 against request rate](fleet-chart.png)\n\n")
 	for _, s := range r.Settings {
 		fmt.Fprintf(&b, "- %s\n", s)

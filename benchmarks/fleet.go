@@ -251,6 +251,14 @@ func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.S
 	// Let the first scrapes land so least_queue and the pickers see the
 	// engines before the first request.
 	time.Sleep(3 * fleetScrapeInterval(e.engine.TimeScale))
+	// The plugin's callback time before the load (its start, its
+	// first ticks), left out of the per-request figure.
+	var pluginBefore float64
+	if c.Plugin != "" {
+		if pluginBefore, err = pluginCallSeconds(base, c.Plugin); err != nil {
+			return fleetRow{}, err
+		}
+	}
 	rctx, cancel := context.WithTimeout(ctx, e.o.runTimeout)
 	defer cancel()
 	results := runFleetLoad(rctx, base+"/v1/chat/completions", e.engine.Model, reqs, rate, e.o.seed, e.engine.TimeScale)
@@ -264,13 +272,11 @@ func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.S
 	row := summarizeFleet(results, e.engine.TimeScale, engines.Requests(), hits, queries)
 	row.Workload, row.Contender, row.Rate = wl.Name, c.Name, rate
 	if c.Plugin != "" && row.Requests > 0 {
-		text, err := scrapeMetrics(base)
+		after, err := pluginCallSeconds(base, c.Plugin)
 		if err != nil {
 			return fleetRow{}, err
 		}
-		if sum, ok := metricValue(text, `sluice_plugin_call_duration_seconds_sum{plugin="`+c.Plugin+`"}`); ok {
-			row.PluginUs = sum * 1e6 / float64(row.Requests)
-		}
+		row.PluginUs = (after - pluginBefore) * 1e6 / float64(row.Requests)
 	}
 	if row.Errors > 0 {
 		row.SluiceFailures = sluiceFailures(base)
@@ -314,6 +320,18 @@ func scrapeMetrics(base string) (string, error) {
 		return "", fmt.Errorf("benchmarks: scrape %s/metrics: %w", base, err)
 	}
 	return string(b), nil
+}
+
+// pluginCallSeconds returns the time plugin's callbacks have taken so
+// far in the Sluice at base (sluice_plugin_call_duration_seconds_sum; 0
+// before its first call).
+func pluginCallSeconds(base, plugin string) (float64, error) {
+	text, err := scrapeMetrics(base)
+	if err != nil {
+		return 0, err
+	}
+	v, _ := metricValue(text, `sluice_plugin_call_duration_seconds_sum{plugin="`+plugin+`"}`)
+	return v, nil
 }
 
 // metricValue returns the value of the series (name and labels exactly

@@ -36,8 +36,9 @@ type fleetRow struct {
 	// of its log; empty for a clean run.
 	SluiceFailures []string `json:"sluice_failures,omitempty"`
 	// PluginUs is the time the contender's plugin spent in its callbacks
-	// per request, in real (not simulated) microseconds: Sluice's
-	// sluice_plugin_call_duration_seconds_sum over the requests sent, so
+	// during the load per request, in real (not simulated) microseconds:
+	// the growth of Sluice's sluice_plugin_call_duration_seconds_sum over
+	// the run (the plugin's start left out) over the requests sent, so
 	// wall time, waits for a core included; 0 without a plugin.
 	PluginUs float64 `json:"plugin_us_per_request,omitempty"`
 }
@@ -221,7 +222,7 @@ func (r *fleetReport) markdown() string {
 	b.WriteString("Times are simulated (wall time × the engines' time scale); rates are requests per simulated second offered with Poisson arrivals; " +
 		"prefix hit is Σ`vllm:prefix_cache_hits_total` / Σ`vllm:prefix_cache_queries_total` over the engines (n/a: the engines export none); " +
 		"load max/mean is the most requests any engine received over the mean (1.00 = even); " +
-		"plugin µs/req is the time the plugin's callbacks took per request, in real microseconds, waits for a core included (—: no plugin). " +
+		"plugin µs/req is the time the plugin's callbacks took during the load per request, in real microseconds, waits for a core included (—: no plugin). " +
 		"Wall-time costs outside the engines (Sluice, the client, the loopback) are multiplied by the time scale too, so a few simulated milliseconds of every TTFT are harness.\n\n![TTFT p50 against request rate](fleet-chart.png)\n\n")
 	for _, s := range r.Settings {
 		fmt.Fprintf(&b, "- %s\n", s)

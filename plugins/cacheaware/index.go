@@ -138,13 +138,15 @@ func (x *index) record(pool string, hs []uint64, endpoint string, from, min int)
 	}
 }
 
-// session returns the endpoint the session (hashed) last went to.
-func (x *index) session(pool string, h uint64) (string, bool) {
+// session returns the endpoint the session (hashed) last went to: the
+// address string of that endpoint in eps when it is there (as matchIn).
+func (x *index) session(pool string, h uint64, eps []endpoint) (string, bool) {
 	v, ok := x.kv.get(x.keyFor(pool, 's', h))
-	endpoint := string(v)
-	if ok {
-		x.kv.release(v)
+	if !ok {
+		return "", false
 	}
+	endpoint := addrIn(eps, v)
+	x.kv.release(v)
 	return endpoint, endpoint != ""
 }
 

@@ -214,12 +214,13 @@ func TestIndexExpiryAndEviction(t *testing.T) {
 
 func TestSessionIndex(t *testing.T) {
 	x := newIndex(newMapStore(100, 0))
-	if _, ok := x.session("p", 7); ok {
+	if _, ok := x.session("p", 7, nil); ok {
 		t.Fatal("unknown session found")
 	}
 	x.recordSession("p", 7, "e2")
-	if ep, ok := x.session("p", 7); !ok || ep != "e2" {
-		t.Fatalf("session: %q %v", ep, ok)
+	known := []endpoint{{addr: strings.Clone("e2")}}
+	if ep, ok := x.session("p", 7, known); !ok || ep != "e2" || unsafe.StringData(ep) != unsafe.StringData(known[0].addr) {
+		t.Fatalf("session: %q %v, not the endpoint's own string", ep, ok)
 	}
 }
 

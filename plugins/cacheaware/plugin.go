@@ -266,7 +266,7 @@ func (p *plugin) route(s *stream, size int) bool {
 	var sessHash uint64
 	if sess != "" {
 		sessHash = prompthash.Mix(seed, []byte(sess))
-		c.sessionOwner, _ = p.idx.session(name, sessHash)
+		c.sessionOwner, _ = p.idx.session(name, sessHash, eps)
 	}
 	if !p.s.prefers(c) {
 		p.idx.loadStarts(name, eps) // this request starts a prefix

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-proxy/sluice/proxy/internal/jsonspan"
 	"github.com/sluice-proxy/sluice/proxy/upstream"
@@ -295,6 +296,18 @@ func (ex *Exchange) SetEndpoint(spec string) error {
 		}
 	}
 	return &unknownEndpointError{spec: spec}
+}
+
+// SetEndpointBytes is SetEndpoint for a spec in a buffer the caller
+// reuses (a Wasm guest's memory): it keeps no reference to spec and
+// copies it only into the error when it fails, so that a routing plugin
+// costs the host no allocation per request.
+func (ex *Exchange) SetEndpointBytes(spec []byte) error {
+	err := ex.SetEndpoint(unsafe.String(unsafe.SliceData(spec), len(spec)))
+	if e, ok := err.(*unknownEndpointError); ok {
+		e.spec = strings.Clone(e.spec)
+	}
+	return err
 }
 
 // unknownEndpointError names what SetEndpoint refused.

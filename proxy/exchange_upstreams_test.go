@@ -243,6 +243,19 @@ func TestServerNewExchange(t *testing.T) {
 	if err := ex.SetEndpoint(strings.TrimPrefix(b.URL, "http://")); err != nil || ex.Upstream() != "llm" {
 		t.Errorf("SetEndpoint: %v, upstream %q; want nil, llm", err, ex.Upstream())
 	}
+	// SetEndpointBytes: the same, from a buffer the caller then reuses;
+	// the error keeps its own copy of what was refused.
+	ex = srv.NewExchange()
+	buf := []byte("nope:1")
+	err = ex.SetEndpointBytes(buf)
+	copy(buf, "XXXXXX")
+	if !errors.Is(err, ErrUnknownEndpoint) || !strings.Contains(err.Error(), `"nope:1"`) {
+		t.Errorf("SetEndpointBytes of an unknown endpoint: %v, want ErrUnknownEndpoint naming \"nope:1\"", err)
+	}
+	buf = []byte(strings.TrimPrefix(a.URL, "http://"))
+	if err := ex.SetEndpointBytes(buf); err != nil || ex.Upstream() != "llm" {
+		t.Errorf("SetEndpointBytes: %v, upstream %q; want nil, llm", err, ex.Upstream())
+	}
 	if ex.MaxConcurrentRequests() != int64(cfg.MaxConcurrentRequests) {
 		t.Errorf("MaxConcurrentRequests %d, want the config's %d", ex.MaxConcurrentRequests(), cfg.MaxConcurrentRequests)
 	}

@@ -95,3 +95,31 @@ func TestMetricHostCallAllocations(t *testing.T) {
 		t.Errorf("%v allocations per round of metric calls, want 0", allocs)
 	}
 }
+
+// TestSetEndpointAllocations checks that setting sluice.endpoint, which a
+// routing plugin does on every request, allocates nothing on the host:
+// the address is read in place in the guest's memory.
+func TestSetEndpointAllocations(t *testing.T) {
+	srv, err := proxy.NewServer(proxy.NewConfig().WithUpstream("llm", "http://127.0.0.1:1", "http://127.0.0.1:2"), proxy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	s := &stream{ex: srv.NewExchange()}
+	name, value := []byte("sluice.endpoint"), []byte("127.0.0.1:2,127.0.0.1:1")
+	if lookupProperty(name) != propEndpoint {
+		t.Fatal("sluice.endpoint is not the endpoint property")
+	}
+	var p Plugin
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := s.ex.SetEndpoint(""); err != nil {
+			t.Fatal(err)
+		}
+		if st := p.setProperty(s, propEndpoint, name, value); st != statusOK {
+			t.Fatalf("set sluice.endpoint: status %d", st)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per sluice.endpoint set, want 0", allocs)
+	}
+}

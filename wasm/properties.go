@@ -281,7 +281,7 @@ func (p *Plugin) setProperty(s *stream, prop property, name, value []byte) statu
 		}
 		return statusOK
 	case propEndpoint:
-		if err := s.ex.SetEndpoint(string(value)); err != nil {
+		if err := s.ex.SetEndpointBytes(value); err != nil {
 			if errors.Is(err, proxy.ErrUnknownEndpoint) || errors.Is(err, proxy.ErrEndpointChosen) {
 				return statusBadArgument
 			}

@@ -3,6 +3,8 @@ package proxy
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/sluice-proxy/sluice/proxy/upstream"
 )
 
 // AppendPoolLoads appends to dst the loads of one pool in a binary form
@@ -20,31 +22,74 @@ import (
 // Values are read one by one, so a snapshot under load is approximate.
 // It allocates only when dst must grow.
 func (ex *Exchange) AppendPoolLoads(dst, pool []byte) []byte {
-	ps := ex.pools
-	if ps == nil {
-		return appendLenPrefixed(dst, pool)
-	}
-	p := ps.ByName(string(pool))
-	if len(pool) == 0 {
-		if list := ps.List(); len(list) == 1 {
-			p = list[0]
+	return ex.appendPoolLoads(dst, pool, LoadQueueDepth+1, false)
+}
+
+// Fields of AppendEndpointLoads' endpoints, in order.
+const (
+	LoadInFlight     = iota // requests in flight through the proxy
+	LoadQueueDepth          // the engine's scraped queue depth (0: not scraped)
+	LoadKVCacheUsage        // the engine's scraped KV-cache usage, 0–1 (0: not scraped)
+	NumLoadFields
+)
+
+// AppendEndpointLoads is AppendPoolLoads with a field count after the
+// pool's name and NumLoadFields figures per endpoint, in the order of the
+// Load constants (sluice.endpoint_loads):
+//
+//	u32 name length, the pool's name
+//	u32 F, the number of f64 fields per endpoint
+//	per endpoint in rotation: u32 address length, the address, F × f64
+//
+// A reader takes the fields it knows and skips the rest, so a later
+// version may append fields.
+func (ex *Exchange) AppendEndpointLoads(dst, pool []byte) []byte {
+	return ex.appendPoolLoads(dst, pool, NumLoadFields, true)
+}
+
+// appendPoolLoads appends the first fields Load figures of each endpoint
+// of the pool, after the field count when counted.
+func (ex *Exchange) appendPoolLoads(dst, pool []byte, fields int, counted bool) []byte {
+	var p *upstream.Pool
+	if ps := ex.pools; ps != nil {
+		p = ps.ByName(string(pool))
+		if len(pool) == 0 {
+			if list := ps.List(); len(list) == 1 {
+				p = list[0]
+			}
 		}
 	}
 	if p == nil {
-		return appendLenPrefixed(dst, pool)
+		dst = appendLenPrefixed(dst, pool)
+	} else {
+		dst = appendLenPrefixed(dst, p.Name())
 	}
-	dst = appendLenPrefixed(dst, p.Name())
+	if counted {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(fields))
+	}
+	if p == nil {
+		return dst
+	}
 	for _, ep := range p.Endpoints() {
 		if !ep.Up() {
 			continue
 		}
 		dst = appendLenPrefixed(dst, ep.Addr)
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(float64(ep.InFlight())))
-		q := ep.QueueDepth()
-		if math.IsNaN(q) || math.IsInf(q, 0) || q < 0 {
-			q = 0
+		for f := range fields {
+			var v float64
+			switch f {
+			case LoadInFlight:
+				v = float64(ep.InFlight())
+			case LoadQueueDepth:
+				v = ep.QueueDepth()
+			case LoadKVCacheUsage:
+				v = ep.KVCacheUsage()
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				v = 0
+			}
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
 		}
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(q))
 	}
 	return dst
 }

@@ -9,15 +9,24 @@ import (
 	"github.com/sluice-proxy/sluice/proxy/proxytest"
 )
 
-// poolLoad is one endpoint of AppendPoolLoads' answer.
+// poolLoad is one endpoint of AppendPoolLoads' or AppendEndpointLoads'
+// answer.
 type poolLoad struct {
-	addr              string
-	inFlight, waiting float64
+	addr                  string
+	inFlight, waiting, kv float64
 }
 
 // decodePoolLoads splits AppendPoolLoads' answer, failing t on a
 // malformed one.
 func decodePoolLoads(t *testing.T, b []byte) (string, []poolLoad) {
+	t.Helper()
+	return decodeLoads(t, b, false)
+}
+
+// decodeLoads splits AppendPoolLoads' answer or, when counted,
+// AppendEndpointLoads' (which must carry NumLoadFields fields), failing
+// t on a malformed one.
+func decodeLoads(t *testing.T, b []byte, counted bool) (string, []poolLoad) {
 	t.Helper()
 	field := func() string {
 		if len(b) < 4 || uint64(binary.LittleEndian.Uint32(b)) > uint64(len(b)-4) {
@@ -29,15 +38,25 @@ func decodePoolLoads(t *testing.T, b []byte) (string, []poolLoad) {
 		return s
 	}
 	name := field()
+	fields := 2
+	if counted {
+		if len(b) < 4 || binary.LittleEndian.Uint32(b) != NumLoadFields {
+			t.Fatalf("no field count of %d after the name: %x", NumLoadFields, b)
+		}
+		fields, b = NumLoadFields, b[4:]
+	}
 	var eps []poolLoad
 	for len(b) > 0 {
 		e := poolLoad{addr: field()}
-		if len(b) < 16 {
+		if len(b) < 8*fields {
 			t.Fatalf("truncated endpoint %q", e.addr)
 		}
 		e.inFlight = math.Float64frombits(binary.LittleEndian.Uint64(b))
 		e.waiting = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
-		b = b[16:]
+		if counted {
+			e.kv = math.Float64frombits(binary.LittleEndian.Uint64(b[8*LoadKVCacheUsage:]))
+		}
+		b = b[8*fields:]
 		eps = append(eps, e)
 	}
 	return name, eps
@@ -85,8 +104,34 @@ func TestAppendPoolLoads(t *testing.T) {
 	}
 }
 
+// TestAppendEndpointLoads: AppendPoolLoads' answer with a field count
+// and each endpoint's scraped KV-cache usage, for the same pools.
+func TestAppendEndpointLoads(t *testing.T) {
+	a := startUpstreams(t, 3, proxytest.Options{})
+	_ = a[1].SetEngineMetrics(proxytest.EngineMetrics{Engine: proxytest.EngineVLLM, Waiting: 4, KVCacheUsage: 0.25})
+	cfg := NewConfig().WithUpstreamConfig(UpstreamConfig{Name: "llm", Endpoints: urlsOf(a), MetricsPath: "/metrics",
+		ScrapeInterval: Duration(20 * 1e6)})
+	srv := startProxy(t, cfg, Options{})
+	waitFor(t, "scrape", func() bool { return srv.pools.List()[0].Endpoints()[1].KVCacheUsage() == 0.25 })
+	srv.pools.List()[0].Endpoints()[2].SetActive(false)
+	ex := srv.NewExchange()
+	for _, asked := range []string{"llm", ""} {
+		name, eps := decodeLoads(t, ex.AppendEndpointLoads(nil, []byte(asked)), true)
+		if name != "llm" || len(eps) != 2 || eps[0].addr != a[0].Addr || eps[1].addr != a[1].Addr ||
+			eps[1].waiting != 4 || eps[1].kv != 0.25 || eps[0].kv != 0 || eps[0].inFlight != 0 {
+			t.Fatalf("asked %q: %q %+v", asked, name, eps)
+		}
+	}
+	if name, eps := decodeLoads(t, ex.AppendEndpointLoads(nil, []byte("nope")), true); name != "nope" || len(eps) != 0 {
+		t.Fatalf("unknown pool: %q %+v", name, eps)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = ex.AppendEndpointLoads(make([]byte, 0, 256), []byte("llm")) }); n > 1 {
+		t.Errorf("AppendEndpointLoads allocates %v times (the buffer only)", n)
+	}
+}
+
 // FuzzAppendPoolLoads: any pool name a guest passes gives a well-formed
-// answer naming that pool, or the only pool for "".
+// answer naming that pool, or the only pool for "", in both forms.
 func FuzzAppendPoolLoads(f *testing.F) {
 	up := proxytest.NewServer(proxytest.Options{})
 	defer up.Close()
@@ -100,14 +145,20 @@ func FuzzAppendPoolLoads(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("\xff\x00llm"))
 	f.Fuzz(func(t *testing.T, pool []byte) {
-		name, eps := decodePoolLoads(t, ex.AppendPoolLoads(nil, pool))
-		switch {
-		case len(pool) == 0 || string(pool) == "llm":
-			if name != "llm" || len(eps) != 1 {
-				t.Fatalf("pool %q: %q %+v", pool, name, eps)
+		for _, counted := range []bool{false, true} {
+			answer := ex.AppendPoolLoads(nil, pool)
+			if counted {
+				answer = ex.AppendEndpointLoads(nil, pool)
 			}
-		case name != string(pool) || len(eps) != 0:
-			t.Fatalf("unknown pool %q: %q %+v", pool, name, eps)
+			name, eps := decodeLoads(t, answer, counted)
+			switch {
+			case len(pool) == 0 || string(pool) == "llm":
+				if name != "llm" || len(eps) != 1 {
+					t.Fatalf("pool %q: %q %+v", pool, name, eps)
+				}
+			case name != string(pool) || len(eps) != 0:
+				t.Fatalf("unknown pool %q: %q %+v", pool, name, eps)
+			}
 		}
 	})
 }

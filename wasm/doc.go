@@ -373,6 +373,12 @@
 //	                                                 LE address length, address,
 //	                                                 f64 LE in flight, f64 LE
 //	                                                 queue depth
+//	sluice.endpoint_loads  as upstream_loads         the same, with u32 LE F (the
+//	                                                 f64 fields per endpoint, now
+//	                                                 3) after the name, and the
+//	                                                 engine's KV-cache usage (0–1)
+//	                                                 third; readers skip fields
+//	                                                 they do not know
 //	sluice.now_unix_nano   none                      8 bytes, little-endian Unix ns
 //	sluice.sha256          the bytes to hash         32-byte SHA-256 digest
 //	sluice.random_bytes    n, u32 little-endian      n random bytes (1–4096)

@@ -415,6 +415,11 @@ func TestE2EForeignFunctions(t *testing.T) {
 	if got := ffi("sluice.upstream_loads", strings.Repeat("p", maxPoolNameArg+1)); got != "sdk: proxy_call_foreign_function: BAD_ARGUMENT" {
 		t.Errorf("upstream_loads of a %d-byte name: %q", maxPoolNameArg+1, got)
 	}
+	// sluice.endpoint_loads: the same with a field count (proxy's
+	// TestAppendEndpointLoads).
+	if loads, _ := hex.DecodeString(ffi("sluice.endpoint_loads", "a")); len(loads) < 5+4+4+24 || string(loads[:9]) != "\x01\x00\x00\x00a\x03\x00\x00\x00" {
+		t.Errorf("sluice.endpoint_loads(a) = %q", loads)
+	}
 	if got := ffi("sluice.now_unix_nano", "x"); got != "sdk: proxy_call_foreign_function: BAD_ARGUMENT" {
 		t.Errorf("arguments to now_unix_nano: %q", got)
 	}

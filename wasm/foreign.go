@@ -26,6 +26,7 @@ const maxRandomBytes = 4096
 var foreignFuncs = map[string]foreignFunc{
 	"sluice.upstream_stats": foreignUpstreamStats,
 	"sluice.upstream_loads": foreignUpstreamLoads,
+	"sluice.endpoint_loads": foreignEndpointLoads,
 	"sluice.now_unix_nano":  foreignNowUnixNano,
 	"sluice.sha256":         foreignSHA256,
 	"sluice.random_bytes":   foreignRandomBytes,
@@ -44,7 +45,8 @@ func foreignUpstreamStats(s *stream, args, dst []byte) ([]byte, status) {
 	return s.ex.AppendUpstreamsJSON(dst), statusOK
 }
 
-// maxPoolNameArg bounds sluice.upstream_loads' argument.
+// maxPoolNameArg bounds the argument of sluice.upstream_loads and
+// sluice.endpoint_loads.
 const maxPoolNameArg = 1024
 
 // foreignUpstreamLoads returns one pool's loads in binary
@@ -58,6 +60,17 @@ func foreignUpstreamLoads(s *stream, args, dst []byte) ([]byte, status) {
 		return nil, statusBadArgument
 	}
 	return s.ex.AppendPoolLoads(dst, args), statusOK
+}
+
+// foreignEndpointLoads is foreignUpstreamLoads with a field count and
+// each endpoint's scraped KV-cache usage (Exchange.AppendEndpointLoads),
+// for pickers that weigh more than the queues (queuepicker). Same
+// argument and context.
+func foreignEndpointLoads(s *stream, args, dst []byte) ([]byte, status) {
+	if s == nil || len(args) > maxPoolNameArg {
+		return nil, statusBadArgument
+	}
+	return s.ex.AppendEndpointLoads(dst, args), statusOK
 }
 
 // foreignNowUnixNano returns the wall clock as 8 bytes little-endian Unix

@@ -310,6 +310,9 @@ func BenchmarkPluginHot8KiB(b *testing.B) {
 		// the system prompt.
 		{"cacheaware-hits", pluginPkg, "", func(n int) (int, int) { return 0, n }},
 		{"baseline-headers", "plugins/headers", headersConfig, pairs},
+		// Another routing plugin, for comparison: it ranks the pool's
+		// endpoints by their loads on every request.
+		{"queuepicker", "plugins/queuepicker", "", pairs},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchPluginLoop(b, c, false) })
 	}
@@ -329,6 +332,7 @@ func BenchmarkPluginCold8KiB(b *testing.B) {
 	for _, c := range []hotCase{
 		{"cacheaware", pluginPkg, "", pairs},
 		{"baseline-headers", "plugins/headers", headersConfig, pairs},
+		{"queuepicker", "plugins/queuepicker", "", pairs},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchPluginLoop(b, c, true) })
 	}

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/plugins/internal/config"
@@ -113,7 +114,7 @@ func (p *picker) poolFor(chosen string, s *upstreams.Snapshot) string {
 
 // score is the endpoint's load; lower is better. Negative or non-finite
 // inputs (which a host should not send) count as 0.
-func (p *picker) score(e upstreams.Endpoint) float64 {
+func (p *picker) score(e upstreams.Load) float64 {
 	return p.wq*clean(e.QueueDepth) + p.wi*clean(e.InFlight) + p.wkv*clean(e.KVCacheUsage)
 }
 
@@ -124,39 +125,51 @@ func clean(v float64) float64 {
 	return 0
 }
 
-// pick returns up to maxEndpoints healthy endpoints of the pool, lowest
-// score first, as a sluice.endpoint list ("a:1,b:2"); "" when the pool is
-// unknown or has no healthy endpoint. rnd breaks ties, so equally loaded
-// endpoints share the traffic.
-func (p *picker) pick(s *upstreams.Snapshot, pool string, rnd uint64) string {
-	eps := s.Pools[pool].Endpoints
-	type cand struct {
-		addr  string
-		score float64
-		tie   uint64
+// candidate is an endpoint being ranked.
+type candidate struct {
+	addr  string
+	score float64
+	tie   uint64
+}
+
+// byRank orders candidates by score, then by tie-break, then by address.
+func byRank(a, b candidate) int {
+	switch {
+	case a.score != b.score:
+		return cmp.Compare(a.score, b.score)
+	case a.tie != b.tie:
+		return cmp.Compare(a.tie, b.tie)
 	}
-	cands := make([]cand, 0, len(eps))
-	for addr, e := range eps {
-		if !e.Healthy || addr == "" || strings.ContainsAny(addr, ", ") {
+	return strings.Compare(a.addr, b.addr)
+}
+
+// appendPick appends to dst up to maxEndpoints of the endpoints eps (those
+// in rotation), lowest score first, as a sluice.endpoint list
+// ("a:1,b:2"); nothing when there is none. rnd breaks ties, so equally
+// loaded endpoints share the traffic. cands is scratch space, returned
+// for the next call, so that a pick allocates nothing.
+func (p *picker) appendPick(dst []byte, eps []upstreams.Load, rnd uint64, cands []candidate) ([]byte, []candidate) {
+	cands = cands[:0]
+	for _, e := range eps {
+		if e.Addr == "" || strings.ContainsAny(e.Addr, ", ") {
 			continue
 		}
-		cands = append(cands, cand{addr: addr, score: p.score(e), tie: tiebreak.Mix(rnd, addr)})
+		cands = append(cands, candidate{addr: e.Addr, score: p.score(e), tie: tiebreak.Mix(rnd, e.Addr)})
 	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].score != cands[j].score {
-			return cands[i].score < cands[j].score
-		}
-		if cands[i].tie != cands[j].tie {
-			return cands[i].tie < cands[j].tie
-		}
-		return cands[i].addr < cands[j].addr
-	})
-	var b strings.Builder
+	slices.SortFunc(cands, byRank)
 	for i := 0; i < len(cands) && i < p.maxEndpoints; i++ {
 		if i > 0 {
-			b.WriteByte(',')
+			dst = append(dst, ',')
 		}
-		b.WriteString(cands[i].addr)
+		dst = append(dst, cands[i].addr...)
 	}
-	return b.String()
+	return dst, cands
+}
+
+// pick is appendPick for the healthy endpoints of pool in a
+// sluice.upstreams snapshot, as a string; "" when the pool is unknown or
+// has no healthy endpoint.
+func (p *picker) pick(s *upstreams.Snapshot, pool string, rnd uint64) string {
+	list, _ := p.appendPick(nil, s.Loads(nil, pool), rnd, nil)
+	return string(list)
 }

@@ -116,7 +116,7 @@ func TestPoolFor(t *testing.T) {
 
 func TestScoreCleansInputs(t *testing.T) {
 	p, _ := parseConfig(nil)
-	if got := p.score(upstreams.Endpoint{QueueDepth: -5, InFlight: 2, KVCacheUsage: 0.5}); got != 7 {
+	if got := p.score(upstreams.Load{QueueDepth: -5, InFlight: 2, KVCacheUsage: 0.5}); got != 7 {
 		t.Errorf("score = %v, want 7", got)
 	}
 }
@@ -155,7 +155,7 @@ func FuzzPick(f *testing.F) {
 				t.Fatalf("list %q has %q: in pool %v, healthy %v, repeated %v", list, addr, ok, e.Healthy, seen[addr])
 			}
 			seen[addr] = true
-			if sc := p.score(e); sc < prev {
+			if sc := p.score(upstreams.Load{InFlight: e.InFlight, QueueDepth: e.QueueDepth, KVCacheUsage: e.KVCacheUsage}); sc < prev {
 				t.Fatalf("list %q is not sorted by score", list)
 			} else {
 				prev = sc

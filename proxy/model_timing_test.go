@@ -21,6 +21,8 @@ func modelBenchBodies() []struct{ name, body string } {
 	return []struct{ name, body string }{
 		{"chat", `{"model":"llama-3-8b","messages":[{"role":"user","content":"hi"}],"stream":false}`},
 		{"escaped", `{"messages":[{"role":"user","content":"a \"quoted\" word"}],"mod\u0065l":"ll\u0061ma","stream":true}`},
+		// An 8 KiB prompt of 80-byte lines, as a client escapes them.
+		{"text_8KiB", `{"model":"m","messages":[{"role":"user","content":"` + strings.Repeat(strings.Repeat("word ", 15)+`and a \"quote\".\n`, 8<<10/97) + `"}]}`},
 		{"long_1MiB", `{"messages":[{"role":"user","content":"` + strings.Repeat(`line \"q\"\n`, 1<<20/11) + `"}],"model":"m"}`},
 		{"tokens_64k", `{"prompt":[` + strings.Join(tokens, ",") + `],"model":"m","max_tokens":16}`},
 	}

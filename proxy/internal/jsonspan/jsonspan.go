@@ -175,35 +175,50 @@ func SkipWS(b []byte, i int) int {
 }
 
 // stringEnd returns the index just past the string starting at b[i]
-// (a '"'), and whether it contains escapes.
+// (a '"'), and whether it contains escapes. The next shortRun bytes are
+// read one by one (an escape-dense string finds its next quote or
+// backslash there, cheaper than a call); past them the next quote, and
+// then the backslashes before it, are found with bytes.IndexByte
+// (vectorised), and a quote is searched for again only once past the one
+// found. Each byte is read at most once for each, so a long string full
+// of escapes stays linear; a long prompt is read at ~2× a byte loop's
+// speed (BenchmarkFindModel).
 func stringEnd(b []byte, i int) (end int, escaped, ok bool) {
 	i++
+	q := -1 // the first '"' at or after i, once found by IndexByte
 	for i < len(b) {
-		j := indexQuoteOrBackslash(b[i:])
-		if j < 0 {
-			return 0, false, false
+		if q < i {
+			k, n := i, min(len(b), i+shortRun)
+			for k < n && b[k] != '"' && b[k] != '\\' {
+				k++
+			}
+			switch {
+			case k < n && b[k] == '"':
+				return k + 1, escaped, true
+			case k < n:
+				escaped = true
+				i = k + 2
+				continue
+			}
+			j := bytes.IndexByte(b[n:], '"')
+			if j < 0 {
+				return 0, false, false
+			}
+			i, q = n, n+j
 		}
-		i += j
-		if b[i] == '"' {
-			return i + 1, escaped, true
+		j := bytes.IndexByte(b[i:q], '\\')
+		if j < 0 {
+			return q + 1, escaped, true
 		}
 		escaped = true
-		i += 2
+		i += j + 2
 	}
 	return 0, false, false
 }
 
-// indexQuoteOrBackslash returns the index of the first '"' or '\\' in b,
-// or -1, in one pass (searching for each byte separately would make a
-// long string full of escapes quadratic).
-func indexQuoteOrBackslash(b []byte) int {
-	for i, c := range b {
-		if c == '"' || c == '\\' {
-			return i
-		}
-	}
-	return -1
-}
+// shortRun is how many bytes stringEnd reads one by one before it calls
+// bytes.IndexByte.
+const shortRun = 16
 
 // SkipValue returns the index just past the value starting at b[i]; false
 // when none starts there or it does not end. It counts brackets instead

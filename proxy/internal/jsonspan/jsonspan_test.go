@@ -191,3 +191,70 @@ func TestScanModelLinear(t *testing.T) {
 		t.Fatalf("scanning %d bytes took %s", len(body), d)
 	}
 }
+
+// stringEndNaive is stringEnd one byte at a time, the reference.
+func stringEndNaive(b []byte, i int) (end int, escaped, ok bool) {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1, escaped, true
+		case '\\':
+			escaped = true
+			i++
+		}
+	}
+	return 0, false, false
+}
+
+// TestStringEnd: stringEnd agrees with the byte-by-byte reference on
+// every string of up to 9 bytes over {a, ", \\} after an opening quote
+// (escaped quotes and backslashes, an escape at the end, no closing
+// quote), and on long ones.
+func TestStringEnd(t *testing.T) {
+	alphabet := []byte{'a', '"', '\\'}
+	var gen func(prefix []byte, n int)
+	gen = func(prefix []byte, n int) {
+		b := append([]byte{'"'}, prefix...)
+		e1, x1, ok1 := stringEnd(b, 0)
+		e2, x2, ok2 := stringEndNaive(b, 0)
+		if e1 != e2 || x1 != x2 || ok1 != ok2 {
+			t.Fatalf("%q: (%d, %v, %v), want (%d, %v, %v)", b, e1, x1, ok1, e2, x2, ok2)
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			gen(append(prefix[:len(prefix):len(prefix)], c), n-1)
+		}
+	}
+	gen(nil, 9)
+	for _, s := range []string{
+		`"` + strings.Repeat("x", 5000) + `"`,
+		`"` + strings.Repeat(`a"`, 3000) + `" tail "`,
+		`"` + strings.Repeat(`\`, 3000) + `"`,
+		`"` + strings.Repeat(`\`, 3000) + `"`,
+	} {
+		e1, x1, ok1 := stringEnd([]byte(s), 0)
+		e2, x2, ok2 := stringEndNaive([]byte(s), 0)
+		if e1 != e2 || x1 != x2 || ok1 != ok2 {
+			t.Fatalf("%d-byte string: (%d, %v, %v), want (%d, %v, %v)", len(s), e1, x1, ok1, e2, x2, ok2)
+		}
+	}
+}
+
+func FuzzStringEnd(f *testing.F) {
+	f.Add([]byte(`"ab\"c\\"d"`))
+	f.Add([]byte(`"\`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for i := range b {
+			if b[i] != '"' {
+				continue
+			}
+			e1, x1, ok1 := stringEnd(b, i)
+			e2, x2, ok2 := stringEndNaive(b, i)
+			if e1 != e2 || x1 != x2 || ok1 != ok2 {
+				t.Fatalf("%q from %d: (%d, %v, %v), want (%d, %v, %v)", b, i, e1, x1, ok1, e2, x2, ok2)
+			}
+		}
+	})
+}

@@ -14,7 +14,9 @@
 // With -fleet it runs the routing-quality benchmark instead (fleet.go):
 // simulated inference engines behind Sluice, every load-balancing policy
 // and routing plugin, writing fleet-latest.md, fleet-latest.json and
-// fleet-chart.png.
+// fleet-chart.png. With -plugin-cost it measures what each routing
+// plugin's callbacks cost per request in a Sluice loaded by wrk
+// (plugincost.go), writing plugincost-latest.md.
 package main
 
 import (
@@ -59,6 +61,8 @@ type options struct {
 	wantsWrkBench bool
 	fleet         bool         // run the fleet benchmark (fleet.go) instead
 	fleetOpts     fleetOptions // its -fleet-* flags
+	pluginCost    bool         // run the plugin-cost benchmark (plugincost.go) instead
+	costConns     []int        // its connection counts
 }
 
 // contenderNames lists every contender, in table order.
@@ -92,6 +96,8 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keepTmp, "keep-tmp", false, "keep the scratch directory (configs, binaries) for inspection")
 	fs.BoolVar(&o.fleet, "fleet", false, "run the routing-quality benchmark (simulated engines behind Sluice, every lb_policy and routing plugin) instead")
 	fleetDone := fleetFlags(fs)
+	fs.BoolVar(&o.pluginCost, "plugin-cost", false, "run the plugin-cost benchmark (each routing plugin's callback time per request in a Sluice loaded by wrk with 8 KiB chat bodies) instead")
+	costConns := fs.String("plugin-cost-conns", "1,8,32", "comma-separated wrk connection counts for -plugin-cost")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -128,6 +134,12 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.streams, err = parseInts("-streams", *streams); err != nil {
 		return o, err
+	}
+	if o.costConns, err = parseInts("-plugin-cost-conns", *costConns); err != nil {
+		return o, err
+	}
+	if o.fleet && o.pluginCost {
+		return o, errors.New("benchmarks: -fleet and -plugin-cost exclude each other")
 	}
 	if *filter != "" {
 		for _, n := range strings.Split(*filter, ",") {
@@ -291,11 +303,14 @@ func run(o options) int {
 	defer stopSignals()
 
 	bench := func() error { return runBench(ctx, o, procs) }
-	if o.fleet {
+	switch {
+	case o.fleet:
 		bench = func() error {
 			_, err := runFleet(ctx, o.fleetOpts, o.repo, o.out, o.commandLine, procs)
 			return err
 		}
+	case o.pluginCost:
+		bench = func() error { return runPluginCost(ctx, o, procs) }
 	}
 	if err := bench(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

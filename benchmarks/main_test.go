@@ -19,6 +19,9 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if !o.selected(kindNginx) {
 		t.Fatal("no filter must select everything")
 	}
+	if o.pluginCost || !slices.Equal(o.costConns, []int{1, 8, 32}) {
+		t.Fatalf("plugin-cost defaults %v %v", o.pluginCost, o.costConns)
+	}
 	o, err = parseFlags([]string{"-rounds", "3", "-duration", "2s", "-conns", "10, 20", "-contenders", "nginx,sluice", "-stream-only"})
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +54,8 @@ func TestParseFlagsRejects(t *testing.T) {
 	f("-port-base", "-port-base", "80")
 	f("unexpected arguments", "extra")
 	f("-stream-tokens", "-stream-tokens", "0")
+	f("exclude each other", "-fleet", "-plugin-cost")
+	f(`"0" is not a positive integer`, "-plugin-cost-conns", "1,0")
 }
 
 func TestMissingToolsMessage(t *testing.T) {

@@ -173,16 +173,17 @@ func parseWrkDuration(s string) (time.Duration, error) {
 	return 0, fmt.Errorf("time %q has no unit (us, ms, s, m, h)", s)
 }
 
-// runWrk runs `wrk -t1 -c<conns> -d<duration> --latency url`, prefixed with
-// the CPU pinning in pin (empty: none), and parses its output. The run is
-// bounded by duration plus a margin and by ctx.
-func runWrk(ctx context.Context, pin []string, conns int, duration time.Duration, url string) (WrkResult, string, error) {
+// runWrk runs `wrk -t1 -c<conns> -d<duration> --latency [extra...] url`,
+// prefixed with the CPU pinning in pin (empty: none), and parses its
+// output. The run is bounded by duration plus a margin and by ctx.
+func runWrk(ctx context.Context, pin []string, conns int, duration time.Duration, url string, extra ...string) (WrkResult, string, error) {
 	secs := int(math.Ceil(duration.Seconds()))
 	if secs < 1 {
 		secs = 1
 	}
 	args := append(append([]string{}, pin...), "wrk", "-t1", "-c"+strconv.Itoa(conns),
-		"-d"+strconv.Itoa(secs)+"s", "--timeout", "5s", "--latency", url)
+		"-d"+strconv.Itoa(secs)+"s", "--timeout", "5s", "--latency")
+	args = append(append(args, extra...), url)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -195,6 +196,11 @@ func runWrk(ctx context.Context, pin []string, conns int, duration time.Duration
 			return WrkResult{}, line, fmt.Errorf("benchmarks: %s: %w", line, ctx.Err())
 		}
 		return WrkResult{}, line, fmt.Errorf("benchmarks: %s: %w: %s", line, err, tail(stderr.String(), 400))
+	}
+	if len(extra) > 0 && strings.TrimSpace(stderr.String()) != "" {
+		// A script wrk cannot load is reported on stderr, and wrk then
+		// sends its default GET instead of failing.
+		return WrkResult{}, line, fmt.Errorf("benchmarks: %s: %s", line, tail(stderr.String(), 400))
 	}
 	r, err := ParseWrk(out.String())
 	if err != nil {

@@ -33,10 +33,11 @@ type pluginCostCase struct {
 	Config any    // its configuration; nil for its defaults
 }
 
-// pluginCostCases are the plugins measured, in table order: the fixed
-// cost of a Go guest (a plugin that adds a header), then the routing
-// plugins.
+// pluginCostCases are the plugins measured, in table order: none (what
+// Sluice itself costs per request), the fixed cost of a Go guest (a
+// plugin that adds a header), then the routing plugins.
 var pluginCostCases = []pluginCostCase{
+	{Plugin: ""}, // none: Sluice's own cost
 	{Plugin: "headers", Config: map[string]any{"request": map[string]any{"add": map[string]string{"x-bench": "1"}}}},
 	{Plugin: "queuepicker"},
 	{Plugin: "cacheaware"},
@@ -106,7 +107,7 @@ func pluginCostNginx(dir string, ports []int) string {
 }
 
 // pluginCostYAML renders Sluice's configuration: one pool of the nginx
-// servers, the plugin, metrics on, no access log.
+// servers, the plugin (none for c.Plugin ""), no access log.
 func pluginCostYAML(port int, endpoints []int, c pluginCostCase, wasm, cacheDir string) ([]byte, error) {
 	up := sluiceUpstream{Name: "llm"}
 	for _, p := range endpoints {
@@ -114,8 +115,11 @@ func pluginCostYAML(port int, endpoints []int, c pluginCostCase, wasm, cacheDir 
 	}
 	cfg := sluiceConfig{
 		Hostname: "127.0.0.1", Port: port, MaxConcurrentRequests: 4096, MaxBatchSize: 1024,
-		Upstreams: []sluiceUpstream{up}, Log: sluiceLog{Level: "warn"}, PluginCacheDir: cacheDir,
-		Plugins: []sluicePlugin{{Name: c.Plugin, Path: wasm, Config: c.Config}},
+		Upstreams: []sluiceUpstream{up}, Log: sluiceLog{Level: "warn"},
+	}
+	if c.Plugin != "" {
+		cfg.PluginCacheDir = cacheDir
+		cfg.Plugins = []sluicePlugin{{Name: c.Plugin, Path: wasm, Config: c.Config}}
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -217,18 +221,20 @@ func runPluginCost(ctx context.Context, o options, procs *procSet) error {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	var rows []pluginCostRow
 	for _, c := range pluginCostCases {
-		if !hasGoFiles(filepath.Join(repo, "plugins", c.Plugin)) {
-			continue
-		}
-		wasm, err := buildFleetPlugin(ctx, repo, tmp, c.Plugin)
-		if err != nil {
-			return err
+		var wasm string
+		if c.Plugin != "" {
+			if !hasGoFiles(filepath.Join(repo, "plugins", c.Plugin)) {
+				continue
+			}
+			if wasm, err = buildFleetPlugin(ctx, repo, tmp, c.Plugin); err != nil {
+				return err
+			}
 		}
 		y, err := pluginCostYAML(port, endpoints, c, wasm, filepath.Join(tmp, "plugin-cache"))
 		if err != nil {
 			return err
 		}
-		path := filepath.Join(tmp, c.Plugin+".yaml")
+		path := filepath.Join(tmp, "plugin-"+c.Plugin+".yaml")
 		if err := os.WriteFile(path, y, 0o644); err != nil {
 			return fmt.Errorf("benchmarks: %w", err)
 		}
@@ -237,7 +243,7 @@ func runPluginCost(ctx context.Context, o options, procs *procSet) error {
 			if err != nil {
 				return err
 			}
-			logf("benchmarks: plugin-cost %-12s c=%-3d %8.0f req/s  plugin %6.1f µs/req  sluice %6.1f µs/req  busy %3.0f %%  errors %d",
+			logf("benchmarks: plugin-cost %-12q c=%-3d %8.0f req/s  plugin %6.1f µs/req  sluice %6.1f µs/req  busy %3.0f %%  errors %d",
 				row.Plugin, row.Conns, row.ReqPerSec, row.PluginUs, row.SluiceUs, 100*row.Busy, row.Errors)
 			rows = append(rows, row)
 		}
@@ -290,10 +296,10 @@ func pluginCostRun(ctx context.Context, procs *procSet, bin, path, script, base 
 	return row, nil
 }
 
-// pluginCostMarkdown is the report.
+// pluginCostMarkdown is the report; commit is gitRev's " at commit …".
 func pluginCostMarkdown(rows []pluginCostRow, date time.Time, command, commit, layout string, d time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Plugin cost in a loaded Sluice\n\n%s UTC, commit `%s`:\n\n```sh\n%s\n```\n\n",
+	fmt.Fprintf(&b, "# Plugin cost in a loaded Sluice\n\n%s UTC%s:\n\n```sh\n%s\n```\n\n",
 		date.UTC().Format("2006-01-02 15:04"), commit, command)
 	fmt.Fprintf(&b, "Sluice (GOMAXPROCS=1) in front of a pool of %d nginx servers (`return 200`); wrk posts "+
 		"8 KiB chat bodies, a new conversation then its next question, for %v per row after a 1 s warm-up, "+
@@ -302,7 +308,11 @@ func pluginCostMarkdown(rows []pluginCostRow, date time.Time, command, commit, l
 		"(user and system) per request; **busy** its CPU time over the run (100 %% = its core).\n\n", pluginCostEndpoints, d, layout)
 	b.WriteString("| plugin | connections | req/s | plugin µs/req | Sluice µs/req | busy | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.1f | %.1f | %.0f %% | %d |\n", r.Plugin, r.Conns, r.ReqPerSec, r.PluginUs, r.SluiceUs, 100*r.Busy, r.Errors)
+		name, plugin := r.Plugin, fmt.Sprintf("%.1f", r.PluginUs)
+		if name == "" {
+			name, plugin = "none", "—"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %.1f | %.0f %% | %d |\n", name, r.Conns, r.ReqPerSec, plugin, r.SluiceUs, 100*r.Busy, r.Errors)
 	}
 	return b.String()
 }

@@ -118,7 +118,7 @@ func TestPluginCostOf(t *testing.T) {
 }
 
 func TestPluginCostConfigs(t *testing.T) {
-	y, err := pluginCostYAML(18080, []int{18081, 18082}, pluginCostCases[0], "/x/headers.wasm", "/x/cache")
+	y, err := pluginCostYAML(18080, []int{18081, 18082}, pluginCostCases[1], "/x/headers.wasm", "/x/cache")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,13 +130,17 @@ func TestPluginCostConfigs(t *testing.T) {
 		len(cfg.Plugins) != 1 || cfg.Plugins[0].Path != "/x/headers.wasm" || cfg.Plugins[0].Config == nil || cfg.Port != 18080 {
 		t.Fatalf("config %+v", cfg)
 	}
+	if y, err = pluginCostYAML(18080, []int{18081}, pluginCostCase{}, "", "/x/cache"); err != nil || strings.Contains(string(y), "plugins") {
+		t.Fatalf("without a plugin: %v\n%s", err, y)
+	}
 	conf := pluginCostNginx("/tmp/d", []int{18081, 18082})
 	if strings.Count(conf, "listen 127.0.0.1:") != 2 || strings.Count(conf, "{") != strings.Count(conf, "}") {
 		t.Fatalf("nginx.conf:\n%s", conf)
 	}
 	md := pluginCostMarkdown([]pluginCostRow{{Plugin: "cacheaware", Conns: 8, ReqPerSec: 7000, PluginUs: 42.25, SluiceUs: 140, Busy: 0.98}},
 		time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC), "go run ./benchmarks -plugin-cost", "abc", "layout", 5*time.Second)
-	if !strings.Contains(md, "| cacheaware | 8 | 7000 | 42.2 | 140.0 | 98 % | 0 |") {
+	if !strings.Contains(md, "| cacheaware | 8 | 7000 | 42.2 | 140.0 | 98 % | 0 |") ||
+		!strings.Contains(pluginCostMarkdown([]pluginCostRow{{Conns: 1}}, time.Now(), "", "", "", time.Second), "| none | 1 | 0 | — |") {
 		t.Fatalf("report:\n%s", md)
 	}
 }

@@ -28,7 +28,7 @@ type endpoint struct {
 	addr   string
 	load   float64 // requests in flight through the proxy + engine queue depth
 	picks  uint32  // this instance's recent picks of it (poolSnapshot.picked)
-	starts uint32  // prefixes started on it (index.loadStarts; 0 unless loaded)
+	starts float32 // prefixes started on it, decayed (index.loadStarts; 0 unless loaded)
 	tie    uint64  // decide's tie-breaking key for this request
 	id     uint64  // endpointID(addr), set by loadCache.put; 0: not yet
 }

@@ -131,14 +131,14 @@ func TestDecideFewestStarts(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		loads  []float64
-		starts []uint32
+		starts []float32
 		c      choice
 		want   string
 	}{
-		{"fewest starts, not least load", []float64{0, 3, 5}, []uint32{4, 2, 1}, choice{total: 10}, "c"},
-		{"ties go by load", []float64{4, 1, 2}, []uint32{1, 1, 1}, choice{total: 10}, "b"},
-		{"an overloaded endpoint is left out", []float64{0, 3, 60}, []uint32{4, 2, 0}, choice{total: 10}, "b"},
-		{"a usable prefix ignores the counts", []float64{0, 3, 5}, []uint32{9, 9, 0}, choice{matched: 10, total: 10, prefixOwner: "a"}, "a"},
+		{"fewest starts, not least load", []float64{0, 3, 5}, []float32{4, 2, 1}, choice{total: 10}, "c"},
+		{"ties go by load", []float64{4, 1, 2}, []float32{1, 1, 1}, choice{total: 10}, "b"},
+		{"an overloaded endpoint is left out", []float64{0, 3, 60}, []float32{4, 2, 0}, choice{total: 10}, "b"},
+		{"a usable prefix ignores the counts", []float64{0, 3, 5}, []float32{9, 9, 0}, choice{matched: 10, total: 10, prefixOwner: "a"}, "a"},
 	} {
 		e := eps(c.loads...)
 		for i := range e {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/binary"
+	"math"
+	"time"
 	"unsafe"
 )
 
@@ -161,17 +163,35 @@ func (x *index) recordSession(pool string, h uint64, endpoint string) {
 // compare-and-swap write. One key per endpoint cost a new prompt ~17 µs
 // of a Go guest's CPU in front of four endpoints (a read each, and a
 // read and a write to add one; BenchmarkPluginHot8KiB/cacheaware-misses).
-// The list holds, per endpoint, the 8 bytes of its id (endpointID) then
-// a u32 count, all little-endian; at most maxStartsEndpoints of
-// them.
-func (x *index) startsKey(pool string) []byte { return x.keyFor(pool, 'n', 0) }
+// The list holds the Unix time its counts are as of (8 bytes), then per
+// endpoint the 8 bytes of its id (endpointID) and its count as a
+// float32, all little-endian; at most maxStartsEndpoints of them.
+// ('N': the list of integer counts without a time, before the counts
+// decayed, was 'n'.)
+func (x *index) startsKey(pool string) []byte { return x.keyFor(pool, 'N', 0) }
 
-// startsEntry is the size of one endpoint's entry in the starts list.
-const startsEntry = 12
+// startsHeader and startsEntry are the sizes of the list's time and of
+// one endpoint's entry.
+const (
+	startsHeader = 8
+	startsEntry  = 12
+)
 
 // maxStartsEndpoints bounds the starts list: an endpoint new to a full
 // list replaces the one with the fewest starts.
 const maxStartsEndpoints = 256
+
+// startsHalfLife is how fast the counts of the starts list forget: each
+// write scales every count by 2^(−elapsed/startsHalfLife). The counts
+// stand for the prefixes an engine still caches, and engines evict; a
+// count that never decayed would send every new prefix to an endpoint
+// whose count fell behind (one that was out of rotation for a while)
+// until it caught up, however long ago the others' starts were.
+const startsHalfLife = time.Minute
+
+// minStartsKept: an entry whose count decays below it is dropped (it
+// reads as 0 anyway).
+const minStartsKept = 1.0 / 1024
 
 // loadStarts sets each endpoint's starts to the pool's shared count of
 // prefixes started on it (0 when none was recorded or the list expired),
@@ -199,51 +219,74 @@ func (x *index) releaseStarts() {
 	x.starts, x.startsOK = nil, false
 }
 
-// startsOf returns the count of the endpoint whose hash is h in list.
-func startsOf(list []byte, h uint64) uint32 {
-	for ; len(list) >= startsEntry; list = list[startsEntry:] {
+// startsOf returns the count of the endpoint whose hash is h in list (as
+// of the list's time: all counts decay alike, so their order needs no
+// decay applied).
+func startsOf(list []byte, h uint64) float32 {
+	if len(list) < startsHeader {
+		return 0
+	}
+	for list = list[startsHeader:]; len(list) >= startsEntry; list = list[startsEntry:] {
 		if binary.LittleEndian.Uint64(list) == h {
-			return binary.LittleEndian.Uint32(list[8:])
+			return math.Float32frombits(binary.LittleEndian.Uint32(list[8:]))
 		}
 	}
 	return 0
 }
 
-// maxStarts bounds a count in the starts list: when one reaches it,
-// every count is halved, so the counts never wrap and their differences
-// follow the recent starts (the list lives as long as prefixes start:
-// each write restarts its TTL).
-const maxStarts = 1 << 20
-
-// withStart appends to dst the list with one more start for the endpoint
-// whose hash is h (a torn tail, not a whole entry, is dropped).
-func withStart(dst, list []byte, h uint64) []byte {
-	dst = append(dst, list[:len(list)/startsEntry*startsEntry]...)
-	for e := dst; len(e) >= startsEntry; e = e[startsEntry:] {
-		if binary.LittleEndian.Uint64(e) == h {
-			n := binary.LittleEndian.Uint32(e[8:]) + 1
-			binary.LittleEndian.PutUint32(e[8:], n)
-			if n >= maxStarts {
-				for i := 8; i < len(dst); i += startsEntry {
-					binary.LittleEndian.PutUint32(dst[i:], binary.LittleEndian.Uint32(dst[i:])/2)
-				}
-			}
-			return dst
+// withStart appends to dst the list as of now (Unix nanoseconds; a time
+// before the list's counts as the list's), its counts decayed
+// (startsHalfLife), with one more start for the endpoint whose hash is
+// h. An endpoint new to the list joins at floor (at least 1): the fewest
+// starts among the pool's other endpoints, so that one added to a busy
+// pool, or back after its count decayed away, takes its share of new
+// prefixes rather than all of them until its count caught up. A torn
+// tail, not a whole entry, is dropped.
+func withStart(dst, list []byte, h uint64, now int64, floor float32) []byte {
+	var at int64
+	var body []byte
+	if len(list) >= startsHeader {
+		at, body = int64(binary.LittleEndian.Uint64(list)), list[startsHeader:]
+	}
+	f := float32(1)
+	if now > at && at > 0 {
+		f = float32(math.Exp2(-float64(now-at) / float64(startsHalfLife)))
+	}
+	now = max(now, at)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(now))
+	found := false
+	for ; len(body) >= startsEntry; body = body[startsEntry:] {
+		id := binary.LittleEndian.Uint64(body)
+		c := math.Float32frombits(binary.LittleEndian.Uint32(body[8:])) * f
+		if id == h {
+			c, found = c+1, true
+		} else if !(c >= minStartsKept) { // NaN too
+			continue
 		}
+		dst = appendStart(dst, id, c)
 	}
-	if len(dst) < maxStartsEndpoints*startsEntry {
-		dst = binary.LittleEndian.AppendUint64(dst, h)
-		return binary.LittleEndian.AppendUint32(dst, 1)
+	if found {
+		return dst
 	}
-	fewest := 0
-	for i := 0; i < len(dst); i += startsEntry {
-		if binary.LittleEndian.Uint32(dst[i+8:]) < binary.LittleEndian.Uint32(dst[fewest+8:]) {
+	c := max(floor, 1)
+	if len(dst) < startsHeader+maxStartsEndpoints*startsEntry {
+		return appendStart(dst, h, c)
+	}
+	fewest := startsHeader
+	for i := startsHeader; i < len(dst); i += startsEntry {
+		if math.Float32frombits(binary.LittleEndian.Uint32(dst[i+8:])) < math.Float32frombits(binary.LittleEndian.Uint32(dst[fewest+8:])) {
 			fewest = i
 		}
 	}
 	binary.LittleEndian.PutUint64(dst[fewest:], h)
-	binary.LittleEndian.PutUint32(dst[fewest+8:], 1)
+	binary.LittleEndian.PutUint32(dst[fewest+8:], math.Float32bits(c))
 	return dst
+}
+
+// appendStart appends an entry of the starts list.
+func appendStart(dst []byte, id uint64, c float32) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, id)
+	return binary.LittleEndian.AppendUint32(dst, math.Float32bits(c))
 }
 
 // maxStartsTries bounds the compare-and-swap attempts of a start: a lost
@@ -251,14 +294,15 @@ func withStart(dst, list []byte, h uint64) []byte {
 const maxStartsTries = 3
 
 // tryStart writes the starts list read last (reading it first if it is
-// not the pool's) with one more start for the endpoint whose id is h,
-// with compare-and-swap. When another instance wrote the list since it
-// was read, it reads it again and reports false.
-func (x *index) tryStart(pool string, h uint64) bool {
+// not the pool's) as of now with one more start for the endpoint whose
+// id is h (withStart; floor for an endpoint new to the list), with
+// compare-and-swap. When another instance wrote the list since it was
+// read, it reads it again and reports false.
+func (x *index) tryStart(pool string, h uint64, now int64, floor float32) bool {
 	if !x.startsOK || x.startsPool != pool {
 		x.readStarts(pool)
 	}
-	x.val = withStart(x.val[:0], x.starts, h)
+	x.val = withStart(x.val[:0], x.starts, h, now, floor)
 	if x.kv.setCAS(x.startsKey(pool), unsafe.String(unsafe.SliceData(x.val), len(x.val)), x.startsCAS) {
 		return true
 	}
@@ -267,17 +311,18 @@ func (x *index) tryStart(pool string, h uint64) bool {
 }
 
 // commitStart counts the start of the prefix of a request that decide
-// sent to eps[0] (reason least_load) in the pool's shared list. When
+// sent to eps[0] (reason least_load) in the pool's shared list, as of now
+// (Unix nanoseconds). When
 // another instance started a prefix since the list was read (the swap
 // fails), the request is decided again on the list as it is now, so
 // that two requests starting prefixes at once do not both go to the
 // endpoint with the fewest; after maxStartsTries the last decision
 // stands, uncounted. It returns the reason of the final decision; eps
 // must hold the starts loadStarts read.
-func (x *index) commitStart(s *settings, pool string, eps []endpoint, c choice) reason {
+func (x *index) commitStart(s *settings, pool string, eps []endpoint, c choice, now int64) reason {
 	why := reasonLeastLoad
 	for try := 0; try < maxStartsTries; try++ {
-		if x.tryStart(pool, eps[0].key()) {
+		if x.tryStart(pool, eps[0].key(), now, fewestOthers(eps)) {
 			break
 		}
 		for i := range eps {
@@ -289,4 +334,17 @@ func (x *index) commitStart(s *settings, pool string, eps []endpoint, c choice) 
 	}
 	x.releaseStarts()
 	return why
+}
+
+// fewestOthers is the fewest starts among eps[1:] (0 for none): where an
+// endpoint new to the starts list, eps[0], joins.
+func fewestOthers(eps []endpoint) float32 {
+	if len(eps) < 2 {
+		return 0
+	}
+	m := eps[1].starts
+	for _, e := range eps[2:] {
+		m = min(m, e.starts)
+	}
+	return m
 }

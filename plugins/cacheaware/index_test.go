@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -331,7 +332,7 @@ func TestIndexStarts(t *testing.T) {
 	got := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}}
 	a.loadStarts("p", got)
 	if got[0].starts != 2 || got[1].starts != 1 || got[2].starts != 0 {
-		t.Fatalf("starts %d %d %d, want 2 1 0", got[0].starts, got[1].starts, got[2].starts)
+		t.Fatalf("starts %v %v %v, want 2 1 0", got[0].starts, got[1].starts, got[2].starts)
 	}
 	// A write between the read and the write makes the first swap fail;
 	// the retry counts both.
@@ -340,7 +341,7 @@ func TestIndexStarts(t *testing.T) {
 	c.addStart("p", endpointID("e2"))
 	a.loadStarts("p", got)
 	if got[1].starts != 3 {
-		t.Fatalf("after a raced increment e2 has %d starts, want 3 (1 + the other's + ours)", got[1].starts)
+		t.Fatalf("after a raced increment e2 has %v starts, want 3 (1 + the other's + ours)", got[1].starts)
 	}
 	// A new prompt's starts cost one read (loadStarts) and one write
 	// (addStart against the list read).
@@ -356,17 +357,21 @@ func TestIndexStarts(t *testing.T) {
 	kv.now += 100 // past the TTL
 	a.loadStarts("p", got)
 	if got[0].starts != 0 || got[1].starts != 0 {
-		t.Fatalf("expired counts read as %d %d", got[0].starts, got[1].starts)
+		t.Fatalf("expired counts read as %v %v", got[0].starts, got[1].starts)
 	}
 }
 
 // addStart adds one start for the endpoint whose id is h, as commitStart
 // does for a decided request, without deciding again.
 func (x *index) addStart(pool string, h uint64) {
-	for try := 0; !x.tryStart(pool, h) && try < maxStartsTries-1; try++ {
+	for try := 0; !x.tryStart(pool, h, testNow, 0) && try < maxStartsTries-1; try++ {
 	}
 	x.releaseStarts()
 }
+
+// testNow is the time of the tests' starts: one moment, so no count
+// decays.
+const testNow = int64(1)
 
 // TestCommitStartDecidesAgain: two instances that start prefixes at the
 // same moment read the same list and both pick the endpoint with the
@@ -389,11 +394,11 @@ func TestCommitStartDecidesAgain(t *testing.T) {
 	if s.decide(ea, c) != reasonLeastLoad || s.decide(eb, c) != reasonLeastLoad || ea[0].addr != "e2" || eb[0].addr != "e2" {
 		t.Fatalf("both decided %s and %s, want e2 (the fewest starts)", ea[0].addr, eb[0].addr)
 	}
-	if why := a.commitStart(s, "p", ea, c); why != reasonLeastLoad || ea[0].addr != "e2" {
+	if why := a.commitStart(s, "p", ea, c, testNow); why != reasonLeastLoad || ea[0].addr != "e2" {
 		t.Fatalf("first commit: %v to %s, want least_load to e2", why, ea[0].addr)
 	}
 	kv.writes = 0
-	if why := b.commitStart(s, "p", eb, c); why != reasonLeastLoad || eb[0].addr == "e2" {
+	if why := b.commitStart(s, "p", eb, c, testNow); why != reasonLeastLoad || eb[0].addr == "e2" {
 		t.Fatalf("second commit: %v to %s, want least_load elsewhere than e2, whose start the first counted", why, eb[0].addr)
 	}
 	if kv.writes != 1 {
@@ -402,7 +407,7 @@ func TestCommitStartDecidesAgain(t *testing.T) {
 	got := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}}
 	a.loadStarts("p", got)
 	if got[0].starts+got[1].starts+got[2].starts != 4 || got[1].starts != 1 {
-		t.Fatalf("starts %d %d %d, want 4 in all, 1 on e2", got[0].starts, got[1].starts, got[2].starts)
+		t.Fatalf("starts %v %v %v, want 4 in all, 1 on e2", got[0].starts, got[1].starts, got[2].starts)
 	}
 }
 
@@ -431,25 +436,95 @@ func TestStartsListBounded(t *testing.T) {
 	var list []byte
 	for h := range uint64(maxStartsEndpoints) {
 		for range h%3 + 1 {
-			list = withStart(nil, list, h)
+			list = withStart(nil, list, h, testNow, 0)
 		}
 	}
-	if len(list) != maxStartsEndpoints*startsEntry || startsOf(list, 5) != 3 || startsOf(list, 0) != 1 {
-		t.Fatalf("list of %d bytes, starts(5) = %d", len(list), startsOf(list, 5))
+	full := startsHeader + maxStartsEndpoints*startsEntry
+	if len(list) != full || startsOf(list, 5) != 3 || startsOf(list, 0) != 1 {
+		t.Fatalf("list of %d bytes, starts(5) = %v", len(list), startsOf(list, 5))
 	}
-	list = withStart(nil, list, 1<<40)
-	if len(list) != maxStartsEndpoints*startsEntry || startsOf(list, 1<<40) != 1 || startsOf(list, 0) != 0 || startsOf(list, 3) != 1 {
-		t.Fatalf("a new endpoint in a full list: %d bytes, new %d, replaced %d, kept %d",
+	list = withStart(nil, list, 1<<40, testNow, 0)
+	if len(list) != full || startsOf(list, 1<<40) != 1 || startsOf(list, 0) != 0 || startsOf(list, 3) != 1 {
+		t.Fatalf("a new endpoint in a full list: %d bytes, new %v, replaced %v, kept %v",
 			len(list), startsOf(list, 1<<40), startsOf(list, 0), startsOf(list, 3))
 	}
-	if got := withStart(nil, list[:20], 9); len(got) != 2*startsEntry || startsOf(got, 9) != 1 || startsOf(got, 0) != 0 {
+	if got := withStart(nil, list[:startsHeader+20], 9, testNow, 0); len(got) != startsHeader+2*startsEntry || startsOf(got, 9) != 1 || startsOf(got, 0) != 0 {
 		t.Fatalf("torn list: %d bytes", len(got))
 	}
-	// A count reaching maxStarts halves them all: no wrap, the order kept.
-	big := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(nil, 1), maxStarts-1)
-	big = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(big, 2), 1000)
-	got := withStart(nil, big, 1)
-	if startsOf(got, 1) != maxStarts/2 || startsOf(got, 2) != 500 {
-		t.Fatalf("after reaching maxStarts: %d and %d, want %d and 500", startsOf(got, 1), startsOf(got, 2), maxStarts/2)
+	if startsOf(list[:5], 1<<40) != 0 || startsOf(nil, 1) != 0 {
+		t.Fatal("a list without its time has counts")
+	}
+}
+
+// TestStartsDecay: every write scales the counts by 2^(−elapsed/half
+// life); a count that decays to nothing leaves the list; a clock that
+// goes back decays nothing and keeps the list's time; an endpoint new to
+// the list joins at the floor it is given (at least 1).
+func TestStartsDecay(t *testing.T) {
+	t0 := int64(1_000_000_000_000)
+	list := withStart(nil, nil, 1, t0, 0)
+	for range 99 {
+		list = withStart(nil, list, 1, t0, 0)
+	}
+	for range 10 {
+		list = withStart(nil, list, 2, t0, 0)
+	}
+	if startsOf(list, 1) != 100 || startsOf(list, 2) != 10 {
+		t.Fatalf("counts %v and %v, want 100 and 10", startsOf(list, 1), startsOf(list, 2))
+	}
+	later := withStart(nil, list, 1, t0+int64(startsHalfLife), 0)
+	if c := startsOf(later, 1); c < 50.99 || c > 51.01 {
+		t.Errorf("a half life later, with one more start: %v, want 51", c)
+	}
+	if c := startsOf(later, 2); c < 4.99 || c > 5.01 {
+		t.Errorf("a half life later: %v, want 5", c)
+	}
+	gone := withStart(nil, list, 1, t0+20*int64(startsHalfLife), 0)
+	if len(gone) != startsHeader+startsEntry || startsOf(gone, 2) != 0 {
+		t.Errorf("twenty half lives later the 10 starts are still listed (%d bytes)", len(gone))
+	}
+	back := withStart(nil, list, 2, t0-int64(time.Hour), 0)
+	if startsOf(back, 1) != 100 || startsOf(back, 2) != 11 || int64(binary.LittleEndian.Uint64(back)) != t0 {
+		t.Errorf("a clock gone back: %v and %v as of %d", startsOf(back, 1), startsOf(back, 2), binary.LittleEndian.Uint64(back))
+	}
+	if c := startsOf(withStart(nil, list, 3, t0, 42), 3); c != 42 {
+		t.Errorf("a new endpoint joined at %v, want the floor 42", c)
+	}
+	if c := startsOf(withStart(nil, list, 3, t0, 0), 3); c != 1 {
+		t.Errorf("a new endpoint joined at %v, want 1", c)
+	}
+	if got := fewestOthers([]endpoint{{starts: 0}, {starts: 7}, {starts: 3}}); got != 3 {
+		t.Errorf("fewestOthers = %v, want 3", got)
+	}
+}
+
+// TestStartsNewcomerTakesItsShare: an endpoint added to a pool whose
+// endpoints have started 100 prefixes each takes about its share of the
+// new ones, not every one until its count catches up (which it did
+// before it joined at the others' floor).
+func TestStartsNewcomerTakesItsShare(t *testing.T) {
+	kv := newMapStore(1<<20, 0)
+	s, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newIndex(kv)
+	for _, e := range []string{"e1", "e2", "e3", "e4"} {
+		for range 100 {
+			x.addStart("p", endpointID(e))
+		}
+	}
+	got := map[string]int{}
+	for i := range 50 {
+		eps := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}, {addr: "e4"}, {addr: "e5"}}
+		x.loadStarts("p", eps)
+		c := choice{total: 10, rnd: uint64(i)}
+		if why := s.decide(eps, c); why == reasonLeastLoad {
+			why = x.commitStart(s, "p", eps, c, testNow)
+		}
+		got[eps[0].addr]++
+	}
+	if got["e5"] > 15 || got["e1"] < 5 {
+		t.Fatalf("50 new prefixes went %v; want e5 about a fifth", got)
 	}
 }

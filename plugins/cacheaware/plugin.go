@@ -276,7 +276,7 @@ func (p *plugin) route(s *stream, size int) bool {
 		// Counted before sluice.endpoint is set, as the count may change
 		// the decision; an endpoint the host then refused (the snapshot
 		// holds only the pool's endpoints) would leave one start too many.
-		why = p.idx.commitStart(p.s, name, eps, c)
+		why = p.idx.commitStart(p.s, name, eps, c, now)
 	}
 	chosen := eps[0].addr
 	p.list = p.s.endpointList(p.list[:0], eps)

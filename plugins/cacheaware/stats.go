@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+
+	"github.com/sluice-proxy/sluice/plugins/internal/upstreams"
 )
 
 // fastPoolLoads reads sluice.upstream_stats in the exact shape the host
@@ -250,7 +252,7 @@ func usableAddr(addr []byte) bool {
 // snapshot's pool name, returned instead of a new string when equal. ok
 // is false for a malformed answer.
 func decodePoolLoads(dst []endpoint, b []byte, prev string) (name string, out []endpoint, ok bool) {
-	raw, b, ok := cutField(b)
+	raw, b, ok := upstreams.CutField(b)
 	if !ok {
 		return "", dst, false
 	}
@@ -261,7 +263,7 @@ func decodePoolLoads(dst []endpoint, b []byte, prev string) (name string, out []
 	base := len(dst)
 	for len(b) > 0 {
 		var addr []byte
-		if addr, b, ok = cutField(b); !ok || len(b) < 16 {
+		if addr, b, ok = upstreams.CutField(b); !ok || len(b) < 16 {
 			return "", dst[:base], false
 		}
 		inFlight := math.Float64frombits(binary.LittleEndian.Uint64(b))
@@ -270,16 +272,4 @@ func decodePoolLoads(dst []endpoint, b []byte, prev string) (name string, out []
 		dst = appendEndpoint(dst, addr, clean(inFlight)+clean(queue))
 	}
 	return name, dst, true
-}
-
-// cutField splits a u32 little-endian length and that many bytes off b.
-func cutField(b []byte) (field, rest []byte, ok bool) {
-	if len(b) < 4 {
-		return nil, b, false
-	}
-	n := binary.LittleEndian.Uint32(b)
-	if uint64(n) > uint64(len(b)-4) {
-		return nil, b, false
-	}
-	return b[4 : 4+n], b[4+n:], true
 }

@@ -33,7 +33,7 @@ type Load struct {
 // same pool on every request allocates nothing for it. ok is false for
 // a malformed answer (then out is dst[:0]).
 func DecodeLoads(dst []Load, b []byte) (pool []byte, out []Load, ok bool) {
-	pool, b, ok = cutField(b)
+	pool, b, ok = CutField(b)
 	if !ok || len(b) < 4 {
 		return nil, dst[:0], false
 	}
@@ -42,7 +42,7 @@ func DecodeLoads(dst []Load, b []byte) (pool []byte, out []Load, ok bool) {
 	n := 0
 	for len(b) > 0 {
 		var addr []byte
-		if addr, b, ok = cutField(b); !ok || uint64(len(b)) < 8*fields {
+		if addr, b, ok = CutField(b); !ok || uint64(len(b)) < 8*fields {
 			return nil, dst[:0], false
 		}
 		var f [3]float64
@@ -66,8 +66,10 @@ func DecodeLoads(dst []Load, b []byte) (pool []byte, out []Load, ok bool) {
 	return pool, dst[:n], true
 }
 
-// cutField splits a u32 little-endian length and that many bytes off b.
-func cutField(b []byte) (field, rest []byte, ok bool) {
+// CutField splits a u32 little-endian length and that many bytes off b:
+// a name or an address in Sluice's binary answers (sluice.upstream_loads,
+// sluice.endpoint_loads). ok is false when b is too short for either.
+func CutField(b []byte) (field, rest []byte, ok bool) {
 	if len(b) < 4 {
 		return nil, b, false
 	}

@@ -228,7 +228,7 @@ func startsOf(list []byte, h uint64) float32 {
 	}
 	for list = list[startsHeader:]; len(list) >= startsEntry; list = list[startsEntry:] {
 		if binary.LittleEndian.Uint64(list) == h {
-			return math.Float32frombits(binary.LittleEndian.Uint32(list[8:]))
+			return sane(math.Float32frombits(binary.LittleEndian.Uint32(list[8:])))
 		}
 	}
 	return 0
@@ -237,8 +237,9 @@ func startsOf(list []byte, h uint64) float32 {
 // withStart appends to dst the list as of now (Unix nanoseconds; a time
 // before the list's counts as the list's), its counts decayed
 // (startsHalfLife), with one more start for the endpoint whose hash is
-// h. An endpoint new to the list joins at floor (at least 1): the fewest
-// starts among the pool's other endpoints, so that one added to a busy
+// h. An endpoint new to the list joins at floor, decayed likewise (at
+// least 1): the fewest starts among the pool's other endpoints, as of
+// the list's time, so that one added to a busy
 // pool, or back after its count decayed away, takes its share of new
 // prefixes rather than all of them until its count caught up. A torn
 // tail, not a whole entry, is dropped.
@@ -257,10 +258,10 @@ func withStart(dst, list []byte, h uint64, now int64, floor float32) []byte {
 	found := false
 	for ; len(body) >= startsEntry; body = body[startsEntry:] {
 		id := binary.LittleEndian.Uint64(body)
-		c := math.Float32frombits(binary.LittleEndian.Uint32(body[8:])) * f
+		c := sane(math.Float32frombits(binary.LittleEndian.Uint32(body[8:]))) * f
 		if id == h {
 			c, found = c+1, true
-		} else if !(c >= minStartsKept) { // NaN too
+		} else if c < minStartsKept {
 			continue
 		}
 		dst = appendStart(dst, id, c)
@@ -268,7 +269,7 @@ func withStart(dst, list []byte, h uint64, now int64, floor float32) []byte {
 	if found {
 		return dst
 	}
-	c := max(floor, 1)
+	c := max(sane(floor)*f, 1)
 	if len(dst) < startsHeader+maxStartsEndpoints*startsEntry {
 		return appendStart(dst, h, c)
 	}
@@ -281,6 +282,19 @@ func withStart(dst, list []byte, h uint64, now int64, floor float32) []byte {
 	binary.LittleEndian.PutUint64(dst[fewest:], h)
 	binary.LittleEndian.PutUint32(dst[fewest+8:], math.Float32bits(c))
 	return dst
+}
+
+// maxStartsCount bounds a count read from the list: the shared store is
+// writable by every plugin of the vm_id, so a count may be anything.
+const maxStartsCount = 1e30
+
+// sane returns c, or 0 for a count no write of this plugin makes (NaN,
+// negative, infinite or past maxStartsCount).
+func sane(c float32) float32 {
+	if c >= 0 && c <= maxStartsCount {
+		return c
+	}
+	return 0
 }
 
 // appendStart appends an entry of the starts list.

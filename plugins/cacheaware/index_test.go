@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -493,6 +494,17 @@ func TestStartsDecay(t *testing.T) {
 	if c := startsOf(withStart(nil, list, 3, t0, 0), 3); c != 1 {
 		t.Errorf("a new endpoint joined at %v, want 1", c)
 	}
+	// Counts another plugin of the vm_id could have written read as 0.
+	odd := binary.LittleEndian.AppendUint64(nil, uint64(t0))
+	for i, c := range []float32{float32(math.NaN()), float32(math.Inf(1)), -5, 7} {
+		odd = binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint64(odd, uint64(i)), math.Float32bits(c))
+	}
+	if startsOf(odd, 0) != 0 || startsOf(odd, 1) != 0 || startsOf(odd, 2) != 0 || startsOf(odd, 3) != 7 {
+		t.Errorf("odd counts read as %v %v %v %v", startsOf(odd, 0), startsOf(odd, 1), startsOf(odd, 2), startsOf(odd, 3))
+	}
+	if fixed := withStart(nil, odd, 0, t0, float32(math.NaN())); startsOf(fixed, 0) != 1 || startsOf(fixed, 1) != 0 || startsOf(fixed, 3) != 7 {
+		t.Errorf("odd counts written back: %v %v %v", startsOf(fixed, 0), startsOf(fixed, 1), startsOf(fixed, 3))
+	}
 	if got := fewestOthers([]endpoint{{starts: 0}, {starts: 7}, {starts: 3}}); got != 3 {
 		t.Errorf("fewestOthers = %v, want 3", got)
 	}
@@ -527,4 +539,28 @@ func TestStartsNewcomerTakesItsShare(t *testing.T) {
 	if got["e5"] > 15 || got["e1"] < 5 {
 		t.Fatalf("50 new prefixes went %v; want e5 about a fifth", got)
 	}
+}
+
+// FuzzStartsList: any bytes in the starts list's key (every plugin of the
+// vm_id can write it) read without panicking, and a start written over
+// them gives a well-formed list: its time, whole entries of sane counts,
+// at most maxStartsEndpoints, the endpoint's at least 1.
+func FuzzStartsList(f *testing.F) {
+	f.Add(withStart(nil, withStart(nil, nil, 1, 10, 0), 2, 20, 0), uint64(1), int64(30), float32(0))
+	f.Add([]byte("\x00\x01\x02"), uint64(7), int64(-1), float32(3))
+	f.Fuzz(func(t *testing.T, list []byte, h uint64, now int64, floor float32) {
+		_ = startsOf(list, h)
+		got := withStart(nil, list, h, now, floor)
+		if len(got) < startsHeader || (len(got)-startsHeader)%startsEntry != 0 || len(got) > startsHeader+maxStartsEndpoints*startsEntry {
+			t.Fatalf("list of %d bytes", len(got))
+		}
+		for e := got[startsHeader:]; len(e) > 0; e = e[startsEntry:] {
+			if c := math.Float32frombits(binary.LittleEndian.Uint32(e[8:])); !(c >= 0 && c <= maxStartsCount+1) {
+				t.Fatalf("count %v written", c)
+			}
+		}
+		if c := startsOf(got, h); c < 1 {
+			t.Fatalf("the started endpoint's count is %v", c)
+		}
+	})
 }

@@ -321,6 +321,14 @@ func gcd(a, b int) int {
 	return a
 }
 
+// upstreamWriteBuffer is the size of the buffer a request is written
+// to the upstream through: a request whose head and body fit goes out in
+// one write. fasthttp's default, 4 KiB, split an 8 KiB prompt into two
+// writes (the buffer's fill, then the rest), a system call more per
+// request. Buffers are pooled per endpoint and held only while a request
+// is written; a larger body goes out in two writes, its tail unbuffered.
+const upstreamWriteBuffer = 32 << 10
+
 // newHostClient returns the client for proxied requests to ep; tc is the
 // pool's TLS config (config.Upstream.TLS), used when ep is https: fasthttp
 // sets its ServerName (SNI, verified name) to ep's host unless tc has one.
@@ -340,6 +348,7 @@ func newHostClient(ep config.Endpoint, tc *tls.Config, slots int, timeout time.D
 		StreamResponseBody:       true,
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
+		WriteBufferSize:          upstreamWriteBuffer,
 		// One attempt per Do, except a request found unsent on a pooled
 		// connection the upstream had closed (staleconn.go); each such
 		// attempt closes one pooled connection, so MaxConns+1 attempts

@@ -269,7 +269,8 @@ var ErrEndpointChosen = errors.New("proxy: the endpoint is already chosen")
 // first in configuration order that holds them all). Otherwise nothing
 // changes and the error wraps ErrUnknownEndpoint. An empty spec clears an
 // earlier choice. Call it in the request phase: afterwards it returns
-// ErrEndpointChosen.
+// ErrEndpointChosen. It keeps no reference to spec but in the error it
+// returns (SetEndpointBytes relies on it).
 func (ex *Exchange) SetEndpoint(spec string) error {
 	if ex.endpoint != "" {
 		return ErrEndpointChosen

@@ -1,9 +1,10 @@
 package upstream
 
 import (
-	"bufio"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,45 +30,27 @@ func (c writeCountingConn) Write(b []byte) (int, error) {
 // a system call more per request), and one larger than the buffer in two
 // (the buffer's fill, then the rest unbuffered).
 func TestProxiedRequestOneWrite(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = req.Body.Read(make([]byte, 1<<20))
-					if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	hc := newHostClient(config.Endpoint{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String()}, nil, 4, 5*time.Second)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	hc := newHostClient(config.Endpoint{Addr: addr, URL: srv.URL}, nil, 4, 5*time.Second)
 	var writes atomic.Int32
 	hc.Dial = func(addr string) (net.Conn, error) {
 		c, err := net.Dial("tcp", addr)
-		return writeCountingConn{Conn: c, writes: &writes}, err
+		if err != nil {
+			return nil, err
+		}
+		return writeCountingConn{Conn: c, writes: &writes}, nil
 	}
 	hc.StreamResponseBody = false
 	for _, c := range []struct {
 		size, want int
 	}{{8 << 10, 1}, {upstreamWriteBuffer + 1, 2}} {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		req.SetRequestURI("http://" + ln.Addr().String() + "/v1/chat/completions")
+		req.SetRequestURI(srv.URL + "/v1/chat/completions")
 		req.Header.SetMethod("POST")
 		req.SetBodyString(strings.Repeat("x", c.size))
 		writes.Store(0)

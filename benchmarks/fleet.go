@@ -427,6 +427,15 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 		}
 		rep.Settings = append(rep.Settings, "workload "+describeWorkload(wl))
 		rep.Workloads = append(rep.Workloads, wl.Name)
+		if wl.SharedPrefix != nil {
+			b, err := sharedPrefixHitBounds(ctx, eng, o.engines, wl, o.seed, o.maxRequests)
+			if err != nil {
+				return nil, err
+			}
+			rep.HitBounds = &b
+			rep.Settings = append(rep.Settings, fmt.Sprintf("%s hit-rate ceiling: %s, every request sent alone to its group's engine (nothing a router can do gets more, preemptions aside: the first prompt of a group has nothing cached, the others at most their system prompt); round robin's assignment sent the same way: %s",
+				wl.Name, hitCell(b.Grouped), hitCell(b.RoundRobin)))
+		}
 		for _, rate := range rates {
 			for _, c := range contenders {
 				row, err := e.fleetRun(ctx, c, wl, rate)
@@ -439,6 +448,7 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 			}
 		}
 	}
+	rep.Goals = fleetGoals(rep.Rows, rep.HitBounds)
 	if outDir != "" {
 		if err := rep.write(outDir, fleetNames(contenders)); err != nil {
 			return nil, err

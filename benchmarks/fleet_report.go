@@ -212,6 +212,11 @@ type fleetReport struct {
 	Notes     []string   `json:"notes"`
 	Workloads []string   `json:"workloads"`
 	Rows      []fleetRow `json:"rows"`
+	// HitBounds is the shared-prefix workload's hit-rate ceiling and
+	// round robin's rate without queueing (nil: workload not run).
+	HitBounds *hitBounds `json:"shared_prefix_hit_bounds,omitempty"`
+	// Goals are issue 15's goals judged on Rows (fleet_goals.go).
+	Goals []fleetGoal `json:"goals,omitempty"`
 }
 
 // markdown renders the report.
@@ -232,6 +237,10 @@ func (r *fleetReport) markdown() string {
 	}
 	for _, s := range r.Notes {
 		fmt.Fprintf(&b, "- note: %s\n", s)
+	}
+	if len(r.Goals) > 0 {
+		fmt.Fprintf(&b, "\n## Issue 15's goals (%s)\n\nJudged by the harness on the rows below, at each rate where round robin's TTFT p50 on the workload is at least %d ms (no sharing: at shared-prefix's such rates). The plugin's CPU goal is measured by `BenchmarkPluginHot8KiB`, not here.\n\n%s",
+			goalPolicy, goalTTFTms, fleetGoalsTable(r.Goals))
 	}
 	for _, wl := range r.Workloads {
 		fmt.Fprintf(&b, "\n## %s\n\n%s", wl, fleetTable(r.Rows, wl))

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
+)
+
+func testSharedPrefix(groups, prompts int) workload.Spec {
+	return workload.Spec{Name: workload.KindSharedPrefix, SharedPrefix: &workload.SharedPrefix{
+		Groups: groups, PromptsPerGroup: prompts, SystemLen: 96, QuestionLen: 8, OutputLen: 2}}
+}
+
+// The grouped replay is the ceiling: above round robin's assignment when
+// a group's requests are spread, equal to it when there is one engine,
+// and zero when no request shares a prefix with an earlier one.
+func TestSharedPrefixHitBounds(t *testing.T) {
+	ctx := context.Background()
+	wl := testSharedPrefix(3, 4)
+	b, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 2, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each group's three later prompts hit their system prompt: a
+	// little under 3/4 of the tokens.
+	if b.Grouped < 0.5 || b.Grouped >= 0.75 || b.RoundRobin >= b.Grouped {
+		t.Fatalf("grouped %.3f, round robin %.3f: want round robin < grouped in [0.5, 0.75)", b.Grouped, b.RoundRobin)
+	}
+	one, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 1, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Grouped != one.RoundRobin || one.Grouped != b.Grouped {
+		t.Fatalf("one engine: grouped %.4f, round robin %.4f; want both %.4f", one.Grouped, one.RoundRobin, b.Grouped)
+	}
+	none := testSharedPrefix(4, 1)
+	z, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 2, none, 1, none.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Grouped != 0 || z.RoundRobin != 0 {
+		t.Fatalf("nothing shared: %+v, want zeros", z)
+	}
+}
+
+func TestSharedPrefixHitBoundsRefuses(t *testing.T) {
+	ctx := context.Background()
+	if _, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 2, fleetWorkloads[2], 1, 4); err == nil || !strings.Contains(err.Error(), "not shared-prefix") {
+		t.Fatalf("random workload: %v", err)
+	}
+	if _, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 0, testSharedPrefix(1, 2), 1, 2); err == nil || !strings.Contains(err.Error(), "0 engines") {
+		t.Fatalf("no engine: %v", err)
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
+)
+
+// Issue 15's routing goals, checked against a fleet run by the harness
+// (as goals.go does for the proxy benchmark), so that a report's verdict
+// comes from its own rows. They are judged for the cacheaware contender
+// at each rate where round robin's TTFT p50 on the workload is at least
+// goalTTFTms; the no-sharing workload at the shared-prefix workload's such
+// rates (its prompts are as long); the spread of load at every rate. The
+// plugin's CPU goal is a benchmark of its own (BenchmarkPluginHot8KiB),
+// not part of this run.
+
+// goalTTFTms is the TTFT p50 of round robin, in simulated ms, from which
+// a rate is judged.
+const goalTTFTms = 1000
+
+// goalPolicy is the contender the goals are about.
+const goalPolicy = "cacheaware"
+
+// fleetGoal is one line of the goals table.
+type fleetGoal struct {
+	What     string  `json:"what"`
+	Workload string  `json:"workload"`
+	Rate     float64 `json:"rate"` // 0: every rate
+	Want     string  `json:"want"`
+	Got      string  `json:"got"`
+	Met      bool    `json:"met"`
+	// Note says what bounds the figure, when something does.
+	Note string `json:"note,omitempty"`
+}
+
+// fleetGoals derives the goals from rows. bounds is the shared-prefix
+// workload's hit-rate ceiling (nil: not computed).
+func fleetGoals(rows []fleetRow, bounds *hitBounds) []fleetGoal {
+	find := func(wl, c string, rate float64) (fleetRow, bool) {
+		for _, r := range rows {
+			if r.Workload == wl && r.Contender == c && r.Rate == rate {
+				return r, true
+			}
+		}
+		return fleetRow{}, false
+	}
+	judged := func(wl string) []float64 {
+		var rates []float64
+		for _, r := range rows {
+			if r.Workload == wl && r.Contender == "round_robin" && r.TTFT.P50 >= goalTTFTms {
+				rates = append(rates, r.Rate)
+			}
+		}
+		return rates
+	}
+	var gs []fleetGoal
+	for _, wl := range []string{workload.KindSharedPrefix, workload.KindMultiTurn} {
+		for _, rate := range judged(wl) {
+			ca, ok := find(wl, goalPolicy, rate)
+			rr, _ := find(wl, "round_robin", rate)
+			if !ok {
+				continue
+			}
+			hit := ca.HitRate / rr.HitRate
+			g := fleetGoal{What: "prefix hit rate ÷ round robin's", Workload: wl, Rate: rate, Want: "≥ 3.0",
+				Got: fmt.Sprintf("%.2f (%s against %s)", hit, hitCell(ca.HitRate), hitCell(rr.HitRate)), Met: hit >= 3}
+			if wl == workload.KindSharedPrefix && bounds != nil && rr.HitRate > 0 {
+				g.Note = fmt.Sprintf("no router exceeds %.2f here: the workload's ceiling %s over round robin's %s",
+					bounds.Grouped/rr.HitRate, hitCell(bounds.Grouped), hitCell(rr.HitRate))
+			}
+			gs = append(gs, g)
+			cut := ca.TTFT.P50/rr.TTFT.P50 - 1
+			gs = append(gs, fleetGoal{What: "TTFT p50 against round robin's", Workload: wl, Rate: rate, Want: "≤ −70 %",
+				Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*cut, msCell(ca.TTFT.P50), msCell(rr.TTFT.P50)), Met: cut <= -0.70})
+			if lq, ok := find(wl, "least_queue", rate); ok {
+				gs = append(gs, fleetGoal{What: "TTFT p50 below least_queue's", Workload: wl, Rate: rate, Want: "lower",
+					Got: fmt.Sprintf("%s against %s", msCell(ca.TTFT.P50), msCell(lq.TTFT.P50)), Met: ca.TTFT.P50 < lq.TTFT.P50})
+			}
+			tok := ca.OutTokS / rr.OutTokS
+			gs = append(gs, fleetGoal{What: "output tok/s ÷ round robin's", Workload: wl, Rate: rate, Want: "≥ 1.5",
+				Got: fmt.Sprintf("%.2f", tok), Met: tok >= 1.5})
+		}
+	}
+	for _, rate := range judged(workload.KindSharedPrefix) {
+		ca, ok := find(workload.KindRandom, goalPolicy, rate)
+		lq, ok2 := find(workload.KindRandom, "least_queue", rate)
+		if !ok || !ok2 {
+			continue
+		}
+		d := ca.TTFT.P50/lq.TTFT.P50 - 1
+		gs = append(gs, fleetGoal{What: "TTFT p50 against least_queue's (nothing to reuse)", Workload: workload.KindRandom, Rate: rate, Want: "≤ +5 %",
+			Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*d, msCell(ca.TTFT.P50), msCell(lq.TTFT.P50)), Met: d <= 0.05})
+	}
+	spread := map[string]float64{}
+	var order []string
+	for _, r := range rows {
+		if r.Contender != goalPolicy {
+			continue
+		}
+		if _, ok := spread[r.Workload]; !ok {
+			order = append(order, r.Workload)
+		}
+		spread[r.Workload] = max(spread[r.Workload], r.Spread)
+	}
+	for _, wl := range order {
+		gs = append(gs, fleetGoal{What: "most requests on one engine ÷ fair share, worst rate", Workload: wl, Want: "≤ 2",
+			Got: fmt.Sprintf("%.2f", spread[wl]), Met: spread[wl] <= 2})
+	}
+	return gs
+}
+
+// fleetGoalsTable renders the goals.
+func fleetGoalsTable(gs []fleetGoal) string {
+	var b strings.Builder
+	b.WriteString("| goal | workload | rate (req/s) | want | measured | met |\n|---|---|---:|---|---|---|\n")
+	for _, g := range gs {
+		rate, met := "all", "no"
+		if g.Rate > 0 {
+			rate = fmt.Sprintf("%g", g.Rate)
+		}
+		if g.Met {
+			met = "yes"
+		}
+		if g.Note != "" {
+			met += " (" + g.Note + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", g.What, g.Workload, rate, g.Want, g.Got, met)
+	}
+	return b.String()
+}

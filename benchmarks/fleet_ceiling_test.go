@@ -54,3 +54,25 @@ func TestSharedPrefixHitBoundsRefuses(t *testing.T) {
 		t.Fatalf("no engine: %v", err)
 	}
 }
+
+// The fleet's own shared-prefix ceiling is the workload's, not the
+// engines' cache size: with ten times the KV blocks it is the same, so
+// the grouped replay evicted nothing a later request could have hit.
+func TestFleetCeilingIsNotTheCache(t *testing.T) {
+	ctx := context.Background()
+	wl := fleetWorkloads[0]
+	b, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 8, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := defaultFleetEngine
+	big.NumBlocks *= 10
+	bb, err := sharedPrefixHitBounds(ctx, big, 8, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Grouped != bb.Grouped || b.Grouped < 0.5 {
+		t.Fatalf("ceiling %.4f with the fleet's cache, %.4f with ten times the blocks", b.Grouped, bb.Grouped)
+	}
+	t.Logf("ceiling %.1f %%, round robin one at a time %.1f %% (%.1f %% with ten times the blocks)", 100*b.Grouped, 100*b.RoundRobin, 100*bb.RoundRobin)
+}

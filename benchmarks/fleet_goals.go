@@ -30,10 +30,10 @@ type fleetGoal struct {
 	Workload string  `json:"workload"`
 	Rate     float64 `json:"rate"` // 0: every rate
 	// Judged is false for a rate past the one the goal is judged at.
-	Judged bool `json:"judged"`
-	Want     string  `json:"want"`
-	Got      string  `json:"got"`
-	Met      bool    `json:"met"`
+	Judged bool   `json:"judged"`
+	Want   string `json:"want"`
+	Got    string `json:"got"`
+	Met    bool   `json:"met"`
 	// Note says what bounds the figure, when something does.
 	Note string `json:"note,omitempty"`
 }

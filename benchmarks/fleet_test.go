@@ -225,8 +225,9 @@ func TestFleetCapacityAndRates(t *testing.T) {
 		t.Fatalf("rates %v must straddle the no-cache capacity %v", rates, capacity)
 	}
 	// The rates where round robin's TTFT p50 passed 1 s (RESULTS.md) on
-	// shared-prefix and multi-turn, where issue 15's goals are judged.
-	for _, want := range []float64{148, 370} {
+	// shared-prefix (148, or 185 in a run where 148 fell short) and
+	// multi-turn (370), where issue 15's goals are judged.
+	for _, want := range []float64{148, 185, 370} {
 		if !slices.ContainsFunc(rates, func(r float64) bool { return math.Abs(r-want) < 1 }) {
 			t.Fatalf("rates %v lack %v", rates, want)
 		}

@@ -15,7 +15,8 @@ import (
 //	{"pool": "vllm", "chunk_bytes": 64, "block_ttl": "10m",
 //	 "cache_threshold": 0.3, "balance_abs_threshold": 24,
 //	 "balance_rel_threshold": 1.5, "session_header": "x-session-id",
-//	 "session_from_user": true, "max_endpoints": 3}
+//	 "session_from_user": true, "max_endpoints": 3,
+//	 "metrics_flush_period": "1s"}
 type Config struct {
 	// Pool is the upstream pool to pick in when no earlier plugin chose
 	// one (sluice.upstream). Default "": the pool chosen earlier, or the
@@ -61,6 +62,12 @@ type Config struct {
 	// choice first, then the least loaded others, so the proxy can fail
 	// over. Default 3; 1–16.
 	MaxEndpoints int `json:"max_endpoints"`
+	// MetricsFlushPeriod is how often each instance adds the counts it
+	// kept since the last flush to the plugin's counters (a Go duration):
+	// counting in the guest saves a Go guest three host calls per request,
+	// and a Prometheus scrape is seconds apart anyway. Default "1s";
+	// 10ms–1m.
+	MetricsFlushPeriod string `json:"metrics_flush_period"`
 }
 
 // Defaults applied by parseConfig.
@@ -72,6 +79,7 @@ const (
 	DefaultBalanceAbsThreshold = 24
 	DefaultBalanceRelThreshold = 1.5
 	DefaultMaxEndpoints        = 3
+	DefaultMetricsFlushPeriod  = time.Second
 )
 
 // settings is a validated configuration.
@@ -86,6 +94,7 @@ type settings struct {
 	sessionHeader   string
 	sessionFromUser bool
 	maxEndpoints    int
+	flushPeriod     time.Duration
 }
 
 // parseConfig decodes and validates a configuration; empty data is the
@@ -100,6 +109,7 @@ func parseConfig(data []byte) (*settings, error) {
 		cacheThreshold: DefaultCacheThreshold, absThreshold: DefaultBalanceAbsThreshold,
 		relThreshold: DefaultBalanceRelThreshold, sessionHeader: strings.ToLower(cfg.SessionHeader),
 		sessionFromUser: cfg.SessionFromUser, maxEndpoints: DefaultMaxEndpoints,
+		flushPeriod: DefaultMetricsFlushPeriod,
 	}
 	ints := []struct {
 		name   string
@@ -145,6 +155,13 @@ func parseConfig(data []byte) (*settings, error) {
 			return nil, fmt.Errorf("cacheaware: block_ttl: %q is not a duration in 1s..720h", cfg.BlockTTL)
 		}
 		s.ttl = d
+	}
+	if cfg.MetricsFlushPeriod != "" {
+		d, err := time.ParseDuration(cfg.MetricsFlushPeriod)
+		if err != nil || d < 10*time.Millisecond || d > time.Minute {
+			return nil, fmt.Errorf("cacheaware: metrics_flush_period: %q is not a duration in 10ms..1m", cfg.MetricsFlushPeriod)
+		}
+		s.flushPeriod = d
 	}
 	if strings.ContainsAny(cfg.Pool, "\x00\r\n/") {
 		return nil, fmt.Errorf("cacheaware: pool: %q has control bytes or '/'", cfg.Pool)

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func eps(loads ...float64) []endpoint {
@@ -99,19 +100,25 @@ func TestPoolLoads(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
-	s, err := parseConfig([]byte(`{"chunk_bytes":128,"block_ttl":"30s","balance_rel_threshold":2,"session_header":"X-Session"}`))
-	if err != nil || s.chunk != 128 || s.ttl.Seconds() != 30 || s.relThreshold != 2 || s.sessionHeader != "x-session" {
+	s, err := parseConfig([]byte(`{"chunk_bytes":128,"block_ttl":"30s","balance_rel_threshold":2,"session_header":"X-Session","metrics_flush_period":"250ms"}`))
+	if err != nil || s.chunk != 128 || s.ttl.Seconds() != 30 || s.relThreshold != 2 || s.sessionHeader != "x-session" || s.flushPeriod != 250*time.Millisecond {
 		t.Fatalf("%+v %v", s, err)
 	}
+	if s, err := parseConfig(nil); err != nil || s.flushPeriod != time.Second {
+		t.Fatalf("defaults: %+v %v", s, err)
+	}
 	for cfg, want := range map[string]string{
-		`{"chunk_bytes":8}`:             "chunk_bytes: 8 is not in 16..4096",
-		`{"block_ttl":"1ms"}`:           `block_ttl: "1ms" is not a duration`,
-		`{"cache_threshold":1.5}`:       "cache_threshold: 1.5 is not in 0..1",
-		`{"balance_rel_threshold":0.5}`: "balance_rel_threshold: 0.5 is not in 1..",
-		`{"max_endpoints":17}`:          "max_endpoints: 17 is not in 1..16",
-		`{"pool":"a/b"}`:                "pool:",
-		`{"session_header":"a b"}`:      "session_header:",
-		`{"bogus":1}`:                   "bogus",
+		`{"chunk_bytes":8}`:              "chunk_bytes: 8 is not in 16..4096",
+		`{"block_ttl":"1ms"}`:            `block_ttl: "1ms" is not a duration`,
+		`{"cache_threshold":1.5}`:        "cache_threshold: 1.5 is not in 0..1",
+		`{"balance_rel_threshold":0.5}`:  "balance_rel_threshold: 0.5 is not in 1..",
+		`{"max_endpoints":17}`:           "max_endpoints: 17 is not in 1..16",
+		`{"pool":"a/b"}`:                 "pool:",
+		`{"session_header":"a b"}`:       "session_header:",
+		`{"bogus":1}`:                    "bogus",
+		`{"metrics_flush_period":"1ms"}`: `metrics_flush_period: "1ms" is not a duration in 10ms..1m`,
+		`{"metrics_flush_period":"2m"}`:  `metrics_flush_period: "2m" is not`,
+		`{"metrics_flush_period":"x"}`:   `metrics_flush_period: "x" is not`,
 	} {
 		if _, err := parseConfig([]byte(cfg)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", cfg, err, want)

@@ -47,7 +47,9 @@ func startFleet(t *testing.T, n int) (*pluginenv.Env, map[string]*proxytest.Serv
 	cfg.Upstreams[0].MetricsPath = "/metrics"
 	cfg.Upstreams[0].ScrapeInterval = proxy.Duration(20 * time.Millisecond)
 	var pc proxy.PluginConfig
-	if err := yaml.Unmarshal([]byte("name: cacheaware\npath: "+pluginenv.PluginPath(t, pluginPkg)+"\ninstances: 2\ncall_timeout: 2s\n"), &pc); err != nil {
+	// Counters flushed every 20 ms, not every second: waitMetric's
+	// waits are the tests' longest.
+	if err := yaml.Unmarshal([]byte("name: cacheaware\npath: "+pluginenv.PluginPath(t, pluginPkg)+"\ninstances: 2\ncall_timeout: 2s\nconfig: {metrics_flush_period: 20ms}\n"), &pc); err != nil {
 		t.Fatal(err)
 	}
 	return pluginenv.Start(t, cfg, pc), ups
@@ -55,8 +57,8 @@ func startFleet(t *testing.T, n int) (*pluginenv.Env, map[string]*proxytest.Serv
 
 // waitMetric waits for the plugin series sluice_wasm_cacheaware_<series>
 // to reach want ("": any value but 0). Instances flush their counters
-// every metricsFlushPeriod (1 s) and at the plugin's end; the bound is
-// 5 s, for a loaded machine.
+// every metrics_flush_period (20 ms in these tests) and at the
+// plugin's end; the bound is 5 s, for a loaded machine.
 func waitMetric(t *testing.T, e *pluginenv.Env, series, want string) {
 	t.Helper()
 	prefix := "sluice_wasm_cacheaware_" + series + " "
@@ -163,7 +165,7 @@ func TestEndToEndBadConfig(t *testing.T) {
 // session_from_user.
 func TestEndToEndSession(t *testing.T) {
 	cfg := proxy.NewConfig().WithUpstream("llm", endpointURLs(t, 4)...)
-	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"session_header":"x-session","session_from_user":true}`))
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"session_header":"x-session","session_from_user":true,"metrics_flush_period":"20ms"}`))
 	for _, sess := range []string{"alice", "bob", "carol"} {
 		var home string
 		for i := range 6 {
@@ -200,7 +202,7 @@ func TestEndToEndSession(t *testing.T) {
 func TestEndToEndJSONLoads(t *testing.T) {
 	long := strings.Repeat("p", 1100)
 	cfg := proxy.NewConfig().WithUpstream(long, endpointURLs(t, 3)...)
-	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"pool":"`+long+`"}`))
+	e := pluginenv.Start(t, cfg, pluginenv.PluginConfig(t, pluginPkg, `{"metrics_flush_period":"20ms","pool":"`+long+`"}`))
 	home := send(t, e, chatTurn(7, "first"))
 	for i := range 4 {
 		if got := send(t, e, chatTurn(7, fmt.Sprint("turn ", i))); got != home {
@@ -245,7 +247,7 @@ func TestEndToEndWithoutExtensions(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.hidden, ","), func(t *testing.T) {
 			cfg := proxy.NewConfig().WithUpstream("llm", endpointURLs(t, 3)...)
-			pc := pluginenv.PluginConfig(t, pluginPkg, "")
+			pc := pluginenv.PluginConfig(t, pluginPkg, `{"metrics_flush_period":"20ms"}`)
 			pc.Instances = 1 // each fallback logged once
 			e := pluginenv.StartHiding(t, c.hidden, cfg, pc)
 			const convs, turns = 3, 3

@@ -1,15 +1,5 @@
 package main
 
-import "time"
-
-// metricsFlushPeriod is how often an instance adds its counts to the
-// host's counters (the plugin's tick). Each counter update is a host
-// call (~2–5 µs for a Go guest); counting in the guest and flushing
-// once a second saves three per request, and a Prometheus scrape is
-// seconds apart anyway. Counts of the last period are lost if the plugin
-// is unloaded without OnPluginDone.
-const metricsFlushPeriod = time.Second
-
 // Counts kept by a tally (the plugin's counters besides the decisions).
 const (
 	countSkipped       = iota // left to the pool's own policy

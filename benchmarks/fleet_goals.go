@@ -62,6 +62,9 @@ func fleetGoals(rows []fleetRow, bounds *hitBounds) []fleetGoal {
 	}
 	var gs []fleetGoal
 	for _, wl := range []string{workload.KindSharedPrefix, workload.KindMultiTurn} {
+		if g, ok := unjudged(rows, wl); ok {
+			gs = append(gs, g)
+		}
 		for i, rate := range judged(wl) {
 			first := len(gs)
 			ca, ok := find(wl, goalPolicy, rate)
@@ -118,6 +121,30 @@ func fleetGoals(rows []fleetRow, bounds *hitBounds) []fleetGoal {
 			Got: fmt.Sprintf("%.2f", spread[wl]), Met: spread[wl] <= 2, Judged: true})
 	}
 	return gs
+}
+
+// unjudged is the line that says why a workload run with round robin
+// has no goals judged: round robin's TTFT p50 stayed under goalTTFTms at
+// every rate (the sweep did not reach the load the goals are set at).
+func unjudged(rows []fleetRow, wl string) (fleetGoal, bool) {
+	top, at, seen := 0.0, 0.0, false
+	for _, r := range rows {
+		if r.Workload != wl || r.Contender != "round_robin" {
+			continue
+		}
+		if r.TTFT.P50 >= goalTTFTms {
+			return fleetGoal{}, false
+		}
+		if !seen || r.TTFT.P50 > top {
+			top, at = r.TTFT.P50, r.Rate
+		}
+		seen = true
+	}
+	if !seen {
+		return fleetGoal{}, false
+	}
+	return fleetGoal{What: "round robin's TTFT p50 reaches 1 s at some rate (else nothing is judged)", Workload: wl, Rate: at,
+		Want: fmt.Sprintf("≥ %d ms", goalTTFTms), Got: fmt.Sprintf("%s at most", msCell(top)), Judged: true}, true
 }
 
 // fleetGoalsTable renders the goals.

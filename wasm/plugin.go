@@ -37,7 +37,7 @@ type Plugin struct {
 	redis       redisState  // proxy_redis_init settings and Redis call metrics
 
 	slots []slot
-	rr    atomic.Uint32
+	last  atomic.Uint32 // the slot pick chose last: ties go to it
 	pool  sync.Pool
 
 	// ctx is the parent of every HTTP call's context; Close cancels it.
@@ -163,23 +163,30 @@ func (p *Plugin) startOn(ex *proxy.Exchange, sl *slot, in *instance) (_ proxy.St
 	return s, nil, true
 }
 
-// pick returns the live instance with the fewest pinned requests, starting
-// the scan at a rotating position so that ties spread round-robin.
+// pick returns the live instance with the fewest pinned requests; among
+// equals, the one picked last, whose code and memory the last request left
+// in the CPU's caches (a Go guest costs several times more cold: RATIONALE.md,
+// "The instance used last takes ties").
 func (p *Plugin) pick() (*slot, *instance) {
 	n := uint32(len(p.slots))
-	start := p.rr.Add(1)
+	start := p.last.Load()
 	var best *slot
 	var bestIn *instance
 	var bestLoad int64
+	var bestIdx uint32
 	for i := range n {
-		sl := &p.slots[(start+i)%n]
+		idx := (start + i) % n
+		sl := &p.slots[idx]
 		in := sl.inst.Load()
 		if in == nil || in.dead.Load() {
 			continue
 		}
 		if l := sl.pinned.Load(); bestIn == nil || l < bestLoad {
-			best, bestIn, bestLoad = sl, in, l
+			best, bestIn, bestLoad, bestIdx = sl, in, l, idx
 		}
+	}
+	if bestIn != nil && bestIdx != start {
+		p.last.Store(bestIdx)
 	}
 	return best, bestIn
 }

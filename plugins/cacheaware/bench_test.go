@@ -157,29 +157,34 @@ func (s *timedStream) OnDone() {
 // goal of issue 15 is ≤ 20 µs. Back to back, one instance reuses its
 // upstream_stats snapshot for statsRefresh (10 ms); "fresh-stats" spaces
 // the requests so that each takes a new one, as each does when several
-// instances share a modest rate. Run:
+// instances share a modest rate. The plugin has one instance, except in
+// "-4-instances", where one request at a time finds all four idle (the
+// host then keeps to the instance it used last). Run:
 //
 //	go test -run '^$' -bench PluginCPU8KiB -benchtime 2000x ./plugins/cacheaware/
 func BenchmarkPluginCPU8KiB(b *testing.B) {
 	for _, c := range []struct {
 		name, pkg, config string
 		gap               time.Duration
+		instances         int
 	}{
-		{"cacheaware", pluginPkg, "", 0},
-		{"cacheaware-fresh-stats", pluginPkg, "", statsRefresh + time.Millisecond},
+		{"cacheaware", pluginPkg, "", 0, 1},
+		{"cacheaware-4-instances", pluginPkg, "", 0, 4},
+		{"cacheaware-fresh-stats", pluginPkg, "", statsRefresh + time.Millisecond, 1},
 		// The same requests through a Go plugin that only adds a header:
 		// the fixed cost of a Go guest's callbacks.
-		{"baseline-headers", "plugins/headers", headersConfig, 0},
-		{"baseline-headers-gap", "plugins/headers", headersConfig, statsRefresh + time.Millisecond},
+		{"baseline-headers", "plugins/headers", headersConfig, 0, 1},
+		{"baseline-headers-4-instances", "plugins/headers", headersConfig, 0, 4},
+		{"baseline-headers-gap", "plugins/headers", headersConfig, statsRefresh + time.Millisecond, 1},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchPluginCPU(b, c.pkg, c.config, c.gap) })
+		b.Run(c.name, func(b *testing.B) { benchPluginCPU(b, c.pkg, c.config, c.gap, c.instances) })
 	}
 }
 
-// benchPlugin loads the plugin built from pkg with config, with one
-// instance, in front of four test endpoints, and returns it with the
+// benchPlugin loads the plugin built from pkg with config, with that many
+// instances, in front of four test endpoints, and returns it with the
 // proxy's configuration for those endpoints.
-func benchPlugin(b *testing.B, pkg, config string) (*proxy.Config, *wasm.Plugin) {
+func benchPlugin(b *testing.B, pkg, config string, instances int) (*proxy.Config, *wasm.Plugin) {
 	var urls []string
 	for i := range 4 {
 		up := proxytest.NewServer(proxytest.Options{Name: fmt.Sprint("e", i)})
@@ -198,7 +203,7 @@ func benchPlugin(b *testing.B, pkg, config string) (*proxy.Config, *wasm.Plugin)
 	}
 	b.Cleanup(func() { host.Close(context.Background()) })
 	p, err := host.Load(context.Background(), proxy.PluginConfig{Name: "bench",
-		Path: plugintest.BuildGo(b, pkg), Config: proxy.RawConfig(config), Instances: 1, CallTimeout: proxy.Duration(2 * time.Second)})
+		Path: plugintest.BuildGo(b, pkg), Config: proxy.RawConfig(config), Instances: instances, CallTimeout: proxy.Duration(2 * time.Second)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -245,8 +250,8 @@ func putDigits(dst []byte, n int) {
 	}
 }
 
-func benchPluginCPU(b *testing.B, pkg, config string, gap time.Duration) {
-	cfg, p := benchPlugin(b, pkg, config)
+func benchPluginCPU(b *testing.B, pkg, config string, gap time.Duration, instances int) {
+	cfg, p := benchPlugin(b, pkg, config, instances)
 	tf := &timedFilter{Filter: p}
 	_, url := plugintest.Serve(b, cfg, proxy.Options{Filters: []proxy.Filter{tf}})
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -360,7 +365,7 @@ type hotCase struct {
 //     the reads, the part of each request's figure that is the clock's
 //     own system call (subtract it for the plugin's).
 func benchPluginLoop(b *testing.B, c hotCase, cold bool) {
-	cfg, p := benchPlugin(b, c.pkg, c.config)
+	cfg, p := benchPlugin(b, c.pkg, c.config, 1)
 	srv, _ := plugintest.Serve(b, cfg, proxy.Options{})
 	ex := srv.NewExchange()
 	h := ex.RequestHeaders()

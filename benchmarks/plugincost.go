@@ -170,6 +170,13 @@ func runPluginCost(ctx context.Context, o options, procs *procSet) error {
 	if err != nil {
 		return err
 	}
+	// The report's directory, made now: an -out that cannot be written
+	// fails before the runs, not after them.
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return fmt.Errorf("benchmarks: -out: %w", err)
+		}
+	}
 	cpus := allowedCPUs()
 	if missing := missingTools(&options{wantsWrkBench: true, pluginsOnly: true, upstream: upstreamNginx}, len(cpus)); len(missing) > 0 {
 		return missingError{missing}

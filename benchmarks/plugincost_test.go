@@ -144,3 +144,22 @@ func TestPluginCostConfigs(t *testing.T) {
 		t.Fatalf("report:\n%s", md)
 	}
 }
+
+// An -out that cannot be made fails the plugin-cost benchmark before its
+// runs (it once failed after them, the report only on stdout).
+func TestPluginCostOutFailsFirst(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	procs := newProcSet()
+	defer procs.StopAll()
+	start := time.Now()
+	err := runPluginCost(context.Background(), options{repo: "..", out: filepath.Join(file, "sub")}, procs)
+	if err == nil || !strings.Contains(err.Error(), "-out") {
+		t.Fatalf("error %v, want one naming -out", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %v: the runs went first", d)
+	}
+}

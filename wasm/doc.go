@@ -28,7 +28,8 @@
 // A Plugin has a small fixed set of instances (PluginConfig.Instances,
 // default GOMAXPROCS), plus one started spare. Each runs one callback at a time, guarded by a mutex;
 // a request's HTTP context is created on the live instance with the fewest
-// pinned requests (ties rotate) and stays there for its whole life, as in
+// pinned requests (among equals, the one picked last, whose memory is
+// still in the CPU caches) and stays there for its whole life, as in
 // Envoy where a context lives in one worker's VM. Every instance gets root
 // context 1: its start function (a start section, run by the host after
 // instantiation), _initialize (or _start), proxy_on_context_create(1, 0),

@@ -164,9 +164,9 @@ func (p *Plugin) startOn(ex *proxy.Exchange, sl *slot, in *instance) (_ proxy.St
 }
 
 // pick returns the live instance with the fewest pinned requests; among
-// equals, the one picked last, whose code and memory the last request left
-// in the CPU's caches (a Go guest costs several times more cold: RATIONALE.md,
-// "The instance used last takes ties").
+// equals, the one picked last, whose memory (the guest's heap and stack)
+// the last request left in the CPU's caches: a Go guest costs several
+// times more cold (RATIONALE.md, "The instance used last takes ties").
 func (p *Plugin) pick() (*slot, *instance) {
 	n := uint32(len(p.slots))
 	start := p.last.Load()

@@ -433,8 +433,18 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 				return nil, err
 			}
 			rep.HitBounds = &b
+			rep.Ceilings = setCeiling(rep.Ceilings, wl.Name, b.Grouped)
 			rep.Settings = append(rep.Settings, fmt.Sprintf("%s hit-rate ceiling: %s, every request sent alone to its group's engine (nothing a router can do gets more, preemptions aside: the first prompt of a group has nothing cached, the others at most their system prompt); round robin's assignment sent the same way: %s",
 				wl.Name, hitCell(b.Grouped), hitCell(b.RoundRobin)))
+		}
+		if wl.MultiTurn != nil {
+			c, err := multiTurnCeiling(ctx, eng, o.engines, wl, o.seed, o.maxRequests)
+			if err != nil {
+				return nil, err
+			}
+			rep.Ceilings = setCeiling(rep.Ceilings, wl.Name, c)
+			rep.Settings = append(rep.Settings, fmt.Sprintf("%s hit-rate ceiling: %s, every session's rounds sent one after another to one engine with their real answers (nothing a router can do gets more, preemptions aside: sessions share nothing, and a round can hit at most its previous round's prompt and answer)",
+				wl.Name, hitCell(c)))
 		}
 		for _, rate := range rates {
 			for _, c := range contenders {
@@ -448,13 +458,22 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 			}
 		}
 	}
-	rep.Goals = fleetGoals(rep.Rows, rep.HitBounds)
+	rep.Goals = fleetGoals(rep.Rows, rep.Ceilings)
 	if outDir != "" {
 		if err := rep.write(outDir, fleetNames(contenders)); err != nil {
 			return nil, err
 		}
 	}
 	return rep, nil
+}
+
+// setCeiling records workload wl's hit-rate ceiling in m (made if nil).
+func setCeiling(m map[string]float64, wl string, c float64) map[string]float64 {
+	if m == nil {
+		m = map[string]float64{}
+	}
+	m[wl] = c
+	return m
 }
 
 func fleetNames(cs []fleetContender) []string {

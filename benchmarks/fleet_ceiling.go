@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
@@ -53,9 +55,34 @@ func sharedPrefixHitBounds(ctx context.Context, c fleetEngineConfig, n int, wl w
 	return b, nil
 }
 
-// replayHitRate sends reqs one at a time, request i to engine pick(i), and
-// returns the fleet's prefix-cache hit rate. Any failed request is an
-// error: a bound computed from part of the workload would be wrong.
+// multiTurnCeiling is the hit-rate ceiling of the multi-turn workload wl:
+// its first maxRequests requests (seed as in the runs) sent one at a time
+// on n fresh engines of configuration c, session after session, every
+// round of a session to one engine (session mod n) right after the round
+// before, carrying that round's real answer. Sessions share nothing, so a
+// round can hit at most what its previous round cached (its prompt and
+// answer), and here it finds all of it.
+func multiTurnCeiling(ctx context.Context, c fleetEngineConfig, n int, wl workload.Spec, seed int64, maxRequests int) (float64, error) {
+	if wl.MultiTurn == nil {
+		return 0, fmt.Errorf("benchmarks: hit ceiling: workload %s is not multi-turn", wl.Name)
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("benchmarks: hit ceiling: %d engines", n)
+	}
+	reqs, err := wl.Generate(seed, maxRequests)
+	if err != nil {
+		return 0, err
+	}
+	slices.SortStableFunc(reqs, func(a, b workload.Request) int { return cmp.Or(a.Group-b.Group, a.Turn-b.Turn) })
+	c.TimeScale = ceilingTimeScale
+	return replayHitRate(ctx, c, n, reqs, func(i int) int { return reqs[i].Group % n })
+}
+
+// replayHitRate sends reqs one at a time, in order, request i to engine
+// pick(i), each multi-turn round with its session's earlier answers as
+// sent (withAnswers), and returns the fleet's prefix-cache hit rate. Any
+// failed request is an error: a bound computed from part of the workload
+// would be wrong.
 func replayHitRate(ctx context.Context, c fleetEngineConfig, n int, reqs []workload.Request, pick func(int) int) (float64, error) {
 	engines, err := startFleetEngines(n, c)
 	if err != nil {
@@ -64,14 +91,20 @@ func replayHitRate(ctx context.Context, c fleetEngineConfig, n int, reqs []workl
 	defer engines.Close()
 	hc := &http.Client{Timeout: time.Minute}
 	start := time.Now()
+	type turnKey struct{ session, turn int }
+	answers := map[turnKey]string{}
 	for i, r := range reqs {
-		body, err := chatBody(c.Model, r.Messages, r.MaxTokens)
+		msgs := withAnswers(r, func(turn int) string { return answers[turnKey{r.Group, turn}] })
+		body, err := chatBody(c.Model, msgs, r.MaxTokens)
 		if err != nil {
 			return 0, err
 		}
 		res := sendChat(ctx, hc, engines.URLs[pick(i)]+"/v1/chat/completions", body, start)
 		if res.Err != "" {
 			return 0, fmt.Errorf("benchmarks: hit bounds: request %d: %s", i, res.Err)
+		}
+		if r.Kind == workload.KindMultiTurn {
+			answers[turnKey{r.Group, r.Turn}] = res.Text
 		}
 	}
 	hits, queries, err := engines.PrefixCounters()

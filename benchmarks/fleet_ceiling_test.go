@@ -76,3 +76,65 @@ func TestFleetCeilingIsNotTheCache(t *testing.T) {
 	}
 	t.Logf("ceiling %.1f %%, round robin one at a time %.1f %% (%.1f %% with ten times the blocks)", 100*b.Grouped, 100*b.RoundRobin, 100*bb.RoundRobin)
 }
+
+// The multi-turn ceiling: every round after a session's first hits what
+// its previous round cached, the same with ten times the KV blocks; one
+// round per session shares nothing; other workloads are refused.
+func TestMultiTurnCeiling(t *testing.T) {
+	ctx := context.Background()
+	wl := workload.Spec{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 5, Turns: 3, UserLen: 24, OutputLen: 4}}
+	c, err := multiTurnCeiling(ctx, defaultFleetEngine, 2, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := defaultFleetEngine
+	big.NumBlocks *= 10
+	cb, err := multiTurnCeiling(ctx, big, 2, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rounds 2 and 3 carry one and two earlier rounds: most of their
+	// tokens, so well over a third of all, but under two thirds.
+	if c < 0.3 || c >= 2.0/3 || c != cb {
+		t.Fatalf("ceiling %.3f (%.3f with ten times the blocks), want the same, in [0.3, 0.67)", c, cb)
+	}
+	one := workload.Spec{Name: workload.KindMultiTurn, MultiTurn: &workload.MultiTurn{Sessions: 4, Turns: 1, UserLen: 24, OutputLen: 4}}
+	if z, err := multiTurnCeiling(ctx, defaultFleetEngine, 2, one, 1, one.Len()); err != nil || z != 0 {
+		t.Fatalf("one round per session: %v, %v; want 0", z, err)
+	}
+	if _, err := multiTurnCeiling(ctx, defaultFleetEngine, 2, fleetWorkloads[0], 1, 4); err == nil || !strings.Contains(err.Error(), "not multi-turn") {
+		t.Fatalf("shared-prefix workload: %v", err)
+	}
+	if _, err := multiTurnCeiling(ctx, defaultFleetEngine, 0, wl, 1, 4); err == nil || !strings.Contains(err.Error(), "0 engines") {
+		t.Fatalf("no engine: %v", err)
+	}
+}
+
+// withAnswers puts each earlier round's real answer in its placeholder's
+// place, keeps a placeholder it has no answer for, and leaves first rounds
+// and other kinds alone.
+func TestWithAnswers(t *testing.T) {
+	asst := func(s string) workload.Message { return workload.Message{Role: workload.RoleAssistant, Content: s} }
+	user := func(s string) workload.Message { return workload.Message{Role: workload.RoleUser, Content: s} }
+	r := workload.Request{Kind: workload.KindMultiTurn, Group: 7, Turn: 2,
+		Messages: []workload.Message{user("u0"), asst("p0"), user("u1"), asst("p1"), user("u2")}}
+	got := withAnswers(r, func(turn int) string { return map[int]string{0: "real0"}[turn] })
+	want := []string{"u0", "real0", "u1", "p1", "u2"}
+	for i, m := range got {
+		if m.Content != want[i] {
+			t.Fatalf("message %d: %q, want %q", i, m.Content, want[i])
+		}
+	}
+	if r.Messages[1].Content != "p0" {
+		t.Fatal("the request's own messages were changed")
+	}
+	first := r
+	first.Turn = 0
+	other := r
+	other.Kind = workload.KindSharedPrefix
+	for _, q := range []workload.Request{first, other} {
+		if got := withAnswers(q, func(int) string { return "x" }); &got[0] != &q.Messages[0] {
+			t.Fatalf("%s turn %d: messages copied or changed", q.Kind, q.Turn)
+		}
+	}
+}

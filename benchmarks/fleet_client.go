@@ -127,6 +127,26 @@ func sendChat(ctx context.Context, hc *http.Client, url string, body []byte, sta
 	return res
 }
 
+// withAnswers returns r's messages with the placeholder of each earlier
+// round's answer replaced by that round's real answer (answer(turn); ""
+// keeps the placeholder): a multi-turn round carries what the engine
+// really said. Other requests' messages are returned as they are.
+func withAnswers(r workload.Request, answer func(turn int) string) []workload.Message {
+	if r.Kind != workload.KindMultiTurn || r.Turn == 0 {
+		return r.Messages
+	}
+	msgs := append([]workload.Message(nil), r.Messages...)
+	for k, turn := 0, 0; k < len(msgs); k++ {
+		if msgs[k].Role == workload.RoleAssistant {
+			if a := answer(turn); a != "" {
+				msgs[k].Content = a
+			}
+			turn++
+		}
+	}
+	return msgs
+}
+
 // runFleetLoad sends reqs to url through a workload.Dispatcher at the
 // ticks of a Poisson process of rate requests per simulated second (seed;
 // simulated time runs timeScale times faster than the wall) and returns
@@ -161,20 +181,9 @@ func runFleetLoad(ctx context.Context, url, model string, reqs []workload.Reques
 		go func() {
 			defer wg.Done()
 			defer d.Done(i) // after the answer is stored, for the next round
-			msgs := r.Messages
-			if r.Kind == workload.KindMultiTurn && r.Turn > 0 {
-				msgs = append([]workload.Message(nil), r.Messages...)
-				mu.Lock()
-				for k, turn := 0, 0; k < len(msgs); k++ {
-					if msgs[k].Role == workload.RoleAssistant {
-						if a, ok := answers[turnKey{r.Group, turn}]; ok && a != "" {
-							msgs[k].Content = a
-						}
-						turn++
-					}
-				}
-				mu.Unlock()
-			}
+			mu.Lock()
+			msgs := withAnswers(r, func(turn int) string { return answers[turnKey{r.Group, turn}] })
+			mu.Unlock()
 			body, err := chatBody(model, msgs, r.MaxTokens)
 			if err != nil {
 				results[i] = fleetResult{Err: err.Error()}

@@ -38,9 +38,9 @@ type fleetGoal struct {
 	Note string `json:"note,omitempty"`
 }
 
-// fleetGoals derives the goals from rows. bounds is the shared-prefix
-// workload's hit-rate ceiling (nil: not computed).
-func fleetGoals(rows []fleetRow, bounds *hitBounds) []fleetGoal {
+// fleetGoals derives the goals from rows. ceilings are the workloads'
+// hit-rate ceilings (a workload without one gets no bound).
+func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 	find := func(wl, c string, rate float64) (fleetRow, bool) {
 		for _, r := range rows {
 			if r.Workload == wl && r.Contender == c && r.Rate == rate {
@@ -75,9 +75,9 @@ func fleetGoals(rows []fleetRow, bounds *hitBounds) []fleetGoal {
 			hit := ca.HitRate / rr.HitRate
 			g := fleetGoal{What: "prefix hit rate ÷ round robin's", Workload: wl, Rate: rate, Want: "≥ 3.0",
 				Got: fmt.Sprintf("%.2f (%s against %s)", hit, hitCell(ca.HitRate), hitCell(rr.HitRate)), Met: hit >= 3}
-			if wl == workload.KindSharedPrefix && bounds != nil && rr.HitRate > 0 {
+			if top, ok := ceilings[wl]; ok && rr.HitRate > 0 {
 				g.Note = fmt.Sprintf("no router exceeds %.2f here: the workload's ceiling %s over round robin's %s",
-					bounds.Grouped/rr.HitRate, hitCell(bounds.Grouped), hitCell(rr.HitRate))
+					top/rr.HitRate, hitCell(top), hitCell(rr.HitRate))
 			}
 			gs = append(gs, g)
 			cut := ca.TTFT.P50/rr.TTFT.P50 - 1

@@ -32,7 +32,7 @@ func TestFleetGoals(t *testing.T) {
 		goalRow(rnd, "least_queue", 150, 1000, 1000, 0, 1),
 		goalRow(rnd, "cacheaware", 150, 1060, 1000, 0, 1),
 	}
-	gs := fleetGoals(rows, &hitBounds{Grouped: 0.806, RoundRobin: 0.317})
+	gs := fleetGoals(rows, map[string]float64{sp: 0.806, mt: 0.578})
 	type key struct {
 		what, wl string
 		rate     float64
@@ -74,8 +74,11 @@ func TestFleetGoals(t *testing.T) {
 	if n := got[key{"prefix hit rate ÷ round robin's", sp, 150}].Note; !strings.Contains(n, "no router exceeds 2.88") {
 		t.Fatalf("shared-prefix bound note %q", n)
 	}
-	if n := got[key{"prefix hit rate ÷ round robin's", mt, 370}].Note; n != "" {
-		t.Fatalf("multi-turn has no computed bound, note %q", n)
+	if n := got[key{"prefix hit rate ÷ round robin's", mt, 370}].Note; !strings.Contains(n, "no router exceeds 5.78") {
+		t.Fatalf("multi-turn bound note %q", n)
+	}
+	if n := fleetGoals(rows, map[string]float64{sp: 0.806}); strings.Contains(fleetGoalsTable(n), "5.78") {
+		t.Fatal("a bound for a workload without a ceiling")
 	}
 	table := fleetGoalsTable(gs)
 	for _, want := range []string{"| prefix hit rate ÷ round robin's | shared-prefix | 150 | ≥ 3.0 | 2.71 (76.0 % against 28.0 %) | no (no router exceeds 2.88",

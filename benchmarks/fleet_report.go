@@ -215,6 +215,10 @@ type fleetReport struct {
 	// HitBounds is the shared-prefix workload's hit-rate ceiling and
 	// round robin's rate without queueing (nil: workload not run).
 	HitBounds *hitBounds `json:"shared_prefix_hit_bounds,omitempty"`
+	// Ceilings are the workloads' hit-rate ceilings, by workload: the
+	// most any router gets (fleet_ceiling.go); shared-prefix's is
+	// HitBounds.Grouped.
+	Ceilings map[string]float64 `json:"hit_rate_ceilings,omitempty"`
 	// Goals are issue 15's goals judged on Rows (fleet_goals.go).
 	Goals []fleetGoal `json:"goals,omitempty"`
 }

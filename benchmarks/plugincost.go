@@ -195,9 +195,9 @@ func runPluginCost(ctx context.Context, o options, procs *procSet) error {
 	if bin == "" {
 		return fmt.Errorf("benchmarks: plugin-cost: %s", why)
 	}
-	script := filepath.Join(tmp, "pairs.lua")
-	if err := os.WriteFile(script, []byte(pluginCostLua()), 0o644); err != nil {
-		return fmt.Errorf("benchmarks: %w", err)
+	script, err := writeFile(tmp, "pairs.lua", []byte(pluginCostLua()))
+	if err != nil {
+		return err
 	}
 	port := o.portBase
 	var endpoints []int
@@ -213,9 +213,9 @@ func runPluginCost(ctx context.Context, o options, procs *procSet) error {
 	if err := os.MkdirAll(ngDir, 0o755); err != nil {
 		return fmt.Errorf("benchmarks: %w", err)
 	}
-	conf := filepath.Join(ngDir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(pluginCostNginx(ngDir, endpoints)), 0o644); err != nil {
-		return fmt.Errorf("benchmarks: %w", err)
+	conf, err := writeFile(ngDir, "nginx.conf", []byte(pluginCostNginx(ngDir, endpoints)))
+	if err != nil {
+		return err
 	}
 	ng, err := procs.Start("nginx pool", pinned(pinLoad, "nginx", "-e", "stderr", "-p", ngDir, "-c", conf))
 	if err != nil {
@@ -242,9 +242,9 @@ func runPluginCost(ctx context.Context, o options, procs *procSet) error {
 		if err != nil {
 			return err
 		}
-		path := filepath.Join(tmp, "plugin-"+c.Plugin+".yaml")
-		if err := os.WriteFile(path, y, 0o644); err != nil {
-			return fmt.Errorf("benchmarks: %w", err)
+		path, err := writeFile(tmp, "plugin-"+c.Plugin+".yaml", y)
+		if err != nil {
+			return err
 		}
 		for _, conns := range o.costConns {
 			row, err := pluginCostRun(ctx, procs, bin, path, script, base, pinProxy, pinLoad, c.Plugin, conns, o, clk)
@@ -261,10 +261,8 @@ func runPluginCost(ctx context.Context, o options, procs *procSet) error {
 	if o.out == "" {
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(o.out, "plugincost-latest.md"), []byte(md), 0o644); err != nil {
-		return fmt.Errorf("benchmarks: %w", err)
-	}
-	return nil
+	_, err = writeFile(o.out, "plugincost-latest.md", []byte(md))
+	return err
 }
 
 // pluginCostRun starts a Sluice with the configuration at path, warms it

@@ -14,8 +14,10 @@
 //
 // A paged KV cache with prefix caching: blocks of [Config.BlockSize] tokens,
 // each full block named by a hash chaining its parent block's hash and its
-// own tokens, so equal prefixes give equal block ids. Blocks are shared by
-// reference count; a block whose count drops to zero stays cached in an LRU
+// own tokens, so equal prefixes give equal block ids. A block is named as
+// soon as the step that computes it is scheduled, as vLLM V1's
+// KVCacheManager.allocate_slots does, so a request admitted later in the
+// same step already shares it. Blocks are shared by reference count; a block whose count drops to zero stays cached in an LRU
 // free queue and is evicted from its head only when a block is needed. A
 // running sequence that cannot get a block preempts the most recently
 // admitted running sequence (recompute, as vLLM V1 does): its blocks are

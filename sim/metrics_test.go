@@ -37,7 +37,7 @@ func scrape(t *testing.T, e *Engine) map[string]float64 {
 // The metrics Sluice's scraper reads (proxy/upstream/engine_metrics.go) and the
 // vLLM counters move as vLLM's do.
 func TestMetricsMove(t *testing.T) {
-	e := newManual(t, Config{Model: "m", NumBlocks: 8, MaxNumSeqs: 2, MaxBatchedTokens: 256})
+	e := newManual(t, Config{Model: "m", NumBlocks: 7, MaxNumSeqs: 2, MaxBatchedTokens: 256})
 	get := func(m map[string]float64, name string) float64 {
 		t.Helper()
 		v, ok := m[name+`{model_name="m"}`]
@@ -55,24 +55,26 @@ func TestMetricsMove(t *testing.T) {
 		}
 	}
 	p := textOf("shar", 40)
-	a := submitText(t, e, p, 30, true) // 70 tokens, 5 blocks each: 10 > 8, so one is preempted
+	a := submitText(t, e, p, 30, true) // 70 tokens, 5 blocks each, 2 shared: 8 > 7, so one is preempted
 	b := submitText(t, e, p, 30, true)
 	c := submitText(t, e, textOf("cccc", 10), 20, true)
 	m = scrape(t, e)
 	if get(m, "vllm:num_requests_waiting") != 3 || get(m, "vllm:num_requests_running") != 0 {
 		t.Fatalf("queued: %v", m)
 	}
-	e.step() // a admitted alone would hit nothing; b is admitted in the same step, before a's blocks are named
+	// a hits nothing; b, admitted in the same step, hits a's 2 full
+	// blocks, named when a's prefill was scheduled (as in vLLM V1).
+	e.step()
 	m = scrape(t, e)
 	if get(m, "vllm:num_requests_running") != 2 || get(m, "vllm:num_requests_waiting") != 1 {
 		t.Fatalf("after one step: running %v waiting %v, want 2 and 1 (max_num_seqs 2)",
 			get(m, "vllm:num_requests_running"), get(m, "vllm:num_requests_waiting"))
 	}
-	if u := get(m, "vllm:kv_cache_usage_perc"); u != 6.0/8 {
-		t.Errorf("kv usage %v, want 6/8", u)
+	if u := get(m, "vllm:kv_cache_usage_perc"); u != 4.0/7 {
+		t.Errorf("kv usage %v, want 4/7 (a's 3 blocks, 2 of them shared with b, and b's last)", u)
 	}
 	if get(m, "vllm:prompt_tokens_total") != 80 || get(m, "vllm:generation_tokens_total") != 2 ||
-		get(m, "vllm:prefix_cache_queries_total") != 80 {
+		get(m, "vllm:prefix_cache_queries_total") != 80 || get(m, "vllm:prefix_cache_hits_total") != 32 {
 		t.Errorf("after the first step: %v", m)
 	}
 	runUntil(t, e, 1000, a, b, c)

@@ -90,6 +90,7 @@ func (e *Engine) schedule(p *plan, start time.Duration) {
 			break
 		}
 		e.account(p, s, n)
+		e.cacheScheduled(s, s.computed+n)
 		budget -= n
 	}
 	for !preempted && len(e.waiting) > 0 && len(e.running) < e.cfg.MaxNumSeqs && budget > 0 {
@@ -107,10 +108,27 @@ func (e *Engine) schedule(p *plan, start time.Duration) {
 		s.running = true
 		e.running = append(e.running, s)
 		e.account(p, s, n)
+		e.cacheScheduled(s, cachedTokens+n)
 		budget -= n
 	}
 	p.dur = e.cfg.StepOverhead + time.Duration(p.prefill)*e.cfg.PrefillPerToken +
 		time.Duration(p.decode)*e.cfg.DecodePerSeq
+}
+
+// cacheScheduled names in the cache the full blocks of s's first upTo
+// tokens, those the step computes included, as soon as they are
+// scheduled, as vLLM V1 does (KVCacheManager.allocate_slots caches the
+// request's blocks up to its computed tokens plus the step's new ones):
+// a request scheduled later in the same step, or in any later one, hits
+// them. The step's forward pass writes their KV before any attention in
+// it reads them, so sharing within a step is sound; a block is never
+// named before the step that computes it is scheduled.
+func (e *Engine) cacheScheduled(s *seq, upTo int) {
+	bs := e.cfg.BlockSize
+	for s.committed < upTo/bs {
+		e.kv.commit(s.blocks[s.committed], s.blockHash(s.committed, bs))
+		s.committed++
+	}
 }
 
 // account adds n tokens of s to the step: one token for a sequence whose
@@ -209,22 +227,16 @@ func (e *Engine) freeBlocks(s *seq) {
 }
 
 // apply records the results of step p, which ended at simulated time end:
-// computed tokens advance, newly full blocks are named in the cache, each
-// sequence that has computed all its tokens samples one more, and finished
-// sequences leave. Sequences cancelled while the step ran are skipped.
-// Called with e.mu held.
+// computed tokens advance, each sequence that has computed all its tokens
+// samples one more, and finished sequences leave. Sequences cancelled
+// while the step ran are skipped. Called with e.mu held.
 func (e *Engine) apply(p *plan, end time.Duration) {
-	bs := e.cfg.BlockSize
 	for _, w := range p.work {
 		s := w.s
 		if s.finished || !s.running {
 			continue
 		}
-		s.computed += w.n
-		for s.committed < s.computed/bs {
-			e.kv.commit(s.blocks[s.committed], s.blockHash(s.committed, bs))
-			s.committed++
-		}
+		s.computed += w.n // its full blocks were named when scheduled
 		if s.computed < len(s.tokens) {
 			continue // a chunk of a longer prefill
 		}

@@ -44,6 +44,39 @@ func TestPrefixCacheRepeatedPrompt(t *testing.T) {
 	}
 }
 
+// Two requests for one prompt that wait together are admitted in one
+// step, and the second hits the first's full blocks there: vLLM V1 names
+// a block in the cache when the step that computes it is scheduled, not
+// when it ends. So does a prompt's last chunk for a request admitted
+// after it in the same step.
+func TestPrefixSharedWithinAStep(t *testing.T) {
+	e := newManual(t, Config{})
+	prompt := textOf("sys-", 50) // 3 full blocks + 2 tokens
+	a := submitText(t, e, prompt, 1, true)
+	b := submitText(t, e, prompt, 1, true)
+	plans := runUntil(t, e, 10, a, b)
+	if len(plans) != 1 || plans[0].prefill != 50+2 {
+		t.Fatalf("steps %+v, want one step prefilling 50 + 2 tokens", plans)
+	}
+	if st := e.Stats(); st.PrefixHits != 48 {
+		t.Fatalf("hits %d, want 48 (the second request's 3 full blocks)", st.PrefixHits)
+	}
+	if a.ttft != b.ttft {
+		t.Errorf("TTFTs %v and %v, want one step's", a.ttft, b.ttft)
+	}
+
+	e = newManual(t, Config{MaxNumSeqs: 4, MaxBatchedTokens: 320})
+	long := textOf("long", 600)
+	c := submitText(t, e, long, 1, true)
+	e.step() // c's first 320 tokens: 20 blocks named
+	d := submitText(t, e, long, 1, true)
+	e.step() // c's last 280 tokens name blocks 20–36; d, admitted after, hits all 37
+	if got := e.Stats().PrefixHits; got != 37*16 {
+		t.Fatalf("hits %d after c's last chunk, want %d (37 blocks, the last token left to compute)", got, 37*16)
+	}
+	runUntil(t, e, 10, c, d)
+}
+
 // A prompt longer than the step's token budget is prefilled in chunks;
 // its first token comes after the last chunk.
 func TestChunkedPrefill(t *testing.T) {

@@ -393,6 +393,27 @@
 //	                       or repeats "model", "messages" or "prompt" after it
 //	                       (an engine reads the last); a member repeated inside
 //	                       the prompt ends the hashed text where the first is
+//	sluice.prompt_prefix_match  chunk and max as prompt_block_hashes, then
+//	                       the cache threshold (f64 LE, 0–1), then a key
+//	                       prefix (1–1024 bytes); HTTP context only: hashes
+//	                       the prompt as prompt_block_hashes and looks up,
+//	                       in the plugin's shared data, the keys prefix +
+//	                       hash (u64 LE) of its checkpoints
+//	                       (prompthash.Checkpoints) of at least MinMatch
+//	                       blocks, longest first: u64 seed, u32 blocks, u32
+//	                       min, u32 length and name of the request's pool
+//	                       (sluice.upstream), then per key found u32
+//	                       blocks, u32 length, value (one equal to the
+//	                       entry before it left out); PARSE_FAILURE as
+//	                       prompt_block_hashes
+//	sluice.prompt_prefix_record  from u32 LE, then a value (1–1024 bytes);
+//	                       HTTP context only: writes the value under the
+//	                       keys of the checkpoints past from (and of at
+//	                       least min blocks) of the prompt this context's
+//	                       last prompt_prefix_match hashed, with the keys'
+//	                       policy, as proxy_set_shared_data with cas 0
+//	                       (empty result); BAD_ARGUMENT when no such match
+//	                       is on record (another context's ran since)
 //	sluice.skip_callbacks  export names, comma-separated, among
 //	                       proxy_on_request_headers, proxy_on_request_body,
 //	                       proxy_on_response_headers, proxy_on_response_body,

@@ -32,6 +32,9 @@ var foreignFuncs = map[string]foreignFunc{
 	"sluice.random_bytes":   foreignRandomBytes,
 	// In foreign_prompt.go.
 	"sluice.prompt_block_hashes": foreignPromptBlockHashes,
+	// In foreign_prefix.go.
+	"sluice.prompt_prefix_match":  foreignPromptPrefixMatch,
+	"sluice.prompt_prefix_record": foreignPromptPrefixRecord,
 }
 
 // foreignUpstreamStats returns the proxy's JSON snapshot of the upstream

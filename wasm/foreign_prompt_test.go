@@ -9,13 +9,15 @@ import (
 	"github.com/sluice-proxy/sluice/internal/prompthash"
 )
 
-// promptHashCaller calls sluice.prompt_block_hashes the way a guest does,
+// promptHashCaller calls a foreign function on the request's prompt
+// (sluice.prompt_block_hashes unless name is set) the way a guest does,
 // on the "ok" fixture (a one-page memory whose allocator refuses what
 // does not fit), for a request whose body is set per call.
 type promptHashCaller struct {
 	p     *Plugin
 	in    *instance
 	s     *stream
+	name  []byte
 	stack []uint64
 }
 
@@ -25,7 +27,7 @@ func newPromptHashCaller(tb testing.TB) *promptHashCaller {
 	pc.Instances = 1
 	p := h.mustLoad(tb, pc)
 	in := p.slots[0].inst.Load()
-	return &promptHashCaller{p: p, in: in, s: &stream{p: p, inst: in, ex: newExchange("/v1/chat/completions"), id: 2}, stack: make([]uint64, 6)}
+	return &promptHashCaller{p: p, in: in, s: &stream{p: p, inst: in, ex: newExchange("/v1/chat/completions"), id: 2}, name: promptHashesName, stack: make([]uint64, 6)}
 }
 
 // call runs the function with args in the HTTP context (or the root
@@ -58,13 +60,13 @@ func (c *promptHashCaller) invoke(tb testing.TB, body, args []byte, root bool, r
 		tb.Fatal(err)
 	}
 	c.s.ex.SetRequestBody(body)
-	in.mem.Write(1024, promptHashesName)
+	in.mem.Write(1024, c.name)
 	in.mem.Write(2048, args)
 	in.cur, in.eff, in.phase = c.s, c.s, cbRequestBody
 	if root {
 		in.cur, in.eff = nil, nil
 	}
-	c.stack[0], c.stack[1], c.stack[2], c.stack[3] = 1024, uint64(len(promptHashesName)), 2048, uint64(len(args))
+	c.stack[0], c.stack[1], c.stack[2], c.stack[3] = 1024, uint64(len(c.name)), 2048, uint64(len(args))
 	c.stack[4], c.stack[5] = uint64(retPtr), uint64(retPtr)+4
 	hostCallForeignFunction(&in.cc, in.mod, c.stack)
 	in.endEffective()

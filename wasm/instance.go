@@ -70,6 +70,7 @@ type instance struct {
 	callout    *callout // the call whose proxy_on_http_call_response runs
 
 	scratch      []byte
+	prefix       prefixMatch // sluice.prompt_prefix_match's, for _record
 	pathBuf      []byte
 	localHeaders proxy.Headers
 	out, errOut  logWriter

@@ -223,6 +223,19 @@ func (d *sharedData) get(dst, key []byte) ([]byte, uint32, bool) {
 	return append(dst, v.value...), v.cas, true
 }
 
+// peek appends the value of key to dst and reports whether it is there:
+// get without a CAS (a missing key takes none from the counter).
+func (d *sharedData) peek(dst, key []byte) ([]byte, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expire(d.now())
+	v := d.m[string(key)]
+	if v == nil {
+		return dst, false
+	}
+	return append(dst, v.value...), true
+}
+
 // del removes key. A non-zero cas must match the current value's
 // (CAS_MISMATCH otherwise); a missing key is NOT_FOUND.
 func (d *sharedData) del(key []byte, cas uint32) status {

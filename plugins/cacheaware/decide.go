@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/sluice-proxy/sluice/internal/prompthash"
 	"github.com/sluice-proxy/sluice/plugins/internal/jsonscan"
 )
 
@@ -239,11 +240,10 @@ func (s *settings) fewestStarts(eps []endpoint) {
 
 // minMatch is the shortest match, in blocks, that lets the prefix of a
 // prompt of n blocks decide: the least m with m ≥ cacheThreshold·n (the
-// test decide applies), and at least 1. The index neither records nor
-// looks up shorter prefixes: they could only ever lose to the load.
-func (s *settings) minMatch(n int) int {
-	return max(1, int(math.Ceil(s.cacheThreshold*float64(n))))
-}
+// test decide applies), and at least 1 (prompthash.MinMatch). The index
+// neither records nor looks up shorter prefixes: they could only ever
+// lose to the load.
+func (s *settings) minMatch(n int) int { return prompthash.MinMatch(n, s.cacheThreshold) }
 
 // less orders endpoints by load, then by the instance's recent picks
 // (so that, when loads tie, as they do at low rates where every engine

@@ -230,7 +230,9 @@ func endpointURLs(t *testing.T, n int) []string {
 // each fallback, says so once in the log, and still keeps every turn of
 // a conversation on the endpoint of its first: without
 // sluice.upstream_loads it reads the sluice.upstream_stats JSON; without
-// sluice.prompt_block_hashes it hashes every prompt itself; without
+// sluice.prompt_prefix_match and _record it reads and writes the index's
+// keys itself; without sluice.prompt_block_hashes too it hashes every
+// prompt itself; without
 // sluice.shared_data_policy its index is unbounded (warned); without
 // sluice.skip_callbacks it gets every callback.
 func TestEndToEndWithoutExtensions(t *testing.T) {
@@ -241,8 +243,11 @@ func TestEndToEndWithoutExtensions(t *testing.T) {
 		guestHashed bool     // every prompt hashed by the plugin
 	}{
 		{[]string{"sluice.upstream_loads"}, []string{"the host has no sluice.upstream_loads; reading sluice.upstream_stats instead"}, "", false},
-		{[]string{"sluice.prompt_block_hashes", "sluice.shared_data_policy", "sluice.skip_callbacks"},
-			[]string{"the host has no sluice.prompt_block_hashes; the plugin reads and hashes each prompt itself"},
+		{[]string{"sluice.prompt_prefix_match", "sluice.prompt_prefix_record"},
+			[]string{"the host has no sluice.prompt_prefix_match; the plugin reads and writes the index's keys itself"}, "", false},
+		{[]string{"sluice.prompt_prefix_match", "sluice.prompt_prefix_record", "sluice.prompt_block_hashes", "sluice.shared_data_policy", "sluice.skip_callbacks"},
+			[]string{"the host has no sluice.prompt_prefix_match; the plugin reads and writes the index's keys itself",
+				"the host has no sluice.prompt_block_hashes; the plugin reads and hashes each prompt itself"},
 			"the host does not bound shared data", true},
 	} {
 		t.Run(strings.Join(c.hidden, ","), func(t *testing.T) {

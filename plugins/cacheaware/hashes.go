@@ -25,15 +25,16 @@ func promptHashArgs(chunk, maxPrompt int) [8]byte {
 
 // promptHashes sets p.hashes to the prompt's block hashes and returns
 // the hash seed and, when wantUser, the raw "user" field. It asks the
-// host (sluice.prompt_block_hashes) unless the user field is wanted or
-// the host lacks the function (Envoy: NOT_FOUND, remembered); when the
+// host (sluice.prompt_block_hashes) unless the user field is wanted, the
+// host already failed to read this body (unread) or the host lacks the
+// function (Envoy: NOT_FOUND, remembered); when the
 // host cannot read the body (PARSE_FAILURE: it does not open the usual
 // way) or does not have the function, the plugin reads and hashes the
 // body itself, with the same rendering and hash (internal/prompthash),
 // and counts it in …_guest_hashed_total. ok is false for a request that
 // is not a completion request.
-func (p *plugin) promptHashes(size int, wantUser bool) (seed uint64, user []byte, ok bool) {
-	if !wantUser && !p.noHostHashes {
+func (p *plugin) promptHashes(size int, wantUser, unread bool) (seed uint64, user []byte, ok bool) {
+	if !wantUser && !unread && !p.noHostHashes {
 		res, err := sdk.CallForeignFunction(promptHashesFunc, p.hashArgs[:])
 		switch {
 		case err == nil && len(res) >= 8 && len(res)%8 == 0:

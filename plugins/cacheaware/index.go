@@ -75,11 +75,14 @@ func (x *index) keyFor(pool string, kind byte, h uint64) []byte {
 // in blocks (0: none) and the endpoint it was sent to. min is the
 // shortest match that can decide (settings.minMatch); shorter prefixes
 // are neither recorded nor looked up. It reads the checkpoints from the
-// longest down and stops at the first present: 1 read for a repeated
-// prompt, at most 1 + log1.5(n/min) (5 for cache_threshold 0.3) for a
-// new one. (One host call for all of them, sluice.shared_data_get_first,
-// was tried: a Go guest's encoding of the call cost more than the reads
-// it saved; benchmarks/RESULTS.md.)
+// longest down and stops at the first present (matchIn: whose endpoint
+// is still in the pool): 1 read for a repeated prompt, at most 1 +
+// log1.5(n/min) (5 for cache_threshold 0.3) for a new one. On Sluice the
+// plugin does neither this nor record: sluice.prompt_prefix_match and
+// sluice.prompt_prefix_record do the same on the host, hashing included,
+// in one call each (prefix.go). (One host call for the reads alone,
+// sluice.shared_data_get_first, was tried before: a Go guest's encoding
+// of the keys cost more than the reads it saved; benchmarks/RESULTS.md.)
 //
 // A descending scan, not a binary search: a prompt of n blocks records
 // only the checkpoints in [ceil(threshold·n), n], so a longer earlier
@@ -90,32 +93,41 @@ func (x *index) match(pool string, hs []uint64, min int) (blocks int, endpoint s
 	return x.matchIn(pool, hs, min, nil)
 }
 
-// matchIn is match that returns the address string of the endpoint in
-// eps the prefix went to, when it is there, instead of a new string (an
-// allocation per repeated prompt).
+// matchIn is match that prefers, to a longer prefix whose endpoint has
+// left eps (gone, or unhealthy), the longest whose endpoint is in eps,
+// and returns that endpoint's address string from eps instead of a new
+// string (an allocation per repeated prompt). With no such prefix it
+// returns the longest (decide then balances the request by load). With
+// eps nil every endpoint counts as in the pool.
 func (x *index) matchIn(pool string, hs []uint64, min int, eps []endpoint) (blocks int, endpoint string) {
 	cps := x.checkpoints(len(hs))
 	for i := len(cps) - 1; i >= 0 && cps[i] >= min; i-- {
-		if v, ok := x.kv.get(x.keyFor(pool, 'b', hs[cps[i]-1])); ok {
-			endpoint = addrIn(eps, v)
-			x.kv.release(v)
-			if endpoint != "" {
-				return cps[i], endpoint
-			}
+		v, ok := x.kv.get(x.keyFor(pool, 'b', hs[cps[i]-1]))
+		if !ok {
+			continue
+		}
+		addr, in := addrIn(eps, v)
+		x.kv.release(v)
+		switch {
+		case addr == "":
+		case in || eps == nil:
+			return cps[i], addr
+		case endpoint == "":
+			blocks, endpoint = cps[i], addr
 		}
 	}
-	return 0, ""
+	return blocks, endpoint
 }
 
 // addrIn returns the address of the endpoint in eps whose address is
-// addr, else addr as a new string.
-func addrIn(eps []endpoint, addr []byte) string {
+// addr, and true; else addr as a new string, and false.
+func addrIn(eps []endpoint, addr []byte) (string, bool) {
 	for i := range eps {
 		if eps[i].addr == string(addr) {
-			return eps[i].addr
+			return eps[i].addr, true
 		}
 	}
-	return string(addr)
+	return string(addr), false
 }
 
 // checkpoints returns the checkpoints of a prompt of n blocks, computed
@@ -147,7 +159,7 @@ func (x *index) session(pool string, h uint64, eps []endpoint) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	endpoint := addrIn(eps, v)
+	endpoint, _ := addrIn(eps, v)
 	x.kv.release(v)
 	return endpoint, endpoint != ""
 }

@@ -34,6 +34,7 @@ type plugin struct {
 	read      []endpoint // scratch: a snapshot as read, in the host's order
 	spare     []*stream  // ended streams, reused by NewHttpContext
 	lastPool  string     // the last request's sluice.upstream
+	poolSeen  bool       // lastPool was read (or told by the host) once
 	loads     loadCache
 	list      []byte // scratch
 	warned    bool   // the "no upstream loads" warning was logged
@@ -46,6 +47,13 @@ type plugin struct {
 	// noHostHashes: the host lacks sluice.prompt_block_hashes (or
 	// answered it wrongly); the plugin hashes every prompt itself.
 	noHostHashes bool
+	// prefixArgs are sluice.prompt_prefix_match's arguments for
+	// prefixPool; recordArgs is scratch for sluice.prompt_prefix_record's.
+	prefixArgs, recordArgs []byte
+	prefixPool             string
+	// noHostPrefix: the host lacks sluice.prompt_prefix_match (or
+	// answered it wrongly); the plugin reads and writes the index's keys.
+	noHostPrefix bool
 }
 
 // metrics are the plugin's series (sluice_wasm_cacheaware_…{plugin}).
@@ -233,37 +241,61 @@ func (p *plugin) releaseHashes() {
 // route sets sluice.endpoint for the request. Whatever goes wrong, the
 // request continues and the proxy balances it by its own policy.
 func (p *plugin) route(s *stream, size int) bool {
-	seed, user, ok := p.promptHashes(size, p.s.sessionFromUser && s.session == "")
-	if !ok {
-		return false // not a completion request
-	}
-	pool, err := sdk.GetSerializedProperty(upstreamPath)
-	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-		sdk.LogWarnf("cacheaware: reading sluice.upstream: %v", err)
+	// The host hashes the prompt and looks it up in the index (one call)
+	// unless the "user" field is wanted, which only the plugin reads.
+	wantUser := p.s.sessionFromUser && s.session == ""
+	hostIndex := !wantUser && !p.noHostPrefix
+	// The request's pool is its sluice.upstream. With the host's index
+	// the plugin does not read it first: it takes the last request's,
+	// and the host's answer, which names the request's pool, confirms
+	// the guess or corrects it (a second match). A property read costs
+	// a Go guest ~2 µs (benchmarks/RESULTS.md); the pool changes only
+	// when routes or an earlier plugin send requests to several.
+	read := !hostIndex || !p.poolSeen
+	if read && !p.readPool() {
 		return false
 	}
-	asked := p.lastPool // the pool named as last time: no new string
-	if string(pool) != asked {
-		asked = string(pool)
-		p.lastPool = asked
-	}
-	sdk.ReleaseBytes(pool)
-	if asked == "" {
-		asked = p.s.pool
-	}
 	now, _ := sdk.GetCurrentTimeNanos()
-	snap := p.loads.get(asked, now)
-	if snap == nil {
-		if snap = p.snapshot(asked, now); snap == nil {
+	snap := p.poolSnapshot(now)
+	if snap == nil && !read {
+		// The last request's pool cannot be used: is it this one's?
+		if !p.readPool() {
 			return false
 		}
+		snap = p.poolSnapshot(now)
 	}
-	name := snap.name
-	eps := append(p.eps[:0], snap.eps...)
-	p.eps = eps
-	c := choice{total: len(p.hashes), rnd: rand.Uint64()}
-	min := p.s.minMatch(c.total)
-	c.matched, c.prefixOwner = p.idx.matchIn(name, p.hashes, min, eps)
+	if snap == nil {
+		return false
+	}
+	c := choice{rnd: rand.Uint64()}
+	var (
+		seed           uint64
+		user           []byte
+		min            int
+		byHost, unread bool
+		guessed        bool
+	)
+	if hostIndex {
+		var m prefixAnswer
+		if m, byHost, unread, guessed = p.hostMatch(snap.name, p.eps); byHost && !guessed {
+			// Another pool than the last request's: match in it.
+			if snap = p.poolSnapshot(now); snap == nil {
+				return false
+			}
+			m, byHost, unread, _ = p.hostMatch(snap.name, p.eps)
+		}
+		seed, c.total, min, c.matched, c.prefixOwner = m.seed, m.total, m.min, m.matched, m.owner
+	}
+	name, eps := snap.name, p.eps
+	if !byHost {
+		var ok bool
+		if seed, user, ok = p.promptHashes(size, wantUser, unread); !ok {
+			return false // not a completion request
+		}
+		c.total = len(p.hashes)
+		min = p.s.minMatch(c.total)
+		c.matched, c.prefixOwner = p.idx.matchIn(name, p.hashes, min, eps)
+	}
 	sess := s.session
 	if sess == "" && p.s.sessionFromUser {
 		sess = string(user)
@@ -296,7 +328,14 @@ func (p *plugin) route(s *stream, size int) bool {
 	if why == reasonPrefix && chosen == c.prefixOwner && c.rnd%8 != 0 {
 		from = c.matched
 	}
-	p.idx.record(name, p.hashes, chosen, from, min)
+	switch {
+	case byHost && from >= c.total:
+		// A repeat on its endpoint: no checkpoint past from to write.
+	case byHost:
+		p.hostRecord(chosen, from)
+	default:
+		p.idx.record(name, p.hashes, chosen, from, min)
+	}
 	snap.picked(chosen)
 	if sess != "" {
 		p.idx.recordSession(name, sessHash, chosen)
@@ -308,6 +347,47 @@ func (p *plugin) route(s *stream, size int) bool {
 		_ = p.m.matchHistogram.Record(uint64(c.matched))
 	}
 	return true
+}
+
+// readPool reads the request's sluice.upstream into p.lastPool; false
+// when the host refuses (logged).
+func (p *plugin) readPool() bool {
+	pool, err := sdk.GetSerializedProperty(upstreamPath)
+	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		sdk.LogWarnf("cacheaware: reading sluice.upstream: %v", err)
+		return false
+	}
+	p.setLastPool(pool)
+	sdk.ReleaseBytes(pool)
+	return true
+}
+
+// setLastPool notes the request's sluice.upstream (a new string only
+// when it changed).
+func (p *plugin) setLastPool(pool []byte) {
+	if string(pool) != p.lastPool {
+		p.lastPool = string(pool)
+	}
+	p.poolSeen = true
+}
+
+// poolSnapshot returns the loads of the pool p.lastPool names (the
+// configured pool when it names none), cached or fetched, and copies its
+// endpoints into p.eps for decide to reorder; nil when the pool cannot
+// be used (logged).
+func (p *plugin) poolSnapshot(now int64) *poolSnapshot {
+	asked := p.lastPool
+	if asked == "" {
+		asked = p.s.pool
+	}
+	snap := p.loads.get(asked, now)
+	if snap == nil {
+		if snap = p.snapshot(asked, now); snap == nil {
+			return nil
+		}
+	}
+	p.eps = append(p.eps[:0], snap.eps...)
+	return snap
 }
 
 // snapshot fetches the loads of the pool asked for ("": the only pool)

@@ -98,22 +98,6 @@ func blockHashes(dst []uint64, seed uint64, text []byte, chunk, max int) []uint6
 }
 
 // checkpoints appends to dst the block counts at which the index may
-// record a prompt of n blocks: 1, 2, 3, 4, then each about 1.5 times the
-// last, and n itself. Recording every block would cost one shared-data
-// write per 64 bytes; checkpoints tell a match to within a third of its
-// length, and the index keeps only those a match could decide with
-// (index.record).
-func checkpoints(dst []int, n int) []int {
-	for p := 1; p < n; {
-		dst = append(dst, p)
-		if p < 4 {
-			p++
-		} else {
-			p += p / 2
-		}
-	}
-	if n > 0 {
-		dst = append(dst, n)
-	}
-	return dst
-}
+// record a prompt of n blocks (prompthash.Checkpoints); the index keeps
+// only those a match could decide with (index.record).
+func checkpoints(dst []int, n int) []int { return prompthash.Checkpoints(dst, n) }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -47,7 +48,11 @@ func fleetFlags(fs *flag.FlagSet) (finish func() (fleetOptions, error)) {
 	rates := fs.String("fleet-rates", "", "comma-separated request rates (per simulated second); default: 0.25–7.5× the estimated capacity without cache hits on shared-prefix")
 	fs.Float64Var(&o.timeScale, "fleet-time-scale", defaultFleetEngine.TimeScale, "simulated seconds per wall second")
 	fs.IntVar(&o.maxRequests, "fleet-requests", defaultFleetRequests(), "requests per run (bounded by the workload's size; the default sends every workload whole)")
-	wls := fs.String("fleet-workloads", "", "comma-separated workloads (default all): "+strings.Join(fleetWorkloadNames(), ", "))
+	var optional []string
+	for _, w := range fleetOptionalWorkloads {
+		optional = append(optional, w.Name)
+	}
+	wls := fs.String("fleet-workloads", "", "comma-separated workloads (default all but the optional "+strings.Join(optional, ", ")+"): "+strings.Join(fleetWorkloadNames(), ", "))
 	cs := fs.String("fleet-policies", "", "comma-separated contenders (default all): "+strings.Join(fleetContenderNames(), ", "))
 	fs.Int64Var(&o.seed, "fleet-seed", 1, "workload and engine seed")
 	fs.DurationVar(&o.runTimeout, "fleet-run-timeout", 2*time.Minute, "wall-time bound of one run")
@@ -102,18 +107,33 @@ func pickNames(flagName, s string, known []string) ([]string, error) {
 // at the default -fleet-requests sends any workload whole.
 func defaultFleetRequests() int {
 	n := 0
-	for _, w := range fleetWorkloads {
+	for _, w := range allFleetWorkloads() {
 		n = max(n, w.Len())
 	}
 	return n
 }
 
+// allFleetWorkloads is the default workloads, then the optional ones.
+func allFleetWorkloads() []workload.Spec {
+	return append(slices.Clip(fleetWorkloads), fleetOptionalWorkloads...)
+}
+
 func fleetWorkloadNames() []string {
 	var ns []string
-	for _, w := range fleetWorkloads {
+	for _, w := range allFleetWorkloads() {
 		ns = append(ns, w.Name)
 	}
 	return ns
+}
+
+// runsWorkload reports whether the selection names (nil: the default)
+// take the workload wl: a default one unless others are named, an
+// optional one only when named.
+func runsWorkload(names []string, wl workload.Spec) bool {
+	if len(names) > 0 {
+		return contains(names, wl.Name)
+	}
+	return slices.ContainsFunc(fleetWorkloads, func(w workload.Spec) bool { return w.Name == wl.Name })
 }
 
 func fleetContenderNames() []string {
@@ -421,8 +441,8 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 		fmt.Sprintf("at most %d requests per run, seed %d; streamed chat completions (TTFT at the first content event, client side); fresh engines and a fresh Sluice per run", o.maxRequests, o.seed),
 		fmt.Sprintf("Sluice: one pool, metrics_path /metrics scraped every %v (wall) for every contender, max_batch_size 1024, max_concurrent_requests 4096", fleetScrapeInterval(eng.TimeScale)),
 	}
-	for _, wl := range fleetWorkloads {
-		if len(o.workloads) > 0 && !contains(o.workloads, wl.Name) {
+	for _, wl := range allFleetWorkloads() {
+		if !runsWorkload(o.workloads, wl) {
 			continue
 		}
 		rep.Settings = append(rep.Settings, "workload "+describeWorkload(wl))
@@ -432,7 +452,9 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 			if err != nil {
 				return nil, err
 			}
-			rep.HitBounds = &b
+			if wl.Name == workload.KindSharedPrefix {
+				rep.HitBounds = &b
+			}
 			rep.Ceilings = setCeiling(rep.Ceilings, wl.Name, b.Grouped)
 			rep.Settings = append(rep.Settings, fmt.Sprintf("%s hit-rate ceiling: %s, every request sent alone to its group's engine (nothing a router can do gets more, preemptions aside: the first prompt of a group has nothing cached, the others at most their system prompt); round robin's assignment sent the same way: %s",
 				wl.Name, hitCell(b.Grouped), hitCell(b.RoundRobin)))

@@ -77,6 +77,36 @@ func TestFleetCeilingIsNotTheCache(t *testing.T) {
 	t.Logf("ceiling %.1f %%, round robin one at a time %.1f %% (%.1f %% with ten times the blocks)", 100*b.Grouped, 100*b.RoundRobin, 100*bb.RoundRobin)
 }
 
+// shared-prefix-64 is what it is for: its system prompts do not fit an
+// engine's cache, so round robin's assignment, replayed one request at a
+// time, hits much less than with ten times the blocks (it evicts what it
+// would reuse), while grouping loses nothing to the cache, and the
+// ceiling is more than 3× round robin's rate: the contrast with
+// TestFleetCeilingIsNotTheCache.
+func TestSharedPrefix64Evicts(t *testing.T) {
+	ctx := context.Background()
+	var wl workload.Spec
+	for _, w := range fleetOptionalWorkloads {
+		if w.Name == "shared-prefix-64" {
+			wl = w
+		}
+	}
+	b, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 8, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := defaultFleetEngine
+	big.NumBlocks *= 10
+	bb, err := sharedPrefixHitBounds(ctx, big, 8, wl, 1, wl.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Grouped != bb.Grouped || b.RoundRobin > 0.75*bb.RoundRobin || b.Grouped < 3*b.RoundRobin {
+		t.Fatalf("grouped %.3f (%.3f with ten times the blocks), round robin %.3f (%.3f): want grouping unchanged, round robin under 3/4 of its rate with room, and the ceiling over 3× it", b.Grouped, bb.Grouped, b.RoundRobin, bb.RoundRobin)
+	}
+	t.Logf("ceiling %.1f %%, round robin one at a time %.1f %% (%.1f %% with ten times the blocks)", 100*b.Grouped, 100*b.RoundRobin, 100*bb.RoundRobin)
+}
+
 // The multi-turn ceiling: every round after a session's first hits what
 // its previous round cached, the same with ten times the KV blocks; one
 // round per session shares nothing; other workloads are refused.

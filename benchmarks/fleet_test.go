@@ -336,7 +336,7 @@ func TestFleetWorkloadsComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, wl := range fleetWorkloads {
+	for _, wl := range allFleetWorkloads() {
 		reqs, err := wl.Requests(1)
 		if err != nil {
 			t.Fatal(err)
@@ -376,5 +376,27 @@ func TestNonZeroSeries(t *testing.T) {
 	got := nonZeroSeries(text, failureSeries)
 	if len(got) != 3 || !strings.Contains(got[0], `kind="timeout"} 2`) || !strings.Contains(got[1], "stranded") || !strings.Contains(got[2], "truncated") {
 		t.Fatalf("%q", got)
+	}
+}
+
+// TestOptionalWorkloads: shared-prefix-64 runs only when named
+// (TestSharedPrefix64Evicts: what it is for).
+func TestOptionalWorkloads(t *testing.T) {
+	def, err := parseFlags([]string{"-fleet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, err := parseFlags([]string{"-fleet", "-fleet-workloads", "shared-prefix-64,random"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wl := range allFleetWorkloads() {
+		optional := wl.Name == "shared-prefix-64"
+		if got := runsWorkload(def.fleetOpts.workloads, wl); got == optional {
+			t.Errorf("%s runs by default: %v", wl.Name, got)
+		}
+		if got, want := runsWorkload(named.fleetOpts.workloads, wl), wl.Name == "shared-prefix-64" || wl.Name == "random"; got != want {
+			t.Errorf("%s runs when shared-prefix-64 and random are named: %v", wl.Name, got)
+		}
 	}
 }

@@ -55,22 +55,27 @@ func TestSharedPrefixHitBoundsRefuses(t *testing.T) {
 	}
 }
 
+// boundsAndRoomier replays the whole of wl on the fleet's 8 engines and on
+// 8 with ten times the KV blocks, and returns both hit bounds.
+func boundsAndRoomier(t *testing.T, wl workload.Spec) (fleet, roomier hitBounds) {
+	t.Helper()
+	replay := func(c fleetEngineConfig) hitBounds {
+		b, err := sharedPrefixHitBounds(context.Background(), c, 8, wl, 1, wl.Len())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	big := defaultFleetEngine
+	big.NumBlocks *= 10
+	return replay(defaultFleetEngine), replay(big)
+}
+
 // The fleet's own shared-prefix ceiling is the workload's, not the
 // engines' cache size: with ten times the KV blocks it is the same, so
 // the grouped replay evicted nothing a later request could have hit.
 func TestFleetCeilingIsNotTheCache(t *testing.T) {
-	ctx := context.Background()
-	wl := fleetWorkloads[0]
-	b, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 8, wl, 1, wl.Len())
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := defaultFleetEngine
-	big.NumBlocks *= 10
-	bb, err := sharedPrefixHitBounds(ctx, big, 8, wl, 1, wl.Len())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, bb := boundsAndRoomier(t, fleetWorkloads[0])
 	if b.Grouped != bb.Grouped || b.Grouped < 0.5 {
 		t.Fatalf("ceiling %.4f with the fleet's cache, %.4f with ten times the blocks", b.Grouped, bb.Grouped)
 	}
@@ -84,23 +89,13 @@ func TestFleetCeilingIsNotTheCache(t *testing.T) {
 // ceiling is more than 3× round robin's rate: the contrast with
 // TestFleetCeilingIsNotTheCache.
 func TestSharedPrefix64Evicts(t *testing.T) {
-	ctx := context.Background()
 	var wl workload.Spec
 	for _, w := range fleetOptionalWorkloads {
 		if w.Name == "shared-prefix-64" {
 			wl = w
 		}
 	}
-	b, err := sharedPrefixHitBounds(ctx, defaultFleetEngine, 8, wl, 1, wl.Len())
-	if err != nil {
-		t.Fatal(err)
-	}
-	big := defaultFleetEngine
-	big.NumBlocks *= 10
-	bb, err := sharedPrefixHitBounds(ctx, big, 8, wl, 1, wl.Len())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, bb := boundsAndRoomier(t, wl)
 	if b.Grouped != bb.Grouped || b.RoundRobin > 0.75*bb.RoundRobin || b.Grouped < 3*b.RoundRobin {
 		t.Fatalf("grouped %.3f (%.3f with ten times the blocks), round robin %.3f (%.3f): want grouping unchanged, round robin under 3/4 of its rate with room, and the ceiling over 3× it", b.Grouped, bb.Grouped, b.RoundRobin, bb.RoundRobin)
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
@@ -56,19 +58,24 @@ func TestSharedPrefixHitBoundsRefuses(t *testing.T) {
 }
 
 // boundsAndRoomier replays the whole of wl on the fleet's 8 engines and on
-// 8 with ten times the KV blocks, and returns both hit bounds.
+// 8 with ten times the KV blocks, and returns both hit bounds. The two
+// replays are independent fleets and wait on simulated time, not a core,
+// so they run at once.
 func boundsAndRoomier(t *testing.T, wl workload.Spec) (fleet, roomier hitBounds) {
 	t.Helper()
-	replay := func(c fleetEngineConfig) hitBounds {
-		b, err := sharedPrefixHitBounds(context.Background(), c, 8, wl, 1, wl.Len())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	big := defaultFleetEngine
 	big.NumBlocks *= 10
-	return replay(defaultFleetEngine), replay(big)
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, c := range []fleetEngineConfig{defaultFleetEngine, big} {
+		out := []*hitBounds{&fleet, &roomier}[i]
+		wg.Go(func() { *out, errs[i] = sharedPrefixHitBounds(context.Background(), c, 8, wl, 1, wl.Len()) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatal(err)
+	}
+	return fleet, roomier
 }
 
 // The fleet's own shared-prefix ceiling is the workload's, not the

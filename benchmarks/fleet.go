@@ -9,11 +9,13 @@ package main
 //	go run ./benchmarks -fleet
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +28,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
+	"github.com/sluice-proxy/sluice/sim"
 )
 
 // fleetOptions are the -fleet-* flags.
@@ -38,6 +41,9 @@ type fleetOptions struct {
 	contenders  []string // empty: all
 	seed        int64
 	runTimeout  time.Duration
+	// search: after a workload's sweep, search for the rate where round
+	// robin's TTFT p50 reaches goalTTFTms (fleet_search.go).
+	search bool
 }
 
 // fleetFlags registers the -fleet-* flags on fs; finish validates them
@@ -56,6 +62,7 @@ func fleetFlags(fs *flag.FlagSet) (finish func() (fleetOptions, error)) {
 	cs := fs.String("fleet-policies", "", "comma-separated contenders (default all): "+strings.Join(fleetContenderNames(), ", "))
 	fs.Int64Var(&o.seed, "fleet-seed", 1, "workload and engine seed")
 	fs.DurationVar(&o.runTimeout, "fleet-run-timeout", 2*time.Minute, "wall-time bound of one run")
+	fs.BoolVar(&o.search, "fleet-search", true, "after shared-prefix's and multi-turn's sweeps, bisect with round robin between the sweep's rates for the lowest rate where its TTFT p50 reaches 1 s (to 5 %), run every contender there and judge issue 15's goals there (needs round_robin and cacheaware)")
 	return func() (fleetOptions, error) {
 		switch {
 		case o.engines < 1 || o.engines > 64:
@@ -147,6 +154,7 @@ func fleetContenderNames() []string {
 // fleetEngines are running engines, each served on 127.0.0.1.
 type fleetEngines struct {
 	URLs     []string
+	engines  []*sim.Engine
 	requests []*atomic.Int64 // completions each engine received
 	stop     []func()
 }
@@ -156,14 +164,15 @@ type fleetEngines struct {
 func startFleetEngines(n int, c fleetEngineConfig) (*fleetEngines, error) {
 	fe := &fleetEngines{}
 	for i := 0; i < n; i++ {
-		h, closeEngine, err := newFleetEngine(i, c)
+		eng, err := newFleetEngine(i, c)
 		if err != nil {
 			fe.Close()
 			return nil, err
 		}
+		h := eng.Handler()
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
-			closeEngine()
+			eng.Close()
 			fe.Close()
 			return nil, fmt.Errorf("benchmarks: fleet engine %d: %w", i, err)
 		}
@@ -177,7 +186,8 @@ func startFleetEngines(n int, c fleetEngineConfig) (*fleetEngines, error) {
 		go srv.Serve(l) //nolint:errcheck // ErrServerClosed at stop
 		fe.URLs = append(fe.URLs, "http://"+l.Addr().String())
 		fe.requests = append(fe.requests, count)
-		fe.stop = append(fe.stop, func() { _ = srv.Close(); closeEngine() })
+		fe.engines = append(fe.engines, eng)
+		fe.stop = append(fe.stop, func() { _ = srv.Close(); eng.Close() })
 	}
 	return fe, nil
 }
@@ -197,6 +207,25 @@ func (fe *fleetEngines) Requests() []int64 {
 		out[i] = c.Load()
 	}
 	return out
+}
+
+// Timing sums what the engines say about time: the wall time their
+// schedulers stalled and forgave (sim.Stats.Stalled) and the mean of
+// their own simulated TTFTs, from a request's arrival at an engine to its
+// first token (0 when none had one).
+func (fe *fleetEngines) Timing() (stalled, ttftMean time.Duration) {
+	var sum time.Duration
+	var n int64
+	for _, e := range fe.engines {
+		st := e.Stats()
+		stalled += st.Stalled
+		sum += st.TTFTSum
+		n += st.TTFTCount
+	}
+	if n > 0 {
+		ttftMean = sum / time.Duration(n)
+	}
+	return stalled, ttftMean
 }
 
 // PrefixCounters sums the engines' prefix-cache counters from their
@@ -281,16 +310,25 @@ func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.S
 	}
 	rctx, cancel := context.WithTimeout(ctx, e.o.runTimeout)
 	defer cancel()
+	cpu0, cpuErr := readCoreTicks(-1)
 	results := runFleetLoad(rctx, base+"/v1/chat/completions", e.engine.Model, reqs, rate, e.o.seed, e.engine.TimeScale)
 	if ctx.Err() != nil {
 		return fleetRow{}, ctx.Err()
 	}
+	cpu1, cpuErr1 := readCoreTicks(-1)
 	hits, queries, err := engines.PrefixCounters()
 	if err != nil {
 		return fleetRow{}, err
 	}
 	row := summarizeFleet(results, e.engine.TimeScale, engines.Requests(), hits, queries)
 	row.Workload, row.Contender, row.Rate = wl.Name, c.Name, rate
+	row.BoxBusy = -1
+	if b := busyBetween(cpu0, cpu1); cpuErr == nil && cpuErr1 == nil && !math.IsNaN(b) {
+		row.BoxBusy = b
+	}
+	stalled, engineTTFT := engines.Timing()
+	row.StalledMs = ms(stalled)
+	row.EngineTTFTMean = ms(engineTTFT)
 	if c.Plugin != "" && row.Requests > 0 {
 		after, err := pluginCallSeconds(base, c.Plugin)
 		if err != nil {
@@ -468,15 +506,36 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 			rep.Settings = append(rep.Settings, fmt.Sprintf("%s hit-rate ceiling: %s, every session's rounds sent one after another to one engine with their real answers (nothing a router can do gets more, preemptions aside: sessions share nothing, and a round can hit at most its previous round's prompt and answer)",
 				wl.Name, hitCell(c)))
 		}
-		for _, rate := range rates {
+		run := func(c fleetContender, rate float64) (fleetRow, error) {
+			row, err := e.runChecked(ctx, c, wl, rate)
+			if err != nil {
+				return row, fmt.Errorf("benchmarks: fleet %s %s at %g req/s: %w", wl.Name, c.Name, rate, err)
+			}
+			logf("benchmarks: fleet %-13s %-13s %6.1f req/s: TTFT p50 %s p99 %s, %.0f tok/s, hit %s, spread %.2f, plugin %s/req, errors %d/%d; outside the engines %.1f ms, box %s busy, stalls %.0f ms",
+				wl.Name, c.Name, rate, msCell(row.TTFT.P50), msCell(row.TTFT.P99), row.OutTokS, hitCell(row.HitRate), row.Spread, usCell(row.PluginUs), row.Errors, row.Requests,
+				row.TTFTMean-row.EngineTTFTMean, pct(row.BoxBusy), row.StalledMs)
+			return row, nil
+		}
+		first := len(rep.Rows)
+		for _, rate := range workloadRates(wl.Name, rates, rep.Searches) {
 			for _, c := range contenders {
-				row, err := e.fleetRun(ctx, c, wl, rate)
+				row, err := run(c, rate)
 				if err != nil {
-					return nil, fmt.Errorf("benchmarks: fleet %s %s at %g req/s: %w", wl.Name, c.Name, rate, err)
+					return nil, err
 				}
-				logf("benchmarks: fleet %-13s %-13s %6.1f req/s: TTFT p50 %s p99 %s, %.0f tok/s, hit %s, spread %.2f, plugin %s/req, errors %d/%d",
-					wl.Name, c.Name, rate, msCell(row.TTFT.P50), msCell(row.TTFT.P99), row.OutTokS, hitCell(row.HitRate), row.Spread, usCell(row.PluginUs), row.Errors, row.Requests)
 				rep.Rows = append(rep.Rows, row)
+			}
+		}
+		if o.search && isGoalWorkload(wl.Name) && slices.ContainsFunc(contenders, func(c fleetContender) bool { return c.Name == goalPolicy }) {
+			s, add, ok, err := searchGoalRate(rep.Rows[first:], wl.Name, contenders, run)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				logf("benchmarks: fleet search: %s", s.searchLine())
+				rep.Searches = append(rep.Searches, s)
+				rep.Rows = append(rep.Rows, add...)
+				slices.SortStableFunc(rep.Rows[first:], func(a, b fleetRow) int { return cmp.Compare(a.Rate, b.Rate) })
 			}
 		}
 	}
@@ -487,6 +546,30 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 		}
 	}
 	return rep, nil
+}
+
+// isGoalWorkload reports whether issue 15's goals are judged on workload
+// wl at a rate of its own (the no-sharing workload borrows
+// shared-prefix's).
+func isGoalWorkload(wl string) bool {
+	return wl == workload.KindSharedPrefix || wl == workload.KindMultiTurn
+}
+
+// workloadRates is the rates workload wl runs at: the sweep's, and for
+// the no-sharing workload also the rate shared-prefix's search found
+// (its goal is judged there), in order.
+func workloadRates(wl string, sweep []float64, searches []fleetSearch) []float64 {
+	rates := slices.Clone(sweep)
+	if wl != workload.KindRandom {
+		return rates
+	}
+	for _, s := range searches {
+		if s.Workload == workload.KindSharedPrefix && !slices.Contains(rates, s.Rate) {
+			rates = append(rates, s.Rate)
+		}
+	}
+	slices.Sort(rates)
+	return rates
 }
 
 // setCeiling records workload wl's hit-rate ceiling in m (made if nil).

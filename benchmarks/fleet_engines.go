@@ -5,7 +5,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 
 	"github.com/sluice-proxy/sluice/sim"
 )
@@ -13,8 +12,8 @@ import (
 // fleetEngineKind describes the engines in reports.
 const fleetEngineKind = "engine simulator (package sim): continuous batching, token budget per step, vLLM-style prefix cache"
 
-// newFleetEngine returns the handler of simulated engine i and its Close.
-func newFleetEngine(i int, c fleetEngineConfig) (http.Handler, func(), error) {
+// newFleetEngine starts simulated engine i; the caller closes it.
+func newFleetEngine(i int, c fleetEngineConfig) (*sim.Engine, error) {
 	e, err := sim.New(sim.Config{
 		Model: c.Model, MaxNumSeqs: c.MaxNumSeqs, MaxBatchedTokens: c.MaxBatchedTokens,
 		BlockSize: c.BlockSize, NumBlocks: c.NumBlocks, TimeScale: c.TimeScale,
@@ -22,7 +21,7 @@ func newFleetEngine(i int, c fleetEngineConfig) (http.Handler, func(), error) {
 		StepOverhead: c.StepOverhead, PrefillPerToken: c.PrefillPerToken, DecodePerSeq: c.DecodePerSeq,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("benchmarks: fleet engine %d: %w", i, err)
+		return nil, fmt.Errorf("benchmarks: fleet engine %d: %w", i, err)
 	}
-	return e.Handler(), e.Close, nil
+	return e, nil
 }

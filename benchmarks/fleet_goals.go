@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
@@ -11,8 +12,9 @@ import (
 // (as goals.go does for the proxy benchmark), so that a report's verdict
 // comes from its own rows. They are judged for the cacheaware contender
 // at the rate where round robin's TTFT p50 on the workload reaches
-// goalTTFTms (the lowest such rate of the sweep; higher ones are listed,
-// not judged); the no-sharing workload at the shared-prefix workload's
+// goalTTFTms (the lowest such rate of the rows, which the search of
+// fleet_search.go adds between the sweep's; higher ones are listed, not
+// judged); the no-sharing workload at the shared-prefix workload's
 // rates (its prompts are as long); the spread of load at every rate. The
 // plugin's CPU goal is a benchmark of its own (BenchmarkPluginHot8KiB),
 // not part of this run.
@@ -49,8 +51,8 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 		}
 		return fleetRow{}, false
 	}
-	// The rates where round robin's TTFT p50 is at least goalTTFTms, in
-	// the rows' order (the sweep's, ascending): the first is judged.
+	// The rates where round robin's TTFT p50 is at least goalTTFTms,
+	// ascending: the first is judged.
 	judged := func(wl string) []float64 {
 		var rates []float64
 		for _, r := range rows {
@@ -58,6 +60,7 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 				rates = append(rates, r.Rate)
 			}
 		}
+		slices.Sort(rates)
 		return rates
 	}
 	var gs []fleetGoal
@@ -90,8 +93,12 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 			tok := ca.OutTokS / rr.OutTokS
 			gs = append(gs, fleetGoal{What: "output tok/s ÷ round robin's", Workload: wl, Rate: rate, Want: "≥ 1.5",
 				Got: fmt.Sprintf("%.2f", tok), Met: tok >= 1.5})
+			lq, _ := find(wl, "least_queue", rate)
+			bound := machineBound(ca, rr, lq)
 			for j := first; j < len(gs); j++ {
 				gs[j].Judged = i == 0
+				gs[j].Note = joinNotes(gs[j].Note, bound)
+				gs[j].Met = gs[j].Met && bound == ""
 			}
 		}
 	}
@@ -103,7 +110,8 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 		}
 		d := ca.TTFT.P50/lq.TTFT.P50 - 1
 		gs = append(gs, fleetGoal{What: "TTFT p50 against least_queue's (nothing to reuse)", Workload: workload.KindRandom, Rate: rate, Want: "≤ +5 %",
-			Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*d, msCell(ca.TTFT.P50), msCell(lq.TTFT.P50)), Met: d <= 0.05, Judged: i == 0})
+			Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*d, msCell(ca.TTFT.P50), msCell(lq.TTFT.P50)), Met: d <= 0.05 && machineBound(ca, lq) == "", Judged: i == 0,
+			Note: machineBound(ca, lq)})
 	}
 	spread := map[string]float64{}
 	var order []string
@@ -121,6 +129,30 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 			Got: fmt.Sprintf("%.2f", spread[wl]), Met: spread[wl] <= 2, Judged: true})
 	}
 	return gs
+}
+
+// machineBound is a goal's note when a row it was judged on is
+// machine-bound (harnessBound, after the repeats), "" otherwise; such a
+// goal is not met, whatever the figure.
+func machineBound(rows ...fleetRow) string {
+	var bad []string
+	for _, r := range rows {
+		if r.HarnessBound != "" {
+			bad = append(bad, r.Contender+"'s run: "+r.HarnessBound)
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return "machine-bound, so not a measurement of routing: " + strings.Join(bad, "; ")
+}
+
+// joinNotes joins two notes with "; ", either possibly empty.
+func joinNotes(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
 }
 
 // unjudged is the line that says why a workload run with round robin

@@ -41,6 +41,23 @@ type fleetRow struct {
 	// the run (the plugin's start left out) over the requests sent, so
 	// wall time, waits for a core included; 0 without a plugin.
 	PluginUs float64 `json:"plugin_us_per_request,omitempty"`
+	// TTFTMean is the mean TTFT the client saw and EngineTTFTMean the
+	// engines' own (from a request's arrival at an engine to its first
+	// token), in simulated ms; the difference is the time outside the
+	// engines: Sluice, the plugin, the client, the loopback, and stalls.
+	TTFTMean       float64 `json:"ttft_mean_ms"`
+	EngineTTFTMean float64 `json:"engine_ttft_mean_ms"`
+	// BoxBusy is the share of the machine's CPUs busy during the load
+	// (/proc/stat), -1 when unknown; StalledMs the wall milliseconds the
+	// engines' schedulers stalled and forgave (sim.Stats.Stalled), summed
+	// over the engines. See harnessBound.
+	BoxBusy   float64 `json:"box_busy"`
+	StalledMs float64 `json:"engine_stalled_ms"`
+	// Repeats is how many earlier attempts of this run harnessBound
+	// rejected; HarnessBound says why this one is the machine's too (it
+	// was kept after fleetRepeats repeats), "" when it is not.
+	Repeats      int    `json:"repeats,omitempty"`
+	HarnessBound string `json:"harness_bound,omitempty"`
 }
 
 // summarizeFleet turns the results of a run into a row. perEngine are the
@@ -49,6 +66,7 @@ type fleetRow struct {
 func summarizeFleet(results []fleetResult, timeScale float64, perEngine []int64, hits, queries float64) fleetRow {
 	var r fleetRow
 	var ttft, e2e []float64
+	var ttftSum float64
 	var tokens int
 	var first, last time.Duration = -1, 0
 	sim := func(d time.Duration) float64 { return ms(d) * timeScale }
@@ -62,12 +80,16 @@ func summarizeFleet(results []fleetResult, timeScale float64, perEngine []int64,
 			continue
 		}
 		ttft = append(ttft, sim(res.TTFT))
+		ttftSum += sim(res.TTFT)
 		e2e = append(e2e, sim(res.E2E))
 		tokens += res.OutTokens
 		if first < 0 || res.Sent < first {
 			first = res.Sent
 		}
 		last = max(last, res.Sent+res.E2E)
+	}
+	if len(ttft) > 0 {
+		r.TTFTMean = ttftSum / float64(len(ttft))
 	}
 	r.TTFT, r.E2E = percentiles(ttft), percentiles(e2e)
 	if span := last - first; first >= 0 && span > 0 {
@@ -168,8 +190,8 @@ func hitCell(v float64) string {
 // fleetTable renders the rows of one workload as a Markdown table.
 func fleetTable(rows []fleetRow, wl string) string {
 	var b strings.Builder
-	b.WriteString("| policy | rate (req/s) | TTFT p50 | TTFT p99 | e2e p50 | e2e p99 | output tok/s | prefix hit | load max/mean | plugin µs/req | errors |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| policy | rate (req/s) | TTFT p50 | TTFT p99 | e2e p50 | e2e p99 | output tok/s | prefix hit | load max/mean | plugin µs/req | errors | outside engines, box busy |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		if r.Workload != wl {
 			continue
@@ -178,11 +200,27 @@ func fleetTable(rows []fleetRow, wl string) string {
 		if r.Errors > 0 {
 			errs += " (" + tail(r.FirstErr, 60) + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %s | %.0f | %s | %.2f | %s | %s/%d |\n",
+		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %s | %.0f | %s | %.2f | %s | %s/%d | %s |\n",
 			r.Contender, r.Rate, msCell(r.TTFT.P50), msCell(r.TTFT.P99), msCell(r.E2E.P50), msCell(r.E2E.P99),
-			r.OutTokS, hitCell(r.HitRate), r.Spread, usCell(r.PluginUs), errs, r.Requests)
+			r.OutTokS, hitCell(r.HitRate), r.Spread, usCell(r.PluginUs), errs, r.Requests, harnessCell(r))
 	}
 	return b.String()
+}
+
+// harnessCell is what a row says about the machine: the mean TTFT spent
+// outside the engines, the CPUs' busy share, stalls, repeats.
+func harnessCell(r fleetRow) string {
+	s := fmt.Sprintf("%.1f ms, %s", r.TTFTMean-r.EngineTTFTMean, pct(r.BoxBusy))
+	if r.StalledMs > 0 {
+		s += fmt.Sprintf(", stalls %.0f ms", r.StalledMs)
+	}
+	if r.Repeats > 0 {
+		s += fmt.Sprintf(", repeated %d×", r.Repeats)
+	}
+	if r.HarnessBound != "" {
+		s += " **machine-bound: " + r.HarnessBound + "**"
+	}
+	return s
 }
 
 // usCell formats a plugin's microseconds per request; "—" for none.
@@ -219,6 +257,9 @@ type fleetReport struct {
 	// most any router gets (fleet_ceiling.go); shared-prefix's is
 	// HitBounds.Grouped.
 	Ceilings map[string]float64 `json:"hit_rate_ceilings,omitempty"`
+	// Searches are the searches for the rate the goals are judged at
+	// (fleet_search.go), one per workload searched.
+	Searches []fleetSearch `json:"searches,omitempty"`
 	// Goals are issue 15's goals judged on Rows (fleet_goals.go).
 	Goals []fleetGoal `json:"goals,omitempty"`
 }
@@ -232,7 +273,10 @@ func (r *fleetReport) markdown() string {
 		"prefix hit is Σ`vllm:prefix_cache_hits_total` / Σ`vllm:prefix_cache_queries_total` over the engines (n/a: the engines export none); " +
 		"load max/mean is the most requests any engine received over the mean (1.00 = even); " +
 		"plugin µs/req is the time the plugin's callbacks took during the load per request, in real microseconds, waits for a core included (—: no plugin). " +
-		"Wall-time costs outside the engines (Sluice, the client, the loopback) are multiplied by the time scale too, so a few simulated milliseconds of every TTFT are harness.\n\n![TTFT p50 against request rate](fleet-chart.png)\n\n")
+		"Wall-time costs outside the engines (Sluice, the client, the loopback) are multiplied by the time scale too, so a few simulated milliseconds of every TTFT are harness: " +
+		"the last column gives them (the mean TTFT the client saw less the engines' own mean TTFT, from a request's arrival at an engine), with how busy the machine's CPUs were during the load and the time the engines' schedulers stalled. " +
+		fmt.Sprintf("A run with the CPUs ≥ %.0f %% busy or stalls over %d ms per engine is repeated, at most %d times (machine-bound: kept after that).", maxBoxBusy*100, maxStallPerEngineMs, fleetRepeats) +
+		"\n\n![TTFT p50 against request rate](fleet-chart.png)\n\n")
 	for _, s := range r.Settings {
 		fmt.Fprintf(&b, "- %s\n", s)
 	}
@@ -243,8 +287,15 @@ func (r *fleetReport) markdown() string {
 		fmt.Fprintf(&b, "- note: %s\n", s)
 	}
 	if len(r.Goals) > 0 {
-		fmt.Fprintf(&b, "\n## Issue 15's goals (%s)\n\nJudged by the harness on the rows below, at the rate where round robin's TTFT p50 on the workload reaches %d ms (the sweep's lowest such rate; higher ones are listed, not judged; no sharing: at shared-prefix's rates). The plugin's CPU goal is measured by `BenchmarkPluginHot8KiB`, not here.\n\n%s",
-			goalPolicy, goalTTFTms, fleetGoalsTable(r.Goals))
+		fmt.Fprintf(&b, "\n## Issue 15's goals (%s)\n\nJudged by the harness on the rows below, at the rate where round robin's TTFT p50 on the workload reaches %d ms: the lowest such rate of the rows, found by a search between the sweep's rates (to %.0f %%; below) when one ran. Higher rates are listed, not judged; no sharing is judged at shared-prefix's rates. The plugin's CPU goal is measured by `BenchmarkPluginHot8KiB`, not here.\n\n",
+			goalPolicy, goalTTFTms, searchTolerance*100)
+		for _, s := range r.Searches {
+			fmt.Fprintf(&b, "- search, %s\n", s.searchLine())
+		}
+		if len(r.Searches) > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(fleetGoalsTable(r.Goals))
 	}
 	for _, wl := range r.Workloads {
 		fmt.Fprintf(&b, "\n## %s\n\n%s", wl, fleetTable(r.Rows, wl))

@@ -80,6 +80,9 @@ func TestSummarizeFleet(t *testing.T) {
 	if r.TTFT.P50 != 40 || r.TTFT.P99 != 60 || r.E2E.P50 != 200 || r.E2E.P99 != 300 {
 		t.Fatalf("percentiles TTFT %+v e2e %+v", r.TTFT, r.E2E)
 	}
+	if r.TTFTMean != 40 { // (20+40+60)/3, the failed request left out
+		t.Fatalf("TTFT mean %v, want 40", r.TTFTMean)
+	}
 	// 60 tokens from 0 to 200 ms wall = 0.4 s simulated.
 	if math.Abs(r.OutTokS-150) > 1e-9 {
 		t.Fatalf("tok/s %v, want 150", r.OutTokS)

@@ -32,10 +32,15 @@ const minCeiling = 1.5
 type coreTicks struct{ Busy, Total int64 }
 
 // parseCoreTicks finds "cpuN user nice system idle iowait irq softirq
-// steal …" in the text of /proc/stat and returns its busy time (all but
-// idle and iowait) and total.
+// steal …" in the text of /proc/stat (for cpu < 0, the machine's line,
+// "cpu …", the sum over its CPUs) and returns its busy time (all but idle
+// and iowait) and total.
 func parseCoreTicks(b []byte, cpu int) (coreTicks, error) {
-	prefix := "cpu" + strconv.Itoa(cpu) + " "
+	name := "cpu"
+	if cpu >= 0 {
+		name += strconv.Itoa(cpu)
+	}
+	prefix := name + " "
 	for _, line := range strings.Split(string(b), "\n") {
 		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
@@ -43,14 +48,14 @@ func parseCoreTicks(b []byte, cpu int) (coreTicks, error) {
 		}
 		f := strings.Fields(rest)
 		if len(f) < 4 {
-			return coreTicks{}, fmt.Errorf("benchmarks: /proc/stat: cpu%d has %d fields, want at least 4", cpu, len(f))
+			return coreTicks{}, fmt.Errorf("benchmarks: /proc/stat: %s has %d fields, want at least 4", name, len(f))
 		}
 		var t coreTicks
 		// Guest time (fields 9 and 10) is already inside user and nice.
 		for i, s := range f[:min(len(f), 8)] {
 			v, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || v < 0 {
-				return coreTicks{}, fmt.Errorf("benchmarks: /proc/stat: cpu%d field %d is %q, want a count", cpu, i+1, s)
+				return coreTicks{}, fmt.Errorf("benchmarks: /proc/stat: %s field %d is %q, want a count", name, i+1, s)
 			}
 			t.Total += v
 			if i != 3 && i != 4 { // idle, iowait
@@ -59,10 +64,11 @@ func parseCoreTicks(b []byte, cpu int) (coreTicks, error) {
 		}
 		return t, nil
 	}
-	return coreTicks{}, fmt.Errorf("benchmarks: /proc/stat: no line for cpu%d", cpu)
+	return coreTicks{}, fmt.Errorf("benchmarks: /proc/stat: no line for %s", name)
 }
 
-// readCoreTicks reads CPU cpu's line of /proc/stat.
+// readCoreTicks reads CPU cpu's line of /proc/stat (cpu < 0: the
+// machine's).
 func readCoreTicks(cpu int) (coreTicks, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {

@@ -20,12 +20,17 @@ func TestParseCoreTicks(t *testing.T) {
 	if got, err := parseCoreTicks(stat, 1); err != nil || got != (coreTicks{Busy: 92, Total: 597}) {
 		t.Fatalf("cpu1 (must not match cpu10): %+v, %v", got, err)
 	}
+	if got, err := parseCoreTicks(stat, -1); err != nil || got != (coreTicks{Busy: 155, Total: 965}) {
+		t.Fatalf("the machine's line: %+v, %v", got, err)
+	}
 	for _, bad := range []struct {
 		in   string
 		cpu  int
 		want string
 	}{
 		{"cpu0 1 2 3 4\n", 2, "no line for cpu2"},
+		{"cpu0 1 2 3 4\n", -1, "no line for cpu"},
+		{"cpu 1 2\n", -1, "cpu has 2 fields"},
 		{"cpu0 1 2\n", 0, "2 fields"},
 		{"cpu0 1 x 3 4\n", 0, `field 2 is "x"`},
 		{"cpu0 1 -2 3 4\n", 0, `field 2 is "-2"`},
@@ -36,6 +41,9 @@ func TestParseCoreTicks(t *testing.T) {
 	}
 	if own, err := readCoreTicks(0); err != nil || own.Total <= 0 || own.Busy > own.Total {
 		t.Fatalf("this machine's cpu0: %+v, %v", own, err)
+	}
+	if all, err := readCoreTicks(-1); err != nil || all.Total <= 0 || all.Busy > all.Total {
+		t.Fatalf("this machine's total: %+v, %v", all, err)
 	}
 	if b := busyBetween(coreTicks{10, 100}, coreTicks{55, 150}); b != 0.9 {
 		t.Fatalf("busyBetween = %v, want 0.9", b)

@@ -49,6 +49,10 @@
 // Simulated time runs [Config.TimeScale] times faster than wall time: the
 // scheduler sleeps step/TimeScale per step (against a deadline, so sleep
 // overshoot does not accumulate). TTFT in /metrics is in simulated seconds.
+// A scheduler more than 20 ms behind its pace (a starved or paused
+// process) forgives the excess rather than answering with a burst of
+// steps; [Stats].Stalled totals what it forgave, so a benchmark can tell
+// that its clients' latencies include time the model did not spend.
 //
 // # Tokenizer and chat template
 //

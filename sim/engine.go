@@ -27,7 +27,8 @@ type Engine struct {
 	hitBuf   []int32
 	simBase  time.Duration // simulated time at wallBase
 	wallBase time.Time
-	busy     bool // a step was planned since the engine was last idle
+	busy     bool          // a step was planned since the engine was last idle
+	stalled  time.Duration // wall time forgiven past maxLag (loop); guarded by mu
 
 	// counters, guarded by mu
 	prefixQueries, prefixHits      int64
@@ -69,6 +70,12 @@ type Stats struct {
 	// every request that got one (vllm:time_to_first_token_seconds).
 	TTFTSum   time.Duration
 	TTFTCount int64
+	// Stalled is the wall time the scheduler fell behind its pace by more
+	// than it catches up (maxLag, 20 ms) and forgave: time in which the
+	// simulated clock stood still while the clients' clocks ran, so what
+	// they measured includes it. Non-zero means the process was starved
+	// of CPU (or paused) and the run's latencies are not the model's.
+	Stalled time.Duration
 }
 
 // New validates cfg (an error names the bad field), applies its defaults
@@ -143,6 +150,7 @@ func (e *Engine) Stats() Stats {
 		SimulatedTime:    e.now(),
 		TTFTSum:          e.ttftSum,
 		TTFTCount:        int64(e.ttft.count),
+		Stalled:          e.stalled,
 	}
 }
 
@@ -308,6 +316,9 @@ func (e *Engine) loop() {
 		}
 		if behind := time.Since(deadline); behind > maxLag {
 			deadline = deadline.Add(behind - maxLag) // stalled (GC, CPU starvation): catch up at most maxLag
+			e.mu.Lock()
+			e.stalled += behind - maxLag
+			e.mu.Unlock()
 		}
 		deadline = deadline.Add(time.Duration(float64(p.dur) / e.cfg.TimeScale))
 		if d := time.Until(deadline); d > 0 {

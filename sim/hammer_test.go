@@ -214,3 +214,31 @@ func TestDisconnectFreesSequence(t *testing.T) {
 		t.Errorf("stats %+v: a cancelled request counted as finished", st)
 	}
 }
+
+// A scheduler held off its pace for longer than maxLag forgives the
+// excess and counts it in Stats.Stalled, so a benchmark can tell that its
+// latencies include time the model did not spend. Holding the engine's
+// lock for 300 ms mid-run stalls the step due within 6 ms by at least
+// 300 − 6 − 20 ms.
+func TestStallIsCounted(t *testing.T) {
+	e, srv := startServer(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/completions",
+			strings.NewReader(`{"prompt":"a b c","max_tokens":4000,"ignore_eos":true}`))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, "the request to run", func() bool { return e.Stats().Running == 1 })
+	before := e.Stats().Stalled
+	e.mu.Lock()
+	time.Sleep(300 * time.Millisecond)
+	e.mu.Unlock()
+	waitFor(t, "the stall to be counted", func() bool { return e.Stats().Stalled-before >= 250*time.Millisecond })
+	cancel()
+	<-done
+}

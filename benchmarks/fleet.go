@@ -335,6 +335,7 @@ func (e *fleetEnv) fleetRun(ctx context.Context, c fleetContender, wl workload.S
 			return fleetRow{}, err
 		}
 		row.PluginUs = (after - pluginBefore) * 1e6 / float64(row.Requests)
+		row.Decisions = pluginDecisions(base, c.Plugin, row.Requests-row.Errors)
 	}
 	if row.Errors > 0 {
 		row.SluiceFailures = sluiceFailures(base)
@@ -390,6 +391,64 @@ func pluginCallSeconds(base, plugin string) (float64, error) {
 	}
 	v, _ := metricValue(text, `sluice_plugin_call_duration_seconds_sum{plugin="`+plugin+`"}`)
 	return v, nil
+}
+
+// decisionsFlushWait bounds the wait for a plugin's decision counts to
+// reach the requests it routed: a Go plugin adds what it counted to its
+// counters on its tick (cacheaware: every metrics_flush_period, 1 s).
+const decisionsFlushWait = 3 * time.Second
+
+// pluginDecisions returns the plugin's decisions by reason
+// (sluice_wasm_<plugin>_decisions_total{reason=…}, as cacheaware counts
+// them), once they add up to at least want or decisionsFlushWait has
+// passed; nil for a plugin without them.
+func pluginDecisions(base, plugin string, want int) map[string]float64 {
+	deadline := time.Now().Add(decisionsFlushWait)
+	for {
+		text, err := scrapeMetrics(base)
+		if err != nil {
+			return nil
+		}
+		d := decisionsIn(text, "sluice_wasm_"+plugin+"_decisions_total")
+		var sum float64
+		for _, v := range d {
+			sum += v
+		}
+		if d == nil || sum >= float64(want) || time.Now().After(deadline) {
+			return d
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// decisionsIn returns the samples of metric name in a Prometheus text
+// exposition by their reason label (nil when there is none).
+func decisionsIn(text, name string) map[string]float64 {
+	var d map[string]float64
+	for _, line := range strings.Split(text, "\n") {
+		labels, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(labels, "} ")
+		if !ok {
+			continue
+		}
+		_, reason, ok := strings.Cut(labels, `reason="`)
+		if !ok {
+			continue
+		}
+		reason, _, _ = strings.Cut(reason, `"`)
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		if d == nil {
+			d = map[string]float64{}
+		}
+		d[reason] += v
+	}
+	return d
 }
 
 // metricValue returns the value of the series (name and labels exactly
@@ -511,9 +570,9 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 			if err != nil {
 				return row, fmt.Errorf("benchmarks: fleet %s %s at %g req/s: %w", wl.Name, c.Name, rate, err)
 			}
-			logf("benchmarks: fleet %-13s %-13s %6.1f req/s: TTFT p50 %s p99 %s, %.0f tok/s, hit %s, spread %.2f, plugin %s/req, errors %d/%d; outside the engines %.1f ms, box %s busy, stalls %.0f ms",
+			logf("benchmarks: fleet %-13s %-13s %6.1f req/s: TTFT p50 %s p99 %s, %.0f tok/s, hit %s, spread %.2f, plugin %s/req, errors %d/%d; outside the engines %.1f ms, box %s busy, stalls %.0f ms%s",
 				wl.Name, c.Name, rate, msCell(row.TTFT.P50), msCell(row.TTFT.P99), row.OutTokS, hitCell(row.HitRate), row.Spread, usCell(row.PluginUs), row.Errors, row.Requests,
-				row.TTFTMean-row.EngineTTFTMean, pct(row.BoxBusy), row.StalledMs)
+				row.TTFTMean-row.EngineTTFTMean, pct(row.BoxBusy), row.StalledMs, decisionsNote(row.Decisions))
 			return row, nil
 		}
 		first := len(rep.Rows)

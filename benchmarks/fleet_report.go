@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +60,26 @@ type fleetRow struct {
 	// was kept after fleetRepeats repeats), "" when it is not.
 	Repeats      int    `json:"repeats,omitempty"`
 	HarnessBound string `json:"harness_bound,omitempty"`
+	// Decisions are the plugin's decisions by reason over the run
+	// (cacheaware: prefix, session, least_load, overload), nil for a
+	// contender without them. With one prefix per group, least_load
+	// beyond the groups is a group split across engines.
+	Decisions map[string]float64 `json:"plugin_decisions,omitempty"`
+}
+
+// decisionsNote is the log's tail for a row's plugin decisions, in
+// reason order.
+func decisionsNote(d map[string]float64) string {
+	if len(d) == 0 {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(d))
+	var b strings.Builder
+	b.WriteString("; decisions")
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s %.0f", k, d[k])
+	}
+	return b.String()
 }
 
 // summarizeFleet turns the results of a run into a row. perEngine are the

@@ -403,3 +403,24 @@ func TestOptionalWorkloads(t *testing.T) {
 		}
 	}
 }
+
+func TestDecisionsIn(t *testing.T) {
+	const name = "sluice_wasm_cacheaware_decisions_total"
+	text := "# TYPE sluice_wasm_cacheaware_decisions_total counter\n" +
+		name + `{plugin="cacheaware",reason="prefix"} 112` + "\n" +
+		name + `{plugin="cacheaware",reason="least_load"} 16` + "\n" +
+		name + `{plugin="cacheaware",reason="overload"} 0` + "\n" +
+		name + `{plugin="cacheaware"} 5` + "\n" + // no reason: skipped
+		name + `{plugin="cacheaware",reason="session"} x` + "\n" + // bad value: skipped
+		"sluice_wasm_cacheaware_decisions_total_other" + `{reason="prefix"} 9` + "\n"
+	d := decisionsIn(text, name)
+	if len(d) != 3 || d["prefix"] != 112 || d["least_load"] != 16 || d["overload"] != 0 {
+		t.Fatalf("decisions %v", d)
+	}
+	if got := decisionsNote(d); got != "; decisions least_load 16 overload 0 prefix 112" {
+		t.Fatalf("note %q", got)
+	}
+	if d := decisionsIn(text, "sluice_wasm_queuepicker_decisions_total"); d != nil || decisionsNote(d) != "" {
+		t.Fatalf("a plugin without decisions: %v", d)
+	}
+}

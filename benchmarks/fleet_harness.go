@@ -19,7 +19,7 @@ import (
 // machine, and at this load their wake-ups queue.
 const maxBoxBusy = 0.95
 
-// maxStallPerEngine is the scheduler stall (sim.Stats.Stalled, wall time
+// maxStallPerEngineMs is the scheduler stall (sim.Stats.Stalled, wall time
 // past the 20 ms the engine catches up) a run may have per engine, on
 // average, and still count: 20 ms is at most a step or two of the
 // default engine, within the spread of TTFT p50 between identical runs.

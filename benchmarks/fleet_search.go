@@ -139,10 +139,13 @@ func (s fleetSearch) searchLine() string {
 	for _, p := range s.Probes {
 		tried = append(tried, fmt.Sprintf("%g (%s)", p.Rate, msCell(p.TTFTP50)))
 	}
-	where := fmt.Sprintf("judged at %g req/s, where every contender ran", s.Rate)
-	if s.Rate == s.Above.Rate {
-		where = fmt.Sprintf("no lower rate reached %d ms: judged at the sweep's %g req/s", goalTTFTms, s.Rate)
+	where := fmt.Sprintf("tried %s; judged at %g req/s, where every contender ran", strings.Join(tried, ", "), s.Rate)
+	switch {
+	case len(tried) == 0:
+		where = fmt.Sprintf("within %.0f %% already: judged at the sweep's %g req/s", searchTolerance*100, s.Rate)
+	case s.Rate == s.Above.Rate:
+		where = fmt.Sprintf("tried %s; no lower rate reached %d ms: judged at the sweep's %g req/s", strings.Join(tried, ", "), goalTTFTms, s.Rate)
 	}
-	return fmt.Sprintf("%s: round robin's TTFT p50 was %s at %g req/s and %s at %g; tried %s; %s",
-		s.Workload, msCell(s.Below.TTFTP50), s.Below.Rate, msCell(s.Above.TTFTP50), s.Above.Rate, strings.Join(tried, ", "), where)
+	return fmt.Sprintf("%s: round robin's TTFT p50 was %s at %g req/s and %s at %g; %s",
+		s.Workload, msCell(s.Below.TTFTP50), s.Below.Rate, msCell(s.Above.TTFTP50), s.Above.Rate, where)
 }

@@ -123,6 +123,13 @@ func TestSearchGoalRate(t *testing.T) {
 	if err != nil || !ok || len(add) != 0 || s.Rate != 370.4 || !strings.Contains(s.searchLine(), "judged at the sweep's 370.4") {
 		t.Fatalf("no lower rate: added %+v, search %+v", add, s)
 	}
+	// A bracket within the tolerance already: no probe, nothing added.
+	narrow := []fleetRow{goalRow(mt, "round_robin", 360, 990, 0, 0, 1), goalRow(mt, "round_robin", 370.4, 1055, 0, 0, 1)}
+	calls = nil
+	s, add, ok, err = searchGoalRate(narrow, mt, contenders, run(func(r float64) float64 { return 3 * r }))
+	if err != nil || !ok || len(add) != 0 || len(calls) != 0 || !strings.Contains(s.searchLine(), "within 5 % already: judged at the sweep's 370.4") {
+		t.Fatalf("narrow bracket: %d calls, added %+v, %s", len(calls), add, s.searchLine())
+	}
 	// No round robin among the contenders: no search.
 	if _, _, ok, _ := searchGoalRate(sweep, mt, contenders[1:], run(func(r float64) float64 { return 3 * r })); ok {
 		t.Fatal("searched without round robin")

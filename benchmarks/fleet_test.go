@@ -244,8 +244,11 @@ func TestParseFleetFlags(t *testing.T) {
 	}
 	fo := o.fleetOpts
 	if !o.fleet || fo.engines != 4 || !slices.Equal(fo.rates, []float64{1.5, 3}) || !slices.Equal(fo.contenders, []string{"random", "least_queue"}) ||
-		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1536 || fo.timeScale != 2 {
+		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1536 || fo.timeScale != 2 || !fo.search {
 		t.Fatalf("parsed %+v %+v", o, fo)
+	}
+	if o, err := parseFlags([]string{"-fleet", "-fleet-search=false"}); err != nil || o.fleetOpts.search {
+		t.Fatalf("-fleet-search=false: %+v, %v", o.fleetOpts, err)
 	}
 	f := func(want string, args ...string) {
 		t.Helper()

@@ -270,7 +270,8 @@ func TestFleetChartAndReport(t *testing.T) {
 		{Workload: "random", Contender: "round_robin", Rate: 1, Requests: 2, TTFT: pcts{P50: 10}, HitRate: math.NaN()},
 		{Workload: "random", Contender: "round_robin", Rate: 2, Requests: 2, TTFT: pcts{P50: 30}, HitRate: 0.5},
 		{Workload: "random", Contender: "random", Rate: 1, Requests: 2, Errors: 2, FirstErr: "HTTP 503"},
-		{Workload: "random", Contender: "cacheaware", Rate: 1, Requests: 2, Spread: 1, PluginUs: 42.4},
+		{Workload: "random", Contender: "cacheaware", Rate: 1, Requests: 2, Spread: 1, PluginUs: 42.4,
+			TTFTMean: 30, EngineTTFTMean: 25.5, BoxBusy: 0.97, StalledMs: 400, Repeats: 2, HarnessBound: "the machine's CPUs were 97 % busy (≥ 95 %)"},
 	}
 	rep := &fleetReport{Date: time.Now(), Command: "go run ./benchmarks -fleet", Engines: "test", Workloads: []string{"random"}, Rows: rows}
 	dir := t.TempDir()
@@ -283,7 +284,8 @@ func TestFleetChartAndReport(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "fleet-latest.md"))
-	for _, want := range []string{"| round_robin | 2 | 30 ms |", "| n/a |", "50.0 %", "2 (HTTP 503)/2", "| 1.00 | 42 µs |", "| — |"} {
+	for _, want := range []string{"| round_robin | 2 | 30 ms |", "| n/a |", "50.0 %", "2 (HTTP 503)/2", "| 1.00 | 42 µs |", "| — |",
+		"| 4.5 ms, 97 %, stalls 400 ms, repeated 2× **machine-bound: the machine's CPUs were 97 % busy (≥ 95 %)** |", "| 0.0 ms, 0 % |"} {
 		if !strings.Contains(string(md), want) {
 			t.Fatalf("report lacks %q:\n%s", want, md)
 		}

@@ -26,8 +26,14 @@ func TestCheckpoints(t *testing.T) {
 	}
 	for n := 1; n < 5000; n++ {
 		cps := Checkpoints(nil, n)
-		if cps[len(cps)-1] != n || !slices.IsSorted(cps) || len(slices.Compact(slices.Clone(cps))) != len(cps) {
-			t.Fatalf("Checkpoints(%d) = %v: not increasing to n", n, cps)
+		if cps[0] != 1 || cps[len(cps)-1] != n || !slices.IsSorted(cps) || len(slices.Compact(slices.Clone(cps))) != len(cps) {
+			t.Fatalf("Checkpoints(%d) = %v: not increasing from 1 to n", n, cps)
+		}
+		// Past 4, each at most about 1.5 times the last.
+		for i := 1; i < len(cps); i++ {
+			if cps[i-1] >= 4 && cps[i] > cps[i-1]*3/2+1 {
+				t.Fatalf("Checkpoints(%d) = %v: %d after %d grows by more than half", n, cps, cps[i], cps[i-1])
+			}
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"time"
 	"unsafe"
+
+	"github.com/sluice-proxy/sluice/internal/prompthash"
 )
 
 // store is the shared key-value store the index lives in: on Sluice the
@@ -38,7 +40,7 @@ type index struct {
 	kv   store
 	key  []byte // scratch: "ca/<pool>/<kind>" and 8 bytes of hash
 	val  []byte // scratch: the starts list to write
-	cps  []int  // checkpoints(cpsN): match and record share them
+	cps  []int  // prompthash.Checkpoints(cpsN): match and record share them
 	cpsN int
 	pool string // the pool key holds
 	kind byte   // the kind key holds
@@ -134,7 +136,7 @@ func addrIn(eps []endpoint, addr []byte) (string, bool) {
 // once for a request's match and record.
 func (x *index) checkpoints(n int) []int {
 	if x.cpsN != n || len(x.cps) == 0 {
-		x.cps, x.cpsN = checkpoints(x.cps[:0], n), n
+		x.cps, x.cpsN = prompthash.Checkpoints(x.cps[:0], n), n
 	}
 	return x.cps
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/sluice-proxy/sluice/internal/prompthash"
 )
 
 // mapStore is a store with the host's bounds in miniature: at most cap
@@ -159,7 +161,7 @@ func TestIndexLongestMatch(t *testing.T) {
 	z.record("p", a, "e1", 0, 1)
 	before := len(kv2.m)
 	z.record("p", a2, "e1", len(a), 1)
-	if added, want := len(kv2.m)-before, len(checkpoints(nil, len(a2)))-len(checkpoints(nil, len(a)))+1; added > want {
+	if added, want := len(kv2.m)-before, len(prompthash.Checkpoints(nil, len(a2)))-len(prompthash.Checkpoints(nil, len(a)))+1; added > want {
 		t.Errorf("partial record wrote %d new keys, want ≤ %d", added, want)
 	}
 	if n, ep := z.match("p", a2, 1); n != len(a2) || ep != "e1" {
@@ -175,7 +177,7 @@ func TestIndexLongestMatch(t *testing.T) {
 	if kv.reads > 6 {
 		t.Errorf("match read %d keys for 512 blocks", kv.reads)
 	}
-	if cps := checkpoints(nil, 512); len(cps) > 18 {
+	if cps := prompthash.Checkpoints(nil, 512); len(cps) > 18 {
 		t.Errorf("512 blocks record %d checkpoints: %v", len(cps), cps)
 	}
 }
@@ -223,26 +225,6 @@ func TestSessionIndex(t *testing.T) {
 	known := []endpoint{{addr: strings.Clone("e2")}}
 	if ep, ok := x.session("p", 7, known); !ok || ep != "e2" || unsafe.StringData(ep) != unsafe.StringData(known[0].addr) {
 		t.Fatalf("session: %q %v, not the endpoint's own string", ep, ok)
-	}
-}
-
-func TestCheckpoints(t *testing.T) {
-	for _, n := range []int{0, 1, 2, 5, 100, 4096} {
-		cps := checkpoints(nil, n)
-		if n == 0 {
-			if len(cps) != 0 {
-				t.Fatalf("0 blocks: %v", cps)
-			}
-			continue
-		}
-		if cps[len(cps)-1] != n || cps[0] != 1 {
-			t.Fatalf("%d blocks: %v", n, cps)
-		}
-		for i := 1; i < len(cps); i++ {
-			if cps[i] <= cps[i-1] || (cps[i-1] >= 4 && cps[i] > cps[i-1]*3/2+1) {
-				t.Fatalf("%d blocks: %v", n, cps)
-			}
-		}
 	}
 }
 

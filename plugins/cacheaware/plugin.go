@@ -90,6 +90,7 @@ func (p *plugin) OnPluginStart(size int) bool {
 	}
 	p.s = s
 	p.hashArgs = promptHashArgs(s.chunk, s.maxPrompt)
+	p.prefixArgs = nil // holds the chunk size and threshold: hostMatch rebuilds it
 	// Bound the index on the host: entries expire block_ttl after their
 	// last write and a full store drops the oldest (README, "Memory").
 	if err := sdk.SetSharedDataPolicy(keyPrefix, s.ttl, true); err != nil {

@@ -96,8 +96,3 @@ func quickPrompt(body []byte) (request, bool) {
 func blockHashes(dst []uint64, seed uint64, text []byte, chunk, max int) []uint64 {
 	return prompthash.AppendBlocks(dst, seed, text, chunk, max)
 }
-
-// checkpoints appends to dst the block counts at which the index may
-// record a prompt of n blocks (prompthash.Checkpoints); the index keeps
-// only those a match could decide with (index.record).
-func checkpoints(dst []int, n int) []int { return prompthash.Checkpoints(dst, n) }

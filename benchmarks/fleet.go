@@ -44,6 +44,9 @@ type fleetOptions struct {
 	// search: after a workload's sweep, search for the rate where round
 	// robin's TTFT p50 reaches goalTTFTms (fleet_search.go).
 	search bool
+	// judgedRuns is how many runs each search probe and each goal
+	// contender at the rate judged is the median of (fleet_runs.go).
+	judgedRuns int
 }
 
 // fleetFlags registers the -fleet-* flags on fs; finish validates them
@@ -62,7 +65,8 @@ func fleetFlags(fs *flag.FlagSet) (finish func() (fleetOptions, error)) {
 	cs := fs.String("fleet-policies", "", "comma-separated contenders (default all): "+strings.Join(fleetContenderNames(), ", "))
 	fs.Int64Var(&o.seed, "fleet-seed", 1, "workload and engine seed")
 	fs.DurationVar(&o.runTimeout, "fleet-run-timeout", 2*time.Minute, "wall-time bound of one run")
-	fs.BoolVar(&o.search, "fleet-search", true, "after shared-prefix's and multi-turn's sweeps, bisect with round robin between the sweep's rates for the lowest rate where its TTFT p50 reaches 1 s (to 5 %), run every contender there and judge issue 15's goals there (needs round_robin and cacheaware)")
+	fs.BoolVar(&o.search, "fleet-search", true, "after shared-prefix's and multi-turn's sweeps, bisect with round robin between the sweep's rates for the lowest rate where its TTFT p50 reaches 1 s (to 2 %), run every contender there and judge issue 15's goals there (needs round_robin and cacheaware)")
+	fs.IntVar(&o.judgedRuns, "fleet-judged-runs", defaultJudgedRuns, "runs each search probe, and round_robin, least_queue and cacheaware at the rate the goals are judged at, take: their median TTFT p50 is judged (1: one run each)")
 	return func() (fleetOptions, error) {
 		switch {
 		case o.engines < 1 || o.engines > 64:
@@ -73,6 +77,8 @@ func fleetFlags(fs *flag.FlagSet) (finish func() (fleetOptions, error)) {
 			return o, fmt.Errorf("benchmarks: -fleet-requests is %d, must be >= 1", o.maxRequests)
 		case o.runTimeout <= 0:
 			return o, fmt.Errorf("benchmarks: -fleet-run-timeout is %v, must be > 0", o.runTimeout)
+		case o.judgedRuns < 1 || o.judgedRuns > maxJudgedRuns:
+			return o, fmt.Errorf("benchmarks: -fleet-judged-runs is %d, must be in 1..%d", o.judgedRuns, maxJudgedRuns)
 		}
 		if *rates != "" {
 			for _, f := range strings.Split(*rates, ",") {
@@ -529,7 +535,7 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 	if rates == nil {
 		rates = defaultFleetRates(eng, o.engines)
 	}
-	rep := &fleetReport{Date: time.Now(), Command: commandLine, Commit: gitRev(repo), Machine: fleetMachine(), Engines: fleetEngineKind, Notes: notes}
+	rep := &fleetReport{Date: time.Now(), Command: commandLine, Commit: gitRev(repo), Machine: fleetMachine(), Engines: fleetEngineKind, Notes: notes, JudgedRuns: o.judgedRuns}
 	rep.Settings = []string{
 		fmt.Sprintf("%d engines on 127.0.0.1, each: max_num_seqs %d, max_batched_tokens %d, %d blocks of %d tokens, step overhead %v, prefill %v/token, decode %v/sequence; time scale %g (simulated seconds per wall second)",
 			o.engines, eng.MaxNumSeqs, eng.MaxBatchedTokens, eng.NumBlocks, eng.BlockSize, eng.StepOverhead, eng.PrefillPerToken, eng.DecodePerSeq, eng.TimeScale),
@@ -585,8 +591,9 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 				rep.Rows = append(rep.Rows, row)
 			}
 		}
-		if o.search && isGoalWorkload(wl.Name) && slices.ContainsFunc(contenders, func(c fleetContender) bool { return c.Name == goalPolicy }) {
-			s, add, ok, err := searchGoalRate(rep.Rows[first:], wl.Name, contenders, run)
+		judges := slices.ContainsFunc(contenders, func(c fleetContender) bool { return c.Name == goalPolicy })
+		if o.search && judges && isGoalWorkload(wl.Name) {
+			s, add, ok, err := searchGoalRate(rep.Rows[first:], wl.Name, contenders, o.judgedRuns, run)
 			if err != nil {
 				return nil, err
 			}
@@ -595,6 +602,11 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 				rep.Searches = append(rep.Searches, s)
 				rep.Rows = append(rep.Rows, add...)
 				slices.SortStableFunc(rep.Rows[first:], func(a, b fleetRow) int { return cmp.Compare(a.Rate, b.Rate) })
+			}
+		}
+		if judges && hasGoals(wl.Name) {
+			if err := repeatJudged(rep.Rows, first, wl.Name, o.judgedRuns, contenders, run); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -613,6 +625,10 @@ func runFleet(ctx context.Context, o fleetOptions, repoDir, outDir, commandLine 
 func isGoalWorkload(wl string) bool {
 	return wl == workload.KindSharedPrefix || wl == workload.KindMultiTurn
 }
+
+// hasGoals reports whether any of issue 15's goals is judged on
+// workload wl.
+func hasGoals(wl string) bool { return isGoalWorkload(wl) || wl == workload.KindRandom }
 
 // workloadRates is the rates workload wl runs at: the sweep's, and for
 // the no-sharing workload also the rate shared-prefix's search found

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/sluice-proxy/sluice/benchmarks/fleet/workload"
@@ -14,7 +13,7 @@ import (
 // at the rate where round robin's TTFT p50 on the workload reaches
 // goalTTFTms (the lowest such rate of the rows, which the search of
 // fleet_search.go adds between the sweep's; higher ones are listed, not
-// judged); the no-sharing workload at the shared-prefix workload's
+// judged), on the medians of runs there (fleet_runs.go); the no-sharing workload at the shared-prefix workload's
 // rates (its prompts are as long); the spread of load at every rate. The
 // plugin's CPU goal is a benchmark of its own (BenchmarkPluginHot8KiB),
 // not part of this run.
@@ -51,24 +50,12 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 		}
 		return fleetRow{}, false
 	}
-	// The rates where round robin's TTFT p50 is at least goalTTFTms,
-	// ascending: the first is judged.
-	judged := func(wl string) []float64 {
-		var rates []float64
-		for _, r := range rows {
-			if r.Workload == wl && r.Contender == "round_robin" && r.TTFT.P50 >= goalTTFTms {
-				rates = append(rates, r.Rate)
-			}
-		}
-		slices.Sort(rates)
-		return rates
-	}
 	var gs []fleetGoal
 	for _, wl := range []string{workload.KindSharedPrefix, workload.KindMultiTurn} {
 		if g, ok := unjudged(rows, wl); ok {
 			gs = append(gs, g)
 		}
-		for i, rate := range judged(wl) {
+		for i, rate := range goalRates(rows, wl) {
 			first := len(gs)
 			ca, ok := find(wl, goalPolicy, rate)
 			rr, _ := find(wl, "round_robin", rate)
@@ -85,10 +72,10 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 			gs = append(gs, g)
 			cut := ca.TTFT.P50/rr.TTFT.P50 - 1
 			gs = append(gs, fleetGoal{What: "TTFT p50 against round robin's", Workload: wl, Rate: rate, Want: "≤ −70 %",
-				Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*cut, msCell(ca.TTFT.P50), msCell(rr.TTFT.P50)), Met: cut <= -0.70})
+				Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*cut, msCell(ca.TTFT.P50)+runsCell(ca), msCell(rr.TTFT.P50)+runsCell(rr)), Met: cut <= -0.70})
 			if lq, ok := find(wl, "least_queue", rate); ok {
 				gs = append(gs, fleetGoal{What: "TTFT p50 below least_queue's", Workload: wl, Rate: rate, Want: "lower",
-					Got: fmt.Sprintf("%s against %s", msCell(ca.TTFT.P50), msCell(lq.TTFT.P50)), Met: ca.TTFT.P50 < lq.TTFT.P50})
+					Got: fmt.Sprintf("%s against %s", msCell(ca.TTFT.P50)+runsCell(ca), msCell(lq.TTFT.P50)+runsCell(lq)), Met: ca.TTFT.P50 < lq.TTFT.P50})
 			}
 			tok := ca.OutTokS / rr.OutTokS
 			gs = append(gs, fleetGoal{What: "output tok/s ÷ round robin's", Workload: wl, Rate: rate, Want: "≥ 1.5",
@@ -102,7 +89,7 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 			}
 		}
 	}
-	for i, rate := range judged(workload.KindSharedPrefix) {
+	for i, rate := range goalRates(rows, judgedWorkload(workload.KindRandom)) {
 		ca, ok := find(workload.KindRandom, goalPolicy, rate)
 		lq, ok2 := find(workload.KindRandom, "least_queue", rate)
 		if !ok || !ok2 {
@@ -110,7 +97,7 @@ func fleetGoals(rows []fleetRow, ceilings map[string]float64) []fleetGoal {
 		}
 		d := ca.TTFT.P50/lq.TTFT.P50 - 1
 		gs = append(gs, fleetGoal{What: "TTFT p50 against least_queue's (nothing to reuse)", Workload: workload.KindRandom, Rate: rate, Want: "≤ +5 %",
-			Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*d, msCell(ca.TTFT.P50), msCell(lq.TTFT.P50)), Met: d <= 0.05 && machineBound(ca, lq) == "", Judged: i == 0,
+			Got: fmt.Sprintf("%+.1f %% (%s against %s)", 100*d, msCell(ca.TTFT.P50)+runsCell(ca), msCell(lq.TTFT.P50)+runsCell(lq)), Met: d <= 0.05 && machineBound(ca, lq) == "", Judged: i == 0,
 			Note: machineBound(ca, lq)})
 	}
 	spread := map[string]float64{}

@@ -65,6 +65,9 @@ type fleetRow struct {
 	// contender without them. With one prefix per group, least_load
 	// beyond the groups is a group split across engines.
 	Decisions map[string]float64 `json:"plugin_decisions,omitempty"`
+	// TTFTP50Runs is, for a row that is the median of several runs
+	// (fleet_runs.go), every run's TTFT p50, ascending; nil for one run.
+	TTFTP50Runs []float64 `json:"ttft_p50_runs_ms,omitempty"`
 }
 
 // decisionsNote is the log's tail for a row's plugin decisions, in
@@ -223,7 +226,7 @@ func fleetTable(rows []fleetRow, wl string) string {
 			errs += " (" + tail(r.FirstErr, 60) + ")"
 		}
 		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s | %s | %.0f | %s | %.2f | %s | %s/%d | %s |\n",
-			r.Contender, r.Rate, msCell(r.TTFT.P50), msCell(r.TTFT.P99), msCell(r.E2E.P50), msCell(r.E2E.P99),
+			r.Contender, r.Rate, msCell(r.TTFT.P50)+runsCell(r), msCell(r.TTFT.P99), msCell(r.E2E.P50), msCell(r.E2E.P99),
 			r.OutTokS, hitCell(r.HitRate), r.Spread, usCell(r.PluginUs), errs, r.Requests, harnessCell(r))
 	}
 	return b.String()
@@ -284,6 +287,9 @@ type fleetReport struct {
 	Searches []fleetSearch `json:"searches,omitempty"`
 	// Goals are issue 15's goals judged on Rows (fleet_goals.go).
 	Goals []fleetGoal `json:"goals,omitempty"`
+	// JudgedRuns is -fleet-judged-runs: how many runs each search probe
+	// and each goal contender's row at the rate judged is the median of.
+	JudgedRuns int `json:"judged_runs,omitempty"`
 }
 
 // markdown renders the report.
@@ -309,8 +315,12 @@ func (r *fleetReport) markdown() string {
 		fmt.Fprintf(&b, "- note: %s\n", s)
 	}
 	if len(r.Goals) > 0 {
-		fmt.Fprintf(&b, "\n## Issue 15's goals (%s)\n\nJudged by the harness on the rows below, at the rate where round robin's TTFT p50 on the workload reaches %d ms: the lowest such rate of the rows, found by a search between the sweep's rates (to %.0f %%; below) when one ran. Higher rates are listed, not judged; no sharing is judged at shared-prefix's rates. The plugin's CPU goal is measured by `BenchmarkPluginHot8KiB`, not here.\n\n",
+		fmt.Fprintf(&b, "\n## Issue 15's goals (%s)\n\nJudged by the harness on the rows below, at the rate where round robin's TTFT p50 on the workload reaches %d ms: the lowest such rate of the rows, found by a search between the sweep's rates (to %.0f %%; below) when one ran. Higher rates are listed, not judged; no sharing is judged at shared-prefix's rates. The plugin's CPU goal is measured by `BenchmarkPluginHot8KiB`, not here.",
 			goalPolicy, goalTTFTms, searchTolerance*100)
+		if r.JudgedRuns > 1 {
+			fmt.Fprintf(&b, " Each probe of the search, and each of %s at the rate judged, is the median of %d runs by TTFT p50 (its row shows their range).", strings.Join(goalContenders, ", "), r.JudgedRuns)
+		}
+		b.WriteString("\n\n")
 		for _, s := range r.Searches {
 			fmt.Fprintf(&b, "- search, %s\n", s.searchLine())
 		}

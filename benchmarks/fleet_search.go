@@ -15,21 +15,27 @@ import (
 // changes the verdict. After a workload's sweep the harness therefore
 // bisects, with round robin alone, between the two sweep rates that
 // bracket goalTTFTms, until the bracket is within searchTolerance of its
-// top; every other contender then runs at the lowest rate found where
-// round robin was at or over goalTTFTms, and the goals are judged there.
-// The sweep's own rows stay, listed as before.
+// top; each probe is the median of -fleet-judged-runs runs
+// (fleet_runs.go). Every other contender then runs at the lowest rate
+// found where round robin was at or over goalTTFTms, and the goals are
+// judged there. The sweep's own rows stay, listed as before.
 
 // searchTolerance is the bracket, as a share of its upper rate, at which
-// the search stops.
-const searchTolerance = 0.05
+// the search stops: 2 %, since near multi-turn's crossing cacheaware's
+// TTFT p50 rises by ~5 % per 1 % of rate (RESULTS.md), so a looser
+// bracket let the overshoot alone move its verdict by a point or two.
+const searchTolerance = 0.02
 
-// searchMaxProbes bounds the runs of one search (a 2× bracket takes four).
+// searchMaxProbes bounds the probes of one search (a 2× bracket takes
+// five).
 const searchMaxProbes = 6
 
-// fleetProbe is round robin's TTFT p50 at one rate.
+// fleetProbe is round robin's TTFT p50 at one rate: the median of Runs
+// when the probe was run several times.
 type fleetProbe struct {
-	Rate    float64 `json:"rate"`
-	TTFTP50 float64 `json:"ttft_p50_ms"`
+	Rate    float64   `json:"rate"`
+	TTFTP50 float64   `json:"ttft_p50_ms"`
+	Runs    []float64 `json:"ttft_p50_runs_ms,omitempty"`
 }
 
 // fleetSearch is one workload's search for the rate where round robin's
@@ -95,11 +101,13 @@ func bisectGoalRate(below, above fleetRow, probe func(rate float64) (fleetRow, e
 }
 
 // searchGoalRate is the search on workload wl after its sweep (rows):
-// run(c, rate) runs one contender. It returns the search and the rows to
-// add: round robin's at the rate found and every other contender's
-// there, none when the sweep's rate stands. ok is false when there was
-// nothing to search (goalBracket).
-func searchGoalRate(rows []fleetRow, wl string, contenders []fleetContender, run func(c fleetContender, rate float64) (fleetRow, error)) (s fleetSearch, add []fleetRow, ok bool, err error) {
+// run(c, rate) runs one contender once, and each probe is the median of
+// runs such runs. It returns the search and the rows to add: round
+// robin's at the rate found (its probe) and every other contender's
+// there, once each (repeatJudged adds the goal contenders' other runs),
+// none when the sweep's rate stands. ok is false when there was nothing
+// to search (goalBracket).
+func searchGoalRate(rows []fleetRow, wl string, contenders []fleetContender, runs int, run func(c fleetContender, rate float64) (fleetRow, error)) (s fleetSearch, add []fleetRow, ok bool, err error) {
 	below, above, ok := goalBracket(rows, wl)
 	if !ok {
 		return fleetSearch{}, nil, false, nil
@@ -109,7 +117,9 @@ func searchGoalRate(rows []fleetRow, wl string, contenders []fleetContender, run
 		return fleetSearch{}, nil, false, nil
 	}
 	rr := contenders[i]
-	found, probes, err := bisectGoalRate(below, above, func(rate float64) (fleetRow, error) { return run(rr, rate) })
+	found, probes, err := bisectGoalRate(below, above, func(rate float64) (fleetRow, error) {
+		return runMedian(runs, func() (fleetRow, error) { return run(rr, rate) })
+	})
 	s = fleetSearch{Workload: wl, Below: probeOf(below), Above: probeOf(above), Rate: found.Rate}
 	for _, p := range probes {
 		s.Probes = append(s.Probes, probeOf(p))
@@ -131,13 +141,15 @@ func searchGoalRate(rows []fleetRow, wl string, contenders []fleetContender, run
 	return s, add, true, nil
 }
 
-func probeOf(r fleetRow) fleetProbe { return fleetProbe{Rate: r.Rate, TTFTP50: r.TTFT.P50} }
+func probeOf(r fleetRow) fleetProbe {
+	return fleetProbe{Rate: r.Rate, TTFTP50: r.TTFT.P50, Runs: r.TTFTP50Runs}
+}
 
 // searchLine describes a search in the report.
 func (s fleetSearch) searchLine() string {
 	var tried []string
 	for _, p := range s.Probes {
-		tried = append(tried, fmt.Sprintf("%g (%s)", p.Rate, msCell(p.TTFTP50)))
+		tried = append(tried, fmt.Sprintf("%g (%s)", p.Rate, msCell(p.TTFTP50)+probeRuns(p)))
 	}
 	where := fmt.Sprintf("tried %s; judged at %g req/s, where every contender ran", strings.Join(tried, ", "), s.Rate)
 	switch {
@@ -148,4 +160,12 @@ func (s fleetSearch) searchLine() string {
 	}
 	return fmt.Sprintf("%s: round robin's TTFT p50 was %s at %g req/s and %s at %g; %s",
 		s.Workload, msCell(s.Below.TTFTP50), s.Below.Rate, msCell(s.Above.TTFTP50), s.Above.Rate, where)
+}
+
+// probeRuns is what a probe says about its runs: "" for one run.
+func probeRuns(p fleetProbe) string {
+	if len(p.Runs) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(", median of %d runs, %s to %s", len(p.Runs), msCell(p.Runs[0]), msCell(p.Runs[len(p.Runs)-1]))
 }

@@ -244,11 +244,11 @@ func TestParseFleetFlags(t *testing.T) {
 	}
 	fo := o.fleetOpts
 	if !o.fleet || fo.engines != 4 || !slices.Equal(fo.rates, []float64{1.5, 3}) || !slices.Equal(fo.contenders, []string{"random", "least_queue"}) ||
-		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1536 || fo.timeScale != 2 || !fo.search {
+		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1536 || fo.timeScale != 2 || !fo.search || fo.judgedRuns != 3 {
 		t.Fatalf("parsed %+v %+v", o, fo)
 	}
-	if o, err := parseFlags([]string{"-fleet", "-fleet-search=false"}); err != nil || o.fleetOpts.search {
-		t.Fatalf("-fleet-search=false: %+v, %v", o.fleetOpts, err)
+	if o, err := parseFlags([]string{"-fleet", "-fleet-search=false", "-fleet-judged-runs", "1"}); err != nil || o.fleetOpts.search || o.fleetOpts.judgedRuns != 1 {
+		t.Fatalf("-fleet-search=false -fleet-judged-runs 1: %+v, %v", o.fleetOpts, err)
 	}
 	f := func(want string, args ...string) {
 		t.Helper()
@@ -263,6 +263,8 @@ func TestParseFleetFlags(t *testing.T) {
 	f(`unknown name "chat"`, "-fleet-workloads", "chat")
 	f("-fleet-time-scale", "-fleet-time-scale", "0")
 	f("-fleet-requests is 0", "-fleet-requests", "0")
+	f("-fleet-judged-runs is 0, must be in 1..9", "-fleet-judged-runs", "0")
+	f("-fleet-judged-runs is 10", "-fleet-judged-runs", "10")
 }
 
 func TestFleetChartAndReport(t *testing.T) {

@@ -414,6 +414,15 @@
 //	                       policy, as proxy_set_shared_data with cas 0
 //	                       (empty result); BAD_ARGUMENT when no such match
 //	                       is on record (another context's ran since)
+//	sluice.prompt_prefix_claim  a value (1–1024 bytes); HTTP context only:
+//	                       prompt_prefix_record from 0 made one step with a
+//	                       second look-up, for a request that starts a
+//	                       prefix: when one of those keys holds another
+//	                       value (another instance recorded the prefix
+//	                       since the match) it writes nothing and returns
+//	                       u32 LE that checkpoint's blocks, then its value
+//	                       (the longest); else it writes and the result is
+//	                       empty; errors as prompt_prefix_record
 //	sluice.skip_callbacks  export names, comma-separated, among
 //	                       proxy_on_request_headers, proxy_on_request_body,
 //	                       proxy_on_response_headers, proxy_on_response_body,

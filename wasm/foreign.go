@@ -35,6 +35,7 @@ var foreignFuncs = map[string]foreignFunc{
 	// In foreign_prefix.go.
 	"sluice.prompt_prefix_match":  foreignPromptPrefixMatch,
 	"sluice.prompt_prefix_record": foreignPromptPrefixRecord,
+	"sluice.prompt_prefix_claim":  foreignPromptPrefixClaim,
 }
 
 // foreignUpstreamStats returns the proxy's JSON snapshot of the upstream

@@ -170,3 +170,47 @@ func foreignPromptPrefixRecord(s *stream, args, dst []byte) ([]byte, status) {
 	}
 	return dst, statusOK
 }
+
+// foreignPromptPrefixClaim is sluice.prompt_prefix_record from 0 for a
+// request that starts a prefix, made one step with a second look-up:
+// when a key of a checkpoint of at least min blocks of the prompt that
+// this context's last sluice.prompt_prefix_match hashed holds another
+// value than the argument (1–1024 bytes), it writes nothing and returns
+// u32 little-endian that checkpoint's blocks, then its value (the
+// longest such checkpoint); otherwise it writes the value under all of
+// them and the result is empty. Between a match and its record another
+// instance may have routed a prompt with the same prefix (two requests
+// of a new conversation or system prompt at once); record would then
+// split the prefix over two endpoints, the later write winning its keys,
+// while a claim tells the later request where the first went. Statuses
+// as sluice.prompt_prefix_record.
+func foreignPromptPrefixClaim(s *stream, args, dst []byte) ([]byte, status) {
+	if s == nil || len(args) == 0 || len(args) > maxPrefixValue {
+		return nil, statusBadArgument
+	}
+	pm := &s.inst.prefix
+	if pm.owner != s || pm.ownerID != s.id {
+		return nil, statusBadArgument
+	}
+	first := 0
+	for first < len(pm.cps) && pm.cps[first] < pm.min {
+		first++
+	}
+	cps, prefix := pm.cps[first:], len(pm.key)-8
+	key := func(i int) []byte { // longest first
+		cp := cps[len(cps)-1-i]
+		copy(pm.key[prefix:], pm.hashes[8*(cp-1):8*cp])
+		return pm.key
+	}
+	head := len(dst)
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // the checkpoint's blocks, below
+	dst, i, st := s.p.shared.claim(dst, len(cps), key, args, s.p.sharedRules.policyFor)
+	switch {
+	case st != statusOK:
+		return nil, st
+	case i < 0:
+		return dst[:head], statusOK
+	}
+	binary.LittleEndian.PutUint32(dst[head:], uint32(cps[len(cps)-1-i]))
+	return dst, statusOK
+}

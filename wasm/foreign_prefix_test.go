@@ -2,8 +2,10 @@ package wasm
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 var (
 	prefixMatchName  = []byte("sluice.prompt_prefix_match")
 	prefixRecordName = []byte("sluice.prompt_prefix_record")
+	prefixClaimName  = []byte("sluice.prompt_prefix_claim")
 )
 
 // prefixCallers returns callers of sluice.prompt_prefix_match and
@@ -252,12 +255,15 @@ func TestForeignPromptPrefixErrors(t *testing.T) {
 	}
 }
 
-// FuzzPromptPrefix drives both functions through the host call a guest
-// makes, with arbitrary arguments, body and result pointer: no panic, a
-// known status, and a well-formed match whose seed and block count are
-// prompthash's.
+// FuzzPromptPrefix drives the three functions through the host call a
+// guest makes, with arbitrary arguments, body and result pointer: no
+// panic, a known status, a well-formed match whose seed and block count
+// are prompthash's, and a claim that wrote its value or names another
+// at a checkpoint the match could list.
 func FuzzPromptPrefix(f *testing.F) {
 	match, record := prefixCallers(f)
+	claim := *record
+	claim.name = prefixClaimName
 	f.Add(chatBody(strings.Repeat("0123456789abcdef", 20)), prefixMatchArgs(16, 1<<20, 0.3, "ca/p/b"), prefixRecordArgs(0, "e1"), uint32(512))
 	f.Add(chatBody(strings.Repeat("0123456789abcdef", 20)), prefixMatchArgs(64, 64, 0, "k"), prefixRecordArgs(3, "e2"), uint32(65530))
 	f.Add([]byte(`{"model":"m","prompt":"x"}`), []byte{1, 2, 3}, []byte{}, uint32(0xfffffffc))
@@ -285,5 +291,202 @@ func FuzzPromptPrefix(f *testing.F) {
 		if st := func() status { st, _ := record.call(t, nil, rargs, false, retPtr); return st }(); !knownStatus(st) {
 			t.Fatalf("record: status %d", st)
 		}
+		// The claim's argument is the record's value.
+		cargs := rargs[min(4, len(rargs)):]
+		st, res = claim.call(t, nil, cargs, false, retPtr)
+		if !knownStatus(st) {
+			t.Fatalf("claim: status %d", st)
+		}
+		if st == statusOK && len(res) != 0 && (len(res) < 5 || string(res[4:]) == string(cargs)) {
+			t.Fatalf("claim lost to %x: malformed, or to its own value", res)
+		}
 	})
+}
+
+// TestForeignPromptPrefixClaim: a claim writes its value at the
+// checkpoints a match looks up unless one holds another value, then
+// names the longest such and writes nothing; its own value, a short
+// checkpoint under min and an expired key do not stop it.
+func TestForeignPromptPrefixClaim(t *testing.T) {
+	match, record := prefixCallers(t)
+	claim := *record
+	claim.name = prefixClaimName
+	p := match.p
+	clock := &fakeClock{ns: 1}
+	p.shared.now = clock.now
+	if _, st := foreignSharedDataPolicy(p, append(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 60_000), 0), "ca/"...), nil); st != statusOK {
+		t.Fatalf("policy: %d", st)
+	}
+	const prefix, chunk, threshold = "ca/pool/b", 64, 0.3
+	args := prefixMatchArgs(chunk, 1<<20, threshold, prefix)
+	short := chatBody(strings.Repeat("tell me more ", 60))
+	long := chatBody(strings.Repeat("tell me more ", 60) + strings.Repeat("and then ", 40))
+	hashesOf := func(body []byte) []uint64 {
+		text, model, _ := prompthash.Quick(body)
+		return prompthash.AppendBlocks(nil, prompthash.Seed(model), text, chunk, 1<<20)
+	}
+	hs, hl := hashesOf(short), hashesOf(long)
+	minS, minL := prompthash.MinMatch(len(hs), threshold), prompthash.MinMatch(len(hl), threshold)
+	valueAt := func(h []uint64, cp int) (string, bool) {
+		v, found := p.shared.peek(nil, prefixKey(prefix, h, cp))
+		return string(v), found
+	}
+	doClaim := func(body []byte, value string) (status, []byte) {
+		t.Helper()
+		if st, _ := match.call(t, body, args, false, 512); st != statusOK {
+			t.Fatalf("match: status %d", st)
+		}
+		return claim.call(t, nil, []byte(value), false, 512)
+	}
+
+	// A checkpoint under min holding another value does not count.
+	under := prompthash.Checkpoints(nil, len(hs))[0]
+	if under >= minS {
+		t.Fatalf("test needs a checkpoint under min %d", minS)
+	}
+	p.shared.set(prefixKey(prefix, hs, under), []byte("zz"), 0, sharedPolicy{})
+	if st, res := doClaim(short, "e1"); st != statusOK || len(res) != 0 {
+		t.Fatalf("first claim: status %d, result %q; want it made", st, res)
+	}
+	for _, cp := range prompthash.Checkpoints(nil, len(hs)) {
+		v, found := valueAt(hs, cp)
+		switch {
+		case cp == under && v != "zz", cp < minS && cp != under && found, cp >= minS && v != "e1":
+			t.Fatalf("checkpoint %d (min %d): %q %v", cp, minS, v, found)
+		}
+	}
+	// The same value again: made (it restarts the keys' time to live).
+	if st, res := doClaim(short, "e1"); st != statusOK || len(res) != 0 {
+		t.Fatalf("claim of its own value: status %d, result %q", st, res)
+	}
+	// A longer prompt with the same prefix, for another endpoint: lost to
+	// e1 at the long prompt's longest checkpoint the short one wrote, and
+	// nothing written.
+	want := 0
+	for _, cp := range prompthash.Checkpoints(nil, len(hl)) {
+		if v, found := valueAt(hl, cp); found && v == "e1" && cp >= minL {
+			want = cp
+		}
+	}
+	st, res := doClaim(long, "e2")
+	if st != statusOK || want == 0 || len(res) < 4 || int(binary.LittleEndian.Uint32(res)) != want || string(res[4:]) != "e1" {
+		t.Fatalf("claim against another value: status %d, result %q, want checkpoint %d and e1", st, res, want)
+	}
+	for _, cp := range prompthash.Checkpoints(nil, len(hl)) {
+		if v, _ := valueAt(hl, cp); v == "e2" {
+			t.Fatalf("a lost claim wrote checkpoint %d", cp)
+		}
+	}
+	// Once e1's keys have expired the claim is made.
+	clock.advance(time.Minute + time.Millisecond)
+	if st, res := doClaim(long, "e2"); st != statusOK || len(res) != 0 {
+		t.Fatalf("claim after the keys expired: status %d, result %q", st, res)
+	}
+	if v, found := valueAt(hl, len(hl)); !found || v != "e2" {
+		t.Fatalf("longest checkpoint after the claim: %q %v", v, found)
+	}
+
+	// Errors: no match of this context on record, the root context, no
+	// value, a value too long, a full store.
+	if st, _ := match.call(t, []byte(`not json`), args, false, 512); st != statusParseFailure {
+		t.Fatalf("not json: status %d", st)
+	}
+	if st, _ := claim.call(t, nil, []byte("e1"), false, 512); st != statusBadArgument {
+		t.Fatalf("claim after a failed match: status %d", st)
+	}
+	if st, _ := match.call(t, short, args, false, 512); st != statusOK {
+		t.Fatalf("match: status %d", st)
+	}
+	for name, tc := range map[string]struct {
+		args []byte
+		root bool
+	}{
+		"root context":   {[]byte("e1"), true},
+		"no value":       {nil, false},
+		"value too long": {[]byte(strings.Repeat("v", maxPrefixValue+1)), false},
+	} {
+		if st, _ := claim.call(t, nil, tc.args, tc.root, 512); st != statusBadArgument {
+			t.Errorf("claim, %s: status %d, want BAD_ARGUMENT", name, st)
+		}
+	}
+	clock.advance(time.Minute + time.Millisecond) // everything expires
+	for i := 0; p.shared.len() < maxSharedKeys; i++ {
+		if st := p.shared.set(binary.LittleEndian.AppendUint64([]byte("fill/"), uint64(i)), []byte("x"), 0, sharedPolicy{}); st != statusOK {
+			t.Fatalf("filling the store: status %d", st)
+		}
+	}
+	if st, _ := doClaim(short, "e3"); st != statusInternalFailure {
+		t.Fatalf("claim into a full store: status %d, want INTERNAL_FAILURE", st)
+	}
+}
+
+// Instances claiming one new prompt at once, each for its own endpoint,
+// after each matched it and found nothing: exactly one claim is made,
+// every other learns its value, and the keys hold it. With record instead the last write would win and the prompt
+// would be split over endpoints.
+func TestPromptPrefixClaimHammer(t *testing.T) {
+	const instances, rounds = 4, 60
+	h := newTestHost(t)
+	pc := fixtureConfig(t, "ok")
+	pc.Instances = instances
+	p := h.mustLoad(t, pc)
+	args := prefixMatchArgs(64, 1<<20, 0.3, "ca/h/b")
+	callers := make([][2]*promptHashCaller, instances)
+	for i := range callers {
+		in := p.slots[i].inst.Load()
+		s := &stream{p: p, inst: in, ex: newExchange("/v1/chat/completions"), id: 2}
+		callers[i] = [2]*promptHashCaller{
+			{p: p, in: in, s: s, name: prefixMatchName, stack: make([]uint64, 6)},
+			{p: p, in: in, s: s, name: prefixClaimName, stack: make([]uint64, 6)},
+		}
+	}
+	for r := 0; r < rounds; r++ {
+		body := chatBody(fmt.Sprintf("conversation %d: ", r) + strings.Repeat("tell me more ", 40))
+		results := make([][]byte, instances)
+		var matched, wg sync.WaitGroup
+		matched.Add(instances)
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st, _ := callers[i][0].call(t, body, args, false, 512)
+				matched.Done()
+				if st != statusOK {
+					t.Errorf("match: status %d", st)
+					return
+				}
+				// Every instance has matched (found nothing) before any
+				// claims: the claims race each other.
+				matched.Wait()
+				st, res := callers[i][1].call(t, nil, []byte(fmt.Sprintf("e%d", i)), false, 512)
+				if st != statusOK {
+					t.Errorf("claim: status %d", st)
+				}
+				results[i] = res
+			}()
+		}
+		wg.Wait()
+		winner := -1
+		for i, res := range results {
+			if len(res) == 0 {
+				if winner >= 0 {
+					t.Fatalf("round %d: instances %d and %d both made their claim", r, winner, i)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: no claim made: %q", r, results)
+		}
+		for i, res := range results {
+			if i != winner && (len(res) < 4 || string(res[4:]) != fmt.Sprintf("e%d", winner)) {
+				t.Fatalf("round %d: instance %d got %q, want e%d", r, i, res, winner)
+			}
+		}
+		text, model, _ := prompthash.Quick(body)
+		hs := prompthash.AppendBlocks(nil, prompthash.Seed(model), text, 64, 1<<20)
+		if v, _ := p.shared.peek(nil, prefixKey("ca/h/b", hs, len(hs))); string(v) != fmt.Sprintf("e%d", winner) {
+			t.Fatalf("round %d: the prompt's key holds %q, want e%d", r, v, winner)
+		}
+	}
 }

@@ -121,6 +121,12 @@ func (d *sharedData) set(key, value []byte, cas uint32, pol sharedPolicy) status
 	defer d.mu.Unlock()
 	now := d.now()
 	d.expire(now)
+	return d.setLocked(key, value, cas, pol, now)
+}
+
+// setLocked is set once d.mu is held and expired entries are dropped
+// as of now.
+func (d *sharedData) setLocked(key, value []byte, cas uint32, pol sharedPolicy, now int64) status {
 	v := d.m[string(key)]
 	switch {
 	case v != nil && cas != 0 && v.cas != cas:

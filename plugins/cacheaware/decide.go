@@ -211,6 +211,29 @@ func (s *settings) prefers(c choice) bool {
 	return c.sessionOwner != "" || c.prefixOwner != "" && c.total > 0 && float64(c.matched) >= s.cacheThreshold*float64(c.total)
 }
 
+// follow moves the endpoint addr to the front of eps and reports true
+// when it is there and not overloaded next to the least-loaded endpoint,
+// decide's rule for a preferred endpoint. It is for a request that
+// started a prefix another instance started too, since this request's
+// match (a lost claim): had the other's record come first, decide would
+// have preferred its endpoint. eps is otherwise left in its order.
+func (s *settings) follow(eps []endpoint, addr string) bool {
+	i, least := -1, math.Inf(1)
+	for j := range eps {
+		least = min(least, eps[j].load)
+		if eps[j].addr == addr {
+			i = j
+		}
+	}
+	if i < 0 || s.overloaded(eps[i].load, least) {
+		return false
+	}
+	chosen := eps[i]
+	copy(eps[1:i+1], eps[:i])
+	eps[0] = chosen
+	return true
+}
+
 // fewestStarts moves to the front, among the endpoints not overloaded
 // next to the least-loaded one (eps[0]), the one with the fewest prefixes
 // started on it (endpoint.starts), keeping the load order among equals: a

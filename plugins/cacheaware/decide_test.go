@@ -160,3 +160,26 @@ func TestDecideFewestStarts(t *testing.T) {
 		}
 	}
 }
+
+// TestFollow: a lost claim follows the other instance's endpoint unless it
+// is gone or overloaded next to the least-loaded one, keeping the others'
+// order.
+func TestFollow(t *testing.T) {
+	s, err := parseConfig(nil) // abs 24, rel 1.5
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := eps(3, 1, 10, 20)
+	if !s.follow(e, "c") || e[0].addr != "c" || e[1].addr != "a" || e[2].addr != "b" || e[3].addr != "d" {
+		t.Fatalf("follow c: %v", e)
+	}
+	if e := eps(3, 1); s.follow(e, "z") || e[0].addr != "a" {
+		t.Fatalf("followed an endpoint not in the pool: %v", e)
+	}
+	if e := eps(40, 1, 2); s.follow(e, "a") || e[0].addr != "a" || e[1].addr != "b" {
+		t.Fatalf("followed an overloaded endpoint (40 against 1), or reordered: %v", e)
+	}
+	if e := eps(20, 1, 2); !s.follow(e, "a") {
+		t.Fatalf("did not follow an endpoint within the absolute threshold: %v", e)
+	}
+}

@@ -243,6 +243,7 @@ func TestEndToEndWithoutExtensions(t *testing.T) {
 		guestHashed bool     // every prompt hashed by the plugin
 	}{
 		{[]string{"sluice.upstream_loads"}, []string{"the host has no sluice.upstream_loads; reading sluice.upstream_stats instead"}, "", false},
+		{[]string{"sluice.prompt_prefix_claim"}, []string{"the host has no sluice.prompt_prefix_claim; two instances may start one prefix on two endpoints"}, "", false},
 		{[]string{"sluice.prompt_prefix_match", "sluice.prompt_prefix_record"},
 			[]string{"the host has no sluice.prompt_prefix_match; the plugin reads and writes the index's keys itself"}, "", false},
 		{[]string{"sluice.prompt_prefix_match", "sluice.prompt_prefix_record", "sluice.prompt_block_hashes", "sluice.shared_data_policy", "sluice.skip_callbacks"},

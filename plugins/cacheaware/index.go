@@ -258,16 +258,7 @@ func startsOf(list []byte, h uint64) float32 {
 // prefixes rather than all of them until its count caught up. A torn
 // tail, not a whole entry, is dropped.
 func withStart(dst, list []byte, h uint64, now int64, floor float32) []byte {
-	var at int64
-	var body []byte
-	if len(list) >= startsHeader {
-		at, body = int64(binary.LittleEndian.Uint64(list)), list[startsHeader:]
-	}
-	f := float32(1)
-	if now > at && at > 0 {
-		f = float32(math.Exp2(-float64(now-at) / float64(startsHalfLife)))
-	}
-	now = max(now, at)
+	body, f, now := startsAsOf(list, now)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(now))
 	found := false
 	for ; len(body) >= startsEntry; body = body[startsEntry:] {
@@ -295,6 +286,41 @@ func withStart(dst, list []byte, h uint64, now int64, floor float32) []byte {
 	}
 	binary.LittleEndian.PutUint64(dst[fewest:], h)
 	binary.LittleEndian.PutUint32(dst[fewest+8:], math.Float32bits(c))
+	return dst
+}
+
+// startsAsOf returns the entries of list, the factor that decays its
+// counts to now (Unix nanoseconds) and the time the list will be as of:
+// now, or the list's own time when now is before it.
+func startsAsOf(list []byte, now int64) (body []byte, f float32, asOf int64) {
+	var at int64
+	if len(list) >= startsHeader {
+		at, body = int64(binary.LittleEndian.Uint64(list)), list[startsHeader:]
+	}
+	f = 1
+	if now > at && at > 0 {
+		f = float32(math.Exp2(-float64(now-at) / float64(startsHalfLife)))
+	}
+	return body, f, max(now, at)
+}
+
+// withoutStart appends to dst the list as of now, decayed as withStart
+// decays it, with one start fewer (not under 0) for the endpoint whose
+// id is h: a start taken back (undoStart). An endpoint not in the list
+// stays out of it; a torn tail is dropped.
+func withoutStart(dst, list []byte, h uint64, now int64) []byte {
+	body, f, now := startsAsOf(list, now)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(now))
+	for ; len(body) >= startsEntry; body = body[startsEntry:] {
+		id := binary.LittleEndian.Uint64(body)
+		c := sane(math.Float32frombits(binary.LittleEndian.Uint32(body[8:]))) * f
+		if id == h {
+			c = max(c-1, 0)
+		}
+		if c >= minStartsKept {
+			dst = appendStart(dst, id, c)
+		}
+	}
 	return dst
 }
 
@@ -345,12 +371,14 @@ func (x *index) tryStart(pool string, h uint64, now int64, floor float32) bool {
 // fails), the request is decided again on the list as it is now, so
 // that two requests starting prefixes at once do not both go to the
 // endpoint with the fewest; after maxStartsTries the last decision
-// stands, uncounted. It returns the reason of the final decision; eps
-// must hold the starts loadStarts read.
-func (x *index) commitStart(s *settings, pool string, eps []endpoint, c choice, now int64) reason {
-	why := reasonLeastLoad
+// stands, uncounted. It returns the reason of the final decision and
+// whether a start was counted for eps[0]; eps must hold the starts
+// loadStarts read.
+func (x *index) commitStart(s *settings, pool string, eps []endpoint, c choice, now int64) (why reason, counted bool) {
+	why = reasonLeastLoad
 	for try := 0; try < maxStartsTries; try++ {
 		if x.tryStart(pool, eps[0].key(), now, fewestOthers(eps)) {
+			counted = true
 			break
 		}
 		for i := range eps {
@@ -361,7 +389,24 @@ func (x *index) commitStart(s *settings, pool string, eps []endpoint, c choice, 
 		}
 	}
 	x.releaseStarts()
-	return why
+	return why, counted
+}
+
+// undoStart takes back, as of now, a start commitStart counted for the
+// endpoint whose id is h: the request went where another instance had
+// just started the same prefix (a lost claim), so no prefix lives where
+// the start was counted, and the count would send one new prefix too
+// few there. It reads the list again for each of maxStartsTries
+// compare-and-swap attempts; a lost undo only blurs the balance.
+func (x *index) undoStart(pool string, h uint64, now int64) {
+	for try := 0; try < maxStartsTries; try++ {
+		x.readStarts(pool)
+		x.val = withoutStart(x.val[:0], x.starts, h, now)
+		if x.kv.setCAS(x.startsKey(pool), unsafe.String(unsafe.SliceData(x.val), len(x.val)), x.startsCAS) {
+			break
+		}
+	}
+	x.releaseStarts()
 }
 
 // fewestOthers is the fewest starts among eps[1:] (0 for none): where an

@@ -377,11 +377,11 @@ func TestCommitStartDecidesAgain(t *testing.T) {
 	if s.decide(ea, c) != reasonLeastLoad || s.decide(eb, c) != reasonLeastLoad || ea[0].addr != "e2" || eb[0].addr != "e2" {
 		t.Fatalf("both decided %s and %s, want e2 (the fewest starts)", ea[0].addr, eb[0].addr)
 	}
-	if why := a.commitStart(s, "p", ea, c, testNow); why != reasonLeastLoad || ea[0].addr != "e2" {
+	if why, counted := a.commitStart(s, "p", ea, c, testNow); why != reasonLeastLoad || ea[0].addr != "e2" || !counted {
 		t.Fatalf("first commit: %v to %s, want least_load to e2", why, ea[0].addr)
 	}
 	kv.writes = 0
-	if why := b.commitStart(s, "p", eb, c, testNow); why != reasonLeastLoad || eb[0].addr == "e2" {
+	if why, counted := b.commitStart(s, "p", eb, c, testNow); why != reasonLeastLoad || eb[0].addr == "e2" || !counted {
 		t.Fatalf("second commit: %v to %s, want least_load elsewhere than e2, whose start the first counted", why, eb[0].addr)
 	}
 	if kv.writes != 1 {
@@ -391,6 +391,58 @@ func TestCommitStartDecidesAgain(t *testing.T) {
 	a.loadStarts("p", got)
 	if got[0].starts+got[1].starts+got[2].starts != 4 || got[1].starts != 1 {
 		t.Fatalf("starts %v %v %v, want 4 in all, 1 on e2", got[0].starts, got[1].starts, got[2].starts)
+	}
+}
+
+// TestUndoStart: a start taken back leaves the others' counts, decays the
+// list like a start would, never goes under 0, leaves an endpoint not in
+// the list out of it, and retries a swap another instance raced.
+func TestUndoStart(t *testing.T) {
+	kv := newMapStore(1<<20, 0)
+	a, b := newIndex(kv), newIndex(kv)
+	for range 3 {
+		a.addStart("p", endpointID("e1"))
+	}
+	a.addStart("p", endpointID("e2"))
+	a.undoStart("p", endpointID("e1"), testNow)
+	a.undoStart("p", endpointID("e3"), testNow) // not in the list
+	got := []endpoint{{addr: "e1"}, {addr: "e2"}, {addr: "e3"}}
+	b.loadStarts("p", got)
+	if got[0].starts != 2 || got[1].starts != 1 || got[2].starts != 0 {
+		t.Fatalf("after undoing one of e1's starts: %v %v %v, want 2 1 0", got[0].starts, got[1].starts, got[2].starts)
+	}
+	b.releaseStarts()
+	for range 3 {
+		a.undoStart("p", endpointID("e2"), testNow)
+	}
+	b.loadStarts("p", got)
+	if got[1].starts != 0 || got[0].starts != 2 {
+		t.Fatalf("e2 undone three times from 1: %v (e1 %v), want 0 and e1 untouched", got[1].starts, got[0].starts)
+	}
+	b.releaseStarts()
+	// Another instance adds a start between the read and the swap: the
+	// undo reads again and both count.
+	racy := &racingStore{mapStore: kv, other: b}
+	newIndex(racy).undoStart("p", endpointID("e1"), testNow)
+	b.loadStarts("p", got)
+	if got[0].starts != 1 || got[1].starts != 1 {
+		t.Fatalf("an undo raced by a start on e2: e1 %v e2 %v, want 1 and 1", got[0].starts, got[1].starts)
+	}
+	b.releaseStarts()
+	// Decay: a half life later the list is as of then, halved, one less.
+	list := withStart(nil, withStart(nil, withStart(nil, nil, 1, 10, 0), 1, 10, 0), 2, 10, 0)
+	later := withoutStart(nil, list, 1, 10+int64(startsHalfLife))
+	if c := startsOf(later, 1); c != 0 {
+		t.Fatalf("2 starts halved, less one: %v, want 0 (dropped)", c)
+	}
+	if c := startsOf(later, 2); c < 0.49 || c > 0.51 || int64(binary.LittleEndian.Uint64(later)) != 10+int64(startsHalfLife) {
+		t.Fatalf("the other count a half life later: %v as of %d", c, binary.LittleEndian.Uint64(later))
+	}
+	if len(later) != startsHeader+startsEntry {
+		t.Fatalf("a count undone to 0 is still listed: %d bytes", len(later))
+	}
+	if got := withoutStart(nil, list[:startsHeader+startsEntry+3], 2, 10); len(got) != startsHeader+startsEntry || startsOf(got, 1) != 2 {
+		t.Fatalf("torn list: %d bytes", len(got))
 	}
 }
 
@@ -514,7 +566,7 @@ func TestStartsNewcomerTakesItsShare(t *testing.T) {
 		x.loadStarts("p", eps)
 		c := choice{total: 10, rnd: uint64(i)}
 		if why := s.decide(eps, c); why == reasonLeastLoad {
-			why = x.commitStart(s, "p", eps, c, testNow)
+			why, _ = x.commitStart(s, "p", eps, c, testNow)
 		}
 		got[eps[0].addr]++
 	}
@@ -526,7 +578,9 @@ func TestStartsNewcomerTakesItsShare(t *testing.T) {
 // FuzzStartsList: any bytes in the starts list's key (every plugin of the
 // vm_id can write it) read without panicking, and a start written over
 // them gives a well-formed list: its time, whole entries of sane counts,
-// at most maxStartsEndpoints, the endpoint's at least 1.
+// at most maxStartsEndpoints, the endpoint's at least 1; a start taken
+// back gives one no longer than the list, with counts kept only when
+// they are worth keeping.
 func FuzzStartsList(f *testing.F) {
 	f.Add(withStart(nil, withStart(nil, nil, 1, 10, 0), 2, 20, 0), uint64(1), int64(30), float32(0))
 	f.Add([]byte("\x00\x01\x02"), uint64(7), int64(-1), float32(3))
@@ -543,6 +597,15 @@ func FuzzStartsList(f *testing.F) {
 		}
 		if c := startsOf(got, h); c < 1 {
 			t.Fatalf("the started endpoint's count is %v", c)
+		}
+		back := withoutStart(nil, list, h, now)
+		if len(back) < startsHeader || (len(back)-startsHeader)%startsEntry != 0 || len(back) > max(len(list), startsHeader) {
+			t.Fatalf("undone list of %d bytes from %d", len(back), len(list))
+		}
+		for e := back[startsHeader:]; len(e) > 0; e = e[startsEntry:] {
+			if c := math.Float32frombits(binary.LittleEndian.Uint32(e[8:])); !(c >= minStartsKept && c <= maxStartsCount) {
+				t.Fatalf("count %v written by an undo", c)
+			}
 		}
 	})
 }

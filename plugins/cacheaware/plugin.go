@@ -54,6 +54,9 @@ type plugin struct {
 	// noHostPrefix: the host lacks sluice.prompt_prefix_match (or
 	// answered it wrongly); the plugin reads and writes the index's keys.
 	noHostPrefix bool
+	// noHostClaim: the host lacks sluice.prompt_prefix_claim (or
+	// answered it wrongly); a new prefix is recorded without a claim.
+	noHostClaim bool
 }
 
 // metrics are the plugin's series (sluice_wasm_cacheaware_…{plugin}).
@@ -117,6 +120,7 @@ func (p *plugin) OnPluginStart(size int) bool {
 	p.m.counts[countMatchedBlocks] = guest.NewCounter("cacheaware_matched_blocks_total")
 	p.m.counts[countWriteFailures] = guest.NewCounter("cacheaware_index_write_failures_total")
 	p.m.counts[countGuestHashed] = guest.NewCounter("cacheaware_guest_hashed_total")
+	p.m.counts[countClaimsLost] = guest.NewCounter("cacheaware_claims_lost_total")
 	// Each counter update is a host call (~2–5 µs for a Go guest): the
 	// counts are kept in the guest and flushed on the tick. Counts of
 	// the last period are lost if the plugin is unloaded without
@@ -310,11 +314,31 @@ func (p *plugin) route(s *stream, size int) bool {
 		p.idx.loadStarts(name, eps) // this request starts a prefix
 	}
 	why := p.s.decide(eps, c)
+	counted, claimed := false, false
 	if why == reasonLeastLoad {
 		// Counted before sluice.endpoint is set, as the count may change
 		// the decision; an endpoint the host then refused (the snapshot
 		// holds only the pool's endpoints) would leave one start too many.
-		why = p.idx.commitStart(p.s, name, eps, c, now)
+		why, counted = p.idx.commitStart(p.s, name, eps, c, now)
+	}
+	if why == reasonLeastLoad && byHost {
+		// A new prefix is claimed, not just recorded: another instance
+		// may have started the same one since the match (two requests of
+		// a new conversation or system prompt at once). Then this request
+		// follows it, as decide would have had its record come first, and
+		// the start counted here is taken back.
+		started := eps[0].key()
+		r, owner, blocks := p.hostClaim(eps[0].addr, eps)
+		switch {
+		case r == claimMade:
+			claimed = true
+		case r == claimLost && owner != "" && p.s.follow(eps, owner):
+			if counted {
+				p.idx.undoStart(name, started, now)
+			}
+			why, c.prefixOwner, c.matched = reasonPrefix, owner, blocks
+			p.m.pending.counts[countClaimsLost]++
+		}
 	}
 	chosen := eps[0].addr
 	p.list = p.s.endpointList(p.list[:0], eps)
@@ -330,6 +354,8 @@ func (p *plugin) route(s *stream, size int) bool {
 		from = c.matched
 	}
 	switch {
+	case claimed:
+		// Written by the claim.
 	case byHost && from >= c.total:
 		// A repeat on its endpoint: no checkpoint past from to write.
 	case byHost:

@@ -23,6 +23,7 @@ import (
 const (
 	prefixMatchFunc  = "sluice.prompt_prefix_match"
 	prefixRecordFunc = "sluice.prompt_prefix_record"
+	prefixClaimFunc  = "sluice.prompt_prefix_claim"
 )
 
 // prefixAnswer is the host's answer to sluice.prompt_prefix_match for a
@@ -115,4 +116,51 @@ func (p *plugin) hostRecord(endpoint string, from int) {
 		sdk.LogInfof("cacheaware: the host has no %s; the plugin reads and writes the index's keys itself", prefixRecordFunc)
 		p.noHostPrefix = true
 	}
+}
+
+// claimResult is what hostClaim did with a new prefix.
+type claimResult int
+
+const (
+	claimUnsupported claimResult = iota // not made: record it instead
+	claimMade                           // recorded for the endpoint
+	claimLost                           // another endpoint got there first
+)
+
+// hostClaim records endpoint at the checkpoints of the request's prompt
+// (after hostMatch) for a request that starts a prefix, unless another
+// instance recorded another endpoint there since the match
+// (sluice.prompt_prefix_claim): then it writes nothing and returns
+// claimLost, with that endpoint's address when it is among eps ("" when
+// it left the pool) and the blocks of the checkpoint it holds. A host
+// without the function (remembered) or an error gives claimUnsupported,
+// and the caller records as before; a refused write (the store full) is
+// counted, as hostRecord counts it.
+func (p *plugin) hostClaim(endpoint string, eps []endpoint) (r claimResult, owner string, blocks int) {
+	if p.noHostClaim {
+		return claimUnsupported, "", 0
+	}
+	p.recordArgs = append(p.recordArgs[:0], endpoint...)
+	res, err := sdk.CallForeignFunction(prefixClaimFunc, p.recordArgs)
+	switch {
+	case errors.Is(err, sdk.ErrNotFound):
+		sdk.LogInfof("cacheaware: the host has no %s; two instances may start one prefix on two endpoints", prefixClaimFunc)
+		p.noHostClaim = true
+		return claimUnsupported, "", 0
+	case err != nil:
+		p.m.pending.counts[countWriteFailures]++
+		return claimUnsupported, "", 0
+	case len(res) == 0:
+		return claimMade, "", 0
+	}
+	defer sdk.ReleaseBytes(res)
+	if len(res) < 5 {
+		sdk.LogWarnf("cacheaware: %s returned %d malformed bytes; recording instead", prefixClaimFunc, len(res))
+		p.noHostClaim = true
+		return claimUnsupported, "", 0
+	}
+	if addr, in := addrIn(eps, res[4:]); in {
+		owner = addr
+	}
+	return claimLost, owner, int(binary.LittleEndian.Uint32(res))
 }

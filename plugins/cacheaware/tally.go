@@ -7,6 +7,7 @@ const (
 	countMatchedBlocks        // of them, matched in the index
 	countWriteFailures        // index writes the store refused
 	countGuestHashed          // prompts the plugin read and hashed itself
+	countClaimsLost           // new prefixes another instance started first
 	numCounts
 )
 

@@ -21,7 +21,7 @@ import (
 // carrying every run's p50 (fleetRow.TTFTP50Runs).
 
 // defaultJudgedRuns is -fleet-judged-runs' default.
-const defaultJudgedRuns = 3
+const defaultJudgedRuns = 5
 
 // maxJudgedRuns bounds -fleet-judged-runs.
 const maxJudgedRuns = 9

@@ -244,7 +244,7 @@ func TestParseFleetFlags(t *testing.T) {
 	}
 	fo := o.fleetOpts
 	if !o.fleet || fo.engines != 4 || !slices.Equal(fo.rates, []float64{1.5, 3}) || !slices.Equal(fo.contenders, []string{"random", "least_queue"}) ||
-		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1536 || fo.timeScale != 2 || !fo.search || fo.judgedRuns != 3 {
+		!slices.Equal(fo.workloads, []string{"random"}) || fo.maxRequests != 1536 || fo.timeScale != 2 || !fo.search || fo.judgedRuns != defaultJudgedRuns {
 		t.Fatalf("parsed %+v %+v", o, fo)
 	}
 	if o, err := parseFlags([]string{"-fleet", "-fleet-search=false", "-fleet-judged-runs", "1"}); err != nil || o.fleetOpts.search || o.fleetOpts.judgedRuns != 1 {

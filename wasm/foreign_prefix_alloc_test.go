@@ -18,31 +18,27 @@ func TestPromptPrefixAllocations(t *testing.T) {
 	margs, rargs := prefixMatchArgs(64, 1<<20, 0.3, "ca/p/b"), prefixRecordArgs(0, "10.0.0.1:8000")
 	match.in.mu.Lock()
 	defer match.in.mu.Unlock()
-	run := func() {
-		if st := match.invoke(t, body, margs, false, 512); st != statusOK {
-			t.Fatalf("match: status %d", st)
-		}
-		if st := record.invoke(t, nil, rargs, false, 512); st != statusOK {
-			t.Fatalf("record: status %d", st)
-		}
-	}
-	run()
-	if got := testing.AllocsPerRun(200, run); got != 0 {
-		t.Errorf("%v allocations per match and record, want 0", got)
-	}
-	for _, value := range []string{"10.0.0.1:8000", "10.0.0.2:8000"} { // made, then lost to the first
-		cargs := []byte(value)
-		claimRun := func() {
+	// Each case is a match, then the second call with its arguments.
+	for _, c := range []struct {
+		what string
+		call *promptHashCaller
+		args []byte
+	}{
+		{"record", record, rargs},
+		{"claim made", &claim, []byte("10.0.0.1:8000")},
+		{"claim lost", &claim, []byte("10.0.0.2:8000")}, // to the record's value
+	} {
+		run := func() {
 			if st := match.invoke(t, body, margs, false, 512); st != statusOK {
 				t.Fatalf("match: status %d", st)
 			}
-			if st := claim.invoke(t, nil, cargs, false, 512); st != statusOK {
-				t.Fatalf("claim: status %d", st)
+			if st := c.call.invoke(t, nil, c.args, false, 512); st != statusOK {
+				t.Fatalf("%s: status %d", c.what, st)
 			}
 		}
-		claimRun()
-		if got := testing.AllocsPerRun(200, claimRun); got != 0 {
-			t.Errorf("%v allocations per match and claim of %s, want 0", got, value)
+		run()
+		if got := testing.AllocsPerRun(200, run); got != 0 {
+			t.Errorf("%v allocations per match and %s, want 0", got, c.what)
 		}
 	}
 }

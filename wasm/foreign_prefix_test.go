@@ -88,6 +88,24 @@ func prefixKey(prefix string, hs []uint64, blocks int) []byte {
 	return binary.LittleEndian.AppendUint64([]byte(prefix), hs[blocks-1])
 }
 
+// prefixBodies are the prefix tests' two prompts: long extends short.
+func prefixBodies() (short, long []byte) {
+	return chatBody(strings.Repeat("tell me more ", 60)), chatBody(strings.Repeat("tell me more ", 60) + strings.Repeat("and then ", 40))
+}
+
+// minuteTTLStore puts p's shared data on a fake clock, with the policy
+// the cacheaware plugin sets for its keys ("ca/", a minute's TTL), and
+// returns the clock.
+func minuteTTLStore(t *testing.T, p *Plugin) *fakeClock {
+	t.Helper()
+	clock := &fakeClock{ns: 1}
+	p.shared.now = clock.now
+	if _, st := foreignSharedDataPolicy(p, append(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 60_000), 0), "ca/"...), nil); st != statusOK {
+		t.Fatalf("policy: %d", st)
+	}
+	return clock
+}
+
 func chatBody(content string) []byte {
 	return []byte(`{"model":"m","messages":[{"role":"user","content":"` + content + `"}]}`)
 }
@@ -113,15 +131,10 @@ func TestForeignPromptPrefix(t *testing.T) {
 	}
 	match.s.ex = ex // the record caller shares the stream
 	p := match.p
-	clock := &fakeClock{ns: 1}
-	p.shared.now = clock.now
-	if _, st := foreignSharedDataPolicy(p, append(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 60_000), 0), "ca/"...), nil); st != statusOK {
-		t.Fatalf("policy: %d", st)
-	}
+	clock := minuteTTLStore(t, p)
 	const prefix, chunk, threshold = "ca/pool/b", 64, 0.3
 	args := prefixMatchArgs(chunk, 1<<20, threshold, prefix)
-	short := chatBody(strings.Repeat("tell me more ", 60))
-	long := chatBody(strings.Repeat("tell me more ", 60) + strings.Repeat("and then ", 40))
+	short, long := prefixBodies()
 	hashes := func(body []byte) (uint64, []uint64) {
 		text, model, _ := prompthash.Quick(body)
 		seed := prompthash.Seed(model)
@@ -312,15 +325,10 @@ func TestForeignPromptPrefixClaim(t *testing.T) {
 	claim := *record
 	claim.name = prefixClaimName
 	p := match.p
-	clock := &fakeClock{ns: 1}
-	p.shared.now = clock.now
-	if _, st := foreignSharedDataPolicy(p, append(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 60_000), 0), "ca/"...), nil); st != statusOK {
-		t.Fatalf("policy: %d", st)
-	}
+	clock := minuteTTLStore(t, p)
 	const prefix, chunk, threshold = "ca/pool/b", 64, 0.3
 	args := prefixMatchArgs(chunk, 1<<20, threshold, prefix)
-	short := chatBody(strings.Repeat("tell me more ", 60))
-	long := chatBody(strings.Repeat("tell me more ", 60) + strings.Repeat("and then ", 40))
+	short, long := prefixBodies()
 	hashesOf := func(body []byte) []uint64 {
 		text, model, _ := prompthash.Quick(body)
 		return prompthash.AppendBlocks(nil, prompthash.Seed(model), text, chunk, 1<<20)

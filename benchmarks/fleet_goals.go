@@ -13,10 +13,10 @@ import (
 // at the rate where round robin's TTFT p50 on the workload reaches
 // goalTTFTms (the lowest such rate of the rows, which the search of
 // fleet_search.go adds between the sweep's; higher ones are listed, not
-// judged), on the medians of runs there (fleet_runs.go); the no-sharing workload at the shared-prefix workload's
-// rates (its prompts are as long); the spread of load at every rate. The
-// plugin's CPU goal is a benchmark of its own (BenchmarkPluginHot8KiB),
-// not part of this run.
+// judged), on the medians of runs there (fleet_runs.go); the no-sharing
+// workload at the shared-prefix workload's rates (its prompts are as
+// long); the spread of load at every rate. The plugin's CPU goal is a
+// benchmark of its own (BenchmarkPluginHot8KiB), not part of this run.
 
 // goalTTFTms is the TTFT p50 of round robin, in simulated ms, from which
 // a rate is judged.

@@ -42,6 +42,17 @@ type prefixMatch struct {
 	cps     []int
 }
 
+// keyAt returns the key of the prompt's checkpoint of cp blocks: the
+// key prefix, then the hash of its first cp blocks. It is pm.key,
+// rewritten by the next call.
+func (pm *prefixMatch) keyAt(cp int) []byte {
+	copy(pm.key[len(pm.key)-8:], pm.hashes[8*(cp-1):8*cp])
+	return pm.key
+}
+
+// heldBy reports whether the match on record ran in s's context.
+func (pm *prefixMatch) heldBy(s *stream) bool { return pm.owner == s && pm.ownerID == s.id }
+
 // parsePrefixMatchArgs decodes sluice.prompt_prefix_match's arguments:
 // u32 little-endian chunk size in bytes (16–65536), u32 little-endian
 // number of prompt bytes to hash at most (0: none), the cache threshold
@@ -110,13 +121,13 @@ func foreignPromptPrefixMatch(s *stream, args, dst []byte) ([]byte, status) {
 	lastAt, lastLen := 0, -1 // the last value returned: dst[lastAt:lastAt+lastLen]
 	for i := len(pm.cps) - 1; i >= 0 && pm.cps[i] >= pm.min; i-- {
 		cp := pm.cps[i]
-		copy(pm.key[len(prefix):], pm.hashes[8*(cp-1):8*cp])
+		key := pm.keyAt(cp)
 		head := len(dst)
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(cp))
 		dst = binary.LittleEndian.AppendUint32(dst, 0) // the value's length, below
 		at := len(dst)
 		var found bool
-		dst, found = s.p.shared.peek(dst, pm.key)
+		dst, found = s.p.shared.peek(dst, key)
 		size := len(dst) - at
 		if !found || (size == lastLen && string(dst[at:]) == string(dst[lastAt:lastAt+lastLen])) {
 			dst = dst[:head] // missing, or the same value as a longer prefix
@@ -155,16 +166,15 @@ func foreignPromptPrefixRecord(s *stream, args, dst []byte) ([]byte, status) {
 		return nil, statusBadArgument
 	}
 	pm := &s.inst.prefix
-	if pm.owner != s || pm.ownerID != s.id {
+	if !pm.heldBy(s) {
 		return nil, statusBadArgument
 	}
-	prefix := len(pm.key) - 8
 	for _, cp := range pm.cps {
 		if cp <= from || cp < pm.min {
 			continue
 		}
-		copy(pm.key[prefix:], pm.hashes[8*(cp-1):8*cp])
-		if st := s.p.shared.set(pm.key, value, 0, s.p.sharedRules.policyFor(pm.key)); st != statusOK {
+		key := pm.keyAt(cp)
+		if st := s.p.shared.set(key, value, 0, s.p.sharedRules.policyFor(key)); st != statusOK {
 			return nil, st
 		}
 	}
@@ -189,19 +199,15 @@ func foreignPromptPrefixClaim(s *stream, args, dst []byte) ([]byte, status) {
 		return nil, statusBadArgument
 	}
 	pm := &s.inst.prefix
-	if pm.owner != s || pm.ownerID != s.id {
+	if !pm.heldBy(s) {
 		return nil, statusBadArgument
 	}
 	first := 0
 	for first < len(pm.cps) && pm.cps[first] < pm.min {
 		first++
 	}
-	cps, prefix := pm.cps[first:], len(pm.key)-8
-	key := func(i int) []byte { // longest first
-		cp := cps[len(cps)-1-i]
-		copy(pm.key[prefix:], pm.hashes[8*(cp-1):8*cp])
-		return pm.key
-	}
+	cps := pm.cps[first:]
+	key := func(i int) []byte { return pm.keyAt(cps[len(cps)-1-i]) } // longest first
 	head := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, 0) // the checkpoint's blocks, below
 	dst, i, st := s.p.shared.claim(dst, len(cps), key, args, s.p.sharedRules.policyFor)
